@@ -1,0 +1,84 @@
+"""FastKAN: LayerNorm, then Gaussian radial basis functions on a uniform grid, plus a SiLU base branch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import LayerStack, check_grid, check_input, check_widths, edges
+
+
+class FastKANLayer(nn.Module):
+    """out = W_spline vec(exp(-((LN(x) - c_j) / h)^2)) + Linear(silu(x))."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        grid_size: int = 5,
+        spline_order: int = 3,
+        grid_range: tuple[float, float] = (-2.0, 2.0),
+        use_layernorm: bool = True,
+        use_base: bool = True,
+        init_scale: float = 0.1,
+    ) -> None:
+        super().__init__()
+        check_widths([in_features, out_features])
+        check_grid(grid_size, spline_order)
+        self.in_features, self.out_features = in_features, out_features
+        self.num_basis = grid_size + spline_order  # same basis count per edge as the B-spline KAN
+        a, b = grid_range
+        self.register_buffer("centres", torch.linspace(a, b, self.num_basis))
+        self.h = (b - a) / (self.num_basis - 1) if self.num_basis > 1 else float(b - a)
+        self.layernorm = nn.LayerNorm(in_features) if use_layernorm else None
+        self.spline_weight = nn.Parameter(torch.empty(out_features, in_features * self.num_basis))
+        nn.init.trunc_normal_(self.spline_weight, std=init_scale)
+        self.base = nn.Linear(in_features, out_features) if use_base else None
+
+    def basis(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., in) -> (..., in, K) Gaussian RBF values of the normalized input."""
+        u = self.layernorm(x) if self.layernorm is not None else x
+        return torch.exp(-(((u.unsqueeze(-1) - self.centres) / self.h) ** 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.in_features, f"FastKANLayer({self.in_features} -> {self.out_features})")
+        out = F.linear(self.basis(x).flatten(-2), self.spline_weight)
+        if self.base is not None:
+            out = out + self.base(F.silu(x))
+        return out
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features} -> {self.out_features}, K={self.num_basis}, h={self.h:.4g}"
+
+
+def build(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options) -> LayerStack:
+    """A FastKAN with G + k centres per input."""
+    widths = check_widths(widths)
+    return LayerStack([FastKANLayer(i, o, grid_size, spline_order, **options) for i, o in edges(widths)])
+
+
+def param_count(
+    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, use_layernorm=True, use_base=True, **options
+) -> int:
+    """Trainable parameters: LayerNorm 2 in, spline in * K * out, base in * out + out."""
+    K = grid_size + spline_order
+    total = 0
+    for i, o in edges(check_widths(widths)):
+        total += i * K * o + (2 * i if use_layernorm else 0) + (i * o + o if use_base else 0)
+    return total
+
+
+def flop_breakdown(
+    widths: Sequence[int], grid_size: int, spline_order: int, batch: int, use_layernorm=True, use_base=True, **options
+) -> dict[str, int]:
+    """Forward FLOPs: the matmuls exactly; LayerNorm, RBF and SiLU as estimated op counts."""
+    K = grid_size + spline_order
+    matmul = elementwise = 0
+    for i, o in edges(check_widths(widths)):
+        matmul += 2 * batch * i * K * o + (2 * batch * i * o if use_base else 0)
+        per_input = 4 * K + (8 if use_layernorm else 0) + (4 if use_base else 0)  # sub, div, square, exp per centre
+        elementwise += batch * i * per_input + (2 * batch * o if use_base else 0)
+    return {"matmul": matmul, "elementwise": elementwise}

@@ -1,0 +1,3 @@
+"""kanbench: trustworthy benchmarks of Kolmogorov-Arnold Network layers."""
+
+__version__ = "0.1.0"

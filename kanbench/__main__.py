@@ -1,0 +1,5 @@
+import sys
+
+from kanbench.cli import main
+
+sys.exit(main())

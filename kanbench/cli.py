@@ -1,0 +1,59 @@
+"""The `kanbench` command line. Exit status: 0 success, 1 a gate failed, 2 bad input or usage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed without a traceback, exit status 2."""
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import implementations
+
+    rows = []
+    for name in implementations.names():
+        adapter = implementations.get(name)
+        ok, why = adapter.available()
+        params = adapter.param_count([784, 64, 10], 5, 3)
+        rows.append((name, adapter.family, "yes" if ok else "no", f"{params:,}", adapter.description if ok else why))
+    header = ("name", "family", "available", "params[784,64,10]", "description")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+    print("\ndefaults: grid_size G=5, spline_order k=3 -> G + k = 8 basis functions per edge for every KAN")
+    return EXIT_OK
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from kanbench.env import fingerprint
+
+    print(json.dumps(fingerprint(), indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="kanbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="implementations, availability, defaults").set_defaults(func=cmd_list)
+    sub.add_parser("env", help="print this machine's environment fingerprint").set_defaults(func=cmd_env)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"kanbench {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,5 @@
+import implementations
+
+
+def test_names():
+    assert "bspline" in implementations.names()
