@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -37,12 +38,36 @@ def cmd_env(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# Subcommands that live in their own modules. Each module defines configure_parser(parser) and
+# command(args) -> int, and imports torch (if at all) inside functions, so `kanbench report` and
+# `kanbench compare` never import it.
+MODULE_COMMANDS = [
+    ("run", "kanbench.run", "run a suite into a new run directory"),
+    ("merge", "kanbench.merge", "merge shards of one suite into one run"),
+    ("report", "kanbench.report", "write one offline HTML report from runs"),
+    ("compare", "kanbench.compare", "compare two runs; exit 1 on a significant regression"),
+    ("regress", "kanbench.regress", "interleaved latency gate of the working tree against a git ref"),
+    ("profile", "kanbench.profile", "torch.profiler traces and op breakdowns of a suite's cells"),
+    ("machine", "kanbench.machine", "measure this device's peak FLOP/s and memory bandwidth"),
+]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="kanbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="implementations, availability, defaults").set_defaults(func=cmd_list)
     sub.add_parser("env", help="print this machine's environment fingerprint").set_defaults(func=cmd_env)
+    for name, module_name, help_text in MODULE_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # not built yet
+        sub_parser = sub.add_parser(name, help=help_text, description=module.__doc__)
+        module.configure_parser(sub_parser)
+        sub_parser.set_defaults(func=module.command)
     return parser
 
 
