@@ -7,11 +7,10 @@ import importlib
 import json
 import sys
 
+from kanbench.errors import UsageError
+from kanbench.results import ResultsError
+
 EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed without a traceback, exit status 2."""
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except UsageError as exc:
+    except (UsageError, ResultsError) as exc:
         print(f"kanbench {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
