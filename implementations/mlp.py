@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import check_input, check_widths, edges
+from .common import check_grid, check_input, check_widths, edges
 
 ISO_TOLERANCE = 0.02
 
@@ -58,6 +58,7 @@ def iso_widths(widths: Sequence[int], target_params: int) -> list[int]:
 
 
 def _resolve(widths: Sequence[int], grid_size: int, spline_order: int, options: dict) -> list[int]:
+    check_grid(grid_size, spline_order)  # unused by a plain MLP, but a sweep's bad G or k must fail for every adapter
     match_params = options.pop("match_params", None)
     iso_to = options.pop("iso_to", None)
     if options:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .common import LayerStack, check_grid, check_input, check_widths, edges
 
@@ -22,6 +23,7 @@ class RSWAFBasis(torch.autograd.Function):
         return 1 - t * t
 
     @staticmethod
+    @once_differentiable  # backward reuses tanh saved without a graph: a second derivative would be silently wrong
     def backward(ctx, grad_out: torch.Tensor):
         t, diff, inv_h = ctx.saved_tensors
         grad_z = grad_out * (-2 * t * (1 - t * t))

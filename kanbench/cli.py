@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name != module_name:
                 raise
             continue  # not built yet
+        if not hasattr(module, "configure_parser"):
+            continue  # being built
         sub_parser = sub.add_parser(name, help=help_text, description=module.__doc__)
         module.configure_parser(sub_parser)
         sub_parser.set_defaults(func=module.command)

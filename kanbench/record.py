@@ -104,4 +104,3 @@ class Record:
         if data["status"] not in STATUSES:
             raise ValueError(f"record status {data['status']!r} is not one of {', '.join(STATUSES)}")
         return cls(**{k: v for k, v in data.items() if k in names})
-

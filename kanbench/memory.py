@@ -1,0 +1,45 @@
+"""Peak allocator memory of one call, above what was allocated before it, on CPU and CUDA."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+def peak_cuda(fn: Callable[[], object], device: torch.device) -> int:
+    """Peak bytes allocated by the CUDA caching allocator during fn(), above the bytes allocated before."""
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    result = fn()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device) - before
+    del result
+    return max(int(peak), 0)
+
+
+def peak_cpu(fn: Callable[[], object]) -> int:
+    """Peak bytes of CPU tensor memory during fn(), from the allocator events torch.profiler records."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        result = fn()
+    del result
+    events = [
+        (e.start_ns(), e.nbytes())
+        for e in prof.profiler.kineto_results.events()
+        if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
+    ]
+    level = peak = 0
+    for _, nbytes in sorted(events):  # allocations are positive, frees negative
+        level += nbytes
+        peak = max(peak, level)
+    return peak
+
+
+def peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
+    """Peak allocator bytes of one call of fn on device, above what was allocated before the call."""
+    if device.type == "cuda":
+        return peak_cuda(fn, device)
+    return peak_cpu(fn)

@@ -1,0 +1,59 @@
+"""`kanbench merge RUN... --out DIR`: join the shards of one suite into one run directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import results
+from .errors import UsageError
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `kanbench merge`."""
+    parser.add_argument("runs", nargs="+", help="run directories (shards of one suite)")
+    parser.add_argument("--out", required=True, help="the merged run directory (must not exist)")
+
+
+def merge(run_dirs: list[Path], out: Path) -> int:
+    """Merge shard runs into out; refuses shards of different suites or a cell measured twice. Returns records."""
+    texts = {
+        (Path(d) / results.SUITE).read_text(encoding="utf-8") if (Path(d) / results.SUITE).exists() else None
+        for d in run_dirs
+    }
+    if None in texts:
+        missing = next(d for d in run_dirs if not (Path(d) / results.SUITE).exists())
+        raise UsageError(f"{missing}: {results.SUITE} missing; not a kanbench run directory")
+    if len(texts) != 1:
+        raise UsageError("the runs were made from different suite files; only shards of one suite merge")
+    seen: dict[tuple[str, str], Path] = {}
+    merged = []
+    for d in run_dirs:
+        for r in results.read_records(d):
+            key = (r.config_hash, r.phase)
+            if key in seen:
+                raise UsageError(f"{r.impl} {r.phase} (config {r.config_hash}) is in both {seen[key]} and {d}")
+            seen[key] = Path(d)
+            merged.append(r)
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"--out {out} exists and is not empty")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / results.SUITE).write_text(texts.pop(), encoding="utf-8")
+    environments = [results.read_environment(d) for d in run_dirs]
+    merged_env = dict(environments[0])
+    merged_env["merged_from"] = [{"run": str(d), "environment": e} for d, e in zip(run_dirs, environments)]
+    results.write_environment(out, merged_env)
+    for r in merged:
+        r.run_id = out.name
+        results.append(out, r)
+    from . import pyperfio
+
+    pyperfio.write(out, merged)
+    return len(merged)
+
+
+def command(args: argparse.Namespace) -> int:
+    """Merge shards."""
+    n = merge([Path(r) for r in args.runs], Path(args.out))
+    print(f"merged {n} records from {len(args.runs)} runs into {args.out}")
+    return 0

@@ -1,0 +1,150 @@
+"""The timed phases. Each builds run(loops) -> seconds that times only what the phase names.
+
+Inputs, targets and output gradients are made before timing. `backward` rebuilds its graph outside the timed
+region before every call, so only the backward pass itself is on the clock.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from .timing import loop_timer
+
+T = TypeVar("T")
+
+
+@dataclass
+class Workload:
+    """A built model with its inputs, on one device and dtype."""
+
+    model: nn.Module
+    x: torch.Tensor
+    target: torch.Tensor
+    grad_out: torch.Tensor
+    optimizer: torch.optim.Optimizer
+    sync: Callable[[], None]
+
+
+def forward_call(w: Workload) -> Callable[[], object]:
+    """One training-mode forward with autograd recording (the graph is freed when the output is dropped)."""
+    model, x = w.model, w.x
+    return lambda: model(x)
+
+
+def inference_call(w: Workload) -> Callable[[], object]:
+    """One forward under torch.inference_mode()."""
+    model, x = w.model, w.x
+
+    def call():
+        with torch.inference_mode():
+            return model(x)
+
+    return call
+
+
+def train_step_call(w: Workload) -> Callable[[], object]:
+    """zero_grad(set_to_none=True), forward, MSE loss, backward, optimizer step."""
+    model, x, target, opt = w.model, w.x, w.target, w.optimizer
+    loss_fn = nn.functional.mse_loss
+
+    def call():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), target)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return call
+
+
+def backward_run(w: Workload, slowdown: float = 1.0) -> Callable[[int], float]:
+    """run(loops): per call, build the graph un-timed, then time out.backward(grad_out) alone."""
+    model, x, grad_out, sync = w.model, w.x, w.grad_out, w.sync
+    clock = time.perf_counter
+
+    def run(loops: int) -> float:
+        total = 0.0
+        for _ in range(loops):
+            model.zero_grad(set_to_none=True)
+            out = model(x)
+            sync()
+            start = clock()
+            out.backward(grad_out)
+            sync()
+            elapsed = clock() - start
+            if slowdown != 1.0:
+                elapsed += spin((slowdown - 1.0) * elapsed)
+            total += elapsed
+        return total
+
+    return run
+
+
+CALLS = {"forward": forward_call, "forward_inference": inference_call, "train_step": train_step_call}
+
+
+def phase_run(phase: str, w: Workload, slowdown: float = 1.0) -> Callable[[int], float]:
+    """run(loops) -> seconds for one phase."""
+    if phase == "backward":
+        return backward_run(w, slowdown)
+    call = CALLS[phase](w)
+    if slowdown != 1.0:
+        call = slowed(call, w.sync, slowdown)
+    return loop_timer(call, w.sync)
+
+
+def measure_once(phase: str, w: Workload, measure: Callable[[Callable[[], object]], T]) -> T:
+    """measure(call) applied to one call of the phase; backward's graph is built before, outside measure."""
+    if phase == "backward":
+        w.model.zero_grad(set_to_none=True)
+        out = w.model(w.x)
+        w.sync()
+        return measure(lambda: out.backward(w.grad_out))
+    return measure(CALLS[phase](w))
+
+
+# --- slowdown injection, for testing the regression gate only (off unless KANBENCH_SLOWDOWN is set) ---
+
+
+def spin(seconds: float) -> float:
+    """Busy-wait for seconds; returns the time actually spent."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        pass
+    return time.perf_counter() - start
+
+
+def slowed(call: Callable[[], object], sync: Callable[[], None], factor: float) -> Callable[[], object]:
+    """call, followed by busy work lasting (factor - 1) times the call's own duration."""
+
+    def slow_call():
+        start = time.perf_counter()
+        result = call()
+        sync()
+        spin((factor - 1.0) * (time.perf_counter() - start))
+        return result
+
+    return slow_call
+
+
+def slowdown_factor(impl: str, spec: str | None = None) -> float:
+    """The factor KANBENCH_SLOWDOWN ("impl=factor[,impl=factor]") sets for impl; 1.0 when unset."""
+    spec = os.environ.get("KANBENCH_SLOWDOWN", "") if spec is None else spec
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        name, _, value = item.partition("=")
+        try:
+            factor = float(value)
+        except ValueError:
+            raise ValueError(f"KANBENCH_SLOWDOWN item {item!r}: expected impl=factor, e.g. bspline=1.15") from None
+        if factor < 1.0:
+            raise ValueError(f"KANBENCH_SLOWDOWN item {item!r}: factor must be >= 1")
+        if name.strip() == impl:
+            return factor
+    return 1.0

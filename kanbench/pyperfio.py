@@ -1,0 +1,43 @@
+"""pyperf.json: the ok timing records of a run as a pyperf BenchmarkSuite, one pyperf Run per worker process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .record import Record
+from .results import PYPERF
+
+
+def benchmark_name(r: Record) -> str:
+    """A unique, readable pyperf benchmark name for a record."""
+    widths = "x".join(map(str, r.widths))
+    opts = "".join(f" {k}={v}" for k, v in sorted(r.options.items()))
+    return f"{r.impl} {r.phase} {widths} G{r.grid_size} k{r.spline_order} b{r.batch_size} {r.device} {r.dtype}{opts}"
+
+
+def write(run_dir: str | Path, records: list[Record]) -> Path | None:
+    """Write run_dir/pyperf.json (python -m pyperf stats / compare_to read it); None if nothing was timed."""
+    import pyperf
+
+    benchmarks = []
+    for r in records:
+        if r.status != "ok" or not r.time_s:
+            continue
+        values, per = r.time_s["values"], max(len(r.time_s.get("process_medians") or [1]), 1)
+        size = len(values) // per
+        runs = [
+            pyperf.Run(
+                values[i * size : (i + 1) * size],
+                metadata={"name": benchmark_name(r), "loops": r.time_s["loops"], "unit": "second"},
+                collect_metadata=False,
+            )
+            for i in range(per)
+        ]
+        benchmarks.append(pyperf.Benchmark(runs))
+    if not benchmarks:
+        return None
+    path = Path(run_dir) / PYPERF
+    if path.exists():
+        path.unlink()  # pyperf refuses to overwrite
+    pyperf.BenchmarkSuite(benchmarks).dump(str(path))
+    return path

@@ -1,0 +1,340 @@
+"""Suites: a TOML file -> a validated Suite -> Cells, the points of the sweep.
+
+Every malformed suite raises UsageError naming the file, the key and what is allowed, before anything runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+KINDS = ("speed", "accuracy", "profile")
+SPEED_PHASES = ("forward", "forward_inference", "backward", "train_step")
+DEVICES = ("cpu", "cuda")
+DTYPES = ("float32", "float64", "bfloat16", "float16")
+AXES_DEFAULTS = {"spline_order": [3], "device": ["cpu"], "dtype": ["float32"]}
+AXES_REQUIRED = ("widths", "grid_size", "batch_size")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How each (cell, phase) is timed."""
+
+    warmup: int = 2  # un-timed calls before calibration (calibration itself warms up further)
+    min_time: float = 0.01  # seconds per measured value; loops are calibrated to reach it
+    values: int = 5  # measured values per worker process
+    processes: int = 2  # independent worker processes, each measuring every cell
+    threads: int = 0  # torch threads in workers; 0 = torch's default for this machine
+    cell_timeout_s: float = 600.0  # a worker that takes longer on one cell is killed and the cell is an error
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep a sweep finite: a cell whose first forward call exceeds max_call_s is skipped."""
+
+    max_call_s: float = 2.0
+    impl_max_call_s: dict = field(default_factory=dict)  # e.g. {"pykan": 0.5}
+
+    def for_impl(self, impl: str) -> float:
+        """The bound that applies to impl."""
+        return float(self.impl_max_call_s.get(impl, self.max_call_s))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """torch.profiler schedule and options of a profile run."""
+
+    wait: int = 1
+    warmup: int = 2
+    active: int = 5
+    repeat: int = 1
+    record_shapes: bool = True
+    profile_memory: bool = True
+    with_stack: bool = False
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of a sweep: an implementation at one shape, device and dtype."""
+
+    impl: str
+    widths: tuple[int, ...]
+    grid_size: int
+    spline_order: int
+    batch_size: int
+    device: str
+    dtype: str
+    options: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def key(self) -> dict:
+        """Everything that defines the cell, as plain JSON types."""
+        data = asdict(self)
+        data["widths"] = list(self.widths)
+        data["options"] = dict(self.options)
+        return data
+
+    @property
+    def config_hash(self) -> str:
+        """Stable across runs, machines and suites: a hash of the cell's key."""
+        text = json.dumps(self.key, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def group_key(self) -> tuple:
+        """Cells equal but for the implementation: measured side by side."""
+        return (self.widths, self.grid_size, self.spline_order, self.batch_size, self.device, self.dtype)
+
+    def label(self) -> str:
+        """Short human-readable name."""
+        w = "x".join(map(str, self.widths))
+        return f"{self.impl} {w} G{self.grid_size} k{self.spline_order} b{self.batch_size} {self.device} {self.dtype}"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite file."""
+
+    path: str
+    name: str
+    kind: str
+    implementations: tuple[str, ...]
+    phases: tuple[str, ...]
+    axes: dict
+    timing: Timing
+    limits: Limits
+    options: dict  # implementation -> build options
+    profile: Profile
+    description: str = ""
+    text: str = ""  # the file as read, stored in the run directory
+    extra: dict = field(default_factory=dict)  # kind-specific tables (accuracy: training, datasets)
+
+    def cells(self) -> list[Cell]:
+        """The cartesian product of the axes for every implementation, in a deterministic order."""
+        a = self.axes
+        out = []
+        for widths, g, k, batch, device, dtype in itertools.product(
+            a["widths"], a["grid_size"], a["spline_order"], a["batch_size"], a["device"], a["dtype"]
+        ):
+            for impl in self.implementations:
+                options = tuple(sorted(self.options.get(impl, {}).items()))
+                out.append(Cell(impl, tuple(widths), g, k, batch, device, dtype, options))
+        return out
+
+
+def shard(cells: list[Cell], spec: str | None) -> list[Cell]:
+    """Cells of shard K of N ("K/N", 1-based): whole groups, dealt round-robin, so shards keep impls side by side."""
+    if spec is None:
+        return cells
+    k, n = parse_shard(spec)
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.group_key, []).append(cell)
+    return [c for i, group in enumerate(groups.values()) if i % n == k - 1 for c in group]
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """ "K/N" -> (K, N) with 1 <= K <= N; UsageError otherwise."""
+    try:
+        k_text, n_text = spec.split("/")
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise UsageError(f"--shard {spec!r}: expected K/N with integers, e.g. 1/2") from None
+    if not 1 <= k <= n:
+        raise UsageError(f"--shard {spec!r}: K must be between 1 and N (got K={k}, N={n}), e.g. 1/{max(n, 1)}")
+    return k, n
+
+
+class _Checker:
+    """Type checks that raise UsageError naming the file and key."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, key: str, message: str) -> None:
+        raise UsageError(f"{self.path}: {key}: {message}")
+
+    def table(self, data: dict, key: str, allowed: tuple[str, ...]) -> dict:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            self.fail(f"[{key}]", f"must be a table, got {type(value).__name__}")
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            self.fail(f"[{key}].{unknown[0]}", f"unknown key; allowed: {', '.join(allowed)}")
+        return value
+
+    def number(self, value, key: str, kind: type, minimum: float, strict: bool = False):
+        ok_type = isinstance(value, kind) or (kind is float and isinstance(value, int))
+        if isinstance(value, bool) or not ok_type:
+            self.fail(key, f"must be {'an int' if kind is int else 'a number'}, got {value!r}")
+        if value < minimum or (strict and value == minimum):
+            self.fail(key, f"must be {'>' if strict else '>='} {minimum}, got {value!r}")
+        return kind(value)
+
+    def boolean(self, value, key: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(key, f"must be true or false, got {value!r}")
+        return value
+
+    def string_list(self, value, key: str, allowed: tuple[str, ...] | None = None) -> list[str]:
+        if not isinstance(value, list) or not value:
+            self.fail(key, f"must be a non-empty list of strings, got {value!r}")
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                self.fail(f"{key}[{i}]", f"must be a string, got {item!r}")
+            if allowed is not None and item not in allowed:
+                self.fail(f"{key}[{i}]", f"{item!r} is not allowed; allowed: {', '.join(allowed)}")
+        if len(set(value)) != len(value):
+            self.fail(key, f"has duplicates: {value!r}")
+        return value
+
+    def int_list(self, value, key: str, minimum: int = 1) -> list[int]:
+        if not isinstance(value, list) or not value:
+            self.fail(key, f"must be a non-empty list of ints, got {value!r}")
+        return [self.number(v, f"{key}[{i}]", int, minimum) for i, v in enumerate(value)]
+
+
+def parse(text: str, path: str = "<suite>") -> Suite:
+    """Validate suite TOML text; raises UsageError naming path, key and what is allowed."""
+    import implementations
+
+    check = _Checker(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    known_tables = ("suite", "axes", "timing", "limits", "options", "profile", "training", "datasets")
+    for key in data:
+        if key not in known_tables:
+            check.fail(key, f"unknown table; allowed: {', '.join(known_tables)}")
+    head = check.table(data, "suite", ("name", "kind", "implementations", "phases", "description"))
+    name = head.get("name")
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\ \t\n"):
+        check.fail("[suite].name", f"must be a non-empty string without slashes or spaces, got {name!r}")
+    kind = head.get("kind", "speed")
+    if kind not in KINDS:
+        check.fail("[suite].kind", f"{kind!r} is not allowed; allowed: {', '.join(KINDS)}")
+    impls = check.string_list(head.get("implementations"), "[suite].implementations")
+    known = implementations.names()
+    for i, impl in enumerate(impls):
+        try:
+            implementations.get(impl)
+        except (KeyError, TypeError) as exc:
+            check.fail(
+                f"[suite].implementations[{i}]", f"{exc.args[0] if exc.args else exc}; known: {', '.join(known)}"
+            )
+    if kind == "accuracy":
+        if "phases" in head:
+            check.fail("[suite].phases", "only speed and profile suites have phases")
+        phases: list[str] = ["accuracy"]
+    else:
+        phases = check.string_list(head.get("phases", list(SPEED_PHASES)), "[suite].phases", SPEED_PHASES)
+
+    axes_allowed = ("widths", "grid_size", "spline_order", "batch_size", "device", "dtype", "dataset", "seed")
+    raw_axes = check.table(data, "axes", axes_allowed)
+    axes = {**AXES_DEFAULTS, **raw_axes}
+    required = AXES_REQUIRED if kind != "accuracy" else ("grid_size",)
+    for key in required:
+        if key not in raw_axes:
+            check.fail(f"[axes].{key}", "is required")
+    if "widths" in axes:
+        widths = axes["widths"]
+        if not isinstance(widths, list) or not widths:
+            check.fail(
+                "[axes].widths", f"must be a non-empty list of width lists such as [[784, 64, 10]], got {widths!r}"
+            )
+        for i, w in enumerate(widths):
+            if not isinstance(w, list) or len(w) < 2:
+                check.fail(f"[axes].widths[{i}]", f"must be a list of at least 2 positive ints, got {w!r}")
+            check.int_list(w, f"[axes].widths[{i}]")
+    for key in ("grid_size", "spline_order", "batch_size"):
+        if key in axes:
+            check.int_list(axes[key], f"[axes].{key}")
+    if "seed" in axes:
+        check.int_list(axes["seed"], "[axes].seed", minimum=0)
+    if "dataset" in axes:
+        check.string_list(axes["dataset"], "[axes].dataset")
+    check.string_list(axes["device"], "[axes].device", DEVICES)
+    check.string_list(axes["dtype"], "[axes].dtype", DTYPES)
+
+    t = check.table(data, "timing", tuple(Timing.__dataclass_fields__))
+    timing = Timing(
+        warmup=check.number(t.get("warmup", Timing.warmup), "[timing].warmup", int, 0),
+        min_time=check.number(t.get("min_time", Timing.min_time), "[timing].min_time", float, 0, strict=True),
+        values=check.number(t.get("values", Timing.values), "[timing].values", int, 1),
+        processes=check.number(t.get("processes", Timing.processes), "[timing].processes", int, 1),
+        threads=check.number(t.get("threads", Timing.threads), "[timing].threads", int, 0),
+        cell_timeout_s=check.number(
+            t.get("cell_timeout_s", Timing.cell_timeout_s), "[timing].cell_timeout_s", float, 0, strict=True
+        ),
+    )
+
+    lim = check.table(data, "limits", ("max_call_s", "impl"))
+    impl_limits = lim.get("impl", {})
+    if not isinstance(impl_limits, dict):
+        check.fail("[limits.impl]", f"must be a table of implementation -> {{max_call_s = ...}}, got {impl_limits!r}")
+    impl_max = {}
+    for impl in impl_limits:
+        if impl not in impls:
+            check.fail(f"[limits.impl.{impl}]", f"names no implementation of this suite; allowed: {', '.join(impls)}")
+        sub = check.table(impl_limits, impl, ("max_call_s",))
+        where = f"[limits.impl.{impl}].max_call_s"
+        impl_max[impl] = check.number(sub.get("max_call_s"), where, float, 0, strict=True)
+    limits = Limits(
+        max_call_s=check.number(lim.get("max_call_s", Limits.max_call_s), "[limits].max_call_s", float, 0, strict=True),
+        impl_max_call_s=impl_max,
+    )
+
+    options = data.get("options", {})
+    if not isinstance(options, dict):
+        check.fail("[options]", "must be a table of implementation -> build options")
+    for impl, table in options.items():
+        if impl not in impls:
+            check.fail(f"[options.{impl}]", f"names no implementation of this suite; allowed: {', '.join(impls)}")
+        if not isinstance(table, dict):
+            check.fail(f"[options.{impl}]", f"must be a table of build options, got {table!r}")
+
+    p = check.table(data, "profile", tuple(Profile.__dataclass_fields__))
+    profile = Profile(
+        **{
+            key: (check.boolean(p[key], f"[profile].{key}") if isinstance(default, bool) else
+                  check.number(p[key], f"[profile].{key}", int, 1 if key == "active" else 0))
+            for key, default in asdict(Profile()).items()
+            if key in p
+        }
+    )  # fmt: skip
+    if kind != "accuracy":
+        for key in ("training", "datasets"):
+            if key in data:
+                check.fail(f"[{key}]", "only accuracy suites have this table")
+        for key in ("dataset", "seed"):
+            if key in raw_axes:
+                check.fail(f"[axes].{key}", "only accuracy suites have this axis")
+    extra = {key: data[key] for key in ("training", "datasets") if key in data}
+    description = head.get("description", "")
+    if not isinstance(description, str):
+        check.fail("[suite].description", f"must be a string, got {description!r}")
+    return Suite(
+        path, name, kind, tuple(impls), tuple(phases), axes, timing, limits, options, profile, description, text, extra
+    )
+
+
+def load(path: str | Path) -> Suite:
+    """Read and validate a suite file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read suite file: {exc.strerror or exc}") from None
+    return parse(text, str(path))

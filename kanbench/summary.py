@@ -1,0 +1,69 @@
+"""The compact terminal table printed at the end of a run. No torch here."""
+
+from __future__ import annotations
+
+from .record import Record
+
+COLUMNS = ("forward", "backward", "train_step")
+
+
+def fmt_time(seconds: float | None) -> str:
+    """Seconds as us or ms with 3 significant digits."""
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1e6:.3g} us" if seconds < 1e-3 else f"{seconds * 1e3:.3g} ms"
+
+
+def fmt_bytes(n: int | None) -> str:
+    """Bytes as KiB or MiB."""
+    if n is None:
+        return "-"
+    return f"{n / 1024:.0f} KiB" if n < 1024**2 else f"{n / 1024**2:.1f} MiB"
+
+
+def table(records: list[Record], max_groups: int = 12) -> str:
+    """Median time per phase, peak memory of a train step, params and forward ratio to the MLP, per group."""
+    groups: dict[tuple, dict[str, dict[str, Record]]] = {}
+    for r in records:
+        key = (tuple(r.widths), r.grid_size, r.spline_order, r.batch_size, r.device, r.dtype)
+        groups.setdefault(key, {}).setdefault(r.impl, {})[r.phase] = r
+    lines = []
+    header = ["impl", *COLUMNS, "mem(train)", "params", "fwd/mlp"]
+    for i, (key, by_impl) in enumerate(groups.items()):
+        if i == max_groups:
+            lines.append(f"... {len(groups) - max_groups} more groups: see the report or kanbench.results.load()")
+            break
+        widths, g, k, batch, device, dtype = key
+        title = f"{'x'.join(map(str, widths))}  G={g} k={k}  batch={batch}  {device} {dtype}"
+        statuses = {(r.status, r.reason) for phases in by_impl.values() for r in phases.values()}
+        if len(statuses) == 1 and next(iter(statuses))[0] == "skipped":
+            lines.append(f"{title}: skipped ({next(iter(statuses))[1]})")
+            continue
+        lines.append(f"\n{title}")
+        mlp = by_impl.get("mlp", {}).get("forward")
+        mlp_fwd = mlp.time_s["median"] if mlp is not None and mlp.status == "ok" else None
+        rows = [header]
+        for impl, phases in by_impl.items():
+            cells = [impl]
+            for phase in COLUMNS:
+                r = phases.get(phase)
+                cells.append(fmt_time(r.time_s["median"]) if r and r.status == "ok" else (r.status if r else "-"))
+            train = phases.get("train_step")
+            cells.append(fmt_bytes(train.peak_mem_bytes) if train else "-")
+            any_record = next(iter(phases.values()))
+            cells.append(f"{any_record.params:,}" if any_record.params is not None else "-")
+            fwd = phases.get("forward")
+            ok = fwd is not None and fwd.status == "ok" and mlp_fwd
+            cells.append(f"{fwd.time_s['median'] / mlp_fwd:.2f}x" if ok else "-")
+            rows.append(cells)
+        widths_col = [max(len(row[c]) for row in rows) for c in range(len(header))]
+        lines += [
+            "  " + "  ".join(cell.rjust(w) if c else cell.ljust(w) for c, (cell, w) in enumerate(zip(row, widths_col)))
+            for row in rows
+        ]
+    bad = [r for r in records if r.status != "ok"]
+    if bad:
+        lines.append(
+            f"\n{len(bad)} record(s) not ok, e.g. {bad[0].impl} {bad[0].phase}: {bad[0].status}: {bad[0].reason}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""A worker process: builds each cell's model and measures its phases. The parent talks to it over a pipe."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import traceback
+
+import torch
+
+import implementations
+
+from . import checks, memory, phases, timing
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def seed_of(config_hash: str) -> int:
+    """A per-cell seed, the same in every process, so every process measures the same weights and inputs."""
+    return int(hashlib.sha256(config_hash.encode()).hexdigest()[:8], 16)
+
+
+def resolve_device(name: str) -> torch.device:
+    """ "cuda" -> cuda:0 (the visible device), "cpu" -> cpu."""
+    return torch.device("cuda", 0) if name == "cuda" else torch.device(name)
+
+
+def build_workload(cell: dict, config_hash: str) -> tuple[phases.Workload, dict]:
+    """The model, inputs, target, output gradient and optimizer of a cell, plus its parameter counts."""
+    adapter = implementations.get(cell["impl"])
+    device, dtype = resolve_device(cell["device"]), DTYPES[cell["dtype"]]
+    torch.manual_seed(seed_of(config_hash))
+    model = adapter.build(cell["widths"], cell["grid_size"], cell["spline_order"], **cell["options"])
+    model = model.to(device=device, dtype=dtype).train()
+    gen = torch.Generator().manual_seed(seed_of(config_hash) + 1)
+    batch, n_in, n_out = cell["batch_size"], cell["widths"][0], cell["widths"][-1]
+    x = (torch.rand(batch, n_in, generator=gen) * 2 - 1).to(device=device, dtype=dtype)  # inside every KAN's grid
+    target = torch.randn(batch, n_out, generator=gen).to(device=device, dtype=dtype)
+    grad_out = torch.randn(batch, n_out, generator=gen).to(device=device, dtype=dtype)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    counts = {
+        "family": adapter.family,
+        "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "params_total": sum(p.numel() for p in model.parameters()),
+        "num_basis": getattr(model.layers[0], "num_basis", 0) if hasattr(model, "layers") else 0,
+    }
+    return phases.Workload(model, x, target, grad_out, optimizer, timing.synchronizer(device)), counts
+
+
+def count_flops(call) -> int:
+    """FLOPs that torch.utils.flop_counter counts for one call (matmul-like ops only)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        call()
+    return int(counter.get_total_flops())
+
+
+def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, max_call_s: float, first: bool) -> dict:
+    """Every phase of one cell in this process: values, loops, and (in the first process) memory and FLOPs."""
+    result: dict = {"status": "ok", "reason": None, "phases": {}}
+    problem = checks.check_once(cell["impl"], cell["options"])
+    if problem:
+        return {**result, "status": "error", "reason": problem}
+    try:
+        w, counts = build_workload(cell, config_hash)
+        result.update(counts)
+        probe = timing.loop_timer(phases.forward_call(w), w.sync)
+        first_call = probe(1)
+        out = w.model(w.x)
+        expected = (cell["batch_size"], cell["widths"][-1])
+        if tuple(out.shape) != expected or not torch.isfinite(out).all():
+            return {**result, "status": "error", "reason": f"forward gave shape {tuple(out.shape)} "
+                    f"(expected {expected}) or non-finite values"}  # fmt: skip
+        del out
+        if first_call > max_call_s:
+            reason = f"one forward call took {first_call:.3g} s > limits.max_call_s = {max_call_s:g} s"
+            return {**result, "status": "skipped", "reason": reason}
+    except Exception as exc:
+        return {**result, "status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+    device = w.x.device
+    slowdown = phases.slowdown_factor(cell["impl"])
+    for name in phase_names:
+        entry: dict = {"status": "ok", "reason": None}
+        try:
+            run = phases.phase_run(name, w, slowdown)
+            m = timing.measure(run, t["warmup"], t["min_time"], t["values"])
+            entry.update(values=m.values, loops=m.loops)
+            if first:
+                entry["peak_mem_bytes"] = phases.measure_once(name, w, lambda c: memory.peak_bytes(c, device))
+                entry["flops_counted"] = phases.measure_once(name, w, count_flops)
+        except Exception as exc:  # one phase failing (an unsupported dtype, out of memory) spares the others
+            entry = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+            if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        result["phases"][name] = entry
+    del w
+    gc.collect()
+    return result
+
+
+def serve(conn, threads: int) -> None:
+    """Worker loop: receive (cell, hash, phases, timing, max_call_s, first), send the result; stop on None or EOF."""
+    if threads:
+        torch.set_num_threads(threads)
+    conn.send({"ready": True, "torch_threads": torch.get_num_threads()})
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:  # the parent died: nothing left to do
+            return
+        if request is None:
+            return
+        try:
+            conn.send(measure_cell(*request))
+        except Exception:
+            conn.send({"status": "error", "reason": traceback.format_exc(limit=3), "phases": {}})
