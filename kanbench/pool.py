@@ -6,11 +6,16 @@ import multiprocessing as mp
 
 
 class WorkerPool:
-    """`size` worker processes started with spawn; measure() sends one request to one of them."""
+    """`size` worker processes started with spawn; measure() sends one request to one of them.
 
-    def __init__(self, size: int, threads: int) -> None:
+    `serve(conn, threads)` is the worker's loop (kanbench.worker.serve by default): it first sends
+    {"torch_threads": n}, then answers each request with a dict until it receives None.
+    """
+
+    def __init__(self, size: int, threads: int, serve=None) -> None:
         self.context = mp.get_context("spawn")
         self.threads = threads
+        self.serve = serve
         self.workers: list = [None] * size
         self.torch_threads: int | None = None
         for i in range(size):
@@ -20,7 +25,8 @@ class WorkerPool:
         from . import worker
 
         parent, child = self.context.Pipe()
-        process = self.context.Process(target=worker.serve, args=(child, self.threads), daemon=True)
+        target = self.serve or worker.serve
+        process = self.context.Process(target=target, args=(child, self.threads), daemon=True)
         process.start()
         child.close()
         hello = parent.recv()

@@ -1,7 +1,6 @@
 """The results store: run directories of results.jsonl + environment.json + suite.toml. No torch here.
 
-import kanbench.results
-df = kanbench.results.load("results/runs/20261129-140000-quick")   # one row per Record
+`kanbench.results.load("results/runs/20261129-140000-quick")` gives a DataFrame with one row per Record.
 """
 
 from __future__ import annotations
