@@ -51,21 +51,17 @@ MODULE_COMMANDS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with `only`, just that subcommand's module is imported (fast, and isolated)."""
     parser = argparse.ArgumentParser(prog="kanbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="implementations, availability, defaults").set_defaults(func=cmd_list)
     sub.add_parser("env", help="print this machine's environment fingerprint").set_defaults(func=cmd_env)
     for name, module_name, help_text in MODULE_COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # not built yet
-        if not hasattr(module, "configure_parser"):
-            continue  # being built
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text)
+            continue
+        module = importlib.import_module(module_name)
         sub_parser = sub.add_parser(name, help=help_text, description=module.__doc__)
         module.configure_parser(sub_parser)
         sub_parser.set_defaults(func=module.command)
@@ -74,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    first = next((a for a in argv if not a.startswith("-")), None)
+    known = {"list", "env", *(name for name, _, _ in MODULE_COMMANDS)}
+    args = build_parser(first if first in known else None).parse_args(argv)
     try:
         return args.func(args)
     except (UsageError, ResultsError) as exc:

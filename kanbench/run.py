@@ -200,9 +200,17 @@ def command(args: argparse.Namespace) -> int:
     t = effective_timing(suite, args)
     cells = shard(suite.cells(), args.shard)
     if args.dry_run:
+        import torch
+
+        import implementations
+
+        availability = {impl: implementations.get(impl).available() for impl in suite.implementations}
+        runnable = []
         for cell in cells:
-            print(f"{cell.config_hash}  {cell.label()}")
-        est = estimate_seconds(cells, suite, t)
+            why = unavailable_reason(cell, torch.cuda.is_available(), availability)
+            print(f"{cell.config_hash}  {cell.label()}" + (f"  [skip: {why}]" if why else ""))
+            runnable += [] if why else [cell]
+        est = estimate_seconds(runnable, suite, t)
         print(
             f"{len(cells)} cells x {len(suite.phases)} phases, {t.processes} processes: about {progress.duration(est)}"
         )

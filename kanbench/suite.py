@@ -119,18 +119,20 @@ class Suite:
     description: str = ""
     text: str = ""  # the file as read, stored in the run directory
     extra: dict = field(default_factory=dict)  # kind-specific tables (accuracy: training, datasets)
+    sweeps: tuple[dict, ...] = ()  # every [[axes]] table; `axes` is the first
 
     def cells(self) -> list[Cell]:
-        """The cartesian product of the axes for every implementation, in a deterministic order."""
-        a = self.axes
-        out = []
-        for widths, g, k, batch, device, dtype in itertools.product(
-            a["widths"], a["grid_size"], a["spline_order"], a["batch_size"], a["device"], a["dtype"]
-        ):
-            for impl in self.implementations:
-                options = tuple(sorted(self.options.get(impl, {}).items()))
-                out.append(Cell(impl, tuple(widths), g, k, batch, device, dtype, options))
-        return out
+        """The union of each sweep's cartesian product, every implementation side by side, in a fixed order."""
+        out: dict[str, Cell] = {}
+        for a in self.sweeps or (self.axes,):
+            for widths, g, k, batch, device, dtype in itertools.product(
+                a["widths"], a["grid_size"], a["spline_order"], a["batch_size"], a["device"], a["dtype"]
+            ):
+                for impl in self.implementations:
+                    options = tuple(sorted(self.options.get(impl, {}).items()))
+                    cell = Cell(impl, tuple(widths), g, k, batch, device, dtype, options)
+                    out.setdefault(cell.config_hash, cell)  # sweeps may overlap
+        return list(out.values())
 
 
 def shard(cells: list[Cell], spec: str | None) -> list[Cell]:
@@ -205,6 +207,41 @@ class _Checker:
         return [self.number(v, f"{key}[{i}]", int, minimum) for i, v in enumerate(value)]
 
 
+def _axes(check: _Checker, raw: object, where: str, kind: str) -> dict:
+    """One validated table of axes, with defaults filled in."""
+    if not isinstance(raw, dict):
+        check.fail(where, f"must be a table of axes, got {type(raw).__name__}")
+    allowed = ("widths", "grid_size", "spline_order", "batch_size", "device", "dtype")
+    allowed += ("dataset", "seed") if kind == "accuracy" else ()
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        check.fail(f"{where}.{unknown[0]}", f"unknown axis; allowed: {', '.join(allowed)}")
+    for key in AXES_REQUIRED if kind != "accuracy" else ("grid_size",):
+        if key not in raw:
+            check.fail(f"{where}.{key}", "is required")
+    axes = {**AXES_DEFAULTS, **raw}
+    if "widths" in axes:
+        widths = axes["widths"]
+        if not isinstance(widths, list) or not widths:
+            check.fail(
+                f"{where}.widths", f"must be a non-empty list of width lists such as [[784, 64, 10]], got {widths!r}"
+            )
+        for i, w in enumerate(widths):
+            if not isinstance(w, list) or len(w) < 2:
+                check.fail(f"{where}.widths[{i}]", f"must be a list of at least 2 positive ints, got {w!r}")
+            check.int_list(w, f"{where}.widths[{i}]")
+    for key in ("grid_size", "spline_order", "batch_size"):
+        if key in axes:
+            check.int_list(axes[key], f"{where}.{key}")
+    if "seed" in axes:
+        check.int_list(axes["seed"], f"{where}.seed", minimum=0)
+    if "dataset" in axes:
+        check.string_list(axes["dataset"], f"{where}.dataset")
+    check.string_list(axes["device"], f"{where}.device", DEVICES)
+    check.string_list(axes["dtype"], f"{where}.dtype", DTYPES)
+    return axes
+
+
 def parse(text: str, path: str = "<suite>") -> Suite:
     """Validate suite TOML text; raises UsageError naming path, key and what is allowed."""
     import implementations
@@ -241,32 +278,13 @@ def parse(text: str, path: str = "<suite>") -> Suite:
     else:
         phases = check.string_list(head.get("phases", list(SPEED_PHASES)), "[suite].phases", SPEED_PHASES)
 
-    axes_allowed = ("widths", "grid_size", "spline_order", "batch_size", "device", "dtype", "dataset", "seed")
-    raw_axes = check.table(data, "axes", axes_allowed)
-    axes = {**AXES_DEFAULTS, **raw_axes}
-    required = AXES_REQUIRED if kind != "accuracy" else ("grid_size",)
-    for key in required:
-        if key not in raw_axes:
-            check.fail(f"[axes].{key}", "is required")
-    if "widths" in axes:
-        widths = axes["widths"]
-        if not isinstance(widths, list) or not widths:
-            check.fail(
-                "[axes].widths", f"must be a non-empty list of width lists such as [[784, 64, 10]], got {widths!r}"
-            )
-        for i, w in enumerate(widths):
-            if not isinstance(w, list) or len(w) < 2:
-                check.fail(f"[axes].widths[{i}]", f"must be a list of at least 2 positive ints, got {w!r}")
-            check.int_list(w, f"[axes].widths[{i}]")
-    for key in ("grid_size", "spline_order", "batch_size"):
-        if key in axes:
-            check.int_list(axes[key], f"[axes].{key}")
-    if "seed" in axes:
-        check.int_list(axes["seed"], "[axes].seed", minimum=0)
-    if "dataset" in axes:
-        check.string_list(axes["dataset"], "[axes].dataset")
-    check.string_list(axes["device"], "[axes].device", DEVICES)
-    check.string_list(axes["dtype"], "[axes].dtype", DTYPES)
+    raw = data.get("axes", {})
+    if isinstance(raw, list) and kind != "accuracy":
+        if not raw:
+            check.fail("[[axes]]", "must hold at least one sweep table")
+        sweeps = tuple(_axes(check, table, f"[[axes]][{i}]", kind) for i, table in enumerate(raw))
+    else:
+        sweeps = (_axes(check, raw, "[axes]", kind),)
 
     t = check.table(data, "timing", tuple(Timing.__dataclass_fields__))
     timing = Timing(
@@ -318,16 +336,14 @@ def parse(text: str, path: str = "<suite>") -> Suite:
         for key in ("training", "datasets"):
             if key in data:
                 check.fail(f"[{key}]", "only accuracy suites have this table")
-        for key in ("dataset", "seed"):
-            if key in raw_axes:
-                check.fail(f"[axes].{key}", "only accuracy suites have this axis")
     extra = {key: data[key] for key in ("training", "datasets") if key in data}
     description = head.get("description", "")
     if not isinstance(description, str):
         check.fail("[suite].description", f"must be a string, got {description!r}")
     return Suite(
-        path, name, kind, tuple(impls), tuple(phases), axes, timing, limits, options, profile, description, text, extra
-    )
+        path, name, kind, tuple(impls), tuple(phases), sweeps[0], timing, limits, options, profile, description, text,
+        extra, sweeps,
+    )  # fmt: skip
 
 
 def load(path: str | Path) -> Suite:

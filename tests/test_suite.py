@@ -1,0 +1,113 @@
+"""Suite validation and cell expansion."""
+
+from __future__ import annotations
+
+import pytest
+
+from kanbench.errors import UsageError
+from kanbench.suite import parse, parse_shard, shard
+
+GOOD = """
+[suite]
+name = "t"
+kind = "speed"
+implementations = ["bspline", "mlp"]
+phases = ["forward", "backward"]
+
+[axes]
+widths = [[4, 3], [5, 4, 2]]
+grid_size = [3, 5]
+batch_size = [2]
+device = ["cpu", "cuda"]
+dtype = ["float32"]
+
+[timing]
+warmup = 1
+min_time = 0.001
+values = 2
+processes = 1
+"""
+
+
+def bad(old: str, new: str) -> str:
+    assert old in GOOD
+    return GOOD.replace(old, new)
+
+
+def test_good_suite_expands_to_the_cartesian_product():
+    suite = parse(GOOD, "good.toml")
+    cells = suite.cells()
+    assert len(cells) == 2 * 2 * 1 * 2 * 1 * 2  # widths x grid x batch x device x dtype x impls
+    assert suite.timing.values == 2 and suite.phases == ("forward", "backward")
+    assert [c.impl for c in cells[:2]] == ["bspline", "mlp"]  # implementations side by side
+    assert len({c.config_hash for c in cells}) == len(cells)
+    assert parse(GOOD, "other.toml").cells()[0].config_hash == cells[0].config_hash  # stable
+
+
+@pytest.mark.parametrize(
+    "old,new,where",
+    [
+        ('kind = "speed"', 'kind = "speed"\ncolour = "red"', "[suite].colour"),
+        ("[timing]", "[timings]", "timings"),
+        ('["bspline", "mlp"]', '["bspline", "nope"]', "[suite].implementations[1]"),
+        ("grid_size = [3, 5]", "grid_size = []", "[axes].grid_size"),
+        ("grid_size = [3, 5]", "grid_size = 3", "[axes].grid_size"),
+        ("batch_size = [2]", 'batch_size = ["2"]', "[axes].batch_size[0]"),
+        ("batch_size = [2]", "batch_size = [-8]", "[axes].batch_size[0]"),
+        ("widths = [[4, 3], [5, 4, 2]]", "widths = [[4]]", "[axes].widths[0]"),
+        ('device = ["cpu", "cuda"]', 'device = ["tpu"]', "[axes].device[0]"),
+        ('phases = ["forward", "backward"]', 'phases = ["sideways"]', "[suite].phases[0]"),
+        ("values = 2", "values = 0", "[timing].values"),
+        ("min_time = 0.001", 'min_time = "fast"', "[timing].min_time"),
+        ('kind = "speed"', 'kind = "fast"', "[suite].kind"),
+        ("batch_size = [2]\n", "", "[axes].batch_size"),
+    ],
+)
+def test_bad_suites_name_file_and_key(old, new, where):
+    with pytest.raises(UsageError) as info:
+        parse(bad(old, new), "suites/bad.toml")
+    message = str(info.value)
+    assert message.startswith("suites/bad.toml: ") and where in message, message
+
+
+def test_unknown_implementation_lists_known_ones():
+    with pytest.raises(UsageError, match="known: bspline, fastkan"):
+        parse(bad('["bspline", "mlp"]', '["bspline", "nope"]'), "s.toml")
+
+
+def test_invalid_toml_is_a_usage_error():
+    with pytest.raises(UsageError, match="not valid TOML"):
+        parse("[suite\nname=", "x.toml")
+
+
+@pytest.mark.parametrize("spec", ["3/2", "0/2", "a/b", "1", "1/0"])
+def test_bad_shard_specs(spec):
+    with pytest.raises(UsageError, match="--shard"):
+        parse_shard(spec)
+
+
+def test_shards_partition_the_cells_by_group():
+    cells = parse(GOOD, "s.toml").cells()
+    parts = [shard(cells, f"{k}/3") for k in (1, 2, 3)]
+    assert sorted(c.config_hash for p in parts for c in p) == sorted(c.config_hash for c in cells)
+    for part in parts:  # implementations of one group stay together
+        groups = {c.group_key for c in part}
+        assert all(sum(c.group_key == g for c in part) == 2 for g in groups)
+
+
+def test_several_axes_tables_are_a_union_without_duplicates():
+    text = (
+        GOOD.replace("[axes]", "[[axes]]")
+        + """
+[[axes]]
+widths = [[4, 3]]
+grid_size = [3, 7]
+batch_size = [2]
+"""
+    )
+    suite = parse(text, "union.toml")
+    cells = suite.cells()
+    assert len(cells) == 16 + 2  # the second sweep adds only G=7 (G=3 on cpu is already there)
+    assert len({c.config_hash for c in cells}) == len(cells)
+    with pytest.raises(UsageError, match=r"\[\[axes\]\]\[1\].batch_size"):
+        parse(text.replace("grid_size = [3, 7]\nbatch_size = [2]", "grid_size = [3, 7]"), "union.toml")
