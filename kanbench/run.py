@@ -292,5 +292,18 @@ def execute(suite: Suite, cells: list[Cell], t: Timing, args: argparse.Namespace
     pyperfio.write(run_dir, records)
     if not args.quiet:
         print(summary.table(records))
+    if not args.shard:
+        link_latest(run_dir, suite.name)
     print(f"run dir: {run_dir}")
     return 0
+
+
+def link_latest(run_dir: Path, suite_name: str) -> None:
+    """Point <runs>/latest-<suite> at this run, so scripts (tox -e bench) can find it without parsing output."""
+    link = run_dir.parent / f"latest-{suite_name}"
+    try:
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(run_dir.name, target_is_directory=True)
+    except OSError:
+        pass  # a file system without symlinks: the run itself is complete
