@@ -6,9 +6,11 @@ region before every call, so only the backward pass itself is on the clock.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -28,25 +30,18 @@ class Workload:
     x: torch.Tensor
     target: torch.Tensor
     grad_out: torch.Tensor
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer | None
     sync: Callable[[], None]
 
 
 def forward_call(w: Workload) -> Callable[[], object]:
     """One training-mode forward with autograd recording (the graph is freed when the output is dropped)."""
-    model, x = w.model, w.x
-    return lambda: model(x)
+    return functools.partial(w.model, w.x)
 
 
 def inference_call(w: Workload) -> Callable[[], object]:
-    """One forward under torch.inference_mode()."""
-    model, x = w.model, w.x
-
-    def call():
-        with torch.inference_mode():
-            return model(x)
-
-    return call
+    """One forward; phase_run times it inside one torch.inference_mode() region around the whole loop."""
+    return functools.partial(w.model, w.x)
 
 
 def train_step_call(w: Workload) -> Callable[[], object]:
@@ -97,7 +92,7 @@ def phase_run(phase: str, w: Workload, slowdown: float = 1.0) -> Callable[[int],
     call = CALLS[phase](w)
     if slowdown != 1.0:
         call = slowed(call, w.sync, slowdown)
-    return loop_timer(call, w.sync)
+    return loop_timer(call, w.sync, torch.inference_mode if phase == "forward_inference" else nullcontext)
 
 
 def measure_once(phase: str, w: Workload, measure: Callable[[Callable[[], object]], T]) -> T:
@@ -107,6 +102,14 @@ def measure_once(phase: str, w: Workload, measure: Callable[[Callable[[], object
         out = w.model(w.x)
         w.sync()
         return measure(lambda: out.backward(w.grad_out))
+    if phase == "forward_inference":
+        call = CALLS[phase](w)
+
+        def call_in_inference_mode():
+            with torch.inference_mode():
+                return call()
+
+        return measure(call_in_inference_mode)
     return measure(CALLS[phase](w))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -31,17 +32,20 @@ def synchronizer(device: torch.device) -> Callable[[], None]:
     return lambda: None
 
 
-def loop_timer(call: Callable[[], object], sync: Callable[[], None]) -> Callable[[int], float]:
-    """run(loops) for a call that is timed whole: sync, clock, loops calls, sync, clock."""
+def loop_timer(
+    call: Callable[[], object], sync: Callable[[], None], context: Callable[[], AbstractContextManager] = nullcontext
+) -> Callable[[int], float]:
+    """run(loops) for a call that is timed whole: sync, clock, loops calls, sync, clock, all inside context()."""
     clock = time.perf_counter
 
     def run(loops: int) -> float:
-        sync()
-        start = clock()
-        for _ in range(loops):
-            call()
-        sync()
-        return clock() - start
+        with context():
+            sync()
+            start = clock()
+            for _ in range(loops):
+                call()
+            sync()
+            return clock() - start
 
     return run
 

@@ -37,7 +37,8 @@ def build_workload(cell: dict, config_hash: str) -> tuple[phases.Workload, dict]
     x = (torch.rand(batch, n_in, generator=gen) * 2 - 1).to(device=device, dtype=dtype)  # inside every KAN's grid
     target = torch.randn(batch, n_out, generator=gen).to(device=device, dtype=dtype)
     grad_out = torch.randn(batch, n_out, generator=gen).to(device=device, dtype=dtype)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-3) if trainable else None  # None: train_step is an error
     counts = {
         "family": adapter.family,
         "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
