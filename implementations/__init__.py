@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from . import bspline, fastkan, mlp, pykan, rswaf
+from . import bspline, bspline_fast, fastkan, mlp, pykan, rswaf
 
 ENTRY_POINT_GROUP = "kanbench.implementations"
 
@@ -78,6 +78,7 @@ def _module_adapter(module, name: str, family: str, description: str, **kwargs) 
 BUILTIN: dict[str, Adapter] = {}
 for _adapter in (
     _module_adapter(bspline, "bspline", "bspline", "efficient B-spline KAN (Cox-de Boor, SiLU base branch)"),
+    _module_adapter(bspline_fast, "bspline-fast", "bspline", "the same B-spline KAN with closed-form local bases"),
     _module_adapter(fastkan, "fastkan", "rbf", "FastKAN: LayerNorm + Gaussian RBF, SiLU base branch"),
     _module_adapter(rswaf, "rswaf", "rswaf", "FasterKAN RSWAF basis 1 - tanh^2, custom backward"),
     _module_adapter(mlp, "mlp", "mlp", "MLP: Linear + SiLU on the same widths"),
@@ -89,6 +90,9 @@ for _adapter in (
     BUILTIN[_adapter.name] = _adapter
 BUILTIN["fastkan-noln"] = BUILTIN["fastkan"].variant(
     "fastkan-noln", "FastKAN without LayerNorm (the published timing setup)", use_layernorm=False
+)
+BUILTIN["bspline-fast-gather"] = BUILTIN["bspline-fast"].variant(
+    "bspline-fast-gather", "bspline-fast with the gathered (embedding_bag) contraction", contraction="gather"
 )
 BUILTIN["mlp-iso"] = BUILTIN["mlp"].variant(
     "mlp-iso", "MLP with hidden widths scaled to the bspline KAN's parameter count", iso_to="bspline"

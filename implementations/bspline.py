@@ -50,7 +50,7 @@ class BSplineKANLayer(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.grid_size, self.spline_order = grid_size, spline_order
         self.num_basis = grid_size + spline_order
-        self.register_buffer("knots", uniform_knots(grid_size, spline_order, grid_range).float())
+        self.register_buffer("knots", uniform_knots(grid_size, spline_order, grid_range).to(torch.get_default_dtype()))
         self.base_weight = nn.Parameter(torch.empty(out_features, in_features))
         self.spline_weight = nn.Parameter(torch.empty(out_features, in_features, self.num_basis))
         self.spline_scaler = nn.Parameter(torch.empty(out_features, in_features))

@@ -1,0 +1,70 @@
+"""bspline-fast is the same function as bspline: values and gradients, on knots and outside the grid."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import implementations
+from implementations.bspline import BSplineKANLayer, bspline_basis
+from implementations.bspline_fast import BSplineFastKANLayer, span_polynomials
+
+
+@pytest.fixture
+def default_dtype():
+    saved = torch.get_default_dtype()
+    yield torch.set_default_dtype
+    torch.set_default_dtype(saved)
+
+
+def probe_inputs(knots: torch.Tensor, n_in: int, gen: torch.Generator) -> torch.Tensor:
+    """Every knot exactly, the grid's ends, and random points over and beyond the extended grid."""
+    exact = torch.cat([knots, torch.tensor([-1.0, 1.0], dtype=knots.dtype)]).unsqueeze(-1).expand(-1, n_in)
+    spread = torch.rand(64, n_in, generator=gen, dtype=knots.dtype) * 4 - 2
+    return torch.cat([exact, spread]).requires_grad_()
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("contraction", ["dense", "gather"])
+def test_outputs_and_gradients_equal_bspline(default_dtype, dtype, tol, contraction):
+    default_dtype(dtype)  # build in the dtype, so knots are exact in it
+    gen = torch.Generator().manual_seed(0)
+    for k in (1, 2, 3):
+        for grid_size in (1, 2, 5, 11, 30):
+            n_in, n_out = int(torch.randint(1, 7, (1,), generator=gen)), int(torch.randint(1, 5, (1,), generator=gen))
+            ref = BSplineKANLayer(n_in, n_out, grid_size, k)
+            fast = BSplineFastKANLayer(n_in, n_out, grid_size, k, contraction=contraction)
+            fast.load_state_dict(ref.state_dict())  # same parameters, same names
+            x = probe_inputs(ref.knots, n_in, gen)
+            weight = torch.randn(x.shape[0], n_out, generator=gen, dtype=dtype)
+            a, b = ref(x), fast(x)
+            grads_a = torch.autograd.grad((a * weight).sum(), [x, *ref.parameters()])
+            grads_b = torch.autograd.grad((b * weight).sum(), [x, *fast.parameters()])
+            scale = a.abs().max().clamp_min(1e-30)
+            assert ((a - b).abs().max() / scale) < tol, (k, grid_size)
+            for ga, gb in zip(grads_a, grads_b):
+                assert ((ga - gb).abs().max() / ga.abs().max().clamp_min(1e-30)) < tol, (k, grid_size)
+            assert torch.allclose(ref.basis(x), fast.basis(x), rtol=0, atol=tol)
+
+
+def test_span_polynomials_are_the_uniform_cubic_pieces():
+    expected = torch.tensor([[1, 4, 1, 0], [-3, 0, 3, 0], [3, -6, 3, 0], [-1, 3, -3, 1]], dtype=torch.float64) / 6
+    assert torch.allclose(span_polynomials(3), expected, atol=1e-15)
+
+
+def test_local_bases_match_cox_de_boor_everywhere(default_dtype):
+    default_dtype(torch.float64)
+    layer = BSplineFastKANLayer(1, 1, 7, 3)
+    x = torch.linspace(-3, 3, 2001, dtype=torch.float64).unsqueeze(-1)
+    assert torch.allclose(layer.basis(x), bspline_basis(x, layer.knots, 3), atol=1e-13)
+
+
+def test_gradcheck_and_registry():
+    model = implementations.get("bspline-fast").build([3, 4, 2], 4, 3).double()
+    x = (torch.rand(6, 3, dtype=torch.float64) * 1.8 - 0.9).requires_grad_()
+    assert torch.autograd.gradcheck(model, (x,), eps=1e-6, atol=1e-6)
+    a = implementations.get("bspline-fast")
+    assert a.param_count([784, 64, 10]) == implementations.get("bspline").param_count([784, 64, 10])
+    assert a.family == "bspline"
+    with pytest.raises(ValueError, match="contraction"):
+        a.build([3, 2], contraction="sparse")
