@@ -100,18 +100,29 @@ def make_records(cell: Cell, suite: Suite, run_id: str, replies: list[dict], flo
             grid_size=cell.grid_size, spline_order=cell.spline_order, num_basis=first.get("num_basis", 0),
             params=first.get("params"), params_total=first.get("params_total"), status=status, reason=reason,
             time_s=None, peak_mem_bytes=None, flops=None, metrics=None, config_hash=cell.config_hash,
-            options=dict(cell.options),
+            options=record_options(cell),
         )  # fmt: skip
         if status == "ok":
             stats = TimeStats.from_values([e["values"] for e in entries], entries[0]["loops"])
             record.time_s = asdict(stats)
             record.peak_mem_bytes = max(e["peak_mem_bytes"] for e in entries if "peak_mem_bytes" in e)
-            record.metrics = {"flops_counted_matmul": entries[0].get("flops_counted")}
+            record.metrics = {
+                "flops_counted_matmul": entries[0].get("flops_counted"),
+                "first_call_s": [e.get("first_call_s") for e in entries],  # per process, first call of the phase
+                # per process, the cell's very first forward: for compiled cells the compile time (forward and
+                # backward graphs), never inside a timed value
+                "first_forward_s": [r.get("first_forward_s") for r in replies],
+            }
             if flops_forward is not None:
                 record.flops = phase_flops(flops_forward, phase, record.params or 0)
                 record.flop_per_s = record.flops / stats.median if stats.median > 0 else None
         records.append(record)
     return records
+
+
+def record_options(cell: Cell) -> dict:
+    """The cell's build options, plus compile=True for compiled cells."""
+    return {**dict(cell.options), **({"compile": True} if cell.compile else {})}
 
 
 def skip_records(cell: Cell, suite: Suite, run_id: str, reason: str) -> list[Record]:
@@ -142,7 +153,7 @@ def skip_records(cell: Cell, suite: Suite, run_id: str, reason: str) -> list[Rec
             flops=None,
             metrics=None,
             config_hash=cell.config_hash,
-            options=dict(cell.options),
+            options=record_options(cell),
         )  # fmt: skip
         for phase in suite.phases
     ]

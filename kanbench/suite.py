@@ -23,7 +23,7 @@ KINDS = ("speed", "accuracy", "profile")
 SPEED_PHASES = ("forward", "forward_inference", "backward", "train_step")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
-AXES_DEFAULTS = {"spline_order": [3], "device": ["cpu"], "dtype": ["float32"]}
+AXES_DEFAULTS = {"spline_order": [3], "device": ["cpu"], "dtype": ["float32"], "compile": [False]}
 AXES_REQUIRED = ("widths", "grid_size", "batch_size")
 
 
@@ -76,6 +76,7 @@ class Cell:
     device: str
     dtype: str
     options: tuple[tuple[str, object], ...] = ()
+    compile: bool = False  # timed under torch.compile (compile time is recorded apart, never inside a value)
 
     @property
     def key(self) -> dict:
@@ -83,6 +84,8 @@ class Cell:
         data = asdict(self)
         data["widths"] = list(self.widths)
         data["options"] = dict(self.options)
+        if not self.compile:
+            del data["compile"]  # hashes of eager cells stay what they were before the compile axis existed
         return data
 
     @property
@@ -94,12 +97,13 @@ class Cell:
     @property
     def group_key(self) -> tuple:
         """Cells equal but for the implementation: measured side by side."""
-        return (self.widths, self.grid_size, self.spline_order, self.batch_size, self.device, self.dtype)
+        return (self.widths, self.grid_size, self.spline_order, self.batch_size, self.device, self.dtype, self.compile)
 
     def label(self) -> str:
         """Short human-readable name."""
         w = "x".join(map(str, self.widths))
-        return f"{self.impl} {w} G{self.grid_size} k{self.spline_order} b{self.batch_size} {self.device} {self.dtype}"
+        name = f"{self.impl} {w} G{self.grid_size} k{self.spline_order} b{self.batch_size} {self.device} {self.dtype}"
+        return name + (" compiled" if self.compile else "")
 
 
 @dataclass(frozen=True)
@@ -125,12 +129,12 @@ class Suite:
         """The union of each sweep's cartesian product, every implementation side by side, in a fixed order."""
         out: dict[str, Cell] = {}
         for a in self.sweeps or (self.axes,):
-            for widths, g, k, batch, device, dtype in itertools.product(
-                a["widths"], a["grid_size"], a["spline_order"], a["batch_size"], a["device"], a["dtype"]
+            for widths, g, k, batch, device, dtype, compiled in itertools.product(
+                a["widths"], a["grid_size"], a["spline_order"], a["batch_size"], a["device"], a["dtype"], a["compile"]
             ):
                 for impl in self.implementations:
                     options = tuple(sorted(self.options.get(impl, {}).items()))
-                    cell = Cell(impl, tuple(widths), g, k, batch, device, dtype, options)
+                    cell = Cell(impl, tuple(widths), g, k, batch, device, dtype, options, compiled)
                     out.setdefault(cell.config_hash, cell)  # sweeps may overlap
         return list(out.values())
 
@@ -211,7 +215,7 @@ def _axes(check: _Checker, raw: object, where: str, kind: str) -> dict:
     """One validated table of axes, with defaults filled in."""
     if not isinstance(raw, dict):
         check.fail(where, f"must be a table of axes, got {type(raw).__name__}")
-    allowed = ("widths", "grid_size", "spline_order", "batch_size", "device", "dtype")
+    allowed = ("widths", "grid_size", "spline_order", "batch_size", "device", "dtype", "compile")
     allowed += ("dataset", "seed") if kind == "accuracy" else ()
     unknown = sorted(set(raw) - set(allowed))
     if unknown:
@@ -239,6 +243,10 @@ def _axes(check: _Checker, raw: object, where: str, kind: str) -> dict:
         check.string_list(axes["dataset"], f"{where}.dataset")
     check.string_list(axes["device"], f"{where}.device", DEVICES)
     check.string_list(axes["dtype"], f"{where}.dtype", DTYPES)
+    if not isinstance(axes["compile"], list) or not axes["compile"]:
+        check.fail(f"{where}.compile", f"must be a non-empty list of true/false, got {axes['compile']!r}")
+    for i, value in enumerate(axes["compile"]):
+        check.boolean(value, f"{where}.compile[{i}]")
     return axes
 
 

@@ -32,6 +32,8 @@ def build_workload(cell: dict, config_hash: str) -> tuple[phases.Workload, dict]
     torch.manual_seed(seed_of(config_hash))
     model = adapter.build(cell["widths"], cell["grid_size"], cell["spline_order"], **cell["options"])
     model = model.to(device=device, dtype=dtype).train()
+    if cell.get("compile"):
+        model = torch.compile(model)  # compiles lazily: the first call of each phase pays, un-timed
     gen = torch.Generator().manual_seed(seed_of(config_hash) + 1)
     batch, n_in, n_out = cell["batch_size"], cell["widths"][0], cell["widths"][-1]
     x = (torch.rand(batch, n_in, generator=gen) * 2 - 1).to(device=device, dtype=dtype)  # inside every KAN's grid
@@ -67,7 +69,8 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
         w, counts = build_workload(cell, config_hash)
         result.update(counts)
         probe = timing.loop_timer(phases.forward_call(w), w.sync)
-        first_call = probe(1)
+        result["first_forward_s"] = probe(1)  # includes compilation for compiled cells
+        first_call = probe(1) if cell.get("compile") else result["first_forward_s"]
         out = w.model(w.x)
         expected = (cell["batch_size"], cell["widths"][-1])
         if tuple(out.shape) != expected or not torch.isfinite(out).all():
@@ -85,6 +88,7 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
         entry: dict = {"status": "ok", "reason": None}
         try:
             run = phases.phase_run(name, w, slowdown)
+            entry["first_call_s"] = run(1)  # un-timed: compiles this phase's graph for compiled cells
             m = timing.measure(run, t["warmup"], t["min_time"], t["values"])
             entry.update(values=m.values, loops=m.loops)
             if first:

@@ -71,7 +71,7 @@ def test_bad_suites_name_file_and_key(old, new, where):
 
 
 def test_unknown_implementation_lists_known_ones():
-    with pytest.raises(UsageError, match="known: bspline, fastkan"):
+    with pytest.raises(UsageError, match="known: bspline, bspline-fast, fastkan"):
         parse(bad('["bspline", "mlp"]', '["bspline", "nope"]'), "s.toml")
 
 
