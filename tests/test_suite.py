@@ -111,3 +111,12 @@ batch_size = [2]
     assert len({c.config_hash for c in cells}) == len(cells)
     with pytest.raises(UsageError, match=r"\[\[axes\]\]\[1\].batch_size"):
         parse(text.replace("grid_size = [3, 7]\nbatch_size = [2]", "grid_size = [3, 7]"), "union.toml")
+
+
+def test_compile_axis_doubles_cells_and_keeps_eager_hashes():
+    eager = parse(GOOD, "s.toml").cells()
+    both = parse(GOOD.replace('dtype = ["float32"]', 'dtype = ["float32"]\ncompile = [false, true]'), "s.toml").cells()
+    assert len(both) == 2 * len(eager)
+    assert {c.config_hash for c in eager} == {c.config_hash for c in both if not c.compile}
+    with pytest.raises(UsageError, match=r"\[axes\].compile\[0\]"):
+        parse(GOOD.replace('dtype = ["float32"]', 'dtype = ["float32"]\ncompile = ["yes"]'), "s.toml")
