@@ -78,8 +78,10 @@ def phase_flops(analytic: int, phase: str, params: int) -> int:
     return 3 * analytic + 12 * params  # train_step: forward, backward, AdamW update
 
 
-def make_records(cell: Cell, suite: Suite, run_id: str, replies: list[dict], flops_forward: int | None) -> list[Record]:
-    """One Record per phase of a cell from the replies of every worker process."""
+def make_records(
+    cell: Cell, suite: Suite, run_id: str, replies: list[dict], flops_forward: int | None, peak: dict | None = None
+) -> list[Record]:
+    """One Record per phase of a cell from the replies of every worker process (peak: the device's ceilings)."""
     import implementations
 
     first = replies[0]
@@ -116,8 +118,37 @@ def make_records(cell: Cell, suite: Suite, run_id: str, replies: list[dict], flo
             if flops_forward is not None:
                 record.flops = phase_flops(flops_forward, phase, record.params or 0)
                 record.flop_per_s = record.flops / stats.median if stats.median > 0 else None
+                roofline(record, peak)
         records.append(record)
     return records
+
+
+DTYPE_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
+
+
+def roofline(record: Record, peak: dict | None) -> None:
+    """Add the fraction of peak FLOP/s and an arithmetic intensity estimate to record.metrics."""
+    # bytes that must move at least once: every parameter read, every byte the phase allocates written
+    moved = (record.params_total or 0) * DTYPE_BYTES.get(record.dtype, 4) + (record.peak_mem_bytes or 0)
+    record.metrics["bytes_estimate"] = moved
+    record.metrics["arithmetic_intensity"] = record.flops / moved if moved else None
+    if peak and record.flop_per_s:
+        record.metrics["fraction_of_peak"] = record.flop_per_s / peak["peak_flop_per_s"]
+
+
+def device_peaks(cells: list[Cell], threads: int, measure: bool = True) -> dict[str, dict]:
+    """Cached (or, if measure, newly measured) ceilings of each device the cells use: {"cpu": {...}, ...}."""
+    from . import machine
+
+    peaks = {}
+    for device in sorted({c.device for c in cells}):
+        try:
+            found = machine.figures("cuda:0" if device == "cuda" else "cpu", threads, measure_missing=measure)
+            if found:
+                peaks[device] = found
+        except Exception as exc:  # a roofline is a bonus: never lose a run over it
+            peaks[device] = {"error": f"{type(exc).__name__}: {exc}"}
+    return peaks
 
 
 def record_options(cell: Cell) -> dict:
@@ -250,6 +281,7 @@ def execute(suite: Suite, cells: list[Cell], t: Timing, args: argparse.Namespace
     if done:
         bar.note(f"resuming {run_dir}: {len(cells) - len(todo)} of {len(cells)} cells already measured")
     pool = None
+    peaks: dict[str, dict] = {}
     environment = env.fingerprint()
     try:
         for group_index, group in enumerate(groups.values()):
@@ -265,6 +297,10 @@ def execute(suite: Suite, cells: list[Cell], t: Timing, args: argparse.Namespace
             if not runnable:
                 continue
             if pool is None:
+                bar.note("roofline ceilings of this machine (measured once, then cached; --smoke uses the cache only)")
+                measurable = [c for c in todo if unavailable_reason(c, cuda_ok, availability) is None]
+                peaks = device_peaks(measurable, t.threads, measure=not args.smoke)
+                environment["machine"] = {**next(iter(peaks.values()), {}), "by_device": peaks}
                 bar.note(f"starting {t.processes} worker process(es)")
                 pool = WorkerPool(t.processes, t.threads)
                 environment["worker_torch_threads"] = pool.torch_threads
@@ -284,7 +320,8 @@ def execute(suite: Suite, cells: list[Cell], t: Timing, args: argparse.Namespace
                     fl = adapter.flops(list(cell.widths), cell.grid_size, cell.spline_order, cell.batch_size, **opts)
                 except Exception:
                     fl = None
-                for record in make_records(cell, suite, run_id, replies[cell.config_hash], fl):
+                peak = peaks.get(cell.device)
+                for record in make_records(cell, suite, run_id, replies[cell.config_hash], fl, peak):
                     results.append(run_dir, record)
                 bar.advance(cell.label(), estimate_seconds([cell], suite, t))
     finally:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(tempfile.gettempdir()) / "kanbench-test-cache"  # roofline figures, measured once per test machine
 
 TINY_SUITE = """
 [suite]
@@ -37,6 +39,7 @@ threads = 1
 def kanbench(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None):
     """Run `python -m kanbench ARGS` in a subprocess; returns the CompletedProcess."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
+    full_env.setdefault("KANBENCH_CACHE", str(CACHE))
     return subprocess.run(
         [sys.executable, "-m", "kanbench", *args],
         cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=full_env,
