@@ -1,9 +1,9 @@
 """The adapter registry: every KAN variant and the MLP behind one interface.
 
-    import implementations
-    implementations.names()                 # built-ins, then entry points of group "kanbench.implementations"
-    a = implementations.get("fastkan")      # or "package.module:factory" for an ad hoc implementation
-    model = a.build(widths=[784, 64, 10], grid_size=5, spline_order=3)
+import implementations
+implementations.names()                 # built-ins, then entry points of group "kanbench.implementations"
+a = implementations.get("fastkan")      # or "package.module:factory" for an ad hoc implementation
+model = a.build(widths=[784, 64, 10], grid_size=5, spline_order=3)
 """
 
 from __future__ import annotations

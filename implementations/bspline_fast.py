@@ -84,7 +84,7 @@ class BSplineFastKANLayer(BSplineKANLayer):
         if self.contraction == "dense":
             return base + F.linear(self.basis(x).flatten(-2), weight.flatten(1))
         # gather: only the k + 1 touched coefficient rows per input, from a table padded like the basis row
-        k, K = self.spline_order, self.num_basis
+        k = self.spline_order
         values, slot = local_basis(x, self.knots, k)
         table = F.pad(weight, (k + 1, k + 1)).permute(1, 2, 0)  # (in, K + 2k + 2, out), zero rows as padding
         rows = slot + table.shape[1] * torch.arange(self.in_features, device=x.device).unsqueeze(-1)
@@ -104,11 +104,13 @@ def build(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **op
 def flop_breakdown(
     widths: Sequence[int], grid_size: int, spline_order: int, batch: int, contraction: str = "dense", **options
 ) -> dict[str, int]:
-    """Forward FLOPs: the matmuls (dense, or the gathered k + 1 rows); local bases as estimated op counts."""
+    """Forward FLOPs: the matmuls exactly; local bases (and the gathered k + 1 rows of "gather") as estimates."""
     k, K = spline_order, grid_size + spline_order
     matmul = elementwise = 0
     for i, o in edges(check_widths(widths)):
-        matmul += 2 * batch * i * o + 2 * batch * i * (K if contraction == "dense" else k + 1) * o
+        # embedding_bag is no matmul to FlopCounterMode, so the gathered multiply-adds count as elementwise
+        spline = 2 * batch * i * (K if contraction == "dense" else k + 1) * o
+        matmul += 2 * batch * i * o + (spline if contraction == "dense" else 0)
         per_input = 6 + 2 * (k + 1) ** 2 + 4  # span and u, powers and the (k+1)^2 polynomial matmul, silu
-        elementwise += batch * i * per_input + o * i * K + batch * o
+        elementwise += batch * i * per_input + o * i * K + batch * o + (0 if contraction == "dense" else spline)
     return {"matmul": matmul, "elementwise": elementwise}

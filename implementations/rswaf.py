@@ -99,9 +99,7 @@ def param_count(
     """Trainable parameters: LayerNorm 2 in, spline in * K * out, and the grid / 1/h when trainable."""
     K = grid_size + spline_order
     per_layer_extra = (K if trainable_grid else 0) + (1 if trainable_inv_h else 0)
-    return sum(
-        i * K * o + (2 * i if use_layernorm else 0) + per_layer_extra for i, o in edges(check_widths(widths))
-    )
+    return sum(i * K * o + (2 * i if use_layernorm else 0) + per_layer_extra for i, o in edges(check_widths(widths)))
 
 
 def flop_breakdown(

@@ -1,0 +1,411 @@
+"""The adapter contract, checked on every built-in implementation (and, at the defaults, on entry points too).
+
+gradcheck of the whole model, forward == basis contracted with the weights (so `basis` cannot drift from what forward
+uses), analytic parameter count and matmul FLOPs against the built module, shapes, and bad input.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+from torch.utils.flop_counter import FlopCounterMode
+
+import implementations
+from implementations.bspline import BSplineKANLayer
+from implementations.fastkan import FastKANLayer
+from implementations.mlp import MLP
+from implementations.pykan import PykanLayer
+from implementations.rswaf import RSWAFKANLayer
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILTIN = list(implementations.BUILTIN)
+KANS = [name for name in BUILTIN if implementations.get(name).family != "mlp"]
+# Every built-in at its defaults, plus options that change a module's structure.
+OPTION_CASES = [(name, {}) for name in BUILTIN] + [
+    ("fastkan", {"use_layernorm": False, "use_base": False}),
+    ("rswaf", {"trainable_grid": True, "trainable_inv_h": True}),
+    ("rswaf", {"use_layernorm": False, "inv_h": 1.7}),
+]
+
+
+def adapter(name: str) -> implementations.Adapter:
+    """The adapter, or a skip naming the missing package (only pykan can be missing; see test_registry)."""
+    a = implementations.get(name)
+    ok, why = a.available()
+    if not ok:
+        pytest.skip(why)
+    return a
+
+
+def trainable(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> None:
+    """Give every trainable parameter random values, so a contraction that ignores one of them shows."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            if name.endswith("centres"):  # a trainable grid stays sorted; jitter it only
+                p.add_(0.05 * torch.rand(p.shape, generator=g, dtype=p.dtype))
+            else:
+                p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=p.dtype) + 0.1)
+
+
+def inputs(*shape: int, seed: int = 0) -> torch.Tensor:
+    """float64 inputs inside the B-spline grid [-1, 1], away from its ends."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(*shape, generator=g, dtype=torch.float64) * 1.8 - 0.9
+
+
+# --- gradcheck ---
+
+
+def model_gradcheck(model: torch.nn.Module, x: torch.Tensor) -> bool:
+    """gradcheck of the model's output w.r.t. its input and every trainable parameter at once."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    keys = [n for n, _ in named]
+
+    def f(x, *params):
+        return functional_call(model, dict(zip(keys, params)), (x,))
+
+    params = [p.detach().clone().requires_grad_() for _, p in named]
+    return torch.autograd.gradcheck(f, (x.clone().requires_grad_(), *params), eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "options"), OPTION_CASES, ids=lambda v: str(v) if v else "defaults")
+def test_gradcheck_float64(name, options):
+    torch.manual_seed(0)
+    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=2, **options).double()
+    assert model_gradcheck(model, inputs(2, 3))
+
+
+@pytest.mark.parametrize(("name", "options"), OPTION_CASES, ids=lambda v: str(v) if v else "defaults")
+def test_every_trainable_parameter_gets_a_gradient(name, options):
+    """A parameter counted as trainable must take part in the forward (pykan's symbolic affine excepted: see docs)."""
+    torch.manual_seed(0)
+    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=2, **options).double()
+    randomize(model)
+    (model(inputs(5, 3)) * torch.randn(5, 2, dtype=torch.float64)).sum().backward()
+    for param_name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if name == "pykan" and ".symbolic_fun." in f".{param_name}":
+            assert p.grad is None, "pykan's symbolic branch is off: its affine terms must not take part"
+            continue
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}: {param_name} gets no gradient"
+
+
+# --- forward == basis contracted with the layer's weights ---
+
+
+def contract(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The layer's output rebuilt from layer.basis(x) and its weights, written independently of its forward."""
+    B = layer.basis(x)  # (..., in, K)
+    if isinstance(layer, BSplineKANLayer):
+        spline = torch.einsum("...im,oim,oi->...o", B, layer.spline_weight, layer.spline_scaler)
+        return spline + torch.einsum("...i,oi->...o", F.silu(x), layer.base_weight)
+    if isinstance(layer, (FastKANLayer, RSWAFKANLayer)):
+        W = layer.spline_weight.reshape(layer.out_features, layer.in_features, -1)  # columns are (input, basis)
+        out = torch.einsum("...im,oim->...o", B, W)
+        base = getattr(layer, "base", None)
+        if base is not None:
+            out = out + torch.einsum("...i,oi->...o", F.silu(x), base.weight) + base.bias
+        return out
+    if isinstance(layer, PykanLayer):
+        kl = layer.layer  # pykan's KANLayer: coef (in, out, K), scale_base / scale_sp / mask (in, out)
+        spline = torch.einsum("...im,iom->...io", B, kl.coef)
+        edge = kl.scale_base * F.silu(x).unsqueeze(-1) + kl.scale_sp * spline
+        return (kl.mask * edge).sum(-2)
+    raise AssertionError(f"no independent contraction written for {type(layer).__name__}")
+
+
+@pytest.mark.parametrize(("name", "options"), [c for c in OPTION_CASES if c[0] in KANS], ids=str)
+@pytest.mark.parametrize("shape", [(5,), (2, 3)], ids=["batch", "batch-seq"])
+def test_forward_equals_basis_contraction(name, options, shape):
+    torch.manual_seed(0)
+    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=2, **options).double()
+    randomize(model)
+    x = inputs(*shape, 3)
+    with torch.no_grad():
+        for layer in model.layers:
+            y = layer(x)
+            torch.testing.assert_close(y, contract(layer, x), rtol=1e-12, atol=1e-12)
+            x = y.clamp(-0.9, 0.9)  # the next layer's input stays inside the grid
+
+
+@pytest.mark.parametrize("name", KANS)
+def test_model_is_its_layers_in_sequence(name):
+    """model.layers is what the model runs (pykan's forward is MultKAN's own, so this ties the two)."""
+    torch.manual_seed(0)
+    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=2).double()
+    randomize(model)
+    x = inputs(6, 3)
+    with torch.no_grad():
+        y = x
+        for layer in model.layers:
+            y = layer(y)
+        torch.testing.assert_close(model(x), y, rtol=1e-12, atol=1e-12)
+
+
+def test_contraction_check_can_fail():
+    """The forward-vs-basis check detects a basis that drifted from the forward (here: LayerNorm skipped in basis)."""
+    torch.manual_seed(0)
+    layer = FastKANLayer(3, 2).double()
+    randomize(layer)
+    x = inputs(5, 3)
+    drifted = FastKANLayer(3, 2, use_layernorm=False).double()
+    drifted.load_state_dict({k: v for k, v in layer.state_dict().items() if not k.startswith("layernorm")})
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), contract(layer, x))
+        assert not torch.allclose(layer(x), contract(drifted, x))
+
+
+# --- shapes ---
+
+
+@pytest.mark.parametrize("name", KANS)
+def test_layers_and_basis_shape(name):
+    a = adapter(name)
+    G, k = 4, 2
+    model = a.build([3, 5, 2], grid_size=G, spline_order=k)
+    assert isinstance(model.layers, torch.nn.ModuleList) and len(model.layers) == 2
+    x = torch.rand(7, 3) * 2 - 1
+    for layer, (i, _) in zip(model.layers, [(3, 5), (5, 2)]):
+        B = layer.basis(x)
+        assert B.shape == (7, i, G + k), "every KAN has G + k bases per edge (the fairness rule)"
+        assert layer.num_basis == G + k
+        with torch.no_grad():
+            x = layer(x)
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_batch_and_sequence_input(name):
+    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=2)
+    x = torch.rand(2, 5, 3) * 2 - 1
+    y = model(x)
+    assert y.shape == (2, 5, 2)
+    torch.testing.assert_close(y, model(x.reshape(10, 3)).reshape(2, 5, 2))
+    y.sum().backward()
+
+
+def test_published_defaults():
+    """The defaults docs/methodology.md states (rswaf's are in test_rswaf, pykan's in test_pykan_crosscheck)."""
+    bs = implementations.get("bspline").build([3, 2]).layers[0]
+    assert (bs.grid_size, bs.spline_order, bs.num_basis) == (5, 3, 8)
+    torch.testing.assert_close(bs.knots, torch.tensor([-1 + (j - 3) * 0.4 for j in range(12)]))
+    fk = implementations.get("fastkan").build([3, 2]).layers[0]
+    torch.testing.assert_close(fk.centres, torch.linspace(-2, 2, 8))
+    assert fk.h == pytest.approx(4 / 7)
+    assert isinstance(fk.layernorm, torch.nn.LayerNorm) and fk.layernorm.normalized_shape == (3,)
+    assert isinstance(fk.base, torch.nn.Linear) and fk.base.bias is not None
+    assert fk.spline_weight.shape == (2, 3 * 8)
+    assert implementations.get("fastkan-noln").build([3, 2]).layers[0].layernorm is None
+
+
+def test_mlp_layers_are_linear():
+    model = implementations.get("mlp").build([3, 4, 2])
+    assert isinstance(model, MLP) and [type(m) for m in model.layers] == [torch.nn.Linear, torch.nn.Linear]
+
+
+# --- parameter counts ---
+
+WIDTHS = [[1, 1], [3, 4, 2], [5, 2, 3]]
+
+
+@pytest.mark.parametrize(
+    ("name", "options"), [c for c in OPTION_CASES if c[0] != "mlp-iso"], ids=lambda v: str(v) if v else "defaults"
+)
+@pytest.mark.parametrize("widths", WIDTHS, ids=str)
+def test_param_count_equals_built_module(name, options, widths):
+    a = adapter(name)
+    for G in (1, 2, 5):
+        for k in (1, 3):
+            model = a.build(widths, grid_size=G, spline_order=k, **options)
+            assert a.param_count(widths, G, k, **options) == trainable(model), (widths, G, k)
+
+
+def test_param_count_formulas():
+    """The published counts: efficient-kan and FastKAN [784, 64, 10] (REFERENCES.md), G + k + 2 per edge."""
+    assert implementations.get("bspline").param_count([784, 64, 10]) == 508_160
+    assert implementations.get("fastkan").param_count([784, 64, 10]) == 459_114
+    assert implementations.get("bspline").param_count([3, 4], 5, 3) == 3 * 4 * (5 + 3 + 2)
+    assert implementations.get("pykan").param_count([3, 4], 5, 3) == 3 * 4 * (5 + 3 + 2) + 3 * 4 * 4
+
+
+@pytest.mark.parametrize("widths", [[64, 32, 10], [20, 5], [8, 16, 4], [100, 100]], ids=str)
+def test_mlp_iso_matches_bspline_within_2_percent(widths):
+    iso = implementations.get("mlp-iso")
+    for G, k in ((5, 3), (3, 1), (8, 2)):
+        target = implementations.get("bspline").param_count(widths, G, k)
+        model = iso.build(widths, G, k)
+        count = iso.param_count(widths, G, k)
+        assert count == trainable(model)
+        assert abs(count - target) / target <= 0.02, (widths, G, k, count, target)
+        if len(widths) == 2:
+            assert len(model.layers) == 2, "a 2-entry width list gets one hidden layer to scale"
+        else:
+            assert len(model.layers) == len(widths) - 1
+        assert model.widths[0] == widths[0] and model.widths[-1] == widths[-1]
+
+
+def test_mlp_match_params():
+    mlp = implementations.get("mlp")
+    for target in (30_000, 123_456, 508_160):
+        model = mlp.build([784, 64, 10], match_params=target)
+        assert mlp.param_count([784, 64, 10], match_params=target) == trainable(model)
+        assert abs(trainable(model) - target) / target <= 0.02
+    target = implementations.get("fastkan").param_count([784, 64, 10])
+    model = mlp.build([784, 64, 10], iso_to="fastkan")
+    assert abs(trainable(model) - target) / target <= 0.02
+
+
+def test_mlp_iso_infeasible_says_so():
+    with pytest.raises(ValueError, match=r"within 2%.*closest is \[5, \d+, 3\]"):
+        implementations.get("mlp-iso").build([5, 2, 3], 1, 1)
+
+
+def test_mlp_unknown_option():
+    with pytest.raises(TypeError, match="unknown options.*allowed: match_params, iso_to"):
+        implementations.get("mlp").build([3, 2], use_base=False)
+
+
+# --- FLOPs ---
+
+
+@pytest.mark.parametrize(("name", "options"), OPTION_CASES, ids=str)
+@pytest.mark.parametrize("shape", [(8,), (2, 3)], ids=["batch", "batch-seq"])
+def test_matmul_flops_equal_flop_counter(name, options, shape):
+    a = adapter(name)
+    widths = [20, 30, 5] if name == "mlp-iso" else [6, 7, 3]
+    model = a.build(widths, grid_size=4, spline_order=2, **options)
+    batch = 1
+    for n in shape:
+        batch *= n
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.rand(*shape, widths[0]) * 2 - 1)
+    breakdown = a.flop_breakdown(widths, 4, 2, batch, **options)
+    assert breakdown["matmul"] == counter.get_total_flops()
+    assert breakdown["elementwise"] > 0
+    assert a.flops(widths, 4, 2, batch, **options) == breakdown["matmul"] + breakdown["elementwise"]
+
+
+# --- bad input ---
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_wrong_last_dimension(name):
+    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=2)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 3\).*\(2, 5\).*5 != 3"):
+        model(torch.rand(2, 5))
+    with pytest.raises(ValueError, match="3"):
+        model(torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
+def test_integer_and_bool_input(name, dtype):
+    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=2)
+    with pytest.raises(TypeError, match=f"floating-point.*{dtype}"):
+        model(torch.ones(2, 3, dtype=dtype))
+
+
+@pytest.mark.parametrize("name", KANS)
+def test_layers_check_their_own_input(name):
+    layer = adapter(name).build([3, 4, 2], grid_size=3, spline_order=2).layers[1]
+    with pytest.raises(ValueError, match=r"\(\.\.\., 4\).*3 != 4"):
+        layer(torch.rand(2, 3))
+    with pytest.raises(TypeError):
+        layer(torch.ones(2, 4, dtype=torch.int64))
+
+
+BAD_BUILDS = [
+    ({"widths": [3, 2], "grid_size": 0}, "grid_size must be an int >= 1, got 0"),
+    ({"widths": [3, 2], "grid_size": -2}, "grid_size must be an int >= 1, got -2"),
+    ({"widths": [3, 2], "spline_order": 0}, "spline_order must be an int >= 1, got 0"),
+    ({"widths": [3, 2], "grid_size": 2.5}, "grid_size must be an int >= 1, got 2.5"),
+    ({"widths": [3]}, r"at least 2 entries.*\[3\]"),
+    ({"widths": []}, r"at least 2 entries"),
+    ({"widths": [3, 0, 2]}, r"widths\[1\] must be a positive int, got 0"),
+    ({"widths": [3, -4]}, r"widths\[1\] must be a positive int, got -4"),
+    ({"widths": [3, 2.0]}, r"widths\[1\] must be a positive int, got 2.0"),
+    ({"widths": "32"}, "widths must be a list of positive ints"),
+]
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize(("kwargs", "message"), BAD_BUILDS, ids=[str(k) for k, _ in BAD_BUILDS])
+def test_bad_build_arguments(name, kwargs, message):
+    a = adapter(name)
+    with pytest.raises(ValueError, match=message):
+        a.build(**{"grid_size": 3, "spline_order": 2, **kwargs})
+
+
+def test_unknown_name():
+    with pytest.raises(KeyError, match=f"unknown implementation 'effkan'; known: {', '.join(BUILTIN)}"):
+        implementations.get("effkan")
+
+
+# --- no files ---
+
+NO_FILES_SCRIPT = """
+import torch, implementations
+for name in implementations.names():
+    a = implementations.get(name)
+    if not a.available()[0]:
+        continue
+    model = a.build([3, 4, 2])  # defaults: every implementation, entry points included, supports G=5, k=3
+    model(torch.rand(5, 3) * 2 - 1).sum().backward()
+    print(name)
+"""
+
+
+def test_no_implementation_writes_files(tmp_path):
+    """Import, build, forward and backward everything in a fresh interpreter whose working directory is empty."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-c", NO_FILES_SCRIPT], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    built = done.stdout.split()
+    assert set(KANS) - {"pykan"} <= set(built)
+    if implementations.get("pykan").available()[0]:
+        assert "pykan" in built
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# --- every registered implementation, entry points included, at the defaults G=5, k=3 ---
+
+
+@pytest.mark.parametrize("name", implementations.names())
+def test_registered_implementation_keeps_the_contract(name):
+    """The contract checks that need no knowledge of a layer's internals, for third-party adapters too."""
+    a = adapter(name)
+    widths = [20, 30, 5] if name == "mlp-iso" else [6, 7, 3]
+    model = a.build(widths)
+    assert a.param_count(widths) == trainable(model)
+    x = torch.rand(2, 3, widths[0]) * 2 - 1
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        y = model(x)
+    assert y.shape == (2, 3, widths[-1]) and y.dtype == torch.float32
+    assert a.flop_breakdown(widths, batch=6)["matmul"] == counter.get_total_flops()
+    if a.family != "mlp":
+        assert [layer.basis(x[0, :, : layer.in_features]).shape[-2:] for layer in model.layers[:1]] == [(widths[0], 8)]
+    with pytest.raises(ValueError, match=f"{widths[0]}"):
+        model(torch.rand(2, widths[0] + 1))
+    with pytest.raises(TypeError):
+        model(torch.ones(2, widths[0], dtype=torch.int64))
+    with pytest.raises(ValueError, match="grid_size"):
+        a.build(widths, grid_size=0)
