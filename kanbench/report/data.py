@@ -1,0 +1,226 @@
+"""Runs read into pandas frames for the report: validation, derived columns, reference cells. No torch here."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from kanbench import results
+from kanbench.errors import UsageError
+from kanbench.record import SCHEMA, quantile
+
+NON_SPEED_PHASES = ("accuracy", "profile")
+# Order in which implementations appear in tables and legends; others follow alphabetically.
+IMPL_ORDER = ("bspline", "fastkan", "fastkan-noln", "rswaf", "pykan", "mlp", "mlp-iso")
+REFERENCES = ("mlp", "mlp-iso")
+NOISY_IQR_SHARE = 0.10  # IQR / median above this marks a timing as noisy
+# The cell identity apart from the implementation: cells equal in these were measured side by side.
+CONFIG_COLUMNS = ("device", "dtype", "widths_label", "grid_size", "spline_order", "batch_size")
+
+
+@dataclass
+class Run:
+    """One run directory as read: its name, environment and flat frame (one row per record)."""
+
+    path: Path
+    name: str
+    environment: dict | None
+    frame: pd.DataFrame
+    records: list[dict]
+
+
+def resolve_run_dir(path: str | os.PathLike) -> Path:
+    """The run directory a user named: the directory itself, or the parent of a results.jsonl they pointed at."""
+    p = Path(path)
+    if p.is_file() and p.name == results.RESULTS:
+        return p.parent
+    if not p.exists():
+        raise UsageError(f"{p}: no such run directory (expected a directory holding {results.RESULTS})")
+    if not p.is_dir():
+        raise UsageError(f"{p}: not a run directory (expected a directory holding {results.RESULTS})")
+    return p
+
+
+def record_schemas(run_dir: Path) -> set:
+    """The schema numbers found in a run's results.jsonl (read leniently, before records are validated)."""
+    found = set()
+    path = run_dir / results.RESULTS
+    if not path.exists():
+        return found
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # read_records reports the malformed line with its number
+        if isinstance(data, dict):
+            found.add(data.get("schema"))
+    return found
+
+
+def read_run(path: str | os.PathLike) -> Run:
+    """One run: records validated by kanbench.results, environment.json if present; an empty run is an error."""
+    run_dir = resolve_run_dir(path)
+    records = results.read_records(run_dir)
+    if not records:
+        raise results.ResultsError(
+            f"{run_dir / results.RESULTS}: holds no records (the run measured nothing; was it stopped before its "
+            "first cell?)"
+        )
+    try:
+        environment = results.read_environment(run_dir)
+    except results.ResultsError:
+        if (run_dir / results.ENVIRONMENT).exists():
+            raise  # malformed, not merely absent
+        environment = None
+    frame = pd.DataFrame([results.flatten(r) for r in records])
+    return Run(run_dir, run_dir.name, environment, frame, [r.to_dict() for r in records])
+
+
+def read_runs(paths: list[str | os.PathLike]) -> list[Run]:
+    """Every run named, checked to share one results schema; raises UsageError / ResultsError (exit 2)."""
+    if not paths:
+        raise UsageError("no run given: kanbench report RUN... (a directory holding results.jsonl)")
+    dirs = [resolve_run_dir(p) for p in paths]
+    schemas = {d: record_schemas(d) for d in dirs}
+    mixed = {d: s for d, s in schemas.items() if len(s) > 1}
+    if mixed:
+        d, s = next(iter(mixed.items()))
+        raise UsageError(f"{d / results.RESULTS}: records of several schemas {sorted(map(str, s))} in one run")
+    distinct = {next(iter(s)) for s in schemas.values() if s}
+    if len(distinct) > 1:
+        listing = ", ".join(f"{d} has schema {next(iter(s))}" for d, s in schemas.items() if s)
+        raise UsageError(
+            f"runs of different result schemas cannot share a report: {listing}; report them separately "
+            f"(this kanbench reads schema {SCHEMA})"
+        )
+    names = Counter(d.resolve() for d in dirs)
+    twice = [str(d) for d, n in names.items() if n > 1]
+    if twice:
+        raise UsageError(f"run given more than once: {', '.join(twice)}")
+    return [read_run(d) for d in dirs]
+
+
+def _quartiles(values) -> tuple[float, float]:
+    if not isinstance(values, list) or not values:
+        return (math.nan, math.nan)
+    s = sorted(values)
+    return quantile(s, 0.25), quantile(s, 0.75)
+
+
+def _edges(widths) -> int:
+    return sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def prepare(frame: pd.DataFrame) -> pd.DataFrame:
+    """The flat frame with the columns the report derives: quartiles, noise flag, edges, dataset and seed."""
+    df = frame.copy()
+    for column in (
+        "metric_dataset", "metric_seed", "metric_metric", "metric_phase", "flop_per_s", "peak_mem_bytes", "reason"
+    ):  # fmt: skip
+        if column not in df:
+            df[column] = None
+    quartiles = [_quartiles(v) for v in df["time_values"]]
+    df["time_q1"] = [q[0] for q in quartiles]
+    df["time_q3"] = [q[1] for q in quartiles]
+    # Without raw values, fall back to the IQR centred on the median.
+    half = df["time_iqr"].astype(float) / 2
+    df["time_q1"] = df["time_q1"].fillna(df["time_median"].astype(float) - half)
+    df["time_q3"] = df["time_q3"].fillna(df["time_median"].astype(float) + half)
+    df["edges"] = [_edges(w) for w in df["widths"]]
+    df["speed"] = ~df["phase"].isin(NON_SPEED_PHASES)
+    share = df["time_iqr"].astype(float) / df["time_median"].astype(float)
+    df["iqr_share"] = share
+    df["noisy"] = (df["status"] == "ok") & df["speed"] & (share > NOISY_IQR_SHARE)
+    df["impl_rank"] = [impl_rank(i) for i in df["impl"]]
+    return df
+
+
+def impl_rank(impl: str) -> tuple:
+    """Sort key: the known implementations in a fixed order, then the rest by name."""
+    return (IMPL_ORDER.index(impl), "") if impl in IMPL_ORDER else (len(IMPL_ORDER), impl)
+
+
+def ordered_impls(values) -> list[str]:
+    """Implementation names in report order."""
+    return sorted(set(values), key=impl_rank)
+
+
+def combine(runs: list[Run]) -> tuple[pd.DataFrame, int]:
+    """All runs' records in one frame; where runs measured the same cell and phase, the later run's record wins.
+
+    Returns the frame and how many earlier records were superseded.
+    """
+    frames = []
+    for order, run in enumerate(runs):
+        f = run.frame.copy()
+        f["run"] = run.name
+        f["run_order"] = order
+        frames.append(f)
+    df = prepare(pd.concat(frames, ignore_index=True))
+    # Accuracy records of one cell differ by dataset and seed; profile records by the phase they profiled.
+    key = ["config_hash", "phase", "metric_dataset", "metric_seed", "metric_phase"]
+    before = len(df)
+    deduped = df.loc[~df[key].astype(str).duplicated(keep="last")].reset_index(drop=True)
+    return deduped, before - len(deduped)
+
+
+def timing_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Ok records of speed phases that carry a time."""
+    return df[(df["status"] == "ok") & df["speed"] & df["time_median"].notna()]
+
+
+class References:
+    """The reference implementations' ok records, indexed by cell, to divide other implementations' values by."""
+
+    MATCH = ("phase", "device", "dtype", "widths_label", "spline_order", "batch_size")
+
+    def __init__(self, df: pd.DataFrame, references: tuple[str, ...] = REFERENCES):
+        self._index: dict[tuple, list[dict]] = {}
+        ok = df[df["impl"].isin(references) & (df["status"] == "ok")]
+        for row in ok.to_dict("records"):
+            key = (row["impl"], *(row[c] for c in self.MATCH))
+            self._index.setdefault(key, []).append(row)
+
+    def value(self, reference: str, row, column: str, phase: str | None = None) -> float | None:
+        """The reference's value of column in the same cell (widths, grid, batch, device, dtype) and phase.
+
+        A reference known not to depend on the grid (the plain MLP, or one measured at several grid sizes with the
+        same parameter count) matches at any grid size when it was not measured at this one.
+        """
+        key = (reference, phase or row["phase"], *(row[c] for c in self.MATCH[1:]))
+        same = self._index.get(key, [])
+        exact = [r for r in same if r["grid_size"] == row["grid_size"]]
+        if not exact and same and self._grid_free(reference, same):
+            exact = same
+        values = [r[column] for r in exact if r.get(column) is not None and not pd.isna(r[column])]
+        return float(values[-1]) if values else None
+
+    @staticmethod
+    def _grid_free(reference: str, rows: list[dict]) -> bool:
+        if not all(r["num_basis"] == 0 for r in rows):
+            return False
+        grids = {r["grid_size"] for r in rows}
+        return reference == "mlp" or (len(grids) > 1 and len({r["params"] for r in rows}) == 1)
+
+
+def peak_for(machine: dict | None, key: str, device: str, dtype: str) -> float | None:
+    """A machine peak (e.g. peak_flop_per_s) for a device and dtype from environment["machine"], if given.
+
+    Accepts a number, a {dtype: number} or {device: number} map, or {device: {dtype: number}}.
+    """
+    if not isinstance(machine, dict):
+        return None
+    value = machine.get(key)
+    for level in range(3):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value) if value > 0 else None
+        if not isinstance(value, dict) or level == 2:
+            return None
+        value = next((value[k] for k in (device, device.split(":")[0], dtype) if k in value), None)
+    return None

@@ -1,0 +1,645 @@
+"""The HTML page: one self-contained file with plotly.js inlined once, the figures and the records as JSON, and
+every text from results HTML-escaped. A Content-Security-Policy lets only the page's own two scripts run."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pandas as pd
+
+import kanbench
+from kanbench.record import PHASES
+
+from .claims import Block as ClaimBlock
+from .comparison import Comparison, sorted_cells
+from .data import impl_rank
+from .figures import Figure
+from .summary import SummaryTable, SweepRatio, fmt_ratio, fmt_time
+
+DATA_ID = "kanbench-data"
+FIGURES_ID = "kanbench-figures"
+
+STYLE = """
+:root { --fg: #1d232b; --muted: #5b6570; --line: #d9dee3; --best: #dff3e3; --bad: #fde2e1; --warn: #fff3d6; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); margin: 0; }
+header { padding: 14px 24px 8px; border-bottom: 1px solid var(--line); }
+header h1 { font-size: 20px; margin: 0 0 4px; }
+nav a { margin-right: 14px; color: #2458a6; text-decoration: none; }
+main { padding: 8px 24px 40px; max-width: 1500px; }
+section { margin-top: 22px; }
+h2 { font-size: 17px; border-bottom: 1px solid var(--line); padding-bottom: 3px; }
+h3 { font-size: 15px; margin: 16px 0 4px; }
+table { border-collapse: collapse; margin: 6px 0 10px; }
+th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f4f6f8; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num i { font-style: normal; white-space: nowrap; }
+td.best { background: var(--best); font-weight: 600; }
+tr.regression td { background: var(--bad); }
+tr.improvement td { background: var(--best); }
+td.best-kan { background: #e3edfb; }
+.ratio { display: block; color: var(--muted); font-size: 12px; font-weight: 400; }
+.noisy { color: #b15c00; cursor: help; }
+.muted, .caption { color: var(--muted); }
+.caption { font-size: 13px; margin: 0 0 6px; }
+.empty { color: var(--muted); font-style: italic; }
+.notice { background: var(--warn); border: 1px solid #f0d48a; padding: 8px 12px; margin: 10px 0; }
+.plot { width: 100%; min-height: 320px; }
+.scroll { overflow-x: auto; }
+.cells { font: 12px/1.5 ui-monospace, monospace; margin: 4px 0 8px 16px; }
+code { background: #f4f6f8; padding: 0 3px; }
+select { font: inherit; padding: 2px 4px; }
+"""
+
+# The page's own code: draw the figures, switch summary configurations, download the embedded records.
+SCRIPT = """
+(function () {
+  "use strict";
+  var payload = JSON.parse(document.getElementById("__FIGURES_ID__").textContent);
+  var config = {responsive: true, displaylogo: false};
+  var drawn = payload.figures.map(function (f) {
+    f.figure.layout.template = payload.template;
+    return Plotly.newPlot(f.id, f.figure.data, f.figure.layout, config);
+  });
+  Promise.all(drawn).then(
+    function () { document.body.setAttribute("data-rendered", "true"); },
+    function (err) { document.body.setAttribute("data-rendered", "error"); console.error(err); });
+  var select = document.getElementById("summary-config");
+  if (select) {
+    select.addEventListener("change", function () {
+      document.querySelectorAll(".summary-table").forEach(function (t) { t.hidden = t.id !== select.value; });
+    });
+  }
+  var button = document.getElementById("download-data");
+  if (button) {
+    button.addEventListener("click", function () {
+      var data = JSON.parse(document.getElementById("__DATA_ID__").textContent);
+      var lines = [];
+      data.runs.forEach(function (run) {
+        run.records.forEach(function (row) {
+          var record = Object.assign({}, run.constant);
+          run.fields.forEach(function (name, i) { record[name] = row[i]; });
+          lines.push(JSON.stringify(record));
+        });
+      });
+      var url = URL.createObjectURL(new Blob([lines.join("\\n") + "\\n"], {type: "application/x-ndjson"}));
+      var a = document.createElement("a");
+      a.href = url;
+      a.download = button.getAttribute("data-filename");
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
+    });
+  }
+})();
+""".replace("__FIGURES_ID__", FIGURES_ID).replace("__DATA_ID__", DATA_ID)
+
+
+def e(value) -> str:
+    """HTML-escaped text of any value (None as an em dash)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return html.escape(str(value), quote=True)
+
+
+def script_json(text: str) -> str:
+    """JSON text made safe inside a <script> element: no "</script>", "<!--" or "&" can appear in it."""
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def json_ready(value):
+    """A copy with non-finite floats as null, since JSON.parse rejects NaN and Infinity."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def _sha256(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+@dataclass
+class RunInfo:
+    """What the page says about one run in "What was run"."""
+
+    name: str
+    path: str
+    environment: dict | None
+    suites: list[str]
+    devices: list[str]
+    counts: dict[str, int]
+    records: list[dict]
+
+
+@dataclass
+class Page:
+    """Everything the page shows, already computed."""
+
+    runs: list[RunInfo]
+    frame: pd.DataFrame
+    superseded: int
+    tables: list[SummaryTable]
+    sweep: list[SweepRatio]
+    figures: dict[str, list[Figure]]  # section -> figures
+    accuracy_table: list[tuple]
+    profile_table: list[tuple]
+    claims: list[ClaimBlock]
+    comparison: Comparison | None
+    comparison_figure: Figure | None
+    problems: pd.DataFrame
+    noisy: pd.DataFrame
+    title: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def _table(header: list[str], rows: list[list[str]], classes: list[str] | None = None) -> str:
+    """A table from already escaped cells."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
+        body.append(f"<tr{cls}>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in row) + "</tr>")
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _env_get(env: dict | None, *keys, default=None):
+    value = env
+    for k in keys:
+        if not isinstance(value, dict):
+            return default
+        value = value.get(k)
+    return default if value is None else value
+
+
+def _device_text(info: RunInfo) -> str:
+    env = info.environment
+    parts = []
+    for d in info.devices:
+        if d.startswith("cuda"):
+            names = _env_get(env, "cuda", "devices", default=[])
+            parts.append(f"{d} ({', '.join(map(str, names)) or 'GPU name not recorded'})")
+        else:
+            parts.append(f"{d} ({_env_get(env, 'cpu_model', default='CPU model not recorded')})")
+    return "; ".join(parts) or "—"
+
+
+def _commit_html(commit) -> str:
+    if not commit:
+        return "—"
+    text = str(commit)
+    short = text[:12] + ("-dirty" if text.endswith("-dirty") and len(text) > 12 else "")
+    return f'<code title="{e(text)}">{e(short)}</code>'
+
+
+def what_was_run(page: Page) -> str:
+    """The runs: suite, machine, torch, device, threads, date, git commit, record counts."""
+    header = ["run", "suite", "date (UTC)", "git commit", "machine", "devices measured", "torch", "threads",
+              "python", "records"]  # fmt: skip
+    rows = []
+    for info in page.runs:
+        env = info.environment
+        counts = ", ".join(f"{n} {s}" for s, n in info.counts.items() if n)
+        cores = _env_get(env, "cpu_affinity") or _env_get(env, "cpu_count")
+        machine = f"{_env_get(env, 'hostname', default='')} · {_env_get(env, 'os', default='')}"
+        machine += f" · {cores} cores" if cores else ""
+        threads = _env_get(env, "worker_torch_threads") or _env_get(env, "torch_threads")
+        rows.append([
+            f"<code>{e(info.name)}</code>", e(", ".join(info.suites)), e(_env_get(env, "date_utc")),
+            _commit_html(_env_get(env, "git_commit")), e(machine.strip(' ·')), e(_device_text(info)),
+            e(_env_get(env, "torch")), e(threads), e(_env_get(env, "python")), e(counts),
+        ])  # fmt: skip
+    out = [_table(header, rows), comparison_headline(page.comparison)]
+    missing = [info.name for info in page.runs if info.environment is None]
+    synthetic = [info.name for info in page.runs if info.environment and info.environment.get("synthetic")]
+    if missing:
+        out.append(f'<p class="notice">environment.json is missing in {e(", ".join(missing))}: machine unknown.</p>')
+    if synthetic:
+        out.append(f'<p class="notice">{e(", ".join(synthetic))}: synthetic data for testing, not a measurement.</p>')
+    if page.superseded:
+        out.append(
+            '<p class="muted">Where runs measured the same cell, the sections below show the later run\'s record '
+            f"({page.superseded} earlier record(s) set aside here; all stay in the embedded data).</p>"
+        )
+    return "".join(out)
+
+
+def _entries_html(entries, with_ratios: bool) -> str:
+    parts = []
+    for entry in entries:
+        mark = ' <span class="noisy" title="noisy: IQR above 10 % of the median">≈</span>' if entry.noisy else ""
+        small = []
+        if entry.note:
+            small.append(e(entry.note))
+        if with_ratios and entry.ratios:
+            small.append(" · ".join(f"<i>{fmt_ratio(v)} {e(k)}</i>" for k, v in entry.ratios.items()))
+        lines = "".join(f'<span class="ratio">{x}</span>' for x in small)
+        parts.append(f"<i>{e(entry.text)}{mark}</i>{lines}")
+    return "<br>".join(parts)
+
+
+def summary_table_html(table: SummaryTable, index: int) -> str:
+    """One configuration's table: a row per implementation, best cells highlighted, ratios beneath values."""
+    columns = [c for c in table.columns if any(cells.get(c) for _, _, cells in table.rows)]
+    rows = []
+    for impl, family, cells in table.rows:
+        row = [f'<b>{e(impl)}</b><span class="ratio">{e(family)}</span>']
+        for c in columns:
+            entries = cells.get(c, [])
+            cls = "num"
+            if entries and all(x.best for x in entries):
+                cls += " best"
+            elif entries and all(x.best or x.best_kan for x in entries):
+                cls += " best-kan"
+            row.append(f'<td class="{cls}">{_entries_html(entries, c != "accuracy") or "—"}</td>')
+        rows.append(row)
+    body = _table(["implementation", *map(e, columns)], rows)
+    hidden = "" if index == 0 else " hidden"
+    return f'<div class="summary-table" id="summary-{index}"{hidden}><h3>{e(table.title)}</h3>{body}</div>'
+
+
+def summary_section(page: Page) -> str:
+    """The first screen's per-implementation table with a configuration picker, and the sweep-wide ratios."""
+    if not page.tables:
+        ok = int((page.frame["status"] == "ok").sum())
+        why = (
+            "No implementation has a timing: every record of these runs was skipped or failed (see Notes)."
+            if ok == 0
+            else "These runs hold no speed measurements (only accuracy or profile records)."
+        )
+        return f'<p class="notice">{e(why)}</p>'
+    out = []
+    if len(page.tables) > 1:
+        options = "".join(f'<option value="summary-{i}">{e(t.title)}</option>' for i, t in enumerate(page.tables))
+        out.append(
+            f'<p><label>Configuration ({len(page.tables)} measured): <select id="summary-config">{options}</select>'
+            "</label></p>"
+        )
+    out.extend(summary_table_html(t, i) for i, t in enumerate(page.tables))
+    out.append(
+        '<p class="caption">Median seconds per call of each phase. Beneath each value: the value divided by that of '
+        "<code>mlp</code> (same widths) and of <code>mlp-iso</code> (an MLP scaled to the B-spline KAN's parameter "
+        "count) in the same configuration. Green: the best of the column (lowest time and memory, highest accuracy, "
+        "lowest RMSE); blue: the best KAN where an MLP is best overall. "
+        '<span class="noisy">≈</span> marks a noisy timing (IQR above 10 % of the median). Accuracy: mean ± '
+        "standard deviation over seeds of the final test metric of the same implementation and widths.</p>"
+    )
+    if page.sweep:
+        phases = sorted({s.phase for s in page.sweep}, key=lambda p: (PHASES.index(p) if p in PHASES else 99, p))
+        refs = list(dict.fromkeys(s.reference for s in page.sweep))
+        impls = list(dict.fromkeys(s.impl for s in sorted(page.sweep, key=lambda s: impl_rank(s.impl))))
+        index = {(s.impl, s.phase, s.reference): s for s in page.sweep}
+        rows = []
+        for impl in impls:
+            row = [f"<b>{e(impl)}</b>"]
+            for phase in phases:
+                texts = []
+                for ref in refs:
+                    s = index.get((impl, phase, ref))
+                    if s:
+                        texts.append(
+                            f'{fmt_ratio(s.geomean)} {e(ref)} <span class="ratio">range {s.low:.3g}–{s.high:.3g}, '
+                            f"{s.n} cell{'s' if s.n != 1 else ''}</span>"
+                        )
+                row.append(f'<td class="num">{"".join(texts) or "—"}</td>')
+            rows.append(row)
+        out.append("<h3>Across the whole sweep</h3>")
+        out.append(_table(["implementation", *map(e, phases)], rows))
+        out.append(
+            '<p class="caption">Geometric mean over every configuration both were measured in of the median time '
+            "divided by the reference MLP's, with the smallest and largest ratio.</p>"
+        )
+    return "".join(out)
+
+
+def figure_html(fig: Figure) -> str:
+    """A figure's heading, its plot div (drawn by the page script) or why there is none, and its caption."""
+    head = f"<h3>{e(fig.title)}</h3>"
+    if fig.figure is None:
+        return head + f'<p class="empty">No figure: {e(fig.empty_reason)}.</p>'
+    return head + f'<div class="plot" id="fig-{e(fig.key)}"></div><p class="caption">{e(fig.caption)}</p>'
+
+
+def accuracy_section(page: Page) -> str:
+    """Accuracy figures and a table of final metrics."""
+    figs = page.figures.get("accuracy", [])
+    if all(f.figure is None for f in figs) and not page.accuracy_table:
+        return '<p class="empty">No accuracy records in these runs (run an accuracy suite, e.g. suites/mnist.toml).</p>'
+    out = [figure_html(f) for f in figs]
+    if page.accuracy_table:
+        header = ["dataset", "implementation", "widths", "metric", "final test (mean ± std)", "best val", "seeds",
+                  "epochs", "train time"]  # fmt: skip
+        out.append("<h3>Final metrics</h3>" + _table(header, [[e(c) for c in row] for row in page.accuracy_table]))
+    return "".join(out)
+
+
+def profile_section(page: Page) -> str:
+    """Op-category shares and per-call op counts."""
+    figs = page.figures.get("profile", [])
+    if all(f.figure is None for f in figs) and not page.profile_table:
+        return '<p class="empty">No profile records in these runs (run <code>kanbench profile SUITE</code>).</p>'
+    out = [figure_html(f) for f in figs]
+    if page.profile_table:
+        header = ["implementation", "phase", "device", "widths", "batch", "self time per call", "coverage",
+                  "ATen ops per call",
+                  "CUDA kernels per call", "traces"]  # fmt: skip
+        out.append(_table(header, [[e(c) for c in row] for row in page.profile_table]))
+    return "".join(out)
+
+
+def claims_section(page: Page) -> str:
+    """Published figures beside ours, each with the device and method it was measured with."""
+    out = [
+        '<p class="caption">Figures quoted from their sources (kept in kanbench/report/claims.py), not measured '
+        "here, beside the matching cells of these runs. Ours: median of synchronised timings (forward and "
+        "backward are separate phases) on the device named in the column. Published GPU timings taken without "
+        "synchronisation measure kernel launches more than kernels, so compare ratios rather than absolute "
+        "times. <code>kanbench run suites/seed-claims.toml</code> measures the FastKAN cells.</p>"
+    ]
+    if not any(b.measured for b in page.claims):
+        out.append('<p class="empty">None of these runs measured a cell that matches a published claim.</p>')
+    for block in page.claims:
+        meta = " · ".join(f"{e(k)}: {e(v)}" for k, v in block.meta)
+        rows = [[e(c) for c in row] for row in block.rows]
+        out.append(f'<h3>{e(block.title)}</h3><p class="caption">{meta}</p>{_table(list(map(e, block.header)), rows)}')
+    return "".join(out)
+
+
+def comparison_section(page: Page) -> str:
+    """Candidate / baseline per cell with the regression gate's verdict."""
+    comp = page.comparison
+    if comp is None:
+        return '<p class="empty">Give two runs (baseline first, candidate second) for a comparison.</p>'
+    out = [f"<p>Baseline <code>{e(comp.base)}</code>, candidate <code>{e(comp.cand)}</code>.</p>"]
+    out.extend(f'<p class="notice">{e(n)}</p>' for n in comp.notes)
+    f = comp.frame
+    if f.empty:
+        out.append('<p class="empty">No timed cell is common to both runs.</p>')
+        return "".join(out)
+    if comp.with_verdicts:
+        counts = f["verdict"].value_counts()
+        out.append(
+            "<p><b>Verdicts</b> (threshold "
+            f"{comp.threshold:.0%}, alpha {comp.alpha:g}): "
+            + ", ".join(
+                f"{int(counts.get(v, 0))} {e(v)}" for v in ("regression", "improvement", "not significant", "no change")
+            )  # fmt: skip
+            + ".</p>"
+        )
+    if page.comparison_figure is not None:
+        out.append(figure_html(page.comparison_figure))
+    estimator = str(f["estimator"].dropna().iloc[0]) if f["estimator"].notna().any() else "median"
+    header = ["verdict", "implementation", "phase", "device", "dtype", "widths", "batch", "baseline median",
+              "candidate median", f"ratio ({e(estimator)})", "interval", "p"]  # fmt: skip
+    shown, quiet = [], []
+    for r in sorted_cells(comp).itertuples():
+        verdict = r.verdict if isinstance(r.verdict, str) else None
+        interval = f"{r.ci_low:.3g}–{r.ci_high:.3g}" if _finite(r.ci_low) and _finite(r.ci_high) else "—"
+        cells = [
+            e(verdict or "—"), e(r.impl), e(r.phase), e(r.device), e(r.dtype), e(r.widths_label), e(r.batch_size),
+            *(f'<td class="num">{x}</td>' for x in (fmt_time(r.base_median), fmt_time(r.cand_median),
+              fmt_ratio(r.ratio), interval, f"{r.p_value:.2g}" if _finite(r.p_value) else "—")),
+        ]  # fmt: skip
+        cls = verdict if verdict in ("regression", "improvement") else ""
+        (quiet if verdict == "no change" else shown).append((cells, cls))
+    out.append(
+        f'<p class="caption">ratio: candidate / baseline of the {e(estimator)} time per call; interval and p from the '
+        "regression gate (bootstrap over processes and values; Mann-Whitney U).</p>"
+    )
+    if shown:
+        out.append(_table(header, [c for c, _ in shown], [k for _, k in shown]))
+    if quiet:
+        out.append(
+            f"<details><summary>{len(quiet)} cell(s) with no change</summary>"
+            f"{_table(header, [c for c, _ in quiet])}</details>"
+        )
+    return "".join(out)
+
+
+def comparison_headline(comp: Comparison | None) -> str:
+    """One line for the top of the page: how many cells regressed or improved."""
+    if comp is None:
+        return ""
+    if comp.frame.empty:
+        return f'<p class="muted">No comparison: {e(comp.cand)} and {e(comp.base)} share no timed cell.</p>'
+    if not comp.with_verdicts:
+        worst = comp.frame["ratio"].max()
+        return (
+            f'<p class="notice">Comparison of {e(comp.cand)} with {e(comp.base)}: {len(comp.frame)} common cells, '
+            f'largest slow-down {fmt_ratio(worst)} (no significance verdicts; see <a href="#comparison">Comparison'
+            "</a>).</p>"
+        )
+    counts = comp.frame["verdict"].value_counts()
+    parts = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in ("regression", "improvement", "not significant"))
+    cls = "notice" if counts.get("regression", 0) else "muted"
+    return (
+        f'<p class="{cls}">Comparison of {e(comp.cand)} with {e(comp.base)} over {len(comp.frame)} common cells: '
+        f'{e(parts)}, {int(counts.get("no change", 0))} no change (<a href="#comparison">details</a>).</p>'
+    )
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _where(r) -> list[str]:
+    return [e(r.impl), e(r.phase), e(r.device), e(r.dtype), e(r.widths_label), e(r.grid_size), e(r.batch_size)]
+
+
+def notes_section(page: Page) -> str:
+    """Every skipped or failed record with its reason, and every noisy timing."""
+    out = ["<h3>Skipped and failed cells</h3>"]
+    p = page.problems
+    if p.empty:
+        out.append('<p class="empty">None: every record has status ok.</p>')
+    else:
+        p = p.assign(reason=p["reason"].fillna("(no reason given)"))
+        groups = list(p.groupby(["status", "reason"], sort=False))
+        rows = [[e(status), f'<td class="num">{len(g)}</td>', e(reason)] for (status, reason), g in groups]
+        out.append(f"<p>{len(p)} record(s) were not measured. By reason:</p>")
+        out.append(_table(["status", "records", "reason"], rows))
+        multi_run = p["run"].nunique() > 1
+        for (status, reason), g in groups:
+            lines = "<br>".join(
+                " · ".join(
+                    [
+                        e(r.impl),
+                        e(r.phase),
+                        e(r.device),
+                        e(r.dtype),
+                        e(r.widths_label),
+                        f"G{e(r.grid_size)}",
+                        f"batch {e(r.batch_size)}",
+                        *([e(r.run)] if multi_run else []),
+                    ]
+                )  # fmt: skip
+                for r in g.itertuples()
+            )
+            out.append(
+                f'<details><summary>{len(g)} {e(status)}: {e(reason)}</summary><p class="cells">{lines}</p></details>'
+            )
+    diverged = page.frame[(page.frame["phase"] == "accuracy") & (page.frame["status"] == "ok")]
+    if "metric_diverged" in diverged:
+        diverged = diverged[diverged["metric_diverged"].fillna(False).astype(bool)]
+        if not diverged.empty:
+            lines = "<br>".join(
+                f"{e(r.impl)} · {e(r.widths_label)} · {e(r.metric_dataset)} · seed {e(r.metric_seed)}"
+                for r in diverged.itertuples()
+            )
+            out.append(
+                f"<h3>Diverged training runs</h3><p>{len(diverged)} accuracy run(s) diverged (a non-finite loss); "
+                f'their final metric is not a measure of the model:</p><p class="cells">{lines}</p>'
+            )
+    out.append("<h3>Noisy timings</h3>")
+    n = page.noisy
+    if n.empty:
+        out.append('<p class="empty">None: every ok timing has an IQR within 10 % of its median.</p>')
+    else:
+        header = ["implementation", "phase", "device", "dtype", "widths", "G", "batch", "median", "IQR", "IQR / median",
+                  "values", "run"]  # fmt: skip
+        rows = [
+            [*_where(r), *(f'<td class="num">{x}</td>' for x in (fmt_time(r.time_median), fmt_time(r.time_iqr),
+             f"{r.iqr_share:.0%}", e(_int(r.time_n)))), e(r.run)]
+            for r in n.itertuples()
+        ]  # fmt: skip
+        out.append(
+            f"<p>{len(n)} ok timing(s) have an interquartile range above 10 % of their median: the machine was busy "
+            "or the cell is unstable; read their ratios with care.</p>"
+        )
+        out.append(_table(header, rows))
+    return "".join(out)
+
+
+def _int(v) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
+
+
+def data_section(page: Page, filename: str) -> str:
+    """How to get the records back out of the page."""
+    return (
+        f"<p>This page is also the data: every record of the run(s) and each environment.json are embedded as JSON in "
+        f'<code>&lt;script id="{DATA_ID}" type="application/json"&gt;</code>. '
+        f'<button id="download-data" type="button" data-filename="{e(filename)}">Download the records (JSON)</button>'
+        '</p><p class="caption">The button saves them as JSON lines, like results.jsonl. From Python: '
+        "<code>kanbench.report.read_embedded(open(path).read())</code>.</p>"
+    )
+
+
+def pack_records(records: list[dict]) -> dict:
+    """Records as {"constant": fields equal in all, "fields": names, "records": [[values]]}: names stored once."""
+    names = list(dict.fromkeys(k for r in records for k in r))
+    constant = {}
+    for name in names:
+        first = json.dumps(records[0].get(name), sort_keys=True) if name in records[0] else None
+        if first is not None and all(name in r and json.dumps(r[name], sort_keys=True) == first for r in records):
+            constant[name] = records[0][name]
+    fields = [n for n in names if n not in constant]
+    return {"constant": constant, "fields": fields, "records": [[r.get(n) for n in fields] for r in records]}
+
+
+def unpack_records(run: dict) -> list[dict]:
+    """The records of one embedded run, as the dicts of results.jsonl."""
+    return [{**run["constant"], **dict(zip(run["fields"], row))} for row in run["records"]]
+
+
+def embedded_data(page: Page) -> str:
+    """The runs as JSON for the page: each environment.json and every record (non-finite numbers as null)."""
+    data = {
+        "kanbench_report": 1,
+        "kanbench_version": kanbench.__version__,
+        "runs": [
+            {"name": r.name, "path": r.path, "environment": r.environment, **pack_records(r.records)} for r in page.runs
+        ],
+    }
+    return script_json(json.dumps(json_ready(data), separators=(",", ":"), ensure_ascii=False))
+
+
+def read_embedded(html_text: str) -> dict:
+    """The data a report embeds: {"runs": [{"name", "path", "environment", "records": [dict, ...]}]}."""
+    start_tag = f'<script id="{DATA_ID}" type="application/json">'
+    start = html_text.find(start_tag)
+    if start < 0:
+        raise ValueError(f"not a kanbench report: no <script id={DATA_ID!r}> element")
+    start += len(start_tag)
+    data = json.loads(html_text[start : html_text.index("</script>", start)])
+    for run in data["runs"]:
+        run["records"] = unpack_records(run)
+        del run["constant"], run["fields"]
+    return data
+
+
+def figures_json(figures: list[Figure]) -> str:
+    """{"template": the shared plotly template, "figures": [{"id", "figure"}]} as JSON, safe inside <script>."""
+    from plotly.io.json import to_json_plotly
+
+    template, items = None, []
+    for f in figures:
+        if f.figure is None:
+            continue
+        fig = f.figure.to_plotly_json()
+        template = fig["layout"].pop("template", template)  # the same default template in every figure
+        items.append({"id": f"fig-{f.key}", "figure": fig})
+    return script_json(to_json_plotly({"template": template, "figures": items}))
+
+
+def render(page: Page, plotly_js: str, data_filename: str) -> str:
+    """The whole HTML document."""
+    drawn = [f for figs in page.figures.values() for f in figs]
+    if page.comparison_figure is not None:
+        drawn.append(page.comparison_figure)
+    plotly_script = "\n" + plotly_js + "\n"
+    csp = (
+        f"default-src 'none'; script-src {_sha256(plotly_script)} {_sha256(SCRIPT)}; style-src 'unsafe-inline'; "
+        "img-src data: blob:; font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'"
+    )
+    sections = [
+        ("run", "What was run", what_was_run(page)),
+        ("summary", "Which one, at what cost", summary_section(page)),
+        ("scaling", "Scaling", "".join(figure_html(f) for f in page.figures.get("scaling", []))),
+        ("accuracy", "Accuracy", accuracy_section(page)),
+        ("profile", "Profile", profile_section(page)),
+        ("claims", "Published claims", claims_section(page)),
+        ("comparison", "Comparison of two runs", comparison_section(page)),
+        ("notes", "Notes", notes_section(page)),
+        ("data", "Data", data_section(page, data_filename)),
+    ]
+    if page.comparison is None or page.comparison.frame.empty:
+        sections = [s for s in sections if s[0] != "comparison"]  # the headline says why
+    nav = "".join(f'<a href="#{key}">{title}</a>' for key, title, _ in sections)
+    body = "".join(f'<section id="{key}"><h2>{title}</h2>{html_}</section>' for key, title, html_ in sections)
+    warnings = "".join(f'<p class="notice">{e(w)}</p>' for w in page.warnings)
+    generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="kanbench {e(kanbench.__version__)}">
+<title>{e(page.title)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<header><h1>{e(page.title)}</h1>
+<p class="muted">kanbench {e(kanbench.__version__)} report, generated {e(generated)} · {len(page.frame)} records \
+from {len(page.runs)} run(s)</p>
+<nav>{nav}</nav></header>
+<main>{warnings}{body}</main>
+<script id="{DATA_ID}" type="application/json">{embedded_data(page)}</script>
+<script id="{FIGURES_ID}" type="application/json">{figures_json(drawn)}</script>
+<script>{plotly_script}</script>
+<script>{SCRIPT}</script>
+</body>
+</html>
+"""

@@ -1,0 +1,292 @@
+"""kanbench report: figures from a synthetic frame, escaping, bad input (exit 2), no torch, the embedded data."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import report_synthetic
+
+from kanbench import cli, report, results
+from kanbench.report import claims, data, figures, page, summary
+
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return report_synthetic.write_run(tmp_path_factory.mktemp("runs"), evil=EVIL)
+
+
+@pytest.fixture(scope="module")
+def report_html(run_dir, tmp_path_factory) -> str:
+    return report.write_report([run_dir], tmp_path_factory.mktemp("report") / "r.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def frame(run_dir) -> object:
+    df, superseded = data.combine(data.read_runs([run_dir]))
+    assert superseded == 0
+    return df
+
+
+def test_scaling_figures_hold_the_records(frame):
+    fig = figures.scaling_figure(frame, "batch")
+    assert fig.figure is not None, fig.empty_reason
+    traces = fig.figure.data
+    # a line per implementation per (device, phase) subplot: only cpu was measured, 4 phases, 7 implementations
+    assert len(traces) == 4 * 7
+    assert fig.figure.layout.yaxis.type == "log" and fig.figure.layout.xaxis.type == "log"
+    bspline = next(t for t in traces if t.name == "bspline" and t.xaxis == "x")  # first subplot: forward
+    rows = frame[(frame.impl == "bspline") & (frame.phase == "forward") & (frame.status == "ok")]
+    rows = rows[rows.widths_label == "784x64x10"]  # both widths span both batch sizes: the larger is shown
+    assert list(bspline.x) == sorted(rows.batch_size)
+    expected = rows.sort_values("batch_size")
+    assert list(bspline.y) == pytest.approx(list(expected.time_median))
+    # IQR error bars from the raw values: q3 - median above, median - q1 below, both non-negative
+    assert list(bspline.error_y.array) == pytest.approx(list(expected.time_q3 - expected.time_median))
+    assert min(bspline.error_y.arrayminus) >= 0
+
+
+def test_one_value_axis_gives_a_reason_not_a_figure(frame):
+    fig = figures.scaling_figure(frame, "grid")
+    assert fig.figure is None and "one grid" in fig.empty_reason
+
+
+def test_memory_flops_accuracy_profile_figures(frame):
+    assert figures.memory_figure(frame).figure is not None
+    flops = figures.flops_figure(frame, {})
+    assert flops.figure is not None and "No machine peak" in flops.caption
+    peak = figures.flops_figure(frame, {frame.run.iloc[0]: {"machine": {"peak_flop_per_s": {"float32": 2e11}}}})
+    assert any(s.type == "line" and s.y0 == 2e11 for s in peak.figure.layout.shapes)
+    final, curves, pareto = figures.accuracy_figures(frame)
+    assert final.figure is not None and curves.figure is not None and pareto.figure is not None
+    profile = figures.profile_figure(frame)
+    assert profile.figure is not None and profile.figure.layout.barmode == "stack"
+    shares = {t.name: list(t.y) for t in profile.figure.data}
+    bars = list(zip(*profile.figure.data[0].x))
+    assert ("cpu 784x64x10 b64 backward", "bspline") in bars and ("cpu 784x64x10 b64 forward", "bspline") in bars
+    assert shares["matmul"][bars.index(("cpu 784x64x10 b64 forward", "bspline"))] == pytest.approx(50.0)
+    assert profile.figure.data[-1].name == "uncategorized"  # last, on top of the stack
+    assert figures.profile_figure(frame, "device_categories").figure is None  # CPU profiles have no device time
+
+
+def test_machine_peak_shapes():
+    assert data.peak_for({"peak_flop_per_s": 1e12}, "peak_flop_per_s", "cuda:0", "float32") == 1e12
+    assert data.peak_for({"peak_flop_per_s": {"float32": 2e12}}, "peak_flop_per_s", "cpu", "float32") == 2e12
+    nested = {"peak_flop_per_s": {"cuda": {"float32": 3e12, "bfloat16": 9e12}}}
+    assert data.peak_for(nested, "peak_flop_per_s", "cuda:0", "bfloat16") == 9e12
+    assert data.peak_for(nested, "peak_flop_per_s", "cpu", "float32") is None
+    assert data.peak_for(None, "peak_flop_per_s", "cpu", "float32") is None
+    assert data.peak_for({}, "peak_bytes_per_s", "cpu", "float32") is None
+
+
+def test_pareto_front():
+    # (time, accuracy): the second point is slower and worse than the first, the third slower and better
+    assert figures.pareto_front([(1.0, 0.9), (2.0, 0.8), (3.0, 0.95)], higher_is_better=True) == [0, 2]
+    assert figures.pareto_front([(1.0, 0.3), (2.0, 0.1)], higher_is_better=False) == [0, 1]
+
+
+def test_summary_ratios_and_best(frame):
+    tables = summary.summary_tables(frame)
+    assert tables and tables[0].measured >= tables[-1].measured
+    table = tables[0]
+    rows = {impl: cells for impl, _, cells in table.rows}
+    cfg = dict(zip(data.CONFIG_COLUMNS, table.key))
+    sel = frame[(frame.phase == "forward") & (frame.status == "ok")]
+    for c, v in cfg.items():
+        sel = sel[sel[c] == v]
+    t = {r.impl: r.time_median for r in sel.itertuples()}
+    entry = rows["bspline"]["forward"][0]
+    assert entry.ratios["mlp"] == pytest.approx(t["bspline"] / t["mlp"])
+    assert entry.ratios["mlp-iso"] == pytest.approx(t["bspline"] / t["mlp-iso"])
+    fastest = min(t, key=t.get)
+    assert rows[fastest]["forward"][0].best
+    assert sum(cells["forward"][0].best for cells in rows.values()) == 1
+    acc = rows["fastkan"]["accuracy"][0]
+    assert "±" in acc.text and "3 seeds" in acc.note
+
+
+def test_grid_free_reference_matches_other_grid(frame):
+    # an MLP measured only at G=5 still serves as the reference of a KAN cell at G=7
+    refs = data.References(frame)
+    row = frame[(frame.impl == "bspline") & (frame.status == "ok") & (frame.phase == "forward")].iloc[0].copy()
+    same = refs.value("mlp", row, "time_median")
+    row["grid_size"] = 7
+    assert refs.value("mlp", row, "time_median") == same
+    assert refs.value("mlp-iso", row, "time_median") is None  # mlp-iso's size depends on G
+
+
+def test_claims_match_our_cells(tmp_path):
+    run = report_synthetic.write_run(
+        tmp_path, impls=("bspline", "fastkan", "fastkan-noln"), widths=([100, 100],), batches=(8,), devices=("cpu",),
+        accuracy=False, profile=False, suite="seed-claims",
+    )  # fmt: skip
+    df, _ = data.combine(data.read_runs([run]))
+    blocks = claims.claim_blocks(df)
+    forward = next(b for b in blocks if b.title.startswith("FastKAN vs efficient B-spline KAN, forward,"))
+    assert forward.measured and forward.header[-1] == "ours (cpu)"
+    assert forward.rows[0][3] == "742 µs" and forward.rows[1][3].startswith("223 µs (×3.33 faster)")
+    ours = data.timing_rows(df)
+    ours = ours[ours.phase == "forward"].set_index("impl").time_median
+    assert forward.rows[0][-1] == summary.fmt_time(ours["bspline"])
+    assert claims.speedup(ours["bspline"], ours["fastkan-noln"]) in forward.rows[1][-1]
+    assert claims.speedup(2.0, 1.0) == "×2 faster" and claims.speedup(1.0, 2.0) == "×2 slower"
+    assert any(("published on", "NVIDIA V100") == m for m in forward.meta)
+    benchmarking = next(b for b in blocks if "KAN-benchmarking" in b.title)
+    assert not benchmarking.measured and set(benchmarking.rows[0][4:]) == {"—"}
+
+
+def test_results_text_is_escaped(run_dir, tmp_path):
+    weird = report_synthetic.write_run(tmp_path, impls=("bspline", EVIL, "mlp"), widths=([4, 2],), batches=(8,),
+                                       devices=("cpu", EVIL), accuracy=False, profile=False, evil=EVIL)  # fmt: skip
+    html = report.write_report([run_dir, weird], tmp_path / "r.html").read_text()
+    body, _, scripts = html.partition('<script id="kanbench-data"')
+    assert EVIL not in body and "alert(1)" in body  # shown, but as text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    # inside the JSON script elements "<" is \u003c, so nothing can close the element early
+    assert scripts.count("</script>") == 4 and EVIL not in scripts
+    assert html.count("<script") == 4  # data, figures, plotly.js, the page's code
+    figure_json = scripts.split('<script id="kanbench-figures" type="application/json">')[1].split("</script>")[0]
+    names = [t["name"] for f in json.loads(figure_json)["figures"] for t in f["figure"]["data"]]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in names  # plotly renders labels as HTML: escaped there too
+
+
+def test_csp_allows_only_the_two_inline_scripts(report_html):
+    html = report_html
+    csp = html.split('http-equiv="Content-Security-Policy" content="')[1].split('"')[0]
+    assert "default-src 'none'" in csp and "connect-src 'none'" in csp and csp.count("'sha256-") == 2
+    page_only = html.split("<script>")[0]  # everything but plotly.js and the page's code
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page_only)  # no CDN, no remote anything
+    assert "<link" not in page_only
+
+
+def test_embedded_data_round_trips(run_dir, report_html):
+    embedded = report.read_embedded(report_html)
+    stored = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert embedded["runs"][0]["records"] == stored
+    assert embedded["runs"][0]["environment"] == results.read_environment(run_dir)
+
+
+def test_plotly_js_inlined_once(report_html):
+    html = report_html
+    assert html.count("* plotly.js v") == 1 and "<script src" not in html
+
+
+def test_only_skipped_cells_still_make_a_report(tmp_path):
+    run = report_synthetic.write_run(tmp_path, devices=("cuda:0",), accuracy=False, profile=False)
+    html = report.write_report([run], tmp_path / "r.html").read_text()
+    assert "every record of these runs was skipped or failed" in html
+    assert "CUDA is not available on this machine" in html
+    assert 'class="plot"' not in html  # nothing to draw, and each section says so
+    assert "No figure: no ok timing records" in html
+
+
+def test_comparison_with_gate_verdicts(tmp_path):
+    kwargs = dict(impls=("bspline", "fastkan", "mlp"), widths=([100, 100],), batches=(8, 64), devices=("cpu",),
+                  accuracy=False, profile=False, values=8, processes=2)  # fmt: skip
+    base = report_synthetic.write_run(tmp_path, "base", seed=1, **kwargs)
+    cand = report_synthetic.write_run(tmp_path, "cand", seed=2, slowdown={"fastkan": 2.0}, **kwargs)
+    runs = data.read_runs([base, cand])
+    built = report.build_page(runs)
+    comp = built.comparison
+    assert comp is not None and len(comp.frame) == 3 * 4 * 2
+    slow = comp.frame[comp.frame.impl == "fastkan"]
+    assert (slow.ratio > 1.5).all()
+    pytest.importorskip("kanbench.compare")
+    assert comp.with_verdicts and set(slow.verdict) <= {"regression", "not significant"}
+    html = report.write_report([base, cand], tmp_path / "c.html").read_text()
+    assert "Comparison of two runs" in html and 'class="regression"' in html
+
+
+def test_comparison_without_the_gate(tmp_path, monkeypatch):
+    kwargs = dict(impls=("bspline", "mlp"), widths=([100, 100],), batches=(8,), devices=("cpu",), accuracy=False,
+                  profile=False)  # fmt: skip
+    base = report_synthetic.write_run(tmp_path, "base", seed=1, **kwargs)
+    cand = report_synthetic.write_run(tmp_path, "cand", seed=2, **kwargs)
+    monkeypatch.setitem(sys.modules, "kanbench.compare", None)  # import fails as if the module did not exist
+    comp = report.build_page(data.read_runs([base, cand])).comparison
+    assert not comp.with_verdicts and comp.frame.verdict.isna().all() and len(comp.frame) == 2 * 4
+    assert "not importable" in comp.notes[0]
+
+
+@pytest.mark.parametrize("case", ["missing", "no-results", "empty", "schemas", "not-html"])
+def test_bad_input_exits_2(case, run_dir, tmp_path, capsys):
+    if case == "missing":
+        args = [str(tmp_path / "nope")]
+    elif case == "no-results":
+        (tmp_path / "bare").mkdir()
+        args = [str(tmp_path / "bare")]
+    elif case == "empty":
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "empty" / "results.jsonl").write_text("")
+        args = [str(tmp_path / "empty")]
+    elif case == "schemas":
+        other = tmp_path / "future"
+        other.mkdir()
+        line = json.loads((run_dir / "results.jsonl").read_text().splitlines()[0])
+        line["schema"] = 2
+        (other / "results.jsonl").write_text(json.dumps(line) + "\n")
+        args = [str(run_dir), str(other)]
+    else:
+        args = [str(run_dir), "-o", str(tmp_path / "r.pdf")]
+    assert cli.main(["report", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kanbench report: error: ")
+    expected = {"missing": "no such run directory", "no-results": "results.jsonl: missing", "empty": "holds no records",
+                "schemas": "different result schemas", "not-html": "ending in .html"}[case]  # fmt: skip
+    assert expected in err
+
+
+def test_cli_default_output_and_path_printed(run_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["report", str(run_dir)]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == str(Path("reports") / f"{run_dir.name}.html") and Path(printed).is_file()
+
+
+# Refuses `import torch` without putting a placeholder in sys.modules (scipy treats any "torch" entry as torch).
+NO_TORCH = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            raise ImportError("the report imported torch")
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
+def test_report_never_imports_torch(run_dir, tmp_path):
+    other = report_synthetic.write_run(tmp_path, "other", seed=3)  # two runs: the comparison path too
+    code = NO_TORCH + (
+        "from kanbench import cli\n"
+        f"rc = cli.main(['report', {str(run_dir)!r}, {str(other)!r}, '-o', {str(tmp_path / 'r.html')!r}])\n"
+        "assert rc == 0, rc\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'torch'], 'torch was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "r.html").is_file()
+
+
+def test_diverged_runs_are_noted(report_html):
+    notes = report_html.split('<section id="notes">')[1]
+    assert "1 accuracy run(s) diverged" in notes and "rswaf · 784x64x10 · mnist · seed 2" in notes
+
+
+def test_noisy_and_problem_notes(frame):
+    noisy = summary.noisy_records(frame)
+    assert len(noisy) and (noisy.time_iqr / noisy.time_median > 0.10).all()
+    assert not summary.noisy_records(frame[~frame.index.isin(noisy.index)]).shape[0]
+    problems = summary.problem_records(frame)
+    assert set(problems.status) == {"skipped", "error"} and problems.reason.notna().all()
+
+
+def test_script_json_cannot_close_its_element():
+    text = page.script_json(json.dumps({"a": "</script><!--", "b": "&"}))
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"a": "</script><!--", "b": "&"}
