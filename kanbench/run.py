@@ -33,6 +33,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--values", type=int, help="override [timing].values")
     parser.add_argument("--min-time", type=float, help="override [timing].min_time (seconds)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--profile", action="store_true", help="profile the cells instead of timing them")
 
 
 def effective_timing(suite: Suite, args: argparse.Namespace) -> Timing:
@@ -234,6 +235,11 @@ def prepare_run_dir(suite: Suite, args: argparse.Namespace) -> tuple[Path, set[t
 
 def command(args: argparse.Namespace) -> int:
     """Run a speed suite."""
+    if args.profile:
+        from . import profile
+
+        return profile.command(argparse.Namespace(suite=args.suite, out=args.out, traces=None, smoke=args.smoke,
+                                                  quiet=args.quiet))  # fmt: skip
     suite = load(args.suite)
     if suite.kind == "accuracy":
         from . import accuracy

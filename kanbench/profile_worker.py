@@ -1,0 +1,195 @@
+"""A profiling worker process: runs each cell's phases under torch.profiler, writes traces, returns breakdowns.
+
+Each step of the profiler schedule is one call of the phase, built as in the timing runs (kanbench.phases);
+setup that the phase does not time (backward's forward pass, device synchronisation) runs inside a
+`kanbench::untimed` range and is left out of the breakdown. Each layer's `basis` is wrapped, on the instance and
+only here, in a `kanbench::basis` range, so elementwise ops can be told apart by what encloses them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile, record_function, schedule, tensorboard_trace_handler
+
+from . import checks, phases, timing
+from . import opcategories as oc
+from .breakdown import Breakdown
+from .worker import build_workload
+
+# Basis functions of third-party implementations whose forward bypasses `layer.basis`: (package, module, function).
+# pykan's KANLayer.forward evaluates its bases through kan.spline.B_batch (recursively, via module globals).
+FOREIGN_BASIS = (("kan", "kan.spline", "B_batch"),)
+
+
+def _in_range(name: str, fn: Callable) -> Callable:
+    def wrapped(*args, **kwargs):
+        with record_function(name):
+            return fn(*args, **kwargs)
+
+    wrapped.__wrapped__ = fn
+    return wrapped
+
+
+@contextlib.contextmanager
+def basis_ranges(model: torch.nn.Module) -> Iterator[int]:
+    """Wrap every layer's basis (and known third-party basis functions) in a kanbench::basis range; yields how many."""
+    wrapped = 0
+    layers = getattr(model, "layers", [])
+    for layer in layers:
+        if callable(getattr(layer, "basis", None)):
+            layer.basis = _in_range(oc.BASIS_RANGE, layer.basis)  # an instance attribute shadows the method
+            wrapped += 1
+    packages = {type(m).__module__.split(".")[0] for m in model.modules()}
+    patched = []
+    for package, module_name, attr in FOREIGN_BASIS:
+        module = sys.modules.get(module_name) if package in packages else None
+        if module is not None and callable(getattr(module, attr, None)):
+            original = getattr(module, attr)
+            setattr(module, attr, _in_range(oc.BASIS_RANGE, original))
+            patched.append((module, attr, original))
+    try:
+        yield wrapped + len(patched)
+    finally:
+        for layer in layers:
+            if "basis" in vars(layer):
+                del layer.basis
+        for module, attr, original in patched:
+            setattr(module, attr, original)
+
+
+def step_function(phase: str, w: phases.Workload) -> Callable[[], None]:
+    """One profiled call of the phase; what the phase does not time runs in a kanbench::untimed range."""
+    sync = w.sync
+
+    def untimed_sync() -> None:
+        with record_function(oc.UNTIMED_RANGE):
+            sync()
+
+    if phase == "backward":
+        model, x, grad_out = w.model, w.x, w.grad_out
+
+        def backward_step() -> None:
+            with record_function(oc.UNTIMED_RANGE):
+                model.zero_grad(set_to_none=True)
+                out = model(x)
+                sync()
+            out.backward(grad_out)
+            untimed_sync()
+
+        return backward_step
+    call = phases.CALLS[phase](w)
+
+    def step() -> None:
+        call()
+        untimed_sync()
+
+    return step
+
+
+def activities_for(device: torch.device) -> list[ProfilerActivity]:
+    """CPU always; CUDA when the cell runs on a CUDA device."""
+    return [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+
+
+def profile_phase(phase: str, w: phases.Workload, settings: dict, trace_dir: Path, has_basis: bool) -> dict:
+    """Run the profiler schedule over calls of one phase; the trace files and the breakdown's metrics."""
+    activities = activities_for(w.x.device)
+    breakdown = Breakdown(device_activity=ProfilerActivity.CUDA in activities)
+    write = tensorboard_trace_handler(str(trace_dir), worker_name=phase)
+    before = set(trace_dir.glob(f"{phase}.*.pt.trace.json"))
+
+    def on_trace_ready(prof) -> None:
+        write(prof)
+        breakdown.add(prof.events())
+
+    step = step_function(phase, w)
+    cycle = settings["wait"] + settings["warmup"] + settings["active"]
+    repeat = max(1, settings["repeat"])  # torch reads repeat = 0 as "until the loop ends": here that is one cycle
+    with (
+        warnings.catch_warnings(),
+        profile(
+            activities=activities,
+            schedule=schedule(
+                wait=settings["wait"], warmup=settings["warmup"], active=settings["active"], repeat=repeat
+            ),
+            on_trace_ready=on_trace_ready,
+            record_shapes=settings["record_shapes"],
+            profile_memory=settings["profile_memory"],
+            with_stack=settings["with_stack"],
+        ) as prof,
+    ):
+        # on_trace_ready reads each cycle's events before the profiler clears them, as intended
+        warnings.filterwarnings("ignore", message=".*clears events at the end of each cycle")
+        for _ in range(cycle * repeat):
+            step()
+            prof.step()
+    metrics = breakdown.metrics()
+    if not has_basis:
+        metrics["attribution"] = "none"  # the model has no basis (an MLP): nothing to attribute
+    metrics["trace_files"] = sorted(str(p) for p in set(trace_dir.glob(f"{phase}.*.pt.trace.json")) - before)
+    return metrics
+
+
+def profile_cell(cell: dict, config_hash: str, phase_names: list[str], settings: dict, trace_dir: str,
+                 max_call_s: float) -> dict:  # fmt: skip
+    """Every phase of one cell: checks as before timing, then one profiler schedule per phase."""
+    result: dict = {"status": "ok", "reason": None, "phases": {}}
+    problem = checks.check_once(cell["impl"], cell["options"])
+    if problem:
+        return {**result, "status": "error", "reason": problem}
+    try:
+        w, counts = build_workload(cell, config_hash)
+        result.update(counts)
+        probe = timing.loop_timer(phases.forward_call(w), w.sync)
+        first_call = probe(1)
+        if cell.get("compile"):
+            first_call = probe(1)  # the first call compiled the graph
+        if first_call > max_call_s:
+            reason = f"one forward call took {first_call:.3g} s > limits.max_call_s = {max_call_s:g} s"
+            return {**result, "status": "skipped", "reason": reason}
+        directory = Path(trace_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+    except Exception as exc:
+        return {**result, "status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+    for name in phase_names:
+        try:
+            if cell.get("compile"):  # wrapping basis would make torch.compile trace a different function
+                metrics = profile_phase(name, w, settings, directory, has_basis=True)
+                metrics["attribution"] = "compiled"
+            else:
+                with basis_ranges(w.model) as wrapped:
+                    metrics = profile_phase(name, w, settings, directory, has_basis=wrapped > 0)
+            result["phases"][name] = {"status": "ok", "reason": None, "metrics": metrics}
+        except Exception as exc:  # one phase failing spares the others
+            result["phases"][name] = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+            if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    del w
+    gc.collect()
+    return result
+
+
+def serve(conn, threads: int) -> None:
+    """Worker loop for kanbench.pool.WorkerPool: answer each profile_cell request; stop on None or EOF."""
+    if threads:
+        torch.set_num_threads(threads)
+    conn.send({"ready": True, "torch_threads": torch.get_num_threads()})
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        try:
+            conn.send(profile_cell(*request))
+        except Exception:
+            conn.send({"status": "error", "reason": traceback.format_exc(limit=3), "phases": {}})
