@@ -1,0 +1,587 @@
+"""kanbench compare and kanbench regress on synthetic runs: verdicts, exit status, output, orchestration."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kanbench import compare, regress, results
+from kanbench.cli import main
+from kanbench.errors import UsageError
+from kanbench.record import Record, TimeStats
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# Deterministic "measurements": a base time times a fixed pattern of small positive delays (delays only add time).
+TIGHT = [1.000, 1.004, 1.010, 1.002, 1.007, 1.001, 1.012, 1.003, 1.005, 1.009]
+# Very noisy: a wide spread around 1 with values both far below and far above.
+NOISY = [0.55, 2.40, 0.80, 1.90, 0.62, 1.50, 3.00, 0.70, 1.10, 2.20]
+
+
+def record(impl: str, per_process: list[list[float]], suite: str = "ci", phase: str = "forward", **extra) -> Record:
+    """One ok Record of a synthetic cell; config_hash depends on impl and batch only, as a real hash would."""
+    batch = extra.pop("batch_size", 8)
+    fields = dict(
+        run_id="synthetic", suite=suite, impl=impl, family="x", phase=phase, device="cpu", dtype="float32",
+        batch_size=batch, widths=[100, 100], grid_size=5, spline_order=3, num_basis=8, params=1000,
+        params_total=1000, status="ok", reason=None, peak_mem_bytes=4096, flops=1_000_000, metrics=None,
+        config_hash=f"{impl}-b{batch}",
+    )  # fmt: skip
+    fields.update(extra)
+    if fields["status"] == "ok":
+        fields["time_s"] = TimeStats.from_values(per_process, loops=100).__dict__
+    else:
+        fields["time_s"] = None
+    return Record(**fields)
+
+
+def write_run(run_dir: Path, records: list[Record], environment: dict | None = None) -> Path:
+    """A run directory of these records."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for r in records:
+        results.append(run_dir, r)
+    results.write_environment(run_dir, environment or {"cpu_model": "synthetic", "torch": "2.x"})
+    return run_dir
+
+
+def procs(scale: float, pattern: list[float] = TIGHT, processes: int = 2) -> list[list[float]]:
+    """Values of `processes` worker processes: the pattern scaled, split evenly between processes."""
+    per = len(pattern) // processes
+    return [[scale * v for v in pattern[i * per : (i + 1) * per]] for i in range(processes)]
+
+
+def two_cell_run(path: Path, bspline_scale: float, pattern=TIGHT, **bspline_extra) -> Path:
+    return write_run(
+        path,
+        [
+            record("bspline", procs(bspline_scale * 1e-3, pattern), **bspline_extra),
+            record("mlp", procs(1e-4)),
+        ],
+    )
+
+
+def run_compare(base: Path, cand: Path, *args: str) -> int:
+    return main(["compare", str(base), str(cand), *args])
+
+
+# --- verdicts and exit status -----------------------------------------------------------------------------------
+
+
+def test_tight_30_percent_slower_is_a_regression(tmp_path, capsys):
+    base = two_cell_run(tmp_path / "base", 1.0)
+    cand = two_cell_run(tmp_path / "cand", 1.3)
+    assert run_compare(base, cand) == 1
+    out = capsys.readouterr().out
+    assert "regression" in out and "FAIL" in out
+    frame = compare.compare_frames(results.load(base), results.load(cand))
+    row = frame.set_index("impl").loc["bspline"]
+    assert row["verdict"] == "regression"
+    assert row["ratio"] == pytest.approx(1.3)
+    assert row["ci_low"] > 1.1 and row["p_value"] < 0.01
+    assert frame.set_index("impl").loc["mlp", "verdict"] == "no change"
+
+
+def test_identical_runs_pass(tmp_path):
+    base = two_cell_run(tmp_path / "base", 1.0)
+    cand = two_cell_run(tmp_path / "cand", 1.0)
+    assert run_compare(base, cand) == 0
+    frame = compare.compare_frames(results.load(base), results.load(cand))
+    assert set(frame["verdict"]) == {"no change"}
+    assert (frame["ratio"] == 1.0).all()
+
+
+def test_faster_candidate_is_an_improvement_and_passes(tmp_path):
+    base = two_cell_run(tmp_path / "base", 1.0)
+    cand = two_cell_run(tmp_path / "cand", 0.7)
+    assert run_compare(base, cand) == 0
+    frame = compare.compare_frames(results.load(base), results.load(cand))
+    assert frame.set_index("impl").loc["bspline", "verdict"] == "improvement"
+
+
+def test_noisy_30_percent_slower_is_not_significant(tmp_path):
+    base = two_cell_run(tmp_path / "base", 1.0, NOISY)
+    cand = two_cell_run(tmp_path / "cand", 1.3, NOISY[3:] + NOISY[:3])
+    frame = compare.compare_frames(results.load(base), results.load(cand))
+    row = frame.set_index("impl").loc["bspline"]
+    assert row["ratio"] > 1.1  # slower by more than the threshold ...
+    assert row["verdict"] == "not significant"  # ... but the data cannot tell it from noise
+    assert row["p_value"] >= 0.01
+    assert run_compare(base, cand) == 0
+
+
+def test_small_significant_slowdown_within_threshold_is_no_change(tmp_path):
+    base = two_cell_run(tmp_path / "base", 1.0)
+    cand = two_cell_run(tmp_path / "cand", 1.05)
+    frame = compare.compare_frames(results.load(base), results.load(cand))
+    row = frame.set_index("impl").loc["bspline"]
+    assert row["p_value"] < 0.01 and row["verdict"] == "no change"
+    # the same data fails a stricter gate
+    strict = compare.compare_frames(results.load(base), results.load(cand), threshold=0.02)
+    assert strict.set_index("impl").loc["bspline", "verdict"] == "regression"
+
+
+def test_estimators(tmp_path):
+    # One lucky-fast outlier in the candidate: the minimum follows it, p10 and the median barely move.
+    base = two_cell_run(tmp_path / "base", 1.0)
+    cand = write_run(
+        tmp_path / "cand",
+        [record("bspline", [[1e-3 * v for v in TIGHT[:5]], [0.5e-3, *[1e-3 * v for v in TIGHT[6:]]]])],
+    )
+    b, c = results.load(base), results.load(cand)
+    by = {e: compare.compare_frames(b, c, estimator=e).iloc[0]["ratio"] for e in ("min", "p10", "median", "mean")}
+    assert by["min"] == pytest.approx(0.5)
+    assert by["median"] == pytest.approx(1.0, abs=0.01)
+    assert 0.5 < by["p10"] < 1.0
+    assert compare.estimator_quantile("p25") == 0.25
+    with pytest.raises(UsageError, match="estimator"):
+        compare.estimator_quantile("fastest")
+    assert run_compare(base, cand, "--estimator", "p999") == 2
+
+
+def test_rounds_pool_into_process_groups(tmp_path):
+    # A candidate directory holding several runs (rounds) is pooled; each process of each round is one group.
+    base = two_cell_run(tmp_path / "base", 1.0)
+    two_cell_run(tmp_path / "cand" / "r1", 1.3)
+    two_cell_run(tmp_path / "cand" / "r2", 1.3)
+    (tmp_path / "cand" / "latest-ci").symlink_to("r2")  # as kanbench run leaves beside its run directory
+    frame = compare.compare_frames(results.load(base), compare.load_side(tmp_path / "cand"))
+    row = frame.set_index("impl").loc["bspline"]
+    assert row["cand_processes"] == 4 and row["cand_n"] == 20 and row["base_processes"] == 2
+    assert row["verdict"] == "regression"
+    assert compare.process_groups([1.0, 2.0, 3.0, 4.0], [1.5, 3.5]) == [[1.0, 2.0], [3.0, 4.0]]
+    # medians that do not match an even split: one group rather than a wrong split
+    assert compare.process_groups([1.0, 2.0, 3.0, 4.0], [1.0, 3.0]) == [[1.0, 2.0, 3.0, 4.0]]
+
+
+# --- bad input: exit 2 with the reason --------------------------------------------------------------------------
+
+
+def test_malformed_line_exits_2_naming_file_and_line(tmp_path, capsys):
+    base = two_cell_run(tmp_path / "base", 1.0)
+    cand = two_cell_run(tmp_path / "cand", 1.0)
+    with open(cand / results.RESULTS, "a") as f:
+        f.write('{"schema": 1, "impl": "bspline"}\n')
+    assert run_compare(base, cand) == 2
+    err = capsys.readouterr().err
+    assert "results.jsonl:3" in err and "malformed record" in err
+
+
+def test_missing_run_exits_2(tmp_path, capsys):
+    base = two_cell_run(tmp_path / "base", 1.0)
+    assert run_compare(base, tmp_path / "nowhere") == 2
+    assert "nowhere" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert run_compare(base, tmp_path / "empty") == 2
+    assert "holds no results.jsonl" in capsys.readouterr().err
+
+
+def test_different_suites_exit_2(tmp_path, capsys):
+    base = write_run(tmp_path / "base", [record("bspline", procs(1e-3), suite="ci")])
+    cand = write_run(tmp_path / "cand", [record("bspline", procs(1e-3), suite="quick")])
+    assert run_compare(base, cand) == 2
+    assert "different suites" in capsys.readouterr().err
+
+
+def test_no_common_cells_exit_2(tmp_path, capsys):
+    base = write_run(tmp_path / "base", [record("bspline", procs(1e-3))])
+    cand = write_run(tmp_path / "cand", [record("fastkan", procs(1e-3))])
+    assert run_compare(base, cand) == 2
+    assert "no common cells" in capsys.readouterr().err
+
+
+def test_ok_record_without_values_exits_2(tmp_path, capsys):
+    base = two_cell_run(tmp_path / "base", 1.0)
+    bad = record("bspline", procs(1e-3))
+    bad.time_s = {**bad.time_s, "values": []}
+    cand = write_run(tmp_path / "cand", [bad])
+    assert run_compare(base, cand) == 2
+    assert "time_s.values is missing or empty" in capsys.readouterr().err
+
+
+def test_bad_threshold_is_a_usage_error(tmp_path):
+    base = two_cell_run(tmp_path / "base", 1.0)
+    with pytest.raises(SystemExit) as exc:
+        run_compare(base, base, "--alpha", "2")
+    assert exc.value.code == 2
+
+
+# --- deterministic gates and broken cells -----------------------------------------------------------------------
+
+
+def test_flops_growth_fails_even_with_equal_times(tmp_path, capsys):
+    base = two_cell_run(tmp_path / "base", 1.0)
+    cand = two_cell_run(tmp_path / "cand", 1.0, flops=1_100_000)
+    assert run_compare(base, cand) == 1
+    assert "flops" in capsys.readouterr().out
+    det = compare.compare_deterministic(results.load(base), results.load(cand))
+    row = det[(det["impl"] == "bspline") & (det["metric"] == "flops")].iloc[0]
+    assert row["verdict"] == "regression" and row["ratio"] == pytest.approx(1.1)
+    # within its own threshold it passes
+    assert run_compare(base, cand, "--flops-threshold", "0.2") == 0
+
+
+def test_memory_gate(tmp_path):
+    mib = 2**20
+    base = two_cell_run(tmp_path / "base", 1.0, peak_mem_bytes=mib)
+    small = two_cell_run(tmp_path / "small", 1.0, peak_mem_bytes=mib + 25_600)  # +2.4%
+    big = two_cell_run(tmp_path / "big", 1.0, peak_mem_bytes=2 * mib)
+    unmeasured = two_cell_run(tmp_path / "unmeasured", 1.0, peak_mem_bytes=None)
+    assert run_compare(base, small) == 0
+    assert run_compare(base, big) == 1
+    assert run_compare(base, unmeasured) == 0
+    det = compare.compare_deterministic(results.load(base), results.load(unmeasured))
+    row = det[(det["impl"] == "bspline") & (det["metric"] == "peak_mem_bytes")].iloc[0]
+    assert row["verdict"] == "not measured"
+
+
+def test_memory_gate_slack(tmp_path):
+    base = two_cell_run(tmp_path / "base", 1.0, peak_mem_bytes=396_812)
+    cand = two_cell_run(tmp_path / "cand", 1.0, peak_mem_bytes=422_412)  # +25,600 bytes, +6.5%
+    assert run_compare(base, cand) == 1
+    assert run_compare(base, cand, "--mem-slack", "65536") == 0
+
+
+def test_memory_gate_skips_ungated_phases_and_varying_peaks(tmp_path):
+    # Backward peaks measured on CPU wobble between runs of the same code: reported, not gated by default.
+    base = two_cell_run(tmp_path / "base", 1.0, phase="backward", peak_mem_bytes=2**20)
+    cand = two_cell_run(tmp_path / "cand", 1.0, phase="backward", peak_mem_bytes=2**21)
+    assert run_compare(base, cand) == 0
+    det = compare.compare_deterministic(results.load(base), results.load(cand))
+    assert set(det.loc[det["metric"] == "peak_mem_bytes", "verdict"]) == {"not gated", "no change"}
+    assert run_compare(base, cand, "--mem-phases", "forward,backward") == 1
+    # A gated phase whose peak differs between the rounds of one side is not judged either.
+    two_cell_run(tmp_path / "b" / "r1", 1.0, peak_mem_bytes=2**20)
+    two_cell_run(tmp_path / "b" / "r2", 1.0, peak_mem_bytes=2**20 + 2**18)
+    two_cell_run(tmp_path / "c" / "r1", 1.0, peak_mem_bytes=2**21)
+    two_cell_run(tmp_path / "c" / "r2", 1.0, peak_mem_bytes=2**21)
+    det = compare.compare_deterministic(compare.load_side(tmp_path / "b"), compare.load_side(tmp_path / "c"))
+    row = det[(det["impl"] == "bspline") & (det["metric"] == "peak_mem_bytes")].iloc[0]
+    assert row["verdict"] == "varies" and row["varied"]
+    assert run_compare(tmp_path / "b", tmp_path / "c") == 0
+
+
+def test_cell_broken_in_candidate_fails(tmp_path, capsys):
+    base = two_cell_run(tmp_path / "base", 1.0)
+    cand = write_run(
+        tmp_path / "cand",
+        [record("bspline", [], status="error", reason="RuntimeError: boom"), record("mlp", procs(1e-4))],
+    )
+    assert run_compare(base, cand) == 1
+    assert "RuntimeError: boom" in capsys.readouterr().out
+
+
+# --- output -----------------------------------------------------------------------------------------------------
+
+MARKDOWN_SNAPSHOT = """\
+### kanbench compare: **FAIL**
+
+`base` (base) vs `cand` (candidate), suite `ci`: 2 cells: 1 regression, 1 no change.
+
+latency gate: p10 of the per-call times (medians shown for reference); a cell regresses when it is more than 10% \
+slower and significant (Mann-Whitney U p < 0.01 and the 99% bootstrap interval of the ratio excludes 1). \
+Deterministic gates: FLOPs per call +5%, peak allocator bytes +5% in forward, forward_inference phases.
+
+| verdict | impl | phase | device | dtype | batch | widths | base median | cand median | change (p10) | \
+99% interval | p |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+| regression | bspline | forward | cpu | float32 | 8 | 100x100 | 1 ms | 1.31 ms | +30.0% | {ci} | 1.8e-04 |
+
+<details><summary>All 2 cells</summary>
+
+| verdict | impl | phase | device | dtype | batch | widths | base median | cand median | change (p10) | \
+99% interval | p |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+| regression | bspline | forward | cpu | float32 | 8 | 100x100 | 1 ms | 1.31 ms | +30.0% | {ci} | 1.8e-04 |
+| no change | mlp | forward | cpu | float32 | 8 | 100x100 | 100 us | 100 us | +0.0% | {ci_mlp} | 1 |
+
+</details>
+"""
+
+
+def test_markdown_snapshot(tmp_path, capsys):
+    base = two_cell_run(tmp_path / "base", 1.0)
+    cand = two_cell_run(tmp_path / "cand", 1.3)
+    assert run_compare(base, cand, "--format", "markdown") == 1
+    out = capsys.readouterr().out
+    # The bootstrap intervals come from a seeded generator; read them back rather than hard-code numpy's stream.
+    comp = compare.compare_runs(results.load(base), results.load(cand))
+    rows = comp.latency.set_index("impl")
+    ci = {i: f"{compare.fmt_change(rows.loc[i, 'ci_low'])} .. {compare.fmt_change(rows.loc[i, 'ci_high'])}"
+          for i in ("bspline", "mlp")}  # fmt: skip
+    assert out == MARKDOWN_SNAPSHOT.format(ci=ci["bspline"], ci_mlp=ci["mlp"])
+    assert len(out) < 65536  # fits a GitHub comment
+
+
+def test_json_and_table_formats(tmp_path, capsys):
+    base = two_cell_run(tmp_path / "base", 1.0)
+    cand = two_cell_run(tmp_path / "cand", 1.3)
+    out_file = tmp_path / "c.json"
+    assert run_compare(base, cand, "--format", "json", "-o", str(out_file)) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data == json.loads(out_file.read_text())
+    assert data["failed"] is True and data["settings"]["estimator"] == "p10"
+    assert {r["verdict"] for r in data["latency"]} == {"regression", "no change"}
+    assert run_compare(base, cand) == 1
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].endswith("FAIL") and "bspline" in table
+
+
+def test_environment_differences_are_noted(tmp_path):
+    base = write_run(tmp_path / "base", [record("bspline", procs(1e-3))], {"cpu_model": "A", "torch": "2.1"})
+    cand = write_run(
+        tmp_path / "cand",
+        [record("bspline", procs(1e-3))],
+        {"cpu_model": "B", "torch": "2.1", "env_vars": {"KANBENCH_SLOWDOWN": "bspline=1.15"}},
+    )
+    comp = compare.compare_runs(results.load(base), results.load(cand))
+    assert any("cpu_model" in n for n in comp.notes)
+    assert any("KANBENCH_SLOWDOWN" in n for n in comp.notes)
+
+
+def test_compare_and_regress_do_not_import_torch():
+    code = "import sys, kanbench.compare, kanbench.regress; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0
+
+
+# --- regress orchestration with a fake runner -------------------------------------------------------------------
+
+SUITE = """\
+[suite]
+name = "ci"
+kind = "speed"
+implementations = ["bspline", "fastkan", "mlp"]
+phases = ["forward", "backward"]
+
+[axes]
+widths = [[100, 100]]
+grid_size = [5]
+batch_size = [8, 64]
+
+[timing]
+values = 5
+processes = 2
+
+[options.fastkan]
+use_layernorm = false
+"""
+
+
+class FakeRunner:
+    """Writes a synthetic run for the suite it is given; the candidate's implementations are slowed per a plan."""
+
+    def __init__(self, repo: Path, slow: dict[str, float] | None = None, slow_calls: set[int] | None = None,
+                 fail_base: bool = False) -> None:  # fmt: skip
+        self.repo, self.slow, self.slow_calls, self.fail_base = repo, slow or {}, slow_calls, fail_base
+        self.calls: list[tuple[str, str]] = []  # (side, suite file)
+
+    def __call__(self, tree: Path, suite: Path, out: Path, env: dict, extra: list) -> regress.RunOutcome:
+        side = "cand" if Path(tree).resolve() == self.repo.resolve() else "base"
+        self.calls.append((side, str(suite)))
+        if side == "base":
+            assert "KANBENCH_SLOWDOWN" not in env  # the injection knob never reaches the base side
+            if self.fail_base:
+                return regress.RunOutcome(2, "kanbench: error: argument command: invalid choice: 'run'")
+        data = tomllib.loads(Path(suite).read_text())
+        slowed = side == "cand" and (self.slow_calls is None or len(self.calls) in self.slow_calls)
+        records = []
+        for impl in data["suite"]["implementations"]:
+            for batch in data["axes"]["batch_size"]:
+                for phase in data["suite"]["phases"]:
+                    scale = 1e-3 * (self.slow.get(impl, 1.0) if slowed else 1.0)
+                    records.append(record(impl, procs(scale), phase=phase, batch_size=batch))
+        env_json = {"cpu_model": "synthetic", "hostname": "box"}
+        write_run(out, records, env_json)
+        return regress.RunOutcome(0, "", 0.0)
+
+
+def git(repo: Path, *args: str) -> str:
+    cmd = [
+        "git",
+        "-C",
+        str(repo),
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "-c",
+        "commit.gpgsign=false",
+        *args,
+    ]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_repo(path: Path, commits: int = 2, with_kanbench: bool = True) -> Path:
+    """A git repository with `commits` commits holding suites/ci.toml (and kanbench/ unless told otherwise)."""
+    path.mkdir()
+    git(path, "init", "-q")
+    for i in range(commits):
+        (path / "suites").mkdir(exist_ok=True)
+        (path / "suites" / "ci.toml").write_text(SUITE)
+        if with_kanbench or i == commits - 1:
+            (path / "kanbench").mkdir(exist_ok=True)
+            (path / "kanbench" / "__init__.py").write_text(f"# version {i}\n")
+        (path / "file.txt").write_text(str(i))
+        git(path, "add", "-A")
+        git(path, "commit", "-q", "-m", f"commit {i}")
+    return path
+
+
+def quiet(_message: str) -> None:
+    pass
+
+
+def test_regress_interleaves_and_confirms_a_real_slowdown(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    runner = FakeRunner(repo, slow={"bspline": 1.3})
+    result = regress.run_gate(repo, rounds=2, out=tmp_path / "out", runner=runner, log=quiet)
+    sides = [side for side, _ in runner.calls]
+    assert sides == ["base", "cand", "base", "cand", "base", "cand", "base", "cand"]  # ABAB, then ABAB to confirm
+    # The re-measure covers only the failing implementation's cells.
+    confirm_suite = tomllib.loads(Path(runner.calls[-1][1]).read_text())
+    assert confirm_suite["suite"]["implementations"] == ["bspline"]
+    assert "options" not in confirm_suite or "fastkan" not in confirm_suite["options"]
+    assert result.status == "fail" and result.exit_code == 1
+    assert len(result.confirmed) == 4  # bspline x 2 batch sizes x 2 phases
+    assert {h for h, _ in result.confirmed} == {"bspline-b8", "bspline-b64"}
+    md = (tmp_path / "out" / "comparison.md").read_text()
+    assert "**FAIL**" in md and "Confirmation: 4 of 4" in md
+    assert json.loads((tmp_path / "out" / "comparison.json").read_text())["status"] == "fail"
+
+
+def test_regress_unconfirmed_flag_passes(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    # The candidate is slow only in its first-measurement runs (calls 2 and 4), as a burst of interference would be.
+    runner = FakeRunner(repo, slow={"bspline": 1.3}, slow_calls={2, 4})
+    result = regress.run_gate(repo, rounds=2, out=tmp_path / "out", runner=runner, log=quiet)
+    assert len(runner.calls) == 8
+    assert result.status == "pass" and result.exit_code == 0
+    assert result.confirmed == [] and len(result.comparison.unconfirmed) == 4
+    assert "regression, not confirmed" in regress.render(result, "markdown")
+
+
+def test_regress_no_change_runs_once(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    runner = FakeRunner(repo)
+    result = regress.run_gate(repo, rounds=3, out=tmp_path / "out", runner=runner, log=quiet)
+    assert [s for s, _ in runner.calls] == ["base", "cand"] * 3
+    assert result.status == "pass" and result.confirmation is None
+
+
+def test_regress_without_confirmation_fails_at_once(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    runner = FakeRunner(repo, slow={"mlp": 1.3}, slow_calls={2, 4})
+    result = regress.run_gate(repo, rounds=2, out=tmp_path / "out", runner=runner, confirm=False, log=quiet)
+    assert len(runner.calls) == 4 and result.status == "fail"
+
+
+def test_regress_first_commit_is_skipped_with_exit_0(tmp_path):
+    repo = make_repo(tmp_path / "repo", commits=1)
+    runner = FakeRunner(repo)
+    result = regress.run_gate(repo, out=tmp_path / "out", runner=runner, log=quiet)
+    assert result.status == "skipped" and result.exit_code == 0
+    assert "first commit" in result.reason and runner.calls == []
+    assert "Nothing was compared" in (tmp_path / "out" / "comparison.md").read_text()
+
+
+def test_regress_ref_without_kanbench_or_failing_is_skipped(tmp_path):
+    repo = make_repo(tmp_path / "repo", with_kanbench=False)
+    result = regress.run_gate(repo, out=tmp_path / "out1", runner=FakeRunner(repo), log=quiet)
+    assert result.status == "skipped" and "no kanbench package" in result.reason
+    repo2 = make_repo(tmp_path / "repo2")
+    runner = FakeRunner(repo2, fail_base=True)
+    result = regress.run_gate(repo2, out=tmp_path / "out2", runner=runner, log=quiet)
+    assert result.status == "skipped" and result.exit_code == 0
+    assert "invalid choice: 'run'" in result.reason
+    assert [s for s, _ in runner.calls] == ["base"]
+
+
+def test_regress_falls_back_to_refs_own_suite(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    (repo / "suites" / "ci.toml").write_text(SUITE + "# a key REF's harness would not know\n")
+    fake = FakeRunner(repo)
+
+    def runner(tree, suite, out, env, extra):
+        if Path(tree).resolve() != repo.resolve() and "would not know" in Path(suite).read_text():
+            fake.calls.append(("base", str(suite)))
+            return regress.RunOutcome(2, "unknown key")
+        return fake(tree, suite, out, env, extra)
+
+    result = regress.run_gate(repo, rounds=2, out=tmp_path / "out", runner=runner, log=quiet)
+    assert result.status == "pass"
+    assert [s for s, _ in fake.calls] == ["base", "base", "cand", "base", "cand"]
+    assert fake.calls[1][1] != fake.calls[2][1]  # REF ran its own copy of the suite
+    assert (tmp_path / "out" / "failed-probe").exists() is False  # the failed attempt left no run behind
+
+
+def test_regress_bad_ref_and_non_git_are_skipped(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    result = regress.run_gate(repo, against="no-such-branch", out=tmp_path / "o1", runner=FakeRunner(repo), log=quiet)
+    assert result.status == "skipped" and "no such commit" in result.reason
+    plain = tmp_path / "plain"
+    (plain / "suites").mkdir(parents=True)
+    (plain / "suites" / "ci.toml").write_text(SUITE)
+    result = regress.run_gate(plain, out=tmp_path / "o2", runner=FakeRunner(plain), log=quiet)
+    assert result.status == "skipped" and "not a git checkout" in result.reason
+
+
+def test_regress_shallow_clone_is_skipped(tmp_path):
+    repo = make_repo(tmp_path / "repo", commits=3)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)], check=True)
+    result = regress.run_gate(clone, out=tmp_path / "out", runner=FakeRunner(clone), log=quiet)
+    assert result.status == "skipped" and "shallow clone" in result.reason
+
+
+def test_regress_missing_suite_is_a_usage_error(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    with pytest.raises(UsageError, match="no such file"):
+        regress.run_gate(repo, suite="suites/none.toml", out=tmp_path / "out", runner=FakeRunner(repo), log=quiet)
+
+
+def test_regress_inject_slowdown_reaches_only_the_candidate(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    seen = []
+
+    def runner(tree, suite, out, env, extra):
+        seen.append(env.get("KANBENCH_SLOWDOWN"))
+        return FakeRunner(repo)(tree, suite, out, env, extra)
+
+    regress.run_gate(repo, rounds=1, out=tmp_path / "out", runner=runner, cand_slowdown="bspline=1.15", log=quiet)
+    assert seen == [None, "bspline=1.15"]
+
+
+def test_baseline_mode(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    baseline = tmp_path / "baseline"
+    FakeRunner(repo)(tmp_path / "elsewhere", repo / "suites" / "ci.toml", baseline, {}, [])
+    runner = FakeRunner(repo, slow={"fastkan": 1.3})
+    result = regress.run_baseline_gate(repo, baseline, rounds=2, out=tmp_path / "out", runner=runner, log=quiet)
+    assert [s for s, _ in runner.calls] == ["cand"] * 4  # two rounds, then two to confirm
+    assert result.status == "fail" and {h for h, _ in result.confirmed} == {"fastkan-b8", "fastkan-b64"}
+    ok = regress.run_baseline_gate(repo, baseline, rounds=1, out=tmp_path / "out2", runner=FakeRunner(repo), log=quiet)
+    assert ok.status == "pass"
+
+
+def test_narrowed_suite_keeps_config_hashes():
+    from kanbench import suite as suite_mod
+
+    full = suite_mod.parse(SUITE, "ci.toml")
+    failing = [c for c in full.cells() if c.impl == "fastkan" and c.batch_size == 64]
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        [{"impl": c.impl, "phase": "backward", "widths_label": "x".join(map(str, c.widths)), "grid_size": c.grid_size,
+          "batch_size": c.batch_size, "dtype": c.dtype, "device": c.device} for c in failing]
+    )  # fmt: skip
+    text = regress.narrow_suite(SUITE, frame)
+    narrowed = suite_mod.parse(text, "narrowed.toml")
+    assert narrowed.phases == ("backward",) and narrowed.implementations == ("fastkan",)
+    assert {c.config_hash for c in narrowed.cells()} == {c.config_hash for c in failing}
+    assert narrowed.name == full.name
