@@ -32,6 +32,7 @@ class Workload:
     grad_out: torch.Tensor
     optimizer: torch.optim.Optimizer | None
     sync: Callable[[], None]
+    clock: Callable[[], float] = time.perf_counter  # timing.CLOCKS[suite's [timing].clock]
 
 
 def forward_call(w: Workload) -> Callable[[], object]:
@@ -62,7 +63,7 @@ def train_step_call(w: Workload) -> Callable[[], object]:
 def backward_run(w: Workload, slowdown: float = 1.0) -> Callable[[int], float]:
     """run(loops): per call, build the graph un-timed, then time out.backward(grad_out) alone."""
     model, x, grad_out, sync = w.model, w.x, w.grad_out, w.sync
-    clock = time.perf_counter
+    clock = w.clock
 
     def run(loops: int) -> float:
         total = 0.0
@@ -75,7 +76,7 @@ def backward_run(w: Workload, slowdown: float = 1.0) -> Callable[[int], float]:
             sync()
             elapsed = clock() - start
             if slowdown != 1.0:
-                elapsed += spin((slowdown - 1.0) * elapsed)
+                elapsed += spin((slowdown - 1.0) * elapsed, clock)
             total += elapsed
         return total
 
@@ -91,8 +92,9 @@ def phase_run(phase: str, w: Workload, slowdown: float = 1.0) -> Callable[[int],
         return backward_run(w, slowdown)
     call = CALLS[phase](w)
     if slowdown != 1.0:
-        call = slowed(call, w.sync, slowdown)
-    return loop_timer(call, w.sync, torch.inference_mode if phase == "forward_inference" else nullcontext)
+        call = slowed(call, w.sync, slowdown, w.clock)
+    context = torch.inference_mode if phase == "forward_inference" else nullcontext
+    return loop_timer(call, w.sync, context, w.clock)
 
 
 def measure_once(phase: str, w: Workload, measure: Callable[[Callable[[], object]], T]) -> T:
@@ -116,22 +118,24 @@ def measure_once(phase: str, w: Workload, measure: Callable[[Callable[[], object
 # --- slowdown injection, for testing the regression gate only (off unless KANBENCH_SLOWDOWN is set) ---
 
 
-def spin(seconds: float) -> float:
-    """Busy-wait for seconds; returns the time actually spent."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
+def spin(seconds: float, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Busy-wait until clock has advanced by seconds; returns the time actually spent on that clock."""
+    start = clock()
+    while clock() - start < seconds:
         pass
-    return time.perf_counter() - start
+    return clock() - start
 
 
-def slowed(call: Callable[[], object], sync: Callable[[], None], factor: float) -> Callable[[], object]:
-    """call, followed by busy work lasting (factor - 1) times the call's own duration."""
+def slowed(
+    call: Callable[[], object], sync: Callable[[], None], factor: float, clock: Callable[[], float] = time.perf_counter
+) -> Callable[[], object]:
+    """call, followed by busy work lasting (factor - 1) times the call's own duration on the timing clock."""
 
     def slow_call():
-        start = time.perf_counter()
+        start = clock()
         result = call()
         sync()
-        spin((factor - 1.0) * (time.perf_counter() - start))
+        spin((factor - 1.0) * (clock() - start), clock)
         return result
 
     return slow_call

@@ -296,7 +296,8 @@ def execute(suite: Suite, cells: list[Cell], t: Timing, args: argparse.Namespace
                 why = unavailable_reason(cell, cuda_ok, availability)
                 if why:
                     for record in skip_records(cell, suite, run_id, why):
-                        results.append(run_dir, record)
+                        if (record.config_hash, record.phase) not in done:
+                            results.append(run_dir, record)
                     bar.advance(cell.label(), estimate_seconds([cell], suite, t))
                 else:
                     runnable.append(cell)
@@ -328,7 +329,8 @@ def execute(suite: Suite, cells: list[Cell], t: Timing, args: argparse.Namespace
                     fl = None
                 peak = peaks.get(cell.device)
                 for record in make_records(cell, suite, run_id, replies[cell.config_hash], fl, peak):
-                    results.append(run_dir, record)
+                    if (record.config_hash, record.phase) not in done:  # a kill mid-group left some phases
+                        results.append(run_dir, record)
                 bar.advance(cell.label(), estimate_seconds([cell], suite, t))
     finally:
         if pool is not None:

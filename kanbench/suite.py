@@ -37,6 +37,7 @@ class Timing:
     processes: int = 2  # independent worker processes, each measuring every cell
     threads: int = 0  # torch threads in workers; 0 = torch's default for this machine
     cell_timeout_s: float = 600.0  # a worker that takes longer on one cell is killed and the cell is an error
+    clock: str = "wall"  # "wall" (perf_counter) or "thread" (the worker thread's CPU time; CPU, 1 thread only)
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,15 @@ def parse(text: str, path: str = "<suite>") -> Suite:
         cell_timeout_s=check.number(
             t.get("cell_timeout_s", Timing.cell_timeout_s), "[timing].cell_timeout_s", float, 0, strict=True
         ),
+        clock=t.get("clock", Timing.clock),
     )
+    if timing.clock not in ("wall", "thread"):
+        check.fail("[timing].clock", f"{timing.clock!r} is not allowed; allowed: wall, thread")
+    if timing.clock == "thread":
+        if timing.threads != 1:
+            check.fail("[timing].clock", "thread CPU time counts only the calling thread: it needs threads = 1")
+        if any("cuda" in sweep["device"] for sweep in sweeps):
+            check.fail("[timing].clock", 'thread CPU time cannot time GPU work: use clock = "wall" for cuda cells')
 
     lim = check.table(data, "limits", ("max_call_s", "impl"))
     impl_limits = lim.get("impl", {})

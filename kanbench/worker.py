@@ -25,7 +25,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda", 0) if name == "cuda" else torch.device(name)
 
 
-def build_workload(cell: dict, config_hash: str) -> tuple[phases.Workload, dict]:
+def build_workload(cell: dict, config_hash: str, clock: str = "wall") -> tuple[phases.Workload, dict]:
     """The model, inputs, target, output gradient and optimizer of a cell, plus its parameter counts."""
     adapter = implementations.get(cell["impl"])
     device, dtype = resolve_device(cell["device"]), DTYPES[cell["dtype"]]
@@ -47,7 +47,8 @@ def build_workload(cell: dict, config_hash: str) -> tuple[phases.Workload, dict]
         "params_total": sum(p.numel() for p in model.parameters()),
         "num_basis": getattr(model.layers[0], "num_basis", 0) if hasattr(model, "layers") else 0,
     }
-    return phases.Workload(model, x, target, grad_out, optimizer, timing.synchronizer(device)), counts
+    workload = phases.Workload(model, x, target, grad_out, optimizer, timing.synchronizer(device), timing.CLOCKS[clock])
+    return workload, counts
 
 
 def count_flops(call) -> int:
@@ -66,7 +67,7 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
     if problem:
         return {**result, "status": "error", "reason": problem}
     try:
-        w, counts = build_workload(cell, config_hash)
+        w, counts = build_workload(cell, config_hash, t.get("clock", "wall"))
         result.update(counts)
         probe = timing.loop_timer(phases.forward_call(w), w.sync)
         result["first_forward_s"] = probe(1)  # includes compilation for compiled cells

@@ -61,6 +61,8 @@ def test_good_suite_expands_to_the_cartesian_product():
         ("min_time = 0.001", 'min_time = "fast"', "[timing].min_time"),
         ('kind = "speed"', 'kind = "fast"', "[suite].kind"),
         ("batch_size = [2]\n", "", "[axes].batch_size"),
+        ("processes = 1", 'processes = 1\nclock = "sundial"', "[timing].clock"),
+        ("processes = 1", 'processes = 1\nclock = "thread"\nthreads = 1', "[timing].clock"),  # cuda cells
     ],
 )
 def test_bad_suites_name_file_and_key(old, new, where):
@@ -120,3 +122,13 @@ def test_compile_axis_doubles_cells_and_keeps_eager_hashes():
     assert {c.config_hash for c in eager} == {c.config_hash for c in both if not c.compile}
     with pytest.raises(UsageError, match=r"\[axes\].compile\[0\]"):
         parse(GOOD.replace('dtype = ["float32"]', 'dtype = ["float32"]\ncompile = ["yes"]'), "s.toml")
+
+
+def test_thread_clock_needs_one_thread_and_the_cpu():
+    cpu_only = GOOD.replace('device = ["cpu", "cuda"]', 'device = ["cpu"]')
+    assert (
+        parse(cpu_only.replace("processes = 1", 'processes = 1\nclock = "thread"\nthreads = 1')).timing.clock
+        == "thread"
+    )
+    with pytest.raises(UsageError, match="threads = 1"):
+        parse(cpu_only.replace("processes = 1", 'processes = 1\nclock = "thread"'))

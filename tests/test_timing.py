@@ -51,3 +51,12 @@ def test_slowdown_knob():
     with pytest.raises(ValueError, match="impl=factor"):
         slowdown_factor("bspline", "bspline=fast")
     assert spin(0.002) >= 0.002
+
+
+def test_thread_clock_counts_cpu_time_of_busy_work():
+    import time
+
+    run = timing.loop_timer(lambda: spin(0.002, time.thread_time), lambda: None, clock=timing.CLOCKS["thread"])
+    assert run(3) >= 0.006
+    sleeping = timing.loop_timer(lambda: time.sleep(0.01), lambda: None, clock=timing.CLOCKS["thread"])
+    assert sleeping(2) < 0.01  # a thread that is off its core is not on this clock
