@@ -42,23 +42,19 @@ def span_polynomials(spline_order: int) -> torch.Tensor:
     return torch.stack(polys, dim=1)  # (power, r)
 
 
-def local_basis(x: torch.Tensor, knots: torch.Tensor, spline_order: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The k + 1 basis values on each x's knot span, and where they go in a padded basis row.
+def local_basis(x: torch.Tensor, knots: torch.Tensor, poly: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k + 1 non-zero bases on each x's knot span, and the index m of the first of them.
 
-    Returns (values (..., k+1), slot (..., k+1)). Slot s + 1 + r holds B_{s-k+r}(x) in a row of G + 3k + 2 entries,
-    so the real bases B_0..B_{G+k-1} are the slots k+1 .. k+G+k; the padding takes the values of spans outside
-    the grid and of bases that do not exist, so nothing needs masking.
+    Returns (values (..., k+1), first (...)): values[..., r] = B_{first + r}(x). Indices outside 0..G+k-1 name bases
+    that do not exist (x near or beyond the grid's ends); callers drop them. poly is span_polynomials(k).
     """
-    k = spline_order
-    t = knots.to(x.dtype)
-    s = torch.searchsorted(t, x.detach().contiguous(), right=True)  # = span + 1: t_span <= x < t_span+1
-    u = (x - t[(s - 1).clamp(min=0)]) / (t[1] - t[0])  # position inside the span, in [0, 1)
-    m = span_polynomials(k).to(x)
-    u = u.unsqueeze(-1)
-    values = m[k].expand(*u.shape[:-1], k + 1)
+    k = poly.shape[0] - 1
+    span = torch.searchsorted(knots, x.detach().contiguous(), right=True) - 1  # t_span <= x < t_span+1
+    u = ((x - knots[span.clamp(min=0)]) / (knots[1] - knots[0])).unsqueeze(-1)  # in [0, 1) inside the grid
+    values = poly[k].expand(*u.shape[:-1], k + 1)
     for p in range(k - 1, -1, -1):  # Horner: values = (...(M_k u + M_k-1) u + ...) u + M_0
-        values = torch.addcmul(m[p], values, u)
-    return values, s.unsqueeze(-1) + torch.arange(k + 1, device=x.device)
+        values = torch.addcmul(poly[p], values, u)
+    return values, span - k
 
 
 class BSplineFastKANLayer(BSplineKANLayer):
@@ -69,13 +65,22 @@ class BSplineFastKANLayer(BSplineKANLayer):
         if contraction not in ("dense", "gather"):
             raise ValueError(f"contraction must be 'dense' or 'gather', got {contraction!r}")
         self.contraction = contraction
+        k = self.spline_order
+        self.register_buffer("poly", span_polynomials(k).to(torch.get_default_dtype()), persistent=False)
+        self.register_buffer("offsets", torch.arange(k + 1), persistent=False)
+
+    def local(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(values, index) of the k + 1 local bases, values zeroed and indices clamped where no basis exists."""
+        values, first = local_basis(x, self.knots, self.poly)
+        index = first.unsqueeze(-1) + self.offsets
+        real = (index >= 0) & (index < self.num_basis)
+        return values * real, index.clamp(0, self.num_basis - 1)
 
     def basis(self, x: torch.Tensor) -> torch.Tensor:
         """(..., in) -> (..., in, G + k) dense basis values, built from the k + 1 local ones."""
-        k, K = self.spline_order, self.num_basis
-        values, slot = local_basis(x, self.knots, k)
-        padded = torch.zeros(*x.shape, K + 2 * k + 2, device=x.device, dtype=x.dtype).scatter_add_(-1, slot, values)
-        return padded[..., k + 1 : k + 1 + K]
+        values, index = self.local(x)
+        dense = torch.zeros(*x.shape, self.num_basis, device=x.device, dtype=x.dtype)
+        return dense.scatter_add_(-1, index, values)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_features, f"BSplineFastKANLayer({self.in_features} -> {self.out_features})")
@@ -83,15 +88,15 @@ class BSplineFastKANLayer(BSplineKANLayer):
         base = F.linear(F.silu(x), self.base_weight)
         if self.contraction == "dense":
             return base + F.linear(self.basis(x).flatten(-2), weight.flatten(1))
-        # gather: only the k + 1 touched coefficient rows per input, from a table padded like the basis row
-        k = self.spline_order
-        values, slot = local_basis(x, self.knots, k)
-        table = F.pad(weight, (k + 1, k + 1)).permute(1, 2, 0)  # (in, K + 2k + 2, out), zero rows as padding
-        rows = slot + table.shape[1] * torch.arange(self.in_features, device=x.device).unsqueeze(-1)
+        # gather: only the k + 1 touched coefficient rows of each input: row i * K + m holds c[:, i, m] * s[:, i]
+        values, index = self.local(x)
+        rows = index + self.num_basis * torch.arange(self.in_features, device=x.device).unsqueeze(-1)
         spline = F.embedding_bag(
-            rows.reshape(-1, rows.shape[-2] * rows.shape[-1]), table.reshape(-1, self.out_features),
-            per_sample_weights=values.reshape(-1, values.shape[-2] * values.shape[-1]), mode="sum",
-        )  # fmt: skip
+            rows.reshape(-1, rows.shape[-2] * rows.shape[-1]),
+            weight.permute(1, 2, 0).reshape(-1, self.out_features),
+            per_sample_weights=values.reshape(-1, values.shape[-2] * values.shape[-1]),
+            mode="sum",
+        )
         return base + spline.reshape(*x.shape[:-1], self.out_features)
 
 
