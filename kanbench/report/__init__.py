@@ -93,6 +93,7 @@ def build_page(runs: list[data.Run], threshold: float = 0.10, alpha: float = 0.0
             figures.scaling_figure(df, "batch"),
             figures.memory_figure(df),
             figures.flops_figure(df, environments),
+            figures.roofline_figure(df, environments),
         ],
         "accuracy": figures.accuracy_figures(df),
         "profile": [figures.profile_figure(df, "categories")],

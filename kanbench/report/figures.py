@@ -251,6 +251,75 @@ def flops_figure(df: pd.DataFrame, environments: dict[str, dict | None]) -> Figu
     return Figure("flops-vs-batch", title, fig, caption)
 
 
+def device_peak(machine: dict | None, key: str, device: str, dtype: str) -> float | None:
+    """A ceiling for one device: environment["machine"]["by_device"][device] when a run stores several devices."""
+    by_device = (machine or {}).get("by_device") if isinstance(machine, dict) else None
+    if isinstance(by_device, dict) and isinstance(by_device.get(device.split(":")[0]), dict):
+        return peak_for(by_device[device.split(":")[0]], key, device, dtype)
+    return peak_for(machine, key, device, dtype)
+
+
+ROOFLINE_SYMBOLS = {"forward": "circle", "forward_inference": "diamond", "backward": "square", "train_step": "x"}
+
+
+def roofline_figure(df: pd.DataFrame, environments: dict[str, dict | None]) -> Figure:
+    """Achieved FLOP/s against arithmetic intensity, under the machine's two ceilings (matmul peak, copy bandwidth)."""
+    title = "Roofline: achieved FLOP/s vs arithmetic intensity"
+    rows = timing_rows(df)
+    needed = ("flop_per_s", "metric_arithmetic_intensity")
+    if rows.empty or any(c not in rows for c in needed):
+        return Figure("roofline", title, None, empty_reason="no record carries flop_per_s and an arithmetic intensity")
+    rows = rows[rows["flop_per_s"].notna() & rows["metric_arithmetic_intensity"].notna()]
+    if rows.empty:
+        return Figure("roofline", title, None, empty_reason="no record carries flop_per_s and an arithmetic intensity")
+    devices = sorted(set(rows["device"]), key=lambda d: (d == "cpu", d))
+    fig = make_subplots(rows=1, cols=len(devices), subplot_titles=[esc(d) for d in devices], horizontal_spacing=0.08)
+    palette = colors(df["impl"])
+    shown, ceilings = set(), []
+    for j, device in enumerate(devices):
+        cell = rows[rows["device"] == device]
+        for impl in ordered_impls(cell["impl"]):
+            s = cell[cell["impl"] == impl]
+            text = [
+                f"{esc(impl)} {esc(r.phase)} {esc(r.widths_label)} batch {r.batch_size}: "
+                f"{r.flop_per_s / 1e9:.3g} GFLOP/s at {r.metric_arithmetic_intensity:.3g} FLOP/byte"
+                for r in s.itertuples()
+            ]
+            fig.add_trace(
+                go.Scatter(
+                    x=list(s["metric_arithmetic_intensity"].astype(float)), y=list(s["flop_per_s"].astype(float)),
+                    mode="markers", name=esc(impl), legendgroup=esc(impl), showlegend=impl not in shown, text=text,
+                    hoverinfo="text", marker=dict(color=palette[impl], symbol=[ROOFLINE_SYMBOLS.get(p, "circle")
+                                                                               for p in s["phase"]]),
+                ),
+                row=1, col=j + 1,
+            )  # fmt: skip
+            shown.add(impl)
+        machine = next((environments.get(r) or {} for r in set(cell["run"])), {}).get("machine")
+        dtype = str(cell["dtype"].iloc[0])
+        flops, bandwidth = (device_peak(machine, k, device, dtype) for k in ("peak_flop_per_s", "peak_bytes_per_s"))
+        if flops and bandwidth:
+            lo = min(float(cell["metric_arithmetic_intensity"].min()), flops / bandwidth) / 4
+            hi = max(float(cell["metric_arithmetic_intensity"].max()), flops / bandwidth) * 4
+            xs = [lo * (hi / lo) ** (i / 60) for i in range(61)]
+            fig.add_trace(
+                go.Scatter(x=xs, y=[min(flops, x * bandwidth) for x in xs], mode="lines", name="machine ceilings",
+                           line=dict(color="#888", dash="dash"), showlegend=not ceilings, hoverinfo="skip"),
+                row=1, col=j + 1,
+            )  # fmt: skip
+            ceilings.append(f"{esc(device)}: {flops / 1e9:.3g} GFLOP/s, {bandwidth / 1e9:.3g} GB/s")
+    fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOP per byte moved, estimate)")
+    fig.update_yaxes(type="log", title_text="achieved FLOP/s")
+    caption = (
+        "One point per (implementation, phase, shape); symbols: circle forward, diamond inference, square backward, "
+        "x train step. Intensity = analytic FLOPs / (parameter bytes + the phase's peak allocation), a lower bound "
+        "on traffic, so points sit at or left of their true intensity."
+    )
+    caption += (" Ceilings (dashed) from `kanbench machine`: " + "; ".join(ceilings) + ".") if ceilings else (
+        " No ceilings in environment.json (run `kanbench machine`).")  # fmt: skip
+    return Figure("roofline", title, fig, caption)
+
+
 def _accuracy_rows(df: pd.DataFrame) -> pd.DataFrame:
     acc = df[(df["phase"] == "accuracy") & (df["status"] == "ok")]
     if "metric_final_test" not in acc:
