@@ -3,6 +3,7 @@ and the cells of our runs that measure the same thing. The numbers here are quot
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -305,6 +306,35 @@ def _ratio_block(claim: RatioClaim, rows: pd.DataFrame, devices: list[str]) -> B
     return Block(claim.subject, _meta(claim.device, claim.method, claim.source, claim.note), header, [row], measured)
 
 
+def _bspline_block(rows: pd.DataFrame) -> Block:
+    """Is a B-spline KAN inherently slower than FastKAN? The closed-form B-spline against FastKAN, cell by cell."""
+    title = "Is a B-spline KAN inherently slower than FastKAN?"
+    meta = [
+        ("claim", "FastKAN's case rests on Gaussian RBFs being faster than B-splines"),
+        ("how we test it", "bspline-fast computes exactly bspline's function (closed-form local bases) at the same "
+                           "basis count; a ratio near 1 means the gap is the implementation, not the mathematics"),
+    ]  # fmt: skip
+    header = ["device", "shape", "G", "batch", "phase", "bspline", "bspline-fast", "fastkan", "fast / fastkan"]
+    table, ratios = [], []
+    keys = ["device", "widths_label", "grid_size", "batch_size", "phase", "dtype"]
+    for key, g in rows[rows["impl"].isin(["bspline", "bspline-fast", "fastkan"])].groupby(keys, sort=False):
+        times = {impl: float(t["time_median"].iloc[-1]) for impl, t in g.groupby("impl")}
+        if "bspline-fast" not in times or "fastkan" not in times or key[4] not in ("forward", "train_step"):
+            continue
+        ratio = times["bspline-fast"] / times["fastkan"]
+        ratios.append(ratio)
+        b = fmt_time(times["bspline"]) if "bspline" in times else "—"
+        table.append([key[0], key[1], str(key[2]), str(key[3]), key[4], b, fmt_time(times["bspline-fast"]),
+                      fmt_time(times["fastkan"]), fmt_ratio(ratio)])  # fmt: skip
+    if ratios:
+        geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+        spread = (f"geometric mean x{geo:.2f} over {len(ratios)} cells, from x{min(ratios):.2f} to x{max(ratios):.2f}; "
+                  f"FastKAN faster in {sum(r > 1 for r in ratios)} of them")  # fmt: skip
+        answer = "No" if geo <= 1.2 else "Yes, on these cells"
+        meta.insert(0, ("verdict from these runs", f"{answer}: bspline-fast time / FastKAN time, {spread}"))
+    return Block(title, meta, header, table, bool(ratios))
+
+
 def _accuracy_block(claims: list[AccuracyClaim], df: pd.DataFrame) -> Block:
     acc = df[(df["phase"] == "accuracy") & (df["status"] == "ok")]
     table, measured = [], False
@@ -342,5 +372,6 @@ def claim_blocks(df: pd.DataFrame) -> list[Block]:
             blocks.append(_time_block(claim, rows, devices))
         elif isinstance(claim, RatioClaim):
             blocks.append(_ratio_block(claim, rows, devices))
+    blocks.append(_bspline_block(rows))
     blocks.append(_accuracy_block([c for c in CLAIMS if isinstance(c, AccuracyClaim)], df))
     return blocks
