@@ -1,0 +1,624 @@
+"""Accuracy suites (kind = "accuracy"): validate the [training] and [datasets] tables, train every
+(implementation, dataset, widths, seed) in a worker process, write one `accuracy` Record each, and aggregate
+the seeds to mean and standard deviation.
+
+    [axes]                      grid_size (required), spline_order, device, dtype (float32 | float64),
+                                dataset (which [datasets.NAME] tables to run; default all), seed (default 0, 1, 2)
+    [training]                  optimizer, lr, weight_decay, momentum, schedule, gamma, epochs, batch_size,
+                                eval_batch_size, max_run_s, workers
+    [datasets.NAME]             widths (required), normalize = [mean, std], implementations, n_train, n_val,
+                                n_test, data_seed, data_dir, validate_on ("val" | "test"), and any [training]
+                                key but workers (per-dataset override)
+
+Records carry time_s = null: epoch wall times live in metrics.curve.epoch_time_s and metrics.train_time_s, so the
+timing tools (pyperf export, compare) never mistake a training run for a timed phase. No torch is imported at module
+level: `aggregate` serves the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import math
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import datasets, progress, results
+from .errors import UsageError
+from .record import Record
+from .run import link_latest, prepare_run_dir
+from .suite import Suite, parse_shard, tomllib
+
+OPTIMIZERS = ("adamw", "adam", "sgd", "lbfgs")
+SCHEDULES = ("none", "exponential")
+ACCURACY_DTYPES = ("float32", "float64")
+DEFAULT_SEEDS = (0, 1, 2)
+RECIPE_DEFAULTS: dict = {
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "momentum": None,  # sgd only; 0.9 when not given
+    "schedule": "none",
+    "gamma": None,  # exponential only, required there: lr *= gamma after every epoch
+    "epochs": 10,
+    "batch_size": 64,
+    "eval_batch_size": 256,
+    "max_run_s": 3600.0,  # wall time of one run, training + evaluation: projected after 10 steps, checked per epoch
+}
+TRAINING_KEYS = (*RECIPE_DEFAULTS, "workers")
+DATA_KEYS = ("widths", "normalize", "implementations", "n_train", "n_val", "n_test", "data_seed", "data_dir",
+             "validate_on")  # fmt: skip
+FUNCTION_SIZE_DEFAULT = 1000
+SMOKE_EPOCHS, SMOKE_SUBSET = 1, 256
+UNHASHED_RECIPE = ("max_run_s", "eval_batch_size")  # bounds and batching of evaluation, not the result
+EFFECTIVE_FLOP_S = 4e9  # 1 thread, busy 2-core VM (measured); only for estimates, the bar rescales by real pace
+
+
+@dataclass(frozen=True)
+class TrainCell:
+    """One training run: an implementation on a dataset at one shape and seed, with its recipe."""
+
+    impl: str
+    dataset: str
+    widths: tuple[int, ...]
+    grid_size: int
+    spline_order: int
+    device: str
+    dtype: str
+    seed: int
+    options: tuple[tuple[str, object], ...]
+    recipe: tuple[tuple[str, object], ...]
+    data: tuple[tuple[str, object], ...]  # dataset spec: normalize, sizes, data_seed, data_dir, source
+
+    @property
+    def key(self) -> dict:
+        """Everything that defines the run's result, as plain JSON types (no machine-specific paths)."""
+        return {
+            "phase": "accuracy", "impl": self.impl, "dataset": self.dataset, "widths": list(self.widths),
+            "grid_size": self.grid_size, "spline_order": self.spline_order, "device": self.device,
+            "dtype": self.dtype, "seed": self.seed, "options": dict(self.options),
+            "recipe": {k: v for k, v in self.recipe if k not in UNHASHED_RECIPE},
+            "data": {k: v for k, v in self.data if k != "data_dir"},
+        }  # fmt: skip
+
+    @property
+    def config_hash(self) -> str:
+        """Stable across runs, machines and suites."""
+        text = json.dumps(self.key, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def group_key(self) -> tuple:
+        """Runs equal but for the implementation: trained side by side, kept together by --shard."""
+        return (self.dataset, self.widths, self.grid_size, self.spline_order, self.device, self.dtype, self.seed)
+
+    def label(self) -> str:
+        """Short human-readable name."""
+        w = "x".join(map(str, self.widths))
+        return f"{self.impl} {self.dataset} {w} G{self.grid_size} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated accuracy suite: the runs in order, and how many train at once."""
+
+    cells: list[TrainCell]
+    workers: int
+    threads: int
+
+
+class _Check:
+    """UsageErrors that name the suite file and key."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, key: str, message: str):
+        raise UsageError(f"{self.path}: {key}: {message}")
+
+    def number(self, value, key: str, kind: type, minimum: float, strict: bool = False, maximum: float | None = None):
+        ok = isinstance(value, kind) or (kind is float and isinstance(value, int))
+        if isinstance(value, bool) or not ok:
+            self.fail(key, f"must be {'an int' if kind is int else 'a number'}, got {value!r}")
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            self.fail(key, f"must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
+        if maximum is not None and value > maximum:
+            self.fail(key, f"must be <= {maximum:g}, got {value!r}")
+        return kind(value)
+
+    def choice(self, value, key: str, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            self.fail(key, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
+        return value
+
+    def table(self, value, key: str, allowed: tuple[str, ...]) -> dict:
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a table, got {value!r}")
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            self.fail(f"{key}.{unknown[0]}", f"unknown key; allowed: {', '.join(allowed)}")
+        return value
+
+
+def _recipe(raw: dict, base: dict, where: str, check: _Check) -> dict:
+    """Training settings of raw over base, checked; `where` is the table name for errors."""
+    r = dict(base)
+    given = {k: raw[k] for k in RECIPE_DEFAULTS if k in raw}
+    if "optimizer" in given:
+        r["optimizer"] = check.choice(given["optimizer"], f"{where}.optimizer", OPTIMIZERS)
+    if "schedule" in given:
+        r["schedule"] = check.choice(given["schedule"], f"{where}.schedule", SCHEDULES)
+    for key, kind, minimum, strict in (
+        ("lr", float, 0, True),
+        ("weight_decay", float, 0, False),
+        ("epochs", int, 1, False),
+        ("batch_size", int, 1, False),
+        ("eval_batch_size", int, 1, False),
+        ("max_run_s", float, 0, True),
+    ):
+        if key in given:
+            r[key] = check.number(given[key], f"{where}.{key}", kind, minimum, strict)
+    if "gamma" in given:
+        r["gamma"] = check.number(given["gamma"], f"{where}.gamma", float, 0, strict=True, maximum=1)
+    if "momentum" in given:
+        r["momentum"] = check.number(given["momentum"], f"{where}.momentum", float, 0, maximum=1)  # fmt: skip
+    return r
+
+
+def _finish_recipe(r: dict, table: dict, where: str, check: _Check) -> dict:
+    """Rules across keys, once a dataset's overrides are applied; errors name the table that set the key."""
+
+    def at(key: str) -> str:
+        return f"{where if key in table else '[training]'}.{key}"
+
+    if r["schedule"] == "exponential" and r["gamma"] is None:
+        check.fail(at("schedule").rsplit(".", 1)[0] + ".gamma",
+                   'is required with schedule = "exponential" (lr *= gamma after every epoch)')  # fmt: skip
+    if r["schedule"] == "none" and r["gamma"] is not None:
+        check.fail(at("gamma"), 'applies only to schedule = "exponential"')
+    if r["momentum"] is not None and r["optimizer"] != "sgd":
+        check.fail(at("momentum"), f'applies only to optimizer = "sgd", not {r["optimizer"]!r}')
+    if r["optimizer"] == "sgd" and r["momentum"] is None:
+        r["momentum"] = 0.9
+    if r["optimizer"] == "lbfgs" and r["weight_decay"]:
+        check.fail(at("weight_decay"), "torch's LBFGS has no weight decay; use 0 or another optimizer")
+    return r
+
+
+def _data_spec(name: str, raw: dict, where: str, check: _Check) -> dict:
+    """The dataset keys of [datasets.NAME], checked against what that dataset accepts."""
+    spec: dict = {"name": name, "normalize": None}
+    is_function = name in datasets.FUNCTIONS
+    if "normalize" in raw:
+        value = raw["normalize"]
+        if not (isinstance(value, list) and len(value) == 2):
+            check.fail(f"{where}.normalize", f"must be [mean, std] (inputs become (x - mean) / std), got {value!r}")
+        mean = check.number(value[0], f"{where}.normalize[0]", float, -math.inf)
+        std = check.number(value[1], f"{where}.normalize[1]", float, 0, strict=True)
+        spec["normalize"] = [mean, std]
+    for key in ("n_train", "n_val", "n_test"):
+        if key in raw and not is_function:
+            check.fail(f"{where}.{key}", f"only the generated function tasks ({', '.join(datasets.FUNCTIONS)}) have it")
+        spec[key] = check.number(raw.get(key, FUNCTION_SIZE_DEFAULT), f"{where}.{key}", int, 1)
+    if "data_seed" in raw and name == "mnist":
+        check.fail(f"{where}.data_seed", "MNIST has a fixed split; data_seed applies to digits and function tasks")
+    spec["data_seed"] = check.number(raw.get("data_seed", 0), f"{where}.data_seed", int, 0)
+    if "validate_on" in raw:
+        # only stored when set, so the config hashes of suites without it stay what they were
+        spec["validate_on"] = check.choice(raw["validate_on"], f"{where}.validate_on", datasets.VALIDATE_ON)
+    if "data_dir" in raw:
+        if name != "mnist":
+            check.fail(f"{where}.data_dir", "only mnist reads files")
+        if not isinstance(raw["data_dir"], str) or not raw["data_dir"]:
+            check.fail(f"{where}.data_dir", f"must be a directory path, got {raw['data_dir']!r}")
+        spec["data_dir"] = raw["data_dir"]
+    return spec
+
+
+def _widths(value, where: str, spec: datasets.Spec, check: _Check) -> list[tuple[int, ...]]:
+    example = f"[[{spec.n_inputs}, 64, {spec.n_outputs}]]" if spec.n_inputs > 10 else f"[[{spec.n_inputs}, 5, 1]]"
+    if not isinstance(value, list) or not value:
+        check.fail(where, f"must be a non-empty list of width lists such as {example}, got {value!r}")
+    out = []
+    for i, w in enumerate(value):
+        key = f"{where}[{i}]"
+        if not isinstance(w, list) or len(w) < 2:
+            check.fail(key, f"must be a list of at least 2 positive ints such as {example[1:-1]}, got {w!r}")
+        w = tuple(check.number(v, f"{key}[{j}]", int, 1) for j, v in enumerate(w))
+        if w[0] != spec.n_inputs or w[-1] != spec.n_outputs:
+            check.fail(key, f"{spec.name} has {spec.n_inputs} inputs and {spec.n_outputs} outputs, so widths must "
+                       f"start with {spec.n_inputs} and end with {spec.n_outputs}, got {list(w)}")  # fmt: skip
+        out.append(w)
+    return out
+
+
+def plan(suite: Suite, smoke: bool = False, data_dir: str | None = None) -> Plan:
+    """Validate an accuracy suite's tables and list its runs; UsageError naming file, key and what is allowed."""
+    check = _Check(suite.path)
+    raw = tomllib.loads(suite.text) if suite.text else {}
+    for table, allowed in (("timing", ("threads",)), ("limits", ()), ("profile", ())):
+        for key in raw.get(table, {}):
+            if key in allowed:
+                continue
+            hint = " (bound a run's time with [training].max_run_s)" if table == "limits" else ""
+            check.fail(f"[{table}].{key}", f"does not apply to accuracy suites; allowed: {', '.join(allowed) or 'none'}"
+                       + hint)  # fmt: skip
+    raw_axes = raw.get("axes", {})
+    for key, instead in (("widths", "[datasets.NAME].widths"), ("batch_size", "[training].batch_size")):
+        if isinstance(raw_axes, dict) and key in raw_axes:
+            check.fail(f"[axes].{key}", f"accuracy suites set this per dataset or recipe: use {instead}")
+    if isinstance(raw_axes, dict) and raw_axes.get("compile", [False]) != [False]:
+        check.fail("[axes].compile", "accuracy suites train eager models only; allowed: [false]")
+    for i, dtype in enumerate(suite.axes["dtype"]):
+        check.choice(dtype, f"[axes].dtype[{i}]", ACCURACY_DTYPES)
+    seeds = list(suite.axes.get("seed", DEFAULT_SEEDS))
+    if len(set(seeds)) != len(seeds):
+        check.fail("[axes].seed", f"has duplicates: {seeds!r}")
+
+    training = check.table(suite.extra.get("training", {}), "[training]", TRAINING_KEYS)
+    base = _recipe(training, RECIPE_DEFAULTS, "[training]", check)
+    workers = check.number(training.get("workers", 1), "[training].workers", int, 1)
+
+    tables = suite.extra.get("datasets", {})
+    if not isinstance(tables, dict) or not tables:
+        example = "[datasets.digits] widths = [[64, 32, 10]]"
+        check.fail("[datasets]", f"needs at least one [datasets.NAME] table, e.g. {example}; known datasets: "
+                   + ", ".join(datasets.SPECS))  # fmt: skip
+    for name, table in tables.items():
+        if name not in datasets.SPECS:
+            check.fail(f"[datasets.{name}]", f"unknown dataset; known: {', '.join(datasets.SPECS)}")
+        if not isinstance(table, dict):
+            check.fail(f"[datasets.{name}]", f"must be a table with at least widths, got {table!r}")
+    chosen = list(suite.axes.get("dataset", tables))
+    for i, name in enumerate(chosen):
+        if name not in datasets.SPECS:
+            check.fail(f"[axes].dataset[{i}]", f"unknown dataset {name!r}; known: {', '.join(datasets.SPECS)}")
+        if name not in tables:
+            check.fail(f"[axes].dataset[{i}]", f"{name!r} has no [datasets.{name}] table (it sets widths at least)")
+
+    cells = []
+    for name in [*chosen, *(n for n in tables if n not in chosen)]:  # unused tables are checked too
+        where = f"[datasets.{name}]"
+        table = check.table(tables[name], where, (*DATA_KEYS, *RECIPE_DEFAULTS))
+        if "widths" not in table:
+            check.fail(f"{where}.widths", "is required")
+        widths = _widths(table["widths"], f"{where}.widths", datasets.SPECS[name], check)
+        recipe = _finish_recipe(_recipe(table, base, where, check), table, where, check)
+        spec = _data_spec(name, table, where, check)
+        if name not in chosen:
+            continue
+        if name == "mnist":
+            source = datasets.locate_mnist(spec.get("data_dir") or data_dir)
+            spec["data_dir"] = str(source.files[0].parent) if source.kind == "idx" else None
+            spec["source"] = "idx" if source.kind == "idx" else f"{datasets.MNIST_PACKAGE} pickle"
+        impls = table.get("implementations", list(suite.implementations))
+        if not isinstance(impls, list) or not impls:
+            check.fail(f"{where}.implementations", f"must be a non-empty list of names, got {impls!r}")
+        for i, impl in enumerate(impls):
+            if impl not in suite.implementations:
+                check.fail(f"{where}.implementations[{i}]", f"{impl!r} is not in [suite].implementations "
+                           f"({', '.join(suite.implementations)})")  # fmt: skip
+        if smoke:
+            recipe = {**recipe, "epochs": SMOKE_EPOCHS, "subset": SMOKE_SUBSET}
+        axes = suite.axes
+        recipe_items, spec_items = tuple(sorted(recipe.items())), tuple(sorted(spec.items()))
+        for w, g, k, device, dtype in itertools.product(
+            widths, axes["grid_size"], axes["spline_order"], axes["device"], axes["dtype"]
+        ):
+            # Implementation-major, in suite order: an interrupted run holds every seed of the first implementations,
+            # so their mean and spread exist (accuracy does not drift with the machine the way timings do).
+            for impl in impls:
+                options = tuple(sorted(suite.options.get(impl, {}).items()))
+                for seed in seeds:
+                    cells.append(TrainCell(impl, name, w, g, k, device, dtype, seed, options, recipe_items, spec_items))
+    _check_builds(cells, check)
+    return Plan(cells, workers, suite.timing.threads)
+
+
+def _check_builds(cells: list[TrainCell], check: _Check) -> None:
+    """Every (implementation, widths, grid, options) must have a parameter count: bad options fail here, not later."""
+    import implementations
+
+    seen = set()
+    for c in cells:
+        key = (c.impl, c.widths, c.grid_size, c.spline_order, c.options)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            implementations.get(c.impl).param_count(list(c.widths), c.grid_size, c.spline_order, **dict(c.options))
+        except (TypeError, ValueError) as exc:
+            check.fail(f"[datasets.{c.dataset}]", f"{c.impl} on {list(c.widths)} G={c.grid_size}: {exc}")
+
+
+def shard_cells(cells: list[TrainCell], spec: str | None) -> list[TrainCell]:
+    """Cells of shard K of N: whole groups (all implementations of one dataset, shape and seed), round-robin."""
+    if spec is None:
+        return cells
+    k, n = parse_shard(spec)
+    groups: dict[tuple, list[TrainCell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.group_key, []).append(cell)
+    return [c for i, group in enumerate(groups.values()) if i % n == k - 1 for c in group]
+
+
+def split_sizes(cell: TrainCell) -> tuple[int, int, int]:
+    """(train, val, test) sample counts a run will use, without loading the data."""
+    spec, recipe = dict(cell.data), dict(cell.recipe)
+    if cell.dataset == "mnist":
+        sizes = (50_000, 10_000, 10_000)
+    elif cell.dataset == "digits":
+        sizes = (1077, 360, 360)
+    else:
+        sizes = (spec["n_train"], spec["n_val"], spec["n_test"])
+    if spec.get("validate_on") == "test":
+        sizes = (sizes[0] + sizes[1], sizes[2], sizes[2])
+    limit = recipe.get("subset")
+    return tuple(min(s, limit) for s in sizes) if limit else sizes
+
+
+def estimate_seconds(cell: TrainCell) -> float:
+    """Rough wall time of one run from analytic FLOPs (training step ~ 3x forward) at EFFECTIVE_FLOP_S."""
+    import implementations
+
+    recipe = dict(cell.recipe)
+    n_train, n_val, n_test = split_sizes(cell)
+    try:
+        per_sample = implementations.get(cell.impl).flops(list(cell.widths), cell.grid_size, cell.spline_order, 1,
+                                                          **dict(cell.options))  # fmt: skip
+    except Exception:
+        per_sample = 0
+    steps = math.ceil(n_train / recipe["batch_size"]) * recipe["epochs"]
+    evaluations = 20 if recipe["optimizer"] == "lbfgs" else 1  # torch's LBFGS step: up to 20 closure calls
+    flop = recipe["epochs"] * per_sample * (3 * n_train * evaluations + n_val + n_test)
+    rate = EFFECTIVE_FLOP_S * (20 if cell.device == "cuda" else 1)
+    estimate = (
+        flop / rate + steps * evaluations * 3e-4 + 1.0
+    )  # + per-step overhead of small batches + model and data setup
+    return min(estimate, recipe["max_run_s"] * 1.1 + 5)
+
+
+def check_datasets(cells: list[TrainCell]) -> None:
+    """Load every dataset the runs use once, so a missing or corrupt file stops the run before any training."""
+    done = set()
+    for cell in cells:
+        spec = dict(cell.data)
+        key = json.dumps(spec, sort_keys=True)
+        if key in done:
+            continue
+        done.add(key)
+        datasets.load(
+            cell.dataset, data_dir=spec.get("data_dir"), data_seed=spec["data_seed"],
+            n_train=spec["n_train"], n_val=spec["n_val"], n_test=spec["n_test"],
+            validate_on=spec.get("validate_on", "val"),
+        )  # fmt: skip
+
+
+def request_of(cell: TrainCell, verbose: bool) -> dict:
+    """What a worker needs to train a cell."""
+    return {
+        "cell": {"impl": cell.impl, "widths": list(cell.widths), "grid_size": cell.grid_size,
+                 "spline_order": cell.spline_order, "device": cell.device, "dtype": cell.dtype, "seed": cell.seed,
+                 "options": dict(cell.options)},
+        "recipe": dict(cell.recipe), "dataset": dict(cell.data), "label": cell.label(), "verbose": verbose,
+    }  # fmt: skip
+
+
+def make_record(cell: TrainCell, suite_name: str, run_id: str, reply: dict) -> Record:
+    """The `accuracy` Record of one run from the worker's reply (or a skip/error reply made here)."""
+    import implementations
+
+    adapter = implementations.get(cell.impl)
+    recipe = dict(cell.recipe)
+    metric = "test_accuracy" if datasets.SPECS[cell.dataset].task == "classification" else "test_rmse"
+    metrics = reply.get("metrics") or {"dataset": cell.dataset, "seed": cell.seed, "metric": metric}
+    data = {k: v for k, v in cell.data if k != "data_dir"}
+    return Record(
+        run_id=run_id, suite=suite_name, impl=cell.impl, family=adapter.family, phase="accuracy",
+        device=cell.device, dtype=cell.dtype, batch_size=recipe["batch_size"], widths=list(cell.widths),
+        grid_size=cell.grid_size, spline_order=cell.spline_order,
+        num_basis=reply.get("num_basis", 0 if adapter.family == "mlp" else cell.grid_size + cell.spline_order),
+        params=reply.get("params"), params_total=reply.get("params_total"), status=reply["status"],
+        reason=reply.get("reason"), time_s=None, peak_mem_bytes=None, flops=None, metrics=metrics,
+        config_hash=cell.config_hash, options={**dict(cell.options), "recipe": recipe, "data": data},
+    )  # fmt: skip
+
+
+def unavailable_reason(cell: TrainCell, cuda_ok: bool, availability: dict) -> str | None:
+    """Why a run cannot happen on this machine, or None."""
+    if cell.device == "cuda" and not cuda_ok:
+        return "CUDA is not available on this machine (torch.cuda.is_available() is False)"
+    ok, why = availability[cell.impl]
+    return None if ok else why
+
+
+def _overrides(args: argparse.Namespace) -> int | None:
+    for name in ("values", "min_time"):
+        if getattr(args, name, None) is not None:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} applies to speed suites only; accuracy suites set [training] instead")
+    workers = getattr(args, "processes", None)
+    if workers is not None and workers < 1:
+        raise UsageError(f"--processes must be positive (runs trained at once), got {workers}")
+    return workers
+
+
+def run_suite(suite: Suite, args: argparse.Namespace) -> int:
+    """`kanbench run` of an accuracy suite: validate, check the data, train every run, print the aggregate."""
+    workers_override = _overrides(args)
+    p = plan(suite, smoke=args.smoke, data_dir=getattr(args, "data_dir", None))
+    cells = shard_cells(p.cells, args.shard)
+    workers = workers_override or p.workers
+    if args.dry_run:
+        for cell in cells:
+            print(f"{cell.config_hash}  {cell.label()}  ~{progress.duration(estimate_seconds(cell))}")
+        total = sum(estimate_seconds(c) for c in cells) / workers
+        print(f"{len(cells)} training runs, {workers} at a time: about {progress.duration(total)}")
+        return 0
+    check_datasets(cells)
+    run_dir, done = prepare_run_dir(suite, args)
+    execute(suite, cells, run_dir, done, workers, p.threads, args)
+    if not args.shard:
+        link_latest(run_dir, suite.name)
+    return 0
+
+
+def execute(suite: Suite, cells: list[TrainCell], run_dir: Path, done: set, workers: int, threads: int,
+            args: argparse.Namespace) -> None:  # fmt: skip
+    """Train the runs not yet done into run_dir, `workers` at a time, each in its own worker process."""
+    import queue
+
+    import torch
+
+    import implementations
+
+    from . import env, pyperfio, training
+    from .pool import WorkerPool
+
+    run_id = run_dir.name
+    todo = [c for c in cells if (c.config_hash, "accuracy") not in done]
+    cuda_ok = torch.cuda.is_available()
+    availability = {impl: implementations.get(impl).available() for impl in {c.impl for c in todo}}
+    bar = progress.Progress(len(todo), sum(estimate_seconds(c) for c in todo) / workers, quiet=args.quiet)
+    if done:
+        bar.note(f"resuming {run_dir}: {len(cells) - len(todo)} of {len(cells)} runs already done")
+    environment = env.fingerprint()
+    lock = threading.Lock()
+    pools: queue.Queue = queue.Queue()
+    started: list = []
+
+    def train_one(cell: TrainCell) -> dict:
+        try:
+            pool = pools.get_nowait()
+        except queue.Empty:
+            pool = WorkerPool(1, threads, serve=training.serve)
+            with lock:
+                started.append(pool)
+        try:
+            timeout = 2 * dict(cell.recipe)["max_run_s"] + 600  # the worker stops itself long before this
+            return pool.measure(0, request_of(cell, not args.quiet), timeout)
+        finally:
+            pools.put(pool)
+
+    try:
+        runnable = []
+        for cell in todo:
+            why = unavailable_reason(cell, cuda_ok, availability)
+            if why:
+                results.append(run_dir, make_record(cell, suite.name, run_id, {"status": "skipped", "reason": why}))
+                bar.advance(cell.label() + " (skipped)", estimate_seconds(cell) / workers)
+            else:
+                runnable.append(cell)
+        if runnable:
+            bar.note(f"training {len(runnable)} run(s), {workers} at a time")
+        for cell, reply in _replies(runnable, train_one, workers, bar):
+            results.append(run_dir, make_record(cell, suite.name, run_id, reply))
+            bar.advance(f"{cell.label()}: {_outcome(reply)}", estimate_seconds(cell) / workers)
+    finally:
+        for pool in started:
+            pool.close()
+        if started and started[0].torch_threads is not None:
+            environment["worker_torch_threads"] = started[0].torch_threads
+        environment.setdefault("worker_torch_threads", threads or environment["torch_threads"])
+        environment["run"] = {
+            "argv": sys.argv, "kind": "accuracy", "workers": workers, "smoke": bool(args.smoke), "shard": args.shard,
+            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }  # fmt: skip
+        results.write_environment(run_dir, environment)
+    bar.finish()
+    pyperfio.write(run_dir, results.read_records(run_dir))  # nothing timed: writes nothing, as for any such run
+    if not args.quiet:
+        print(format_table(aggregate(results.load(run_dir))))
+    print(f"run dir: {run_dir}")
+
+
+def _replies(cells: list[TrainCell], train_one, workers: int, bar: progress.Progress):
+    """(cell, reply) as runs finish: in order in this thread, or from `workers` threads that each drive a worker."""
+    if workers == 1:
+        for cell in cells:
+            bar.current(cell.label())
+            yield cell, train_one(cell)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as executor:
+        futures = {executor.submit(train_one, cell): cell for cell in cells}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def _outcome(reply: dict) -> str:
+    m = reply.get("metrics")
+    if reply["status"] != "ok" or not m:
+        return f"{reply['status']}: {(reply.get('reason') or '').splitlines()[0] if reply.get('reason') else ''}"
+    value = m["final_test"]
+    text = f"{100 * value:.2f} %" if m["metric"] == "test_accuracy" else f"RMSE {value:.4g}"
+    return text + (" (diverged)" if m["diverged"] else "") + f" in {m['train_time_s']:.1f} s"
+
+
+AGGREGATE_KEYS = ("dataset", "metric", "impl", "widths", "grid_size", "spline_order", "device", "dtype")
+
+
+def aggregate(frame):
+    """Mean and sample standard deviation over seeds of every (dataset, implementation, shape) of `ok` records.
+
+    Takes kanbench.results.load(run) (or the report's combined frame). Statistics are over the seeds whose value is
+    finite; `seeds` counts every ok record, `diverged` those whose training loss became non-finite. The std of a
+    single seed is NaN.
+    """
+    import pandas as pd
+
+    columns = [*AGGREGATE_KEYS, "params", "seeds", "diverged", "final_test_mean", "final_test_std",
+               "test_at_best_val_mean", "test_at_best_val_std", "best_val_mean", "best_val_std", "epochs",
+               "train_time_s_mean", "epoch_time_s_mean"]  # fmt: skip
+    if frame is None or len(frame) == 0 or "metric_final_test" not in frame:
+        return pd.DataFrame(columns=columns)
+    acc = frame[(frame["phase"] == "accuracy") & (frame["status"] == "ok")].copy()
+    acc["widths"] = ["x".join(map(str, w)) for w in acc["widths"]]
+    acc = acc.rename(columns={"metric_dataset": "dataset", "metric_metric": "metric"})
+    rows = []
+    for key, group in acc.groupby(list(AGGREGATE_KEYS), sort=False, dropna=False):
+        row = dict(zip(AGGREGATE_KEYS, key))
+        row["params"] = group["params"].iloc[0]
+        row["seeds"] = len(group)
+        row["diverged"] = int(group["metric_diverged"].fillna(False).astype(bool).sum())
+        for name in ("final_test", "test_at_best_val", "best_val"):
+            values = pd.to_numeric(group[f"metric_{name}"], errors="coerce")
+            values = values[values.map(math.isfinite)]
+            row[f"{name}_mean"] = values.mean() if len(values) else math.nan
+            row[f"{name}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
+        row["epochs"] = int(group["metric_epochs"].max())
+        row["train_time_s_mean"] = float(group["metric_train_time_s"].mean())
+        row["epoch_time_s_mean"] = float((group["metric_train_time_s"] / group["metric_epochs"]).mean())
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def format_table(agg) -> str:
+    """The aggregate as a terminal table: accuracies in %, RMSE as is."""
+    if len(agg) == 0:
+        return "no ok accuracy records"
+    lines = []
+    header = f"{'dataset':<9} {'impl':<13} {'widths':<13} {'params':>9} {'seeds':>5}  {'final test':<20} " \
+             f"{'test@best val':<20} {'s/epoch':>8}"  # fmt: skip
+    lines.append(header)
+    for _, r in agg.iterrows():
+        scale, unit = (100.0, " %") if r["metric"] == "test_accuracy" else (1.0, "")
+
+        def fmt(mean, std, scale=scale, unit=unit):
+            if not math.isfinite(mean):
+                return "n/a"
+            spread = f" ± {std * scale:.2g}" if math.isfinite(std) else ""
+            return f"{mean * scale:.4g}{spread}{unit}"
+
+        seeds = f"{r['seeds']}" + (f" ({r['diverged']} div)" if r["diverged"] else "")
+        lines.append(
+            f"{r['dataset']:<9} {r['impl']:<13} {r['widths']:<13} {int(r['params'] or 0):>9} {seeds:>5}  "
+            f"{fmt(r['final_test_mean'], r['final_test_std']):<20} "
+            f"{fmt(r['test_at_best_val_mean'], r['test_at_best_val_std']):<20} {r['epoch_time_s_mean']:>8.2f}"
+        )
+    return "\n".join(lines)
