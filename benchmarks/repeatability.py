@@ -57,6 +57,27 @@ def main() -> int:
             f"{estimator:6s}: {within}/{len(diffs)} cells >= 50 us within 3% ({share:.0%}); "
             f"|diff| median {statistics.median(diffs):.1%}, max {max(diffs):.1%}"
         )
+
+    # The same comparison for each cell's time relative to the mlp of its group and phase, measured in the same
+    # run: drift that moves a whole run cancels in the ratio.
+    def ratios(records: dict) -> dict:
+        mlp = {(r.phase, tuple(r.widths), r.grid_size, r.batch_size, r.device, r.dtype): r.time_s["median"]
+               for r in records.values() if r.impl == "mlp"}  # fmt: skip
+        out = {}
+        for key, r in records.items():
+            ref = mlp.get((r.phase, tuple(r.widths), r.grid_size, r.batch_size, r.device, r.dtype))
+            if ref and r.impl != "mlp" and r.time_s["median"] >= 50e-6:
+                out[key] = r.time_s["median"] / ref
+        return out
+
+    qa, qb = ratios(ra), ratios(rb)
+    diffs = [abs(qb[k] / qa[k] - 1) for k in qa if k in qb]
+    if diffs:
+        within = sum(d <= 0.03 for d in diffs)
+        print(
+            f"ratio to the same run's mlp (median): {within}/{len(diffs)} within 3% ({within / len(diffs):.0%}); "
+            f"|diff| median {statistics.median(diffs):.1%}, max {max(diffs):.1%}"
+        )
     return 0
 
 

@@ -49,8 +49,13 @@ def local_basis(x: torch.Tensor, knots: torch.Tensor, poly: torch.Tensor) -> tup
     that do not exist (x near or beyond the grid's ends); callers drop them. poly is span_polynomials(k).
     """
     k = poly.shape[0] - 1
-    span = torch.searchsorted(knots, x.detach().contiguous(), right=True) - 1  # t_span <= x < t_span+1
-    u = ((x - knots[span.clamp(min=0)]) / (knots[1] - knots[0])).unsqueeze(-1)  # in [0, 1) inside the grid
+    last = len(knots) - 1
+    h = knots[1] - knots[0]
+    xd = x.detach()
+    span = ((xd - knots[0]) / h).floor_().long().clamp_(-1, last)  # uniform knots: the span by arithmetic ...
+    span += xd >= knots[(span + 1).clamp(max=last)]  # ... corrected where rounding put a knot's own x below it
+    u = (x - knots[span.clamp(0, last)]) / h  # in [0, 1) inside the grid: t_span <= x < t_span+1
+    u = u.unsqueeze(-1)
     values = poly[k].expand(*u.shape[:-1], k + 1)
     for p in range(k - 1, -1, -1):  # Horner: values = (...(M_k u + M_k-1) u + ...) u + M_0
         values = torch.addcmul(poly[p], values, u)

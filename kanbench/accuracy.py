@@ -18,7 +18,6 @@ level: `aggregate` serves the report.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import math
@@ -33,7 +32,7 @@ from . import datasets, progress, results
 from .errors import UsageError
 from .record import Record
 from .run import link_latest, prepare_run_dir
-from .suite import Suite, parse_shard, tomllib
+from .suite import Suite, parse_shard, stable_hash, tomllib
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "lbfgs")
 SCHEDULES = ("none", "exponential")
@@ -90,8 +89,7 @@ class TrainCell:
     @property
     def config_hash(self) -> str:
         """Stable across runs, machines and suites."""
-        text = json.dumps(self.key, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return stable_hash(self.key)
 
     @property
     def group_key(self) -> tuple:

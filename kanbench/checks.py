@@ -10,7 +10,7 @@ import implementations
 TINY_WIDTHS = [3, 4, 2]
 
 
-def gradcheck_model(adapter: implementations.Adapter, options: dict, grid_size: int = 3, spline_order: int = 2) -> None:
+def gradcheck_model(adapter: implementations.Adapter, options: dict, grid_size: int = 3, spline_order: int = 3) -> None:
     """Float64 shape check and gradcheck (input and every trainable parameter) of a tiny model; raises on failure."""
     torch.manual_seed(0)
     model = adapter.build(TINY_WIDTHS, grid_size, spline_order, **options).double()

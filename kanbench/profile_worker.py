@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import sys
-import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from torch.profiler import ProfilerActivity, profile, record_function, schedule,
 from . import checks, phases, timing
 from . import opcategories as oc
 from .breakdown import Breakdown
-from .worker import build_workload
+from .worker import build_workload, serve_requests
 
 # Basis functions of third-party implementations whose forward bypasses `layer.basis`: (package, module, function).
 # pykan's KANLayer.forward evaluates its bases through kan.spline.B_batch (recursively, via module globals).
@@ -179,17 +178,4 @@ def profile_cell(cell: dict, config_hash: str, phase_names: list[str], settings:
 
 def serve(conn, threads: int) -> None:
     """Worker loop for kanbench.pool.WorkerPool: answer each profile_cell request; stop on None or EOF."""
-    if threads:
-        torch.set_num_threads(threads)
-    conn.send({"ready": True, "torch_threads": torch.get_num_threads()})
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        if request is None:
-            return
-        try:
-            conn.send(profile_cell(*request))
-        except Exception:
-            conn.send({"status": "error", "reason": traceback.format_exc(limit=3), "phases": {}})
+    serve_requests(conn, threads, lambda request: profile_cell(*request))

@@ -65,6 +65,12 @@ class Profile:
     with_stack: bool = False
 
 
+def stable_hash(key: dict) -> str:
+    """A short hash of a JSON-able key, the same on every machine and Python version."""
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Cell:
     """One point of a sweep: an implementation at one shape, device and dtype."""
@@ -92,8 +98,7 @@ class Cell:
     @property
     def config_hash(self) -> str:
         """Stable across runs, machines and suites: a hash of the cell's key."""
-        text = json.dumps(self.key, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return stable_hash(self.key)
 
     @property
     def group_key(self) -> tuple:

@@ -12,7 +12,6 @@ import inspect
 import math
 import sys
 import time
-import traceback
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +20,7 @@ from torch import nn
 import implementations
 
 from . import datasets
+from .worker import serve_requests
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 PROJECTION_STEPS = 10  # training steps timed before projecting the whole run against max_run_s
@@ -226,29 +226,22 @@ def train(request: dict, log=None) -> dict:
     return result
 
 
+def handle(request: dict) -> dict:
+    """Train one run; a dataset problem is an error reply that says what is wrong with the data."""
+    log = None
+    if request.get("verbose"):
+        label = request.get("label", "")
+
+        def log(text: str) -> None:
+            sys.stderr.write(f"  {label}: {text}\n")
+            sys.stderr.flush()
+
+    try:
+        return train(request, log)
+    except datasets.DatasetError as exc:
+        return {"status": "error", "reason": str(exc)}
+
+
 def serve(conn, threads: int) -> None:
     """Worker loop for kanbench.pool.WorkerPool: answer each training request until None or EOF."""
-    if threads:
-        torch.set_num_threads(threads)
-    conn.send({"ready": True, "torch_threads": torch.get_num_threads()})
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        if request is None:
-            return
-        label = request.get("label", "")
-        log = None
-        if request.get("verbose"):
-
-            def log(text: str, label=label) -> None:
-                sys.stderr.write(f"  {label}: {text}\n")
-                sys.stderr.flush()
-
-        try:
-            conn.send(train(request, log))
-        except datasets.DatasetError as exc:
-            conn.send({"status": "error", "reason": str(exc)})
-        except Exception as exc:
-            conn.send({"status": "error", "reason": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"})
+    serve_requests(conn, threads, handle)

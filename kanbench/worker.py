@@ -105,19 +105,26 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
     return result
 
 
-def serve(conn, threads: int) -> None:
-    """Worker loop: receive (cell, hash, phases, timing, max_call_s, first), send the result; stop on None or EOF."""
+def serve_requests(conn, threads: int, handle) -> None:
+    """A worker's loop for kanbench.pool.WorkerPool: say hello, then send handle(request) for each request until
+    None or EOF (the parent died); an exception becomes an error reply, so one bad cell never ends the worker."""
     if threads:
         torch.set_num_threads(threads)
     conn.send({"ready": True, "torch_threads": torch.get_num_threads()})
     while True:
         try:
             request = conn.recv()
-        except EOFError:  # the parent died: nothing left to do
+        except EOFError:
             return
         if request is None:
             return
         try:
-            conn.send(measure_cell(*request))
-        except Exception:
-            conn.send({"status": "error", "reason": traceback.format_exc(limit=3), "phases": {}})
+            conn.send(handle(request))
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
+            conn.send({"status": "error", "reason": reason, "phases": {}})
+
+
+def serve(conn, threads: int) -> None:
+    """Timing worker: each request is measure_cell's arguments (cell, hash, phases, timing, max_call_s, first)."""
+    serve_requests(conn, threads, lambda request: measure_cell(*request))
