@@ -44,7 +44,7 @@ def resolve_run_dir(path: str | os.PathLike) -> Path:
         raise UsageError(f"{p}: no such run directory (expected a directory holding {results.RESULTS})")
     if not p.is_dir():
         raise UsageError(f"{p}: not a run directory (expected a directory holding {results.RESULTS})")
-    return p
+    return p.parent / p.resolve().name if p.is_symlink() else p  # latest-<suite> links: name the run itself
 
 
 def record_schemas(run_dir: Path) -> set:
