@@ -18,7 +18,7 @@ from pathlib import Path
 from . import progress, results
 from .errors import UsageError
 from .record import Record
-from .run import phase_flops, prepare_run_dir, skip_records, unavailable_reason
+from .run import call_estimate, phase_flops, prepare_run_dir, skip_records, unavailable_reason
 from .suite import Cell, Profile, Suite, load
 
 SMOKE = Profile(wait=0, warmup=1, active=1, repeat=1, record_shapes=False, profile_memory=False, with_stack=False)
@@ -58,18 +58,10 @@ def cell_dir_names(cells: list[Cell]) -> dict[str, str]:
 
 def estimate_seconds(cells: list[Cell], suite: Suite, settings: Profile) -> float:
     """Rough wall time: every profiled call at ~1e10 FLOP/s (1e12 on CUDA), plus trace processing per phase."""
-    import implementations
-
     steps = (settings.wait + settings.warmup + settings.active) * settings.repeat
     total = 4.0  # starting the worker
     for cell in cells:
-        try:
-            flops = implementations.get(cell.impl).flops(
-                list(cell.widths), cell.grid_size, cell.spline_order, cell.batch_size
-            )
-        except Exception:
-            flops = 0
-        call = 3 * flops / (1e12 if cell.device == "cuda" else 1e10)
+        call = 3 * call_estimate(cell)  # up to forward + backward
         total += len(suite.phases) * (steps * call + 0.5 + 0.3 * settings.active * settings.repeat)
     return total
 

@@ -56,19 +56,23 @@ def effective_timing(suite: Suite, args: argparse.Namespace) -> Timing:
     return t
 
 
-def estimate_seconds(cells: list[Cell], suite: Suite, t: Timing) -> float:
-    """Rough wall time: per phase (values + calibration) x max(min_time, a call at ~10 GFLOP/s) per process."""
+def call_estimate(cell: Cell) -> float:
+    """Rough seconds of one forward call: the adapter's FLOPs at ~10 GFLOP/s (1 TFLOP/s on CUDA)."""
     import implementations
 
+    try:
+        flops = implementations.get(cell.impl).flops(list(cell.widths), cell.grid_size, cell.spline_order,
+                                                     cell.batch_size, **dict(cell.options))  # fmt: skip
+    except Exception:  # an estimate only: a cell that cannot be built fails later, with its reason
+        flops = 0
+    return flops / (1e12 if cell.device == "cuda" else 1e10)
+
+
+def estimate_seconds(cells: list[Cell], suite: Suite, t: Timing) -> float:
+    """Rough wall time: per phase (values + calibration) x max(min_time, one call) per process."""
     total = t.processes * 4.0  # starting the workers
     for cell in cells:
-        try:
-            flops = implementations.get(cell.impl).flops(
-                list(cell.widths), cell.grid_size, cell.spline_order, cell.batch_size
-            )
-        except Exception:
-            flops = 0
-        call = flops / (1e12 if cell.device == "cuda" else 1e10)
+        call = call_estimate(cell)
         per_phase = (t.values + 4) * max(t.min_time, call) + t.warmup * call + 0.02
         total += t.processes * (len(suite.phases) * per_phase * 1.5 + 0.1)
     return total
