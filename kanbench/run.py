@@ -297,6 +297,7 @@ def execute(suite: Suite, cells: list[Cell], t: Timing, args: argparse.Namespace
     pool = None
     peaks: dict[str, dict] = {}
     environment = env.fingerprint()
+    results.write_environment(run_dir, environment)  # now, so a killed run can still be loaded and reported
     try:
         for group_index, group in enumerate(groups.values()):
             runnable = []

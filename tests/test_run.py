@@ -133,6 +133,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
         proc.wait(30)
     before = results.read_records(out, allow_partial_tail=True)
     assert 0 < len(before) < len(expected_keys(RESUME_SUITE))
+    assert (out / "environment.json").exists()  # a killed run is still a loadable run
     done = kanbench("run", str(suite), "--out", str(out), "--resume", "--quiet")
     assert done.returncode == 0, done.stderr
     after = results.read_records(out)
