@@ -367,6 +367,27 @@ def _decide(result: GateResult, comp: compare.Comparison, confirmed: list) -> Ga
     return result
 
 
+def _conclude(
+    result: GateResult, comp, sides: list, base_frame, confirm: bool, rounds: int, out: Path, runner: Runner,
+    extra: list, settings: GateSettings, log, start: float,
+) -> GateResult:  # fmt: skip
+    """Confirm flagged cells by re-measuring them (unless confirm is off), decide, write the outputs."""
+    confirmed: list = []
+    if confirm and len(comp.regressions()):
+        try:
+            result.confirmation, confirmed = _confirm(
+                comp, sides, base_frame, rounds, out, runner, extra, settings, log
+            )
+        except _RunFailed as exc:
+            raise UsageError(f"the confirmation re-measure failed: {exc.describe()}") from None
+    elif not confirm:
+        confirmed = [tuple(k) for k in comp.regressions()[compare.KEY].itertuples(index=False)]
+    result = _decide(result, comp, confirmed)
+    result.seconds = time.perf_counter() - start
+    write_outputs(result, out)
+    return result
+
+
 def run_gate(
     repo: Path,
     suite: str | Path = DEFAULT_SUITE,
@@ -416,20 +437,7 @@ def run_gate(
         except UsageError as exc:
             return _skipped(f"REF's runs cannot be compared with the working tree's: {exc}", out, start, log,
                             against_text)  # fmt: skip
-        confirmed: list = []
-        if confirm and len(comp.regressions()):
-            try:
-                result.confirmation, confirmed = _confirm(
-                    comp, [base, cand], None, rounds, out, runner, extra, settings, log
-                )
-            except _RunFailed as exc:
-                raise UsageError(f"the confirmation re-measure failed: {exc.describe()}") from None
-        elif not confirm:
-            confirmed = [tuple(k) for k in comp.regressions()[compare.KEY].itertuples(index=False)]
-    result = _decide(result, comp, confirmed)
-    result.seconds = time.perf_counter() - start
-    write_outputs(result, out)
-    return result
+        return _conclude(result, comp, [base, cand], None, confirm, rounds, out, runner, extra, settings, log, start)
 
 
 def _timing_table(path: Path) -> dict | None:
@@ -500,20 +508,7 @@ def run_baseline_gate(
     comp = settings.compare(base_frame, _pooled(runs["cand"]))
     notes = _baseline_notes(base_frame, runs["cand"][0])
     comp.notes.extend(notes)
-    confirmed: list = []
-    if confirm and len(comp.regressions()):
-        try:
-            result.confirmation, confirmed = _confirm(
-                comp, [cand], base_frame, rounds, out, runner, extra, settings, log
-            )
-        except _RunFailed as exc:
-            raise UsageError(f"the confirmation re-measure failed: {exc.describe()}") from None
-    elif not confirm:
-        confirmed = [tuple(k) for k in comp.regressions()[compare.KEY].itertuples(index=False)]
-    result = _decide(result, comp, confirmed)
-    result.seconds = time.perf_counter() - start
-    write_outputs(result, out)
-    return result
+    return _conclude(result, comp, [cand], base_frame, confirm, rounds, out, runner, extra, settings, log, start)
 
 
 def _baseline_notes(base_frame, cand_run: Path) -> list[str]:
