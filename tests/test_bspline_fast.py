@@ -47,6 +47,30 @@ def test_outputs_and_gradients_equal_bspline(default_dtype, dtype, tol, contract
             assert torch.allclose(ref.basis(x), fast.basis(x), rtol=0, atol=tol)
 
 
+@pytest.mark.parametrize("grid_size", [100, 300])
+def test_large_grids_in_float32_are_as_close_to_float64_as_bspline_is(default_dtype, grid_size):
+    """At large G float32 rounding of w = x / h grows with G in both layers; neither is the exact one."""
+    default_dtype(torch.float64)
+    exact = BSplineKANLayer(6, 4, grid_size, 3)
+    default_dtype(torch.float32)
+    ref, fast = BSplineKANLayer(6, 4, grid_size, 3), BSplineFastKANLayer(6, 4, grid_size, 3)
+    ref.load_state_dict(exact.state_dict())
+    fast.load_state_dict(exact.state_dict())
+    gen = torch.Generator().manual_seed(grid_size)
+    x = torch.rand(256, 6, generator=gen, dtype=torch.float64) * 4 - 2
+    weight = torch.randn(256, 4, generator=gen, dtype=torch.float64)
+    truth = torch.autograd.grad((exact(x) * weight).sum(), list(exact.parameters()))
+    errors = {}
+    for name, layer in (("bspline", ref), ("bspline-fast", fast)):
+        grads = torch.autograd.grad((layer(x.float()) * weight.float()).sum(), list(layer.parameters()))
+        errors[name] = max(float((g.double() - t).abs().max() / t.abs().max()) for g, t in zip(grads, truth))
+    assert errors["bspline-fast"] < max(3 * errors["bspline"], 1e-5), errors
+    default_dtype(torch.float64)
+    fast64 = BSplineFastKANLayer(6, 4, grid_size, 3)
+    fast64.load_state_dict(exact.state_dict())
+    assert torch.allclose(fast64(x), exact(x), rtol=0, atol=1e-10 * float(exact(x).abs().max()))
+
+
 def test_span_polynomials_are_the_uniform_cubic_pieces():
     expected = torch.tensor([[1, 4, 1, 0], [-3, 0, 3, 0], [3, -6, 3, 0], [-1, 3, -3, 1]], dtype=torch.float64) / 6
     assert torch.allclose(span_polynomials(3), expected, atol=1e-15)
