@@ -311,7 +311,7 @@ def _bspline_block(rows: pd.DataFrame) -> Block:
     title = "Is a B-spline KAN inherently slower than FastKAN?"
     meta = [
         ("claim", "FastKAN's case rests on Gaussian RBFs being faster than B-splines"),
-        ("how we test it", "bspline-fast computes exactly bspline's function (closed-form local bases) at the same "
+        ("how we test it", "bspline-fast computes exactly bspline's function (closed-form bases) at the same "
                            "basis count; a ratio near 1 means the gap is the implementation, not the mathematics"),
     ]  # fmt: skip
     header = ["device", "shape", "G", "batch", "phase", "bspline", "bspline-fast", "fastkan", "fast / fastkan"]
