@@ -23,6 +23,9 @@ from . import opcategories as oc
 from .breakdown import Breakdown
 from .worker import build_workload, serve_requests
 
+# Layer methods that evaluate the basis: `basis` (the adapter contract) and bspline-fast's `basis_into`, which its
+# forward calls instead, writing into a buffer it allocates.
+BASIS_METHODS = ("basis", "basis_into")
 # Basis functions of third-party implementations whose forward bypasses `layer.basis`: (package, module, function).
 # pykan's KANLayer.forward evaluates its bases through kan.spline.B_batch (recursively, via module globals).
 FOREIGN_BASIS = (("kan", "kan.spline", "B_batch"),)
@@ -43,9 +46,10 @@ def basis_ranges(model: torch.nn.Module) -> Iterator[int]:
     wrapped = 0
     layers = getattr(model, "layers", [])
     for layer in layers:
-        if callable(getattr(layer, "basis", None)):
-            layer.basis = _in_range(oc.BASIS_RANGE, layer.basis)  # an instance attribute shadows the method
-            wrapped += 1
+        names = [name for name in BASIS_METHODS if callable(getattr(layer, name, None))]
+        for name in names:  # an instance attribute shadows the method
+            setattr(layer, name, _in_range(oc.BASIS_RANGE, getattr(layer, name)))
+        wrapped += bool(names)
     packages = {type(m).__module__.split(".")[0] for m in model.modules()}
     patched = []
     for package, module_name, attr in FOREIGN_BASIS:
@@ -58,8 +62,9 @@ def basis_ranges(model: torch.nn.Module) -> Iterator[int]:
         yield wrapped + len(patched)
     finally:
         for layer in layers:
-            if "basis" in vars(layer):
-                del layer.basis
+            for name in BASIS_METHODS:
+                if name in vars(layer):
+                    delattr(layer, name)
         for module, attr, original in patched:
             setattr(module, attr, original)
 

@@ -21,12 +21,17 @@ def fmt_bytes(n: int | None) -> str:
     return f"{n / 1024:.0f} KiB" if n < 1024**2 else f"{n / 1024**2:.1f} MiB"
 
 
+def impl_label(impl: str, options: dict | None) -> str:
+    """The implementation's name, marked "+compile" for a torch.compile cell so it never merges with the eager one."""
+    return f"{impl}+compile" if (options or {}).get("compile") else impl
+
+
 def table(records: list[Record], max_groups: int = 12) -> str:
     """Median time per phase, peak memory of a train step, params and forward ratio to the MLP, per group."""
     groups: dict[tuple, dict[str, dict[str, Record]]] = {}
     for r in records:
         key = (tuple(r.widths), r.grid_size, r.spline_order, r.batch_size, r.device, r.dtype)
-        groups.setdefault(key, {}).setdefault(r.impl, {})[r.phase] = r
+        groups.setdefault(key, {}).setdefault(impl_label(r.impl, r.options), {})[r.phase] = r
     lines = []
     header = ["impl", *COLUMNS, "mem(train)", "params", "fwd/mlp"]
     for i, (key, by_impl) in enumerate(groups.items()):

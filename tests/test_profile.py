@@ -246,3 +246,18 @@ def test_basis_ranges_wrap_and_restore_only_the_models_own_basis():
     with basis_ranges(bspline) as wrapped:
         assert wrapped == 2 and torch.equal(bspline(x), expected)
     assert all("basis" not in vars(layer) for layer in bspline.layers)
+
+
+def test_basis_ranges_cover_a_forward_that_calls_basis_into():
+    """bspline-fast's forward writes its basis through basis_into, never basis: that must be in the range too."""
+    import implementations
+    from kanbench.profile_worker import basis_ranges
+
+    model = implementations.get("bspline-fast").build([3, 4, 2], 3, 3)
+    x = torch.rand(5, 3, requires_grad=True)  # the second layer's basis then goes through the autograd Function
+    expected = model(x)
+    with basis_ranges(model) as wrapped, torch.profiler.profile() as prof:
+        out = model(x)
+    assert wrapped == 2 and torch.equal(out, expected)
+    assert sum(e.name == opcategories.BASIS_RANGE for e in prof.events()) >= 2
+    assert all(name not in vars(layer) for layer in model.layers for name in ("basis", "basis_into"))

@@ -290,3 +290,27 @@ def test_script_json_cannot_close_its_element():
     text = page.script_json(json.dumps({"a": "</script><!--", "b": "&"}))
     assert "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text) == {"a": "</script><!--", "b": "&"}
+
+
+def test_compiled_cells_keep_their_own_rows(tmp_path):
+    """A compile = [false, true] axis: the eager and the compiled cell of one impl must not merge anywhere."""
+    import pandas as pd
+
+    from kanbench import summary as terminal
+    from kanbench.record import Record, TimeStats
+
+    def record(median: float, **options) -> Record:
+        return Record(
+            run_id="r", suite="s", impl="bspline", family="bspline", phase="forward", device="cpu",
+            dtype="float32", batch_size=8, widths=[4, 2], grid_size=5, spline_order=3, num_basis=8, params=80,
+            params_total=80, status="ok", reason=None, peak_mem_bytes=None, flops=None, metrics=None,
+            config_hash=f"h{len(options)}", options=options,
+            time_s=TimeStats.from_values([[median] * 5], loops=10).__dict__,
+        )  # fmt: skip
+
+    eager, compiled = record(2e-3), record(1e-3, compile=True)
+    text = terminal.table([eager, compiled])
+    assert "bspline+compile" in text and "2 ms" in text and "1 ms" in text
+    frame = data.prepare(pd.DataFrame([results.flatten(r) for r in (eager, compiled)]))
+    assert sorted(frame["impl"]) == ["bspline", "bspline+compile"]
+    assert frame.set_index("impl")["time_median"].to_dict() == {"bspline": 2e-3, "bspline+compile": 1e-3}

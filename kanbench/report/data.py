@@ -14,6 +14,7 @@ import pandas as pd
 from kanbench import results
 from kanbench.errors import UsageError
 from kanbench.record import SCHEMA, quantile
+from kanbench.summary import impl_label
 
 NON_SPEED_PHASES = ("accuracy", "profile")
 # Order in which implementations appear in tables and legends; others follow alphabetically.
@@ -137,6 +138,8 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     share = df["time_iqr"].astype(float) / df["time_median"].astype(float)
     df["iqr_share"] = share
     df["noisy"] = (df["status"] == "ok") & df["speed"] & (share > NOISY_IQR_SHARE)
+    options = df["options"] if "options" in df else [None] * len(df)
+    df["impl"] = [impl_label(i, o if isinstance(o, dict) else None) for i, o in zip(df["impl"], options)]
     df["impl_rank"] = [impl_rank(i) for i in df["impl"]]
     return df
 
