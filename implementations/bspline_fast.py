@@ -132,16 +132,23 @@ class BSplineFastKANLayer(BSplineKANLayer):
 
     def _apply(self, fn, *args, **kwargs):
         module = super()._apply(fn, *args, **kwargs)
-        self._read_knots()  # constants exact in the new dtype, not rounded to the old one and converted
+        self._read_knots(strict=False)  # constants exact in the new dtype, not rounded to the old one and converted
         return module
 
     @torch.no_grad()
-    def _read_knots(self) -> None:
-        """Derive the closed form's constants from the (possibly just loaded) knots, which must be uniform."""
+    def _read_knots(self, strict: bool = True) -> None:
+        """Derive the closed form's constants from the (possibly just loaded) knots, which must be uniform.
+
+        Not strict after a move: to_empty leaves garbage knots until the state_dict is loaded, which checks them.
+        """
+        if self.knots.is_meta:
+            return  # no values yet (to_empty / meta init); the load or the move to a real device comes back here
         knots = self.knots.double()
         h = float(knots[-1] - knots[0]) / (len(knots) - 1)
         rounding = 1e-6 * float(knots.abs().max())  # knots made in float32 and converted keep float32's rounding
         if not torch.allclose(knots.diff(), torch.full_like(knots[1:], h), rtol=0, atol=rounding):
+            if not strict:
+                return
             raise ValueError(f"{type(self).__name__} needs uniformly spaced knots, got {knots.tolist()}")
         sigma, _ = cardinal_terms(self.spline_order)
         self.q, self.h = sigma / h, h

@@ -7,7 +7,7 @@ import torch
 
 import implementations
 from implementations.bspline import BSplineKANLayer, bspline_basis
-from implementations.bspline_fast import BSplineFastKANLayer, span_polynomials
+from implementations.bspline_fast import BSplineFastKANLayer, cardinal_terms, span_polynomials
 
 
 @pytest.fixture
@@ -92,3 +92,24 @@ def test_gradcheck_and_registry():
     assert a.family == "bspline"
     with pytest.raises(ValueError, match="contraction"):
         a.build([3, 2], contraction="sparse")
+
+
+def test_constants_follow_loads_and_moves():
+    """The closed form's constants come from the knots: after meta init + load, after a dtype move, and never from
+    knots that are not uniform."""
+    ref = implementations.get("bspline").build([3, 2], 5, 3)
+    with torch.device("meta"):
+        fast = implementations.get("bspline-fast").build([3, 2], 5, 3)
+    fast = fast.to_empty(device="cpu")
+    fast.load_state_dict(ref.state_dict())
+    x = torch.rand(7, 3) * 2.4 - 1.2
+    torch.testing.assert_close(fast(x), ref(x), rtol=1e-5, atol=1e-6)
+    layer = fast.double().layers[0]  # re-derived in float64 from the knots, not float32 offsets converted
+    sigma, _ = cardinal_terms(3)
+    derived = (layer.knots[: layer.num_basis] / layer.h + 2) * sigma
+    assert layer.offsets.dtype == torch.float64 and torch.allclose(layer.offsets[:, 0], derived, rtol=0, atol=1e-14)
+    assert not torch.equal(layer.offsets[:, 0], derived.float().double())
+    bad = dict(ref.state_dict())
+    bad["layers.0.knots"] = bad["layers.0.knots"] ** 3
+    with pytest.raises(ValueError, match="uniformly spaced knots"):
+        implementations.get("bspline-fast").build([3, 2], 5, 3).load_state_dict(bad)
