@@ -13,7 +13,6 @@ never use it for anything but this bound.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import run_suite_text  # noqa: E402
 from implementations import Adapter, bspline_fast  # noqa: E402
 from implementations.common import LayerStack, check_widths, edges  # noqa: E402
 
@@ -85,11 +85,7 @@ def main() -> int:
     from kanbench import results
 
     with tempfile.TemporaryDirectory() as tmp:
-        suite = Path(tmp) / "free-basis.toml"
-        suite.write_text(SUITE)
-        out = args.out or str(Path(tmp) / "run")
-        cmd = [sys.executable, "-m", "kanbench", "run", str(suite), "--out", out, "--quiet"]
-        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        out = run_suite_text(SUITE, "free-basis", tmp, args.out)
         df = results.load(out)
     df = df[df["status"] == "ok"].replace({"impl": {"benchmarks.free_basis:adapter": "free-basis"}})
     times = df.set_index(["widths_label", "phase", "impl"])["time_median"]

@@ -8,7 +8,6 @@ Target (issue 3): <= 2 us per call on CPU for forward and forward_inference.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,14 +39,11 @@ def main() -> int:
     parser.add_argument("--out", help="run directory (default: a temporary one)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    from benchmarks import run_suite_text
     from kanbench import results
 
     with tempfile.TemporaryDirectory() as tmp:
-        suite = Path(tmp) / "overhead.toml"
-        suite.write_text(SUITE)
-        out = args.out or str(Path(tmp) / "run")
-        cmd = [sys.executable, "-m", "kanbench", "run", str(suite), "--out", out, "--quiet"]
-        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        out = run_suite_text(SUITE, "overhead", tmp, args.out)
         worst = 0.0
         for r in results.read_records(out):
             t = r.time_s
