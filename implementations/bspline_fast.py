@@ -63,13 +63,17 @@ def cardinal_terms(spline_order: int) -> tuple[float, tuple[int, ...]]:
 TERMS = {k: cardinal_terms(k) for k in range(1, 8)}  # a dict, not functools.cache: torch.compile traces lookups
 
 
-def dense_basis_(out: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, q: float, k: int) -> torch.Tensor:
-    """Write B_m(x_i) into out (N, K, I) for x (N, I); offsets (K, 1) = sigma (t_m / h + c), q = sigma / h."""
-    sigma, alphas = TERMS[k] if k in TERMS else cardinal_terms(k)
-    c = (k + 1) / 2
+def dense_basis_(
+    out: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, q: float, k: int, shifts: list[torch.Tensor]
+) -> torch.Tensor:
+    """Write B_m(x_i) into out (N, K, I) for x (N, I); offsets (K, 1) = sigma (t_m / h + c), q = sigma / h.
+
+    shifts: 0-dim tensors sigma c, sigma, 2 sigma, ... (a Python float operand costs a tensor conversion per op).
+    """
+    alphas = (TERMS[k] if k in TERMS else cardinal_terms(k))[1]
     # n_i = -a_i = min(sigma |w - c| - sigma (c - i), 0) keeps every step in place
-    n = torch.sub(offsets, x.unsqueeze(1), alpha=q, out=out).abs_().sub_(sigma * c).clamp_max_(0)
-    others = [torch.add(n, sigma * i).clamp_max_(0).pow_(k) for i in range(1, len(alphas))]
+    n = torch.sub(offsets, x.unsqueeze(1), alpha=q, out=out).abs_().sub_(shifts[0]).clamp_max_(0)
+    others = [torch.add(n, shifts[i]).clamp_max_(0).pow_(k) for i in range(1, len(alphas))]
     n.pow_(k)
     for alpha, other in zip(alphas[1:], others):
         n.add_(other, alpha=alpha)
@@ -156,6 +160,9 @@ class BSplineFastKANLayer(BSplineKANLayer):
         self.dense = self.spline_order >= 2 and self.contraction == "dense"
         centres = (knots[: self.num_basis] / h + (self.spline_order + 1) / 2) * sigma
         self.offsets.copy_(centres.unsqueeze(-1))
+        c, terms = (self.spline_order + 1) / 2, len(cardinal_terms(self.spline_order)[1])
+        shifts = [sigma * c] + [sigma * i for i in range(1, terms)]
+        self.shifts = [torch.tensor(v, dtype=self.knots.dtype, device=self.knots.device) for v in shifts]
         k, poly = self.spline_order, span_polynomials(self.spline_order)
         self.poly.copy_(poly)
         self.slope_poly.copy_(poly[1:] * torch.arange(1, k + 1, dtype=torch.float64).unsqueeze(-1))  # d/du
@@ -163,7 +170,7 @@ class BSplineFastKANLayer(BSplineKANLayer):
     def basis_into(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Write the (N, K, I) basis of x (N, I) into out: the closed form, dense or k + 1 local bases."""
         if self.dense:
-            return dense_basis_(out, x, self.offsets, self.q, self.spline_order)
+            return dense_basis_(out, x, self.offsets, self.q, self.spline_order, self.shifts)
         u, span = local_basis(x, self.knots, self.poly)
         index = span - self.spline_order + self.steps  # (N, k + 1, I): the bases m = s - k .. s
         real = (index >= 0) & (index < self.num_basis)
@@ -188,8 +195,9 @@ class BSplineFastKANLayer(BSplineKANLayer):
         check_input(x, self.in_features, f"BSplineFastKANLayer({self.in_features} -> {self.out_features})")
         if self.contraction == "gather":
             return self.forward_gather(x)
-        out = kan_linear(self, x.reshape(-1, self.in_features))
-        return out.reshape(*x.shape[:-1], self.out_features)
+        if x.dim() == 2:
+            return kan_linear(self, x)
+        return kan_linear(self, x.reshape(-1, self.in_features)).reshape(*x.shape[:-1], self.out_features)
 
     def forward_gather(self, x: torch.Tensor) -> torch.Tensor:
         """Only the k + 1 touched coefficient rows of each input (embedding_bag), through autograd."""
