@@ -60,40 +60,6 @@ def cardinal_terms(spline_order: int) -> tuple[float, tuple[int, ...]]:
     return math.factorial(k) ** (-1.0 / k), alphas
 
 
-TERMS = {k: cardinal_terms(k) for k in range(1, 8)}  # a dict, not functools.cache: torch.compile traces lookups
-
-
-def dense_basis_(
-    out: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, q: float, k: int, shifts: list[torch.Tensor]
-) -> torch.Tensor:
-    """Write B_m(x_i) into out (N, K, I) for x (N, I); offsets (K, 1) = sigma (t_m / h + c), q = sigma / h.
-
-    shifts: 0-dim tensors sigma c, sigma, 2 sigma, ... (a Python float operand costs a tensor conversion per op).
-    """
-    alphas = (TERMS[k] if k in TERMS else cardinal_terms(k))[1]
-    # n_i = -a_i = min(sigma |w - c| - sigma (c - i), 0) keeps every step in place
-    n = torch.sub(offsets, x.unsqueeze(1), alpha=q, out=out).abs_().sub_(shifts[0]).clamp_max_(0)
-    others = [torch.add(n, shifts[i]).clamp_max_(0).pow_(k) for i in range(1, len(alphas))]
-    n.pow_(k)
-    for alpha, other in zip(alphas[1:], others):
-        n.add_(other, alpha=alpha)
-    return n.neg_() if k % 2 else n  # sum_i alpha_i n_i^k = (-1)^k B
-
-
-def dense_basis_grad(grad: torch.Tensor, x: torch.Tensor, offsets: torch.Tensor, q: float, k: int) -> torch.Tensor:
-    """sum_m grad[:, m, i] dB_m/dx (x_i) for grad (N, K, I); k >= 2, where every basis has a continuous derivative."""
-    sigma, alphas = TERMS[k] if k in TERMS else cardinal_terms(k)
-    c = (k + 1) / 2
-    d = torch.sub(offsets, x.unsqueeze(1), alpha=q)  # sigma (c - w): the derivative's sign is its sign
-    sign = d.sign()
-    n = d.abs_().sub_(sigma * c).clamp_max_(0)  # -a_0
-    slope = None  # sum_i alpha_i (-a_i)^(k-1); dB/dx = (-1)^(k-1) k q sign(c - w) slope
-    for i, alpha in enumerate(alphas):
-        a = torch.add(n, sigma * i).clamp_max_(0).pow_(k - 1) if i else n.pow(k - 1)
-        slope = a.mul_(alpha) if slope is None else slope.add_(a, alpha=alpha)
-    return slope.mul_(sign).mul_(grad).sum(1).mul_((-1) ** (k - 1) * k * q)
-
-
 def local_basis(x: torch.Tensor, knots: torch.Tensor, poly: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The local coordinate u (..., 1, I) and span s (..., 1, I) of each x (..., I) on the knots.
 
@@ -154,37 +120,56 @@ class BSplineFastKANLayer(BSplineKANLayer):
             if not strict:
                 return
             raise ValueError(f"{type(self).__name__} needs uniformly spaced knots, got {knots.tolist()}")
-        sigma, _ = cardinal_terms(self.spline_order)
+        k = self.spline_order
+        sigma, self.alphas = cardinal_terms(k)
         self.q, self.h = sigma / h, h
         # k = 1 has kinks at the knots, whose one-sided slopes the spans settle; gather evaluates on spans too
-        self.dense = self.spline_order >= 2 and self.contraction == "dense"
-        centres = (knots[: self.num_basis] / h + (self.spline_order + 1) / 2) * sigma
-        self.offsets.copy_(centres.unsqueeze(-1))
-        c, terms = (self.spline_order + 1) / 2, len(cardinal_terms(self.spline_order)[1])
-        shifts = [sigma * c] + [sigma * i for i in range(1, terms)]
+        self.dense = k >= 2 and self.contraction == "dense"
+        c = (k + 1) / 2
+        self.offsets.copy_(((knots[: self.num_basis] / h + c) * sigma).unsqueeze(-1))
+        # sigma c, sigma, 2 sigma, ... as 0-dim tensors: a Python float operand costs a tensor conversion per op
+        shifts = [sigma * c] + [sigma * i for i in range(1, len(self.alphas))]
         self.shifts = [torch.tensor(v, dtype=self.knots.dtype, device=self.knots.device) for v in shifts]
-        k, poly = self.spline_order, span_polynomials(self.spline_order)
+        poly = span_polynomials(k)
         self.poly.copy_(poly)
         self.slope_poly.copy_(poly[1:] * torch.arange(1, k + 1, dtype=torch.float64).unsqueeze(-1))  # d/du
 
-    def basis_into(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Write the (N, K, I) basis of x (N, I) into out: the closed form, dense or k + 1 local bases."""
-        if self.dense:
-            return dense_basis_(out, x, self.offsets, self.q, self.spline_order, self.shifts)
-        u, span = local_basis(x, self.knots, self.poly)
-        index = span - self.spline_order + self.steps  # (N, k + 1, I): the bases m = s - k .. s
-        real = (index >= 0) & (index < self.num_basis)
-        return out.zero_().scatter_add_(1, index.clamp_(0, self.num_basis - 1), horner(self.poly, u).mul(real))
+    def basis_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """The (N, K, I) basis of x (N, I): the closed form, dense or from the k + 1 local bases."""
+        if not self.dense:
+            u, index, real = self.spans(x)
+            out = x.new_zeros(x.shape[0], self.num_basis, x.shape[1])
+            return out.scatter_add_(1, index, horner(self.poly, u).mul(real))
+        k, out = self.spline_order, x.new_empty(x.shape[0], self.num_basis, x.shape[1])
+        # n_i = -a_i = min(sigma |w - c| - sigma (c - i), 0) keeps every step in place
+        n = torch.sub(self.offsets, x.unsqueeze(1), alpha=self.q, out=out).abs_().sub_(self.shifts[0]).clamp_max_(0)
+        others = [torch.add(n, shift).clamp_max_(0).pow_(k) for shift in self.shifts[1:]]
+        n.pow_(k)
+        for alpha, other in zip(self.alphas[1:], others):
+            n.add_(other, alpha=alpha)
+        return n.neg_() if k % 2 else n  # sum_i alpha_i n_i^k = (-1)^k B
 
     def basis_grad(self, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """sum_m grad[:, m, i] dB_m(x_i)/dx_i for grad (N, K, I)."""
-        if self.dense:
-            return dense_basis_grad(grad, x, self.offsets, self.q, self.spline_order)
+        if not self.dense:
+            u, index, real = self.spans(x)
+            return horner(self.slope_poly, u).mul(real).mul_(grad.gather(1, index)).sum(1).div_(self.h)
+        k = self.spline_order  # >= 2 here: every basis has a continuous derivative
+        d = torch.sub(self.offsets, x.unsqueeze(1), alpha=self.q)  # sigma (c - w): the derivative's sign is its sign
+        sign = d.sign()
+        n = d.abs_().sub_(self.shifts[0]).clamp_max_(0)  # -a_0
+        slope = n.pow(k - 1)  # sum_i alpha_i (-a_i)^(k-1); dB/dx = (-1)^(k-1) k q sign(c - w) slope
+        for alpha, shift in zip(self.alphas[1:], self.shifts[1:]):
+            slope.add_(torch.add(n, shift).clamp_max_(0).pow_(k - 1), alpha=alpha)
+        return slope.mul_(sign).mul_(grad).sum(1).mul_((-1) ** (k - 1) * k * self.q)
+
+    def spans(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(u, index, real) of x (..., I): local coordinate (..., 1, I), the k + 1 bases m = s - k .. s of each
+        input's span as (..., k + 1, I) indices clamped into 0..K-1, and whether each of them exists."""
         u, span = local_basis(x, self.knots, self.poly)
         index = span - self.spline_order + self.steps
         real = (index >= 0) & (index < self.num_basis)
-        touched = grad.gather(1, index.clamp_(0, self.num_basis - 1))
-        return horner(self.slope_poly, u).mul(real).mul_(touched).sum(1).div_(self.h)
+        return u, index.clamp_(0, self.num_basis - 1), real
 
     def basis(self, x: torch.Tensor) -> torch.Tensor:
         """(..., in) -> (..., in, G + k) basis values (differentiable in x)."""
@@ -201,11 +186,9 @@ class BSplineFastKANLayer(BSplineKANLayer):
 
     def forward_gather(self, x: torch.Tensor) -> torch.Tensor:
         """Only the k + 1 touched coefficient rows of each input (embedding_bag), through autograd."""
-        u, span = local_basis(x, self.knots, self.poly)
-        index = span - self.spline_order + self.steps  # (..., k + 1, I)
-        real = (index >= 0) & (index < self.num_basis)
+        u, index, real = self.spans(x)
         values = horner(self.poly, u) * real
-        rows = index.clamp(0, self.num_basis - 1) + self.num_basis * torch.arange(self.in_features, device=x.device)
+        rows = index + self.num_basis * torch.arange(self.in_features, device=x.device)
         weight = self.spline_weight * self.spline_scaler.unsqueeze(-1)  # row i * K + m holds c[:, i, m] * s[:, i]
         spline = F.embedding_bag(
             rows.reshape(-1, rows.shape[-2] * rows.shape[-1]),
@@ -221,7 +204,7 @@ def kan_linear(layer: BSplineFastKANLayer, x: torch.Tensor) -> torch.Tensor:
     if x.requires_grad and torch.is_grad_enabled():
         basis = _Basis.apply(x, layer)
     else:
-        basis = layer.basis_into(x.new_empty(x.shape[0], layer.num_basis, x.shape[1]), x)
+        basis = layer.basis_rows(x)
     weight = layer.spline_weight.transpose(1, 2) * layer.spline_scaler.unsqueeze(1)  # (O, K, I), contiguous
     base = F.linear(F.silu(x), layer.base_weight)
     return torch.addmm(base, basis.view(x.shape[0], -1), weight.view(weight.shape[0], -1).t())
@@ -234,7 +217,7 @@ class _Basis(torch.autograd.Function):
     def forward(ctx, x, layer):
         ctx.layer = layer
         ctx.save_for_backward(x)
-        return layer.basis_into(x.new_empty(x.shape[0], layer.num_basis, x.shape[1]), x)
+        return layer.basis_rows(x)
 
     @staticmethod
     def backward(ctx, grad):

@@ -23,9 +23,9 @@ from . import opcategories as oc
 from .breakdown import Breakdown
 from .worker import build_workload, serve_requests
 
-# Layer methods that evaluate the basis: `basis` (the adapter contract) and bspline-fast's `basis_into`, which its
-# forward calls instead, writing into a buffer it allocates.
-BASIS_METHODS = ("basis", "basis_into")
+# Layer methods that evaluate the basis: `basis` (the adapter contract) and bspline-fast's `basis_rows`, the
+# (batch, K, in) layout its forward calls instead.
+BASIS_METHODS = ("basis", "basis_rows")
 # Basis functions of third-party implementations whose forward bypasses `layer.basis`: (package, module, function).
 # pykan's KANLayer.forward evaluates its bases through kan.spline.B_batch (recursively, via module globals).
 FOREIGN_BASIS = (("kan", "kan.spline", "B_batch"),)

@@ -248,8 +248,8 @@ def test_basis_ranges_wrap_and_restore_only_the_models_own_basis():
     assert all("basis" not in vars(layer) for layer in bspline.layers)
 
 
-def test_basis_ranges_cover_a_forward_that_calls_basis_into():
-    """bspline-fast's forward writes its basis through basis_into, never basis: that must be in the range too."""
+def test_basis_ranges_cover_a_forward_that_calls_basis_rows():
+    """bspline-fast's forward gets its basis from basis_rows, never basis: that must be in the range too."""
     import implementations
     from kanbench.profile_worker import basis_ranges
 
@@ -260,4 +260,4 @@ def test_basis_ranges_cover_a_forward_that_calls_basis_into():
         out = model(x)
     assert wrapped == 2 and torch.equal(out, expected)
     assert sum(e.name == opcategories.BASIS_RANGE for e in prof.events()) >= 2
-    assert all(name not in vars(layer) for layer in model.layers for name in ("basis", "basis_into"))
+    assert all(name not in vars(layer) for layer in model.layers for name in ("basis", "basis_rows"))
