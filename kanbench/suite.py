@@ -27,6 +27,11 @@ AXES_DEFAULTS = {"spline_order": [3], "device": ["cpu"], "dtype": ["float32"], "
 AXES_REQUIRED = ("widths", "grid_size", "batch_size")
 
 
+def impl_label(impl: str, options: dict | None) -> str:
+    """The implementation's name, marked "+compile" for a torch.compile cell so it never merges with the eager one."""
+    return f"{impl}+compile" if (options or {}).get("compile") else impl
+
+
 @dataclass(frozen=True)
 class Timing:
     """How each (cell, phase) is timed."""
@@ -108,8 +113,8 @@ class Cell:
     def label(self) -> str:
         """Short human-readable name."""
         w = "x".join(map(str, self.widths))
-        name = f"{self.impl} {w} G{self.grid_size} k{self.spline_order} b{self.batch_size} {self.device} {self.dtype}"
-        return name + (" compiled" if self.compile else "")
+        impl = impl_label(self.impl, {"compile": self.compile})
+        return f"{impl} {w} G{self.grid_size} k{self.spline_order} b{self.batch_size} {self.device} {self.dtype}"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .record import Record
+from .suite import impl_label
 
 COLUMNS = ("forward", "backward", "train_step")
 
@@ -19,11 +20,6 @@ def fmt_bytes(n: int | None) -> str:
     if n is None:
         return "-"
     return f"{n / 1024:.0f} KiB" if n < 1024**2 else f"{n / 1024**2:.1f} MiB"
-
-
-def impl_label(impl: str, options: dict | None) -> str:
-    """The implementation's name, marked "+compile" for a torch.compile cell so it never merges with the eager one."""
-    return f"{impl}+compile" if (options or {}).get("compile") else impl
 
 
 def table(records: list[Record], max_groups: int = 12) -> str:

@@ -14,7 +14,7 @@ import pandas as pd
 from kanbench import results
 from kanbench.errors import UsageError
 from kanbench.record import SCHEMA, quantile
-from kanbench.summary import impl_label
+from kanbench.suite import impl_label
 
 NON_SPEED_PHASES = ("accuracy", "profile")
 # Order in which implementations appear in tables and legends; others follow alphabetically.
