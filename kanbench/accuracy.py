@@ -17,22 +17,17 @@ level: `aggregate` serves the report.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
-import sys
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import datasets, progress, results
+from . import datasets, progress
 from .errors import UsageError
-from .record import Record
-from .run import link_latest, prepare_run_dir
-from .suite import Suite, parse_shard, stable_hash, tomllib
+from .record import Identity, Record, make
+from .session import Request
+from .suite import Checker, Suite, stable_hash, tomllib
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "lbfgs")
 SCHEDULES = ("none", "exponential")
@@ -74,6 +69,7 @@ class TrainCell:
     options: tuple[tuple[str, object], ...]
     recipe: tuple[tuple[str, object], ...]
     data: tuple[tuple[str, object], ...]  # dataset spec: normalize, sizes, data_seed, data_dir, source
+    source: str = ""  # how the suite named impl when that is not the adapter's own name ("module:factory")
 
     @property
     def key(self) -> dict:
@@ -111,40 +107,7 @@ class Plan:
     threads: int
 
 
-class _Check:
-    """UsageErrors that name the suite file and key."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def fail(self, key: str, message: str):
-        raise UsageError(f"{self.path}: {key}: {message}")
-
-    def number(self, value, key: str, kind: type, minimum: float, strict: bool = False, maximum: float | None = None):
-        ok = isinstance(value, kind) or (kind is float and isinstance(value, int))
-        if isinstance(value, bool) or not ok:
-            self.fail(key, f"must be {'an int' if kind is int else 'a number'}, got {value!r}")
-        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
-            self.fail(key, f"must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
-        if maximum is not None and value > maximum:
-            self.fail(key, f"must be <= {maximum:g}, got {value!r}")
-        return kind(value)
-
-    def choice(self, value, key: str, allowed: tuple[str, ...]) -> str:
-        if value not in allowed:
-            self.fail(key, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
-        return value
-
-    def table(self, value, key: str, allowed: tuple[str, ...]) -> dict:
-        if not isinstance(value, dict):
-            self.fail(key, f"must be a table, got {value!r}")
-        unknown = sorted(set(value) - set(allowed))
-        if unknown:
-            self.fail(f"{key}.{unknown[0]}", f"unknown key; allowed: {', '.join(allowed)}")
-        return value
-
-
-def _recipe(raw: dict, base: dict, where: str, check: _Check) -> dict:
+def _recipe(raw: dict, base: dict, where: str, check: Checker) -> dict:
     """Training settings of raw over base, checked; `where` is the table name for errors."""
     r = dict(base)
     given = {k: raw[k] for k in RECIPE_DEFAULTS if k in raw}
@@ -169,7 +132,7 @@ def _recipe(raw: dict, base: dict, where: str, check: _Check) -> dict:
     return r
 
 
-def _finish_recipe(r: dict, table: dict, where: str, check: _Check) -> dict:
+def _finish_recipe(r: dict, table: dict, where: str, check: Checker) -> dict:
     """Rules across keys, once a dataset's overrides are applied; errors name the table that set the key."""
 
     def at(key: str) -> str:
@@ -189,7 +152,7 @@ def _finish_recipe(r: dict, table: dict, where: str, check: _Check) -> dict:
     return r
 
 
-def _data_spec(name: str, raw: dict, where: str, check: _Check) -> dict:
+def _data_spec(name: str, raw: dict, where: str, check: Checker) -> dict:
     """The dataset keys of [datasets.NAME], checked against what that dataset accepts."""
     spec: dict = {"name": name, "normalize": None}
     is_function = name in datasets.FUNCTIONS
@@ -219,7 +182,7 @@ def _data_spec(name: str, raw: dict, where: str, check: _Check) -> dict:
     return spec
 
 
-def _widths(value, where: str, spec: datasets.Spec, check: _Check) -> list[tuple[int, ...]]:
+def _widths(value, where: str, spec: datasets.Spec, check: Checker) -> list[tuple[int, ...]]:
     example = f"[[{spec.n_inputs}, 64, {spec.n_outputs}]]" if spec.n_inputs > 10 else f"[[{spec.n_inputs}, 5, 1]]"
     if not isinstance(value, list) or not value:
         check.fail(where, f"must be a non-empty list of width lists such as {example}, got {value!r}")
@@ -238,7 +201,7 @@ def _widths(value, where: str, spec: datasets.Spec, check: _Check) -> list[tuple
 
 def plan(suite: Suite, smoke: bool = False, data_dir: str | None = None) -> Plan:
     """Validate an accuracy suite's tables and list its runs; UsageError naming file, key and what is allowed."""
-    check = _Check(suite.path)
+    check = Checker(suite.path)
     raw = tomllib.loads(suite.text) if suite.text else {}
     for table, allowed in (("timing", ("threads",)), ("limits", ()), ("profile", ())):
         for key in raw.get(table, {}):
@@ -259,7 +222,7 @@ def plan(suite: Suite, smoke: bool = False, data_dir: str | None = None) -> Plan
     if len(set(seeds)) != len(seeds):
         check.fail("[axes].seed", f"has duplicates: {seeds!r}")
 
-    training = check.table(suite.extra.get("training", {}), "[training]", TRAINING_KEYS)
+    training = check.entries(suite.extra.get("training", {}), "[training]", TRAINING_KEYS)
     base = _recipe(training, RECIPE_DEFAULTS, "[training]", check)
     workers = check.number(training.get("workers", 1), "[training].workers", int, 1)
 
@@ -283,7 +246,7 @@ def plan(suite: Suite, smoke: bool = False, data_dir: str | None = None) -> Plan
     cells = []
     for name in [*chosen, *(n for n in tables if n not in chosen)]:  # unused tables are checked too
         where = f"[datasets.{name}]"
-        table = check.table(tables[name], where, (*DATA_KEYS, *RECIPE_DEFAULTS))
+        table = check.entries(tables[name], where, (*DATA_KEYS, *RECIPE_DEFAULTS))
         if "widths" not in table:
             check.fail(f"{where}.widths", "is required")
         widths = _widths(table["widths"], f"{where}.widths", datasets.SPECS[name], check)
@@ -299,9 +262,10 @@ def plan(suite: Suite, smoke: bool = False, data_dir: str | None = None) -> Plan
         if not isinstance(impls, list) or not impls:
             check.fail(f"{where}.implementations", f"must be a non-empty list of names, got {impls!r}")
         for i, impl in enumerate(impls):
-            if impl not in suite.implementations:
+            if suite.adapter_name(impl) is None:
                 check.fail(f"{where}.implementations[{i}]", f"{impl!r} is not in [suite].implementations "
                            f"({', '.join(suite.implementations)})")  # fmt: skip
+        impls = [suite.adapter_name(impl) for impl in impls]
         if smoke:
             recipe = {**recipe, "epochs": SMOKE_EPOCHS, "subset": SMOKE_SUBSET}
         axes = suite.axes
@@ -314,36 +278,9 @@ def plan(suite: Suite, smoke: bool = False, data_dir: str | None = None) -> Plan
             for impl in impls:
                 options = tuple(sorted(suite.options.get(impl, {}).items()))
                 for seed in seeds:
-                    cells.append(TrainCell(impl, name, w, g, k, device, dtype, seed, options, recipe_items, spec_items))
-    _check_builds(cells, check)
+                    cells.append(TrainCell(impl, name, w, g, k, device, dtype, seed, options, recipe_items, spec_items,
+                                           suite.sources.get(impl, "")))  # fmt: skip
     return Plan(cells, workers, suite.timing.threads)
-
-
-def _check_builds(cells: list[TrainCell], check: _Check) -> None:
-    """Every (implementation, widths, grid, options) must have a parameter count: bad options fail here, not later."""
-    import implementations
-
-    seen = set()
-    for c in cells:
-        key = (c.impl, c.widths, c.grid_size, c.spline_order, c.options)
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            implementations.get(c.impl).param_count(list(c.widths), c.grid_size, c.spline_order, **dict(c.options))
-        except (TypeError, ValueError) as exc:
-            check.fail(f"[datasets.{c.dataset}]", f"{c.impl} on {list(c.widths)} G={c.grid_size}: {exc}")
-
-
-def shard_cells(cells: list[TrainCell], spec: str | None) -> list[TrainCell]:
-    """Cells of shard K of N: whole groups (all implementations of one dataset, shape and seed), round-robin."""
-    if spec is None:
-        return cells
-    k, n = parse_shard(spec)
-    groups: dict[tuple, list[TrainCell]] = {}
-    for cell in cells:
-        groups.setdefault(cell.group_key, []).append(cell)
-    return [c for i, group in enumerate(groups.values()) if i % n == k - 1 for c in group]
 
 
 def split_sizes(cell: TrainCell) -> tuple[int, int, int]:
@@ -401,161 +338,119 @@ def check_datasets(cells: list[TrainCell]) -> None:
 def request_of(cell: TrainCell, verbose: bool) -> dict:
     """What a worker needs to train a cell."""
     return {
-        "cell": {"impl": cell.impl, "widths": list(cell.widths), "grid_size": cell.grid_size,
+        "cell": {"impl": cell.impl, "source": cell.source, "widths": list(cell.widths), "grid_size": cell.grid_size,
                  "spline_order": cell.spline_order, "device": cell.device, "dtype": cell.dtype, "seed": cell.seed,
                  "options": dict(cell.options)},
         "recipe": dict(cell.recipe), "dataset": dict(cell.data), "label": cell.label(), "verbose": verbose,
     }  # fmt: skip
 
 
-def make_record(cell: TrainCell, suite_name: str, run_id: str, reply: dict) -> Record:
-    """The `accuracy` Record of one run from the worker's reply (or a skip/error reply made here)."""
+def identity(cell: TrainCell, suite_name: str) -> Identity:
+    """The identity of a training run's Record: its batch size is the recipe's, its options carry recipe and data."""
     import implementations
 
-    adapter = implementations.get(cell.impl)
-    recipe = dict(cell.recipe)
-    metric = "test_accuracy" if datasets.SPECS[cell.dataset].task == "classification" else "test_rmse"
-    metrics = reply.get("metrics") or {"dataset": cell.dataset, "seed": cell.seed, "metric": metric}
+    family = implementations.info(cell.source or cell.impl).family
     data = {k: v for k, v in cell.data if k != "data_dir"}
-    return Record(
-        run_id=run_id, suite=suite_name, impl=cell.impl, family=adapter.family, phase="accuracy",
-        device=cell.device, dtype=cell.dtype, batch_size=recipe["batch_size"], widths=list(cell.widths),
-        grid_size=cell.grid_size, spline_order=cell.spline_order,
-        num_basis=reply.get("num_basis", 0 if adapter.family == "mlp" else cell.grid_size + cell.spline_order),
-        params=reply.get("params"), params_total=reply.get("params_total"), status=reply["status"],
-        reason=reply.get("reason"), time_s=None, peak_mem_bytes=None, flops=None, metrics=metrics,
-        config_hash=cell.config_hash, options={**dict(cell.options), "recipe": recipe, "data": data},
+    recipe = dict(cell.recipe)
+    return Identity(
+        suite=suite_name, impl=cell.impl, family=family, device=cell.device, dtype=cell.dtype,
+        batch_size=recipe["batch_size"], widths=cell.widths, grid_size=cell.grid_size,
+        spline_order=cell.spline_order, num_basis=0 if family == "mlp" else cell.grid_size + cell.spline_order,
+        options={**dict(cell.options), "recipe": recipe, "data": data}, config_hash=cell.config_hash,
     )  # fmt: skip
 
 
-def unavailable_reason(cell: TrainCell, cuda_ok: bool, availability: dict) -> str | None:
-    """Why a run cannot happen on this machine, or None."""
-    if cell.device == "cuda" and not cuda_ok:
-        return "CUDA is not available on this machine (torch.cuda.is_available() is False)"
-    ok, why = availability[cell.impl]
-    return None if ok else why
+def make_record(cell: TrainCell, suite_name: str, run_id: str, reply: dict) -> Record:
+    """The `accuracy` Record of one run from the worker's reply (or a skip/error reply made here)."""
+    metric = "test_accuracy" if datasets.SPECS[cell.dataset].task == "classification" else "test_rmse"
+    metrics = reply.get("metrics") or {"dataset": cell.dataset, "seed": cell.seed, "metric": metric}
+    return make(identity(cell, suite_name), run_id, "accuracy", reply["status"], reply.get("reason"), counts=reply,
+                metrics=metrics)  # fmt: skip
 
 
-def _overrides(args: argparse.Namespace) -> int | None:
-    for name in ("values", "min_time"):
-        if getattr(args, name, None) is not None:
-            flag = "--" + name.replace("_", "-")
-            raise UsageError(f"{flag} applies to speed suites only; accuracy suites set [training] instead")
-    workers = getattr(args, "processes", None)
-    if workers is not None and workers < 1:
-        raise UsageError(f"--processes must be positive (runs trained at once), got {workers}")
-    return workers
+def worker_count(processes: int | None, planned: int) -> int:
+    """Runs trained at once: --processes if given, else [training].workers."""
+    if processes is not None and processes < 1:
+        raise UsageError(f"--processes must be positive (runs trained at once), got {processes}")
+    return processes or planned
 
 
-def run_suite(suite: Suite, args: argparse.Namespace) -> int:
-    """`kanbench run` of an accuracy suite: validate, check the data, train every run, print the aggregate."""
-    workers_override = _overrides(args)
-    p = plan(suite, smoke=args.smoke, data_dir=getattr(args, "data_dir", None))
-    cells = shard_cells(p.cells, args.shard)
-    workers = workers_override or p.workers
-    if args.dry_run:
-        for cell in cells:
-            print(f"{cell.config_hash}  {cell.label()}  ~{progress.duration(estimate_seconds(cell))}")
-        total = sum(estimate_seconds(c) for c in cells) / workers
-        print(f"{len(cells)} training runs, {workers} at a time: about {progress.duration(total)}")
-        return 0
-    check_datasets(cells)
-    run_dir, done = prepare_run_dir(suite, args)
-    execute(suite, cells, run_dir, done, workers, p.threads, args)
-    if not args.shard:
-        link_latest(run_dir, suite.name)
-    return 0
+class AccuracyKind:
+    """Train every run of an accuracy suite, `lanes` at a time, each in a worker process of its own."""
 
+    name = "accuracy"
+    handler = "kanbench.training:handle"
+    processes = 1
 
-def execute(suite: Suite, cells: list[TrainCell], run_dir: Path, done: set, workers: int, threads: int,
-            args: argparse.Namespace) -> None:  # fmt: skip
-    """Train the runs not yet done into run_dir, `workers` at a time, each in its own worker process."""
-    import queue
+    def __init__(self, suite: Suite, plan: Plan, cells: list[TrainCell], workers: int, smoke: bool, verbose: bool):
+        self.suite, self.plan, self._cells, self.smoke, self.verbose = suite, plan, cells, smoke, verbose
+        self.lanes, self.threads = workers, plan.threads
 
-    import torch
+    def cells(self) -> list[TrainCell]:
+        """Every run, implementation-major."""
+        return self._cells
 
-    import implementations
+    def keys(self, cell: TrainCell) -> list[tuple[str, str, str | None]]:
+        """One accuracy Record per run."""
+        return [(cell.config_hash, "accuracy", None)]
 
-    from . import env, pyperfio, training
-    from .pool import WorkerPool
+    def estimate(self, cell: TrainCell) -> float:
+        """Rough wall time of one run."""
+        return estimate_seconds(cell)
 
-    run_id = run_dir.name
-    todo = [c for c in cells if (c.config_hash, "accuracy") not in done]
-    cuda_ok = torch.cuda.is_available()
-    availability = {impl: implementations.get(impl).available() for impl in {c.impl for c in todo}}
-    bar = progress.Progress(len(todo), sum(estimate_seconds(c) for c in todo) / workers, quiet=args.quiet)
-    if done:
-        bar.note(f"resuming {run_dir}: {len(cells) - len(todo)} of {len(cells)} runs already done")
-    environment = env.fingerprint()
-    lock = threading.Lock()
-    pools: queue.Queue = queue.Queue()
-    started: list = []
+    def attach(self, run_dir: Path) -> None:
+        """Nothing depends on the run directory."""
 
-    def train_one(cell: TrainCell) -> dict:
-        try:
-            pool = pools.get_nowait()
-        except queue.Empty:
-            pool = WorkerPool(1, threads, serve=training.serve)
-            with lock:
-                started.append(pool)
-        try:
-            timeout = 2 * dict(cell.recipe)["max_run_s"] + 600  # the worker stops itself long before this
-            return pool.measure(0, request_of(cell, not args.quiet), timeout)
-        finally:
-            pools.put(pool)
+    def settings(self) -> dict:
+        """Effective settings, stored in environment.json and checked on --resume."""
+        return {"workers": self.lanes, "smoke": self.smoke}
 
-    try:
-        runnable = []
-        for cell in todo:
-            why = unavailable_reason(cell, cuda_ok, availability)
-            if why:
-                results.append(run_dir, make_record(cell, suite.name, run_id, {"status": "skipped", "reason": why}))
-                bar.advance(cell.label() + " (skipped)", estimate_seconds(cell) / workers)
-            else:
-                runnable.append(cell)
-        if runnable:
-            bar.note(f"training {len(runnable)} run(s), {workers} at a time")
-        for cell, reply in _replies(runnable, train_one, workers, bar):
-            results.append(run_dir, make_record(cell, suite.name, run_id, reply))
-            bar.advance(f"{cell.label()}: {_outcome(reply)}", estimate_seconds(cell) / workers)
-    finally:
-        for pool in started:
-            pool.close()
-        if started and started[0].torch_threads is not None:
-            environment["worker_torch_threads"] = started[0].torch_threads
-        environment.setdefault("worker_torch_threads", threads or environment["torch_threads"])
-        environment["run"] = {
-            "argv": sys.argv, "kind": "accuracy", "workers": workers, "smoke": bool(args.smoke), "shard": args.shard,
-            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }  # fmt: skip
-        results.write_environment(run_dir, environment)
-    bar.finish()
-    pyperfio.write(run_dir, results.read_records(run_dir))  # nothing timed: writes nothing, as for any such run
-    if not args.quiet:
-        print(format_table(aggregate(results.load(run_dir))))
-    print(f"run dir: {run_dir}")
+    def before_workers(self, cells: list[TrainCell], environment: dict, bar: progress.Progress) -> None:
+        """Say how many runs train at once."""
+        bar.note(f"training {len(cells)} run(s), {self.lanes} at a time")
 
+    def requests(self, group: list[TrainCell], group_index: int) -> list[Request]:
+        """One request per run; the worker stops itself at max_run_s, long before the timeout."""
+        return [Request(0, c, request_of(c, self.verbose), 2 * dict(c.recipe)["max_run_s"] + 600, c.label())
+                for c in group]  # fmt: skip
 
-def _replies(cells: list[TrainCell], train_one, workers: int, bar: progress.Progress):
-    """(cell, reply) as runs finish: in order in this thread, or from `workers` threads that each drive a worker."""
-    if workers == 1:
-        for cell in cells:
-            bar.current(cell.label())
-            yield cell, train_one(cell)
-        return
-    with ThreadPoolExecutor(max_workers=workers) as executor:
-        futures = {executor.submit(train_one, cell): cell for cell in cells}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+    def records(self, cell: TrainCell, replies: list[dict], run_id: str) -> list[Record]:
+        """The run's accuracy Record."""
+        return [make_record(cell, self.suite.name, run_id, replies[0])]
 
+    def skip_records(self, cell: TrainCell, reason: str, run_id: str) -> list[Record]:
+        """A skipped accuracy Record."""
+        return [make_record(cell, self.suite.name, run_id, {"status": "skipped", "reason": reason})]
 
-def _outcome(reply: dict) -> str:
-    m = reply.get("metrics")
-    if reply["status"] != "ok" or not m:
-        return f"{reply['status']}: {(reply.get('reason') or '').splitlines()[0] if reply.get('reason') else ''}"
-    value = m["final_test"]
-    text = f"{100 * value:.2f} %" if m["metric"] == "test_accuracy" else f"RMSE {value:.4g}"
-    return text + (" (diverged)" if m["diverged"] else "") + f" in {m['train_time_s']:.1f} s"
+    def outcome(self, cell: TrainCell, records: list[Record]) -> str:
+        """': 97.12 % in 3.1 s' for the progress line."""
+        r = records[0]
+        m = r.metrics or {}
+        if r.status != "ok" or "final_test" not in m:
+            return f": {r.status}: {(r.reason or '').splitlines()[0] if r.reason else ''}"
+        value = m["final_test"]
+        text = f"{100 * value:.2f} %" if m["metric"] == "test_accuracy" else f"RMSE {value:.4g}"
+        return ": " + text + (" (diverged)" if m["diverged"] else "") + f" in {m['train_time_s']:.1f} s"
+
+    def dry_run(self, cells: list[TrainCell], why) -> list[str]:
+        """One line per run with its estimate, then the total."""
+        lines = [f"{c.config_hash}  {c.label()}  ~{progress.duration(estimate_seconds(c))}"
+                 + (f"  [skip: {why(c)}]" if why(c) else "") for c in cells]  # fmt: skip
+        total = sum(estimate_seconds(c) for c in cells if not why(c)) / self.lanes
+        lines.append(f"{len(cells)} training runs, {self.lanes} at a time: about {progress.duration(total)}")
+        return lines
+
+    def summary(self, records: list[Record]) -> str:
+        """Mean and spread over seeds."""
+        import pandas as pd
+
+        from .results import flatten
+
+        return format_table(aggregate(pd.DataFrame([flatten(r) for r in records])))
+
+    def epilogue(self, run_dir: Path) -> list[str]:
+        """Nothing after the run dir line."""
+        return []
 
 
 AGGREGATE_KEYS = ("dataset", "metric", "impl", "widths", "grid_size", "spline_order", "device", "dtype")

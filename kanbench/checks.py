@@ -41,3 +41,29 @@ def check_once(impl: str, options: dict) -> str | None:
         except Exception as exc:
             _verdicts[key] = f"correctness check failed before timing: {type(exc).__name__}: {exc}"
     return _verdicts[key]
+
+
+def options_problem(impl: str, options: dict, grid_size: int, spline_order: int) -> str | None:
+    """Why the adapter refuses these build options (an unknown name, a bad value), or None; builds a 2 -> 2 model."""
+    if not options:
+        return None
+    adapter = implementations.get(impl)
+    if not adapter.available()[0]:
+        return None  # its cells are skip records, saying why
+    try:
+        adapter.build([2, 2], grid_size, spline_order, **options)
+    except (TypeError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def check_suite_options(suite) -> None:
+    """UsageError naming [options.IMPL] if an implementation refuses its build options; before anything runs."""
+    from .errors import UsageError
+
+    for impl, options in suite.options.items():
+        problem = options_problem(suite.sources.get(impl) or impl, options, suite.axes.get("grid_size", [5])[0],
+                                  suite.axes.get("spline_order", [3])[0])  # fmt: skip
+        if problem:
+            where = suite.sources.get(impl) or impl
+            raise UsageError(f"{suite.path}: [options.{where}]: {impl} refuses these build options: {problem}")

@@ -46,7 +46,7 @@ MODULE_COMMANDS = [
     ("report", "kanbench.report", "write one offline HTML report from runs"),
     ("compare", "kanbench.compare", "compare two runs; exit 1 on a significant regression"),
     ("regress", "kanbench.regress", "interleaved latency gate of the working tree against a git ref"),
-    ("profile", "kanbench.profile", "torch.profiler traces and op breakdowns of a suite's cells"),
+    ("profile", "kanbench.run:profile", "torch.profiler traces and op breakdowns of a suite's cells"),
     ("machine", "kanbench.machine", "measure this device's peak FLOP/s and memory bandwidth"),
 ]
 
@@ -61,10 +61,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is not None and name != only:
             sub.add_parser(name, help=help_text)
             continue
-        module = importlib.import_module(module_name)
+        module_path, _, prefix = module_name.partition(":")  # "module:profile" -> configure_profile_parser, ...
+        module = importlib.import_module(module_path)
         sub_parser = sub.add_parser(name, help=help_text, description=module.__doc__)
-        module.configure_parser(sub_parser)
-        sub_parser.set_defaults(func=module.command)
+        getattr(module, f"configure_{prefix}_parser" if prefix else "configure_parser")(sub_parser)
+        sub_parser.set_defaults(func=getattr(module, f"{prefix}_command" if prefix else "command"))
     return parser
 
 

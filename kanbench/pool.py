@@ -1,35 +1,85 @@
-"""Worker processes, each a fresh interpreter, that the parent keeps and replaces when one dies or hangs."""
+"""Worker processes, each a fresh interpreter, that the parent keeps and replaces when one dies or hangs.
+
+The parent never imports torch for the pool: a worker imports its handler ("module:function") after it starts,
+so the handler's torch, CUDA context and caches live in the worker only.
+"""
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing as mp
+import signal
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+
+def load_handler(target: str) -> Callable[[Any], dict]:
+    """The function a "module:function" string names."""
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def serve(conn, threads: int, target: str) -> None:
+    """A worker's loop: say hello, then send handler(request) for each request until None or EOF (the parent died).
+
+    An exception becomes an error reply, so one bad cell never ends the worker. Ctrl-C reaches the whole process
+    group; only the parent reports it, the worker just stops.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    handler = load_handler(target)
+    conn.send({"ready": True, "torch_threads": torch.get_num_threads()})
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        try:
+            reply = handler(request)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
+            reply = {"status": "error", "reason": reason, "phases": {}}
+        conn.send(reply)
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"killed by {name}" + (", e.g. for memory" if name == "SIGKILL" else "")
+    return f"exit status {exitcode}" if exitcode is not None else "no exit status yet"
 
 
 class WorkerPool:
-    """`size` worker processes started with spawn; measure() sends one request to one of them.
+    """`size` worker processes started with spawn, each serving `target` ("module:function" of a handler)."""
 
-    `serve(conn, threads)` is the worker's loop (kanbench.worker.serve by default): it first sends
-    {"torch_threads": n}, then answers each request with a dict until it receives None.
-    """
-
-    def __init__(self, size: int, threads: int, serve=None) -> None:
+    def __init__(self, size: int, threads: int, target: str) -> None:
         self.context = mp.get_context("spawn")
         self.threads = threads
-        self.serve = serve
+        self.target = target
         self.workers: list = [None] * size
         self.torch_threads: int | None = None
         for i in range(size):
             self._start(i)
 
     def _start(self, index: int) -> None:
-        from . import worker
-
         parent, child = self.context.Pipe()
-        target = self.serve or worker.serve
-        process = self.context.Process(target=target, args=(child, self.threads), daemon=True)
+        process = self.context.Process(target=serve, args=(child, self.threads, self.target), daemon=True)
         process.start()
         child.close()
-        hello = parent.recv()
+        try:
+            hello = parent.recv()
+        except EOFError:
+            process.join(5)
+            raise RuntimeError(f"worker for {self.target} died while starting ({_death(process.exitcode)})") from None
         self.torch_threads = hello["torch_threads"]
         self.workers[index] = (process, parent)
 
@@ -39,7 +89,7 @@ class WorkerPool:
         process.join(5)
         conn.close()
 
-    def measure(self, index: int, request: tuple, timeout: float) -> dict:
+    def measure(self, index: int, request: Any, timeout: float) -> dict:
         """The worker's reply; an error reply (and a fresh worker) if it dies or exceeds timeout seconds."""
         process, conn = self.workers[index]
         try:
@@ -47,8 +97,9 @@ class WorkerPool:
             if conn.poll(timeout):
                 return conn.recv()
             reason = f"worker exceeded [timing].cell_timeout_s = {timeout:g} s and was killed"
-        except (EOFError, OSError, BrokenPipeError):
-            reason = f"worker process died (exit code {process.exitcode}), e.g. killed for memory"
+        except (EOFError, OSError):
+            process.join(5)
+            reason = f"worker process died ({_death(process.exitcode)})"
         self._kill(index)
         self._start(index)
         return {"status": "error", "reason": reason, "phases": {}}

@@ -7,31 +7,20 @@ self time per category goes to the run directory as Records with phase "profile"
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 import tempfile
-import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
-from . import progress, results
+from . import progress
 from .errors import UsageError
-from .record import Record
-from .run import call_estimate, phase_flops, prepare_run_dir, skip_records, unavailable_reason
-from .suite import Cell, Profile, Suite, load
+from .record import Record, make
+from .session import Request
+from .speed import call_estimate, forward_flops, identity, phase_flops
+from .suite import Cell, Profile, Suite
 
 SMOKE = Profile(wait=0, warmup=1, active=1, repeat=1, record_shapes=False, profile_memory=False, with_stack=False)
 SHOWN = ("basis", "matmul", "norm", "activation", "autograd", "optimizer", "compiled", "other", "python")
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `kanbench profile`."""
-    parser.add_argument("suite", help='a kind = "profile" or kind = "speed" suite file, e.g. suites/profile.toml')
-    parser.add_argument("--out", help="run directory for the Records (default results/runs/<UTC time>-<suite>-profile)")
-    parser.add_argument("--traces", help="directory for the traces (default results/profiles/<run directory name>)")
-    parser.add_argument("--smoke", action="store_true", help="one profiled call per phase, no shapes or memory")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def writable_dir(path: Path, flag: str) -> Path:
@@ -56,49 +45,106 @@ def cell_dir_names(cells: list[Cell]) -> dict[str, str]:
     return names
 
 
-def estimate_seconds(cells: list[Cell], suite: Suite, settings: Profile) -> float:
-    """Rough wall time: every profiled call at ~1e10 FLOP/s (1e12 on CUDA), plus trace processing per phase."""
-    steps = (settings.wait + settings.warmup + settings.active) * settings.repeat
-    total = 4.0  # starting the worker
-    for cell in cells:
+class ProfileKind:
+    """Profile every phase of a profile or speed suite's cells in one worker process; one Record per phase."""
+
+    name = "profile"
+    handler = "kanbench.profile_worker:handle"
+    processes = 1
+    lanes = 1
+
+    def __init__(self, suite: Suite, settings: Profile, cells: list[Cell], phases: tuple[str, ...], traces: str | None):
+        self.suite, self.profile, self._cells, self.phases = suite, settings, cells, phases
+        self.traces = traces
+        self.trace_root = Path(traces or "results/profiles")
+        self.threads = suite.timing.threads
+        self.dir_names = cell_dir_names(suite.cells())  # from every cell, so a shard or resume names them alike
+
+    def cells(self) -> list[Cell]:
+        """The cells to profile, in suite order."""
+        return self._cells
+
+    def keys(self, cell: Cell) -> list[tuple[str, str, str | None]]:
+        """One profile Record per profiled phase."""
+        return [(cell.config_hash, "profile", phase) for phase in self.phases]
+
+    def estimate(self, cell: Cell) -> float:
+        """Every profiled call at ~1e10 FLOP/s (1e12 on CUDA), plus trace processing per phase."""
+        p = self.profile
+        steps = (p.wait + p.warmup + p.active) * p.repeat
         call = 3 * call_estimate(cell)  # up to forward + backward
-        total += len(suite.phases) * (steps * call + 0.5 + 0.3 * settings.active * settings.repeat)
-    return total
+        return len(self.phases) * (steps * call + 0.5 + 0.3 * p.active * p.repeat)
 
+    def attach(self, run_dir: Path) -> None:
+        """Traces go to --traces, else results/profiles/<run directory name>."""
+        self.trace_root = trace_root_for(run_dir, self.traces)
 
-def profile_records(cell: Cell, suite: Suite, run_id: str, reply: dict, trace_dir: str) -> list[Record]:
-    """One Record with phase "profile" per profiled phase of a cell; metrics["phase"] names the phase."""
-    import implementations
+    def settings(self) -> dict:
+        """The profiler schedule and the trace directory, stored in environment.json and checked on --resume."""
+        return {"profile": asdict(self.profile), "phases": list(self.phases), "traces": str(self.trace_root)}
 
-    records = skip_records(cell, suite, run_id, reason="")
-    try:
-        forward_flops = implementations.get(cell.impl).flops(
-            list(cell.widths), cell.grid_size, cell.spline_order, cell.batch_size, **dict(cell.options)
-        )
-    except Exception:
-        forward_flops = None
-    out = []
-    for record in records:
-        phase = record.phase
-        entry = reply["phases"].get(phase) if reply["status"] == "ok" else None
-        status, reason = (reply["status"], reply["reason"]) if entry is None else (entry["status"], entry["reason"])
-        if entry is None and status == "ok":
-            status, reason = "error", "no result for this phase"
-        record = replace(record, phase="profile", status=status, reason=reason, metrics={"phase": phase})
-        for key in ("family", "params", "params_total", "num_basis"):
-            if key in reply:
-                setattr(record, key, reply[key])
-        if status == "ok":
-            record.metrics = {"phase": phase, **entry["metrics"], "trace_dir": trace_dir}
-            if forward_flops is not None:
-                record.flops = phase_flops(forward_flops, phase, record.params or 0)
-        out.append(record)
-    return out
+    def before_workers(self, cells: list[Cell], environment: dict, bar: progress.Progress) -> None:
+        """Nothing to prepare."""
 
+    def trace_dir(self, cell: Cell) -> str:
+        """The cell's trace directory: one TensorBoard run."""
+        return str(self.trace_root / self.dir_names[cell.config_hash])
 
-def unavailable_records(cell: Cell, suite: Suite, run_id: str, reason: str) -> list[Record]:
-    """Skipped profile Records, one per profiled phase."""
-    return [replace(r, phase="profile", metrics={"phase": r.phase}) for r in skip_records(cell, suite, run_id, reason)]
+    def requests(self, group: list[Cell], group_index: int) -> list[Request]:
+        """One request per cell."""
+        return [
+            Request(0, cell, {"cell": {**cell.key, "source": cell.source}, "config_hash": cell.config_hash,
+                              "phases": list(self.phases), "settings": asdict(self.profile),
+                              "trace_dir": self.trace_dir(cell), "max_call_s": self.suite.limits.for_impl(cell.impl)},
+                    self.suite.timing.cell_timeout_s, cell.label())
+            for cell in group
+        ]  # fmt: skip
+
+    def records(self, cell: Cell, replies: list[dict], run_id: str) -> list[Record]:
+        """One Record with phase "profile" per profiled phase; profiled_phase names it."""
+        reply, ident, flops = replies[0], identity(cell, self.suite), forward_flops(cell)
+        out = []
+        for phase in self.phases:
+            entry = reply["phases"].get(phase) if reply["status"] == "ok" else None
+            status, reason = (reply["status"], reply["reason"]) if entry is None else (entry["status"], entry["reason"])
+            if entry is None and status == "ok":
+                status, reason = "error", "no result for this phase"
+            record = make(ident, run_id, "profile", status, reason, profiled_phase=phase, counts=reply)
+            if status == "ok":
+                record.metrics = {**entry["metrics"], "trace_dir": self.trace_dir(cell)}
+                if flops is not None:
+                    record.flops = phase_flops(flops, phase, record.params or 0)
+            out.append(record)
+        return out
+
+    def skip_records(self, cell: Cell, reason: str, run_id: str) -> list[Record]:
+        """Skipped profile Records, one per profiled phase."""
+        ident = identity(cell, self.suite)
+        return [make(ident, run_id, "profile", "skipped", reason, profiled_phase=p) for p in self.phases]
+
+    def outcome(self, cell: Cell, records: list[Record]) -> str:
+        """Nothing to add to the progress line."""
+        return ""
+
+    def dry_run(self, cells: list[Cell], why) -> list[str]:
+        """One line per cell, then the count and an estimated time."""
+        lines = [f"{c.config_hash}  {c.label()}" + (f"  [skip: {why(c)}]" if why(c) else "") for c in cells]
+        total = 4.0 + sum(self.estimate(c) for c in cells if not why(c))
+        lines.append(f"{len(cells)} cells x {len(self.phases)} phases profiled: about {progress.duration(total)}")
+        return lines
+
+    def summary(self, records: list[Record]) -> str:
+        """The op-category table."""
+        return summary(records)
+
+    def epilogue(self, run_dir: Path) -> list[str]:
+        """Where the traces are and how to view them."""
+        root = self.trace_root
+        logdir = root.parent if root.parent.name == "profiles" else root
+        return [
+            f"traces: {root}",
+            f"view: tensorboard --logdir {logdir} --host 127.0.0.1   (or open a .pt.trace.json in ui.perfetto.dev)",
+        ]
 
 
 def summary(records: list[Record]) -> str:
@@ -117,85 +163,16 @@ def summary(records: list[Record]) -> str:
         kernels = "-" if m["kernels_per_call"] is None else f"{m['kernels_per_call']:.0f}"
         seconds = m["total_self_s"]
         self_call = f"{seconds * 1e6:.0f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
-        rows.append([r.impl, m["phase"], shape, r.device, *shares, self_call, f"{m['ops_per_call']:.0f}", kernels])
+        ops = f"{m['ops_per_call']:.0f}"
+        rows.append([r.impl, r.profiled_phase or "", shape, r.device, *shares, self_call, ops, kernels])
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     if skipped:
         bad = next(r for r in records if r.status != "ok")
-        lines.append(f"{skipped} record(s) not ok, e.g. {bad.impl} {bad.metrics['phase']}: {bad.status}: {bad.reason}")
+        lines.append(f"{skipped} record(s) not ok, e.g. {bad.impl} {bad.profiled_phase}: {bad.status}: {bad.reason}")
     return "\n".join(lines)
 
 
-def command(args: argparse.Namespace) -> int:
-    """Profile every cell of a profile or speed suite."""
-    suite = load(args.suite)
-    if suite.kind not in ("profile", "speed"):
-        raise UsageError(
-            f'{args.suite}: [suite].kind is {suite.kind!r}; kanbench profile takes a "profile" or "speed" suite'
-        )
-    settings = SMOKE if args.smoke else suite.profile
-    if args.out:
-        writable_dir(Path(args.out), "--out")
-    else:
-        args.out = str(results.new_run_dir(Path("results") / "runs", f"{suite.name}-profile"))
-    run_dir, _ = prepare_run_dir(suite, argparse.Namespace(out=args.out, resume=False, shard=None))
-    trace_root = writable_dir(Path(args.traces) if args.traces else Path("results") / "profiles" / run_dir.name,
-                              "--traces")  # fmt: skip
-    return execute(suite, settings, run_dir, trace_root, args.quiet)
-
-
-def execute(suite: Suite, settings: Profile, run_dir: Path, trace_root: Path, quiet: bool) -> int:
-    """Profile the cells into run_dir (Records) and trace_root (traces), one worker process for all."""
-    import torch
-
-    import implementations
-
-    from . import env, profile_worker
-    from .pool import WorkerPool
-
-    cells = suite.cells()
-    dir_names = cell_dir_names(cells)
-    run_id = run_dir.name
-    cuda_ok = torch.cuda.is_available()
-    availability = {impl: implementations.get(impl).available() for impl in suite.implementations}
-    bar = progress.Progress(len(cells), estimate_seconds(cells, suite, settings), quiet=quiet)
-    environment = env.fingerprint()
-    pool = None
-    try:
-        for cell in cells:
-            estimate = estimate_seconds([cell], suite, settings)
-            why = unavailable_reason(cell, cuda_ok, availability)
-            if why:
-                for record in unavailable_records(cell, suite, run_id, why):
-                    results.append(run_dir, record)
-                bar.advance(cell.label(), estimate)
-                continue
-            if pool is None:
-                pool = WorkerPool(1, suite.timing.threads, serve=profile_worker.serve)
-                environment["worker_torch_threads"] = pool.torch_threads
-            trace_dir = str(trace_root / dir_names[cell.config_hash])
-            bar.current(cell.label())
-            request = (cell.key, cell.config_hash, list(suite.phases), asdict(settings), trace_dir,
-                       suite.limits.for_impl(cell.impl))  # fmt: skip
-            reply = pool.measure(0, request, suite.timing.cell_timeout_s)
-            for record in profile_records(cell, suite, run_id, reply, trace_dir):
-                results.append(run_dir, record)
-            bar.advance(cell.label(), estimate)
-    finally:
-        if pool is not None:
-            pool.close()
-        environment["run"] = {
-            "argv": sys.argv,
-            "profile": asdict(settings),
-            "traces": str(trace_root),
-            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        environment.setdefault("worker_torch_threads", suite.timing.threads or environment["torch_threads"])
-        results.write_environment(run_dir, environment)
-    bar.finish()
-    if not quiet:
-        print(summary(results.read_records(run_dir)))
-    logdir = trace_root.parent if trace_root.parent.name == "profiles" else trace_root
-    print(f"run dir: {run_dir}\ntraces: {trace_root}")
-    print(f"view: tensorboard --logdir {logdir} --host 127.0.0.1   (or open a .pt.trace.json in ui.perfetto.dev)")
-    return 0
+def trace_root_for(run_dir: Path, traces: str | None) -> Path:
+    """--traces, else results/profiles/<run directory name>; created and proved writable."""
+    return writable_dir(Path(traces) if traces else Path("results") / "profiles" / run_dir.name, "--traces")

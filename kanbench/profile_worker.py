@@ -10,25 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function, schedule, tensorboard_trace_handler
 
+import implementations
+
 from . import checks, phases, timing
 from . import opcategories as oc
 from .breakdown import Breakdown
-from .worker import build_workload, serve_requests
+from .worker import build_workload
 
 # Layer methods that evaluate the basis: `basis` (the adapter contract) and bspline-fast's `basis_rows`, the
-# (batch, K, in) layout its forward calls instead.
+# (batch, K, in) layout its forward calls instead. Functions elsewhere come from the adapter's basis_hook.
 BASIS_METHODS = ("basis", "basis_rows")
-# Basis functions of third-party implementations whose forward bypasses `layer.basis`: (package, module, function).
-# pykan's KANLayer.forward evaluates its bases through kan.spline.B_batch (recursively, via module globals).
-FOREIGN_BASIS = (("kan", "kan.spline", "B_batch"),)
 
 
 def _in_range(name: str, fn: Callable) -> Callable:
@@ -41,8 +39,11 @@ def _in_range(name: str, fn: Callable) -> Callable:
 
 
 @contextlib.contextmanager
-def basis_ranges(model: torch.nn.Module) -> Iterator[int]:
-    """Wrap every layer's basis (and known third-party basis functions) in a kanbench::basis range; yields how many."""
+def basis_ranges(model: torch.nn.Module, functions: Iterable[tuple[object, str]] = ()) -> Iterator[int]:
+    """Wrap every layer's basis, and each (owner, attribute) function given, in a kanbench::basis range; yields how many.
+
+    `functions` are those the adapter's basis_hook names: ones the model's forward calls instead of layer.basis.
+    """
     wrapped = 0
     layers = getattr(model, "layers", [])
     for layer in layers:
@@ -50,14 +51,13 @@ def basis_ranges(model: torch.nn.Module) -> Iterator[int]:
         for name in names:  # an instance attribute shadows the method
             setattr(layer, name, _in_range(oc.BASIS_RANGE, getattr(layer, name)))
         wrapped += bool(names)
-    packages = {type(m).__module__.split(".")[0] for m in model.modules()}
     patched = []
-    for package, module_name, attr in FOREIGN_BASIS:
-        module = sys.modules.get(module_name) if package in packages else None
-        if module is not None and callable(getattr(module, attr, None)):
-            original = getattr(module, attr)
-            setattr(module, attr, _in_range(oc.BASIS_RANGE, original))
-            patched.append((module, attr, original))
+    for owner, attr in functions:
+        original = getattr(owner, attr, None)
+        if not callable(original):
+            raise TypeError(f"the basis_hook names {attr!r} of {owner!r}, which is not callable; name a function")
+        setattr(owner, attr, _in_range(oc.BASIS_RANGE, original))
+        patched.append((owner, attr, original))
     try:
         yield wrapped + len(patched)
     finally:
@@ -146,11 +146,12 @@ def profile_cell(cell: dict, config_hash: str, phase_names: list[str], settings:
                  max_call_s: float) -> dict:  # fmt: skip
     """Every phase of one cell: checks as before timing, then one profiler schedule per phase."""
     result: dict = {"status": "ok", "reason": None, "phases": {}}
-    problem = checks.check_once(cell["impl"], cell["options"])
+    problem = checks.check_once(cell.get("source") or cell["impl"], cell["options"])
     if problem:
         return {**result, "status": "error", "reason": problem}
     try:
         w, counts = build_workload(cell, config_hash)
+        adapter = implementations.get(cell.get("source") or cell["impl"])  # for its basis_hook
         result.update(counts)
         probe = timing.loop_timer(phases.forward_call(w), w.sync)
         first_call = probe(1)
@@ -169,7 +170,7 @@ def profile_cell(cell: dict, config_hash: str, phase_names: list[str], settings:
                 metrics = profile_phase(name, w, settings, directory, has_basis=True)
                 metrics["attribution"] = "compiled"
             else:
-                with basis_ranges(w.model) as wrapped:
+                with basis_ranges(w.model, adapter.basis_functions(w.model)) as wrapped:
                     metrics = profile_phase(name, w, settings, directory, has_basis=wrapped > 0)
             result["phases"][name] = {"status": "ok", "reason": None, "metrics": metrics}
         except Exception as exc:  # one phase failing spares the others
@@ -181,6 +182,7 @@ def profile_cell(cell: dict, config_hash: str, phase_names: list[str], settings:
     return result
 
 
-def serve(conn, threads: int) -> None:
-    """Worker loop for kanbench.pool.WorkerPool: answer each profile_cell request; stop on None or EOF."""
-    serve_requests(conn, threads, lambda request: profile_cell(*request))
+def handle(request: dict) -> dict:
+    """Profile worker handler (kanbench.pool): profile one cell as the profile kind's request describes."""
+    return profile_cell(request["cell"], request["config_hash"], request["phases"], request["settings"],
+                        request["trace_dir"], request["max_call_s"])  # fmt: skip

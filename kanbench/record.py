@@ -1,12 +1,22 @@
-"""The Record: one line of results.jsonl, one (cell, phase) of a run. No torch here."""
+"""The Record: one line of results.jsonl, one (cell, phase) of a run. No torch here.
+
+A Record is made in one place, `make(identity, phase, ...)`, from the Identity of the cell it measured; the
+Identity is built once per cell by its suite kind. `Record.from_dict` is the only reader and checks every field's
+type, so a corrupt or hand-edited line is refused with the field named, never carried into a report or a gate.
+Schema 2 adds `profiled_phase`; schema-1 lines (the committed baselines) are read and upgraded.
+"""
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
 
-SCHEMA = 1
-PHASES = ("forward", "forward_inference", "backward", "train_step", "accuracy", "profile")
+SCHEMA = 2
+READABLE_SCHEMAS = (1, 2)
+SPEED_PHASES = ("forward", "forward_inference", "backward", "train_step")
+PHASES = (*SPEED_PHASES, "accuracy", "profile")
 STATUSES = ("ok", "skipped", "error")
 
 
@@ -56,6 +66,43 @@ class TimeStats:
         )
 
 
+@dataclass(frozen=True)
+class Identity:
+    """What a cell is, before anything is measured: the fields every Record of the cell shares."""
+
+    suite: str
+    impl: str  # the adapter's own name, however the suite named it
+    family: str
+    device: str
+    dtype: str
+    batch_size: int
+    widths: tuple[int, ...]
+    grid_size: int
+    spline_order: int
+    num_basis: int  # the expected count; a measured model's own count replaces it
+    options: dict[str, Any]
+    config_hash: str
+
+
+@dataclass
+class SpeedMetrics:
+    """metrics of forward / forward_inference / backward / train_step records."""
+
+    flops_counted_matmul: int | None
+    first_call_s: list[float | None]  # per process, the phase's first (un-timed) call
+    first_forward_s: list[float | None]  # per process, the cell's very first forward: compile time for compiled cells
+    bytes_estimate: int | None = None
+    arithmetic_intensity: float | None = None
+    fraction_of_peak: float | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready, without the roofline keys that were not computed."""
+        data = asdict(self)
+        if data["fraction_of_peak"] is None:
+            del data["fraction_of_peak"]
+        return data
+
+
 @dataclass
 class Record:
     """One measured (cell, phase): identity of the cell, status, and what was measured."""
@@ -83,24 +130,213 @@ class Record:
     config_hash: str
     flop_per_s: float | None = None
     options: dict = field(default_factory=dict)
+    profiled_phase: str | None = None  # profile records: the phase the profiler ran
     schema: int = SCHEMA
+
+    @property
+    def key(self) -> tuple[str, str, str | None]:
+        """What a run holds once: the cell, the phase and (profile records) the profiled phase."""
+        return (self.config_hash, self.phase, self.profiled_phase)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Record:
-        """Build from a parsed line; raises ValueError naming what is missing or wrong."""
+    def from_dict(cls, data: object) -> Record:
+        """Build from a parsed line; raises ValueError naming the field that is missing or wrong."""
         if not isinstance(data, dict):
             raise ValueError(f"a record must be a JSON object, got {type(data).__name__}")
-        if data.get("schema") != SCHEMA:
-            raise ValueError(f"record schema {data.get('schema')!r} is not supported (expected {SCHEMA})")
-        names = {f.name for f in fields(cls)}
+        schema = data.get("schema")
+        if schema not in READABLE_SCHEMAS or isinstance(schema, bool):
+            raise ValueError(f"field schema: {schema!r} is not supported (readable: {READABLE_SCHEMAS})")
+        if schema == 1:
+            data = _upgrade_v1(data)
         required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
         missing = sorted(required - data.keys())
         if missing:
             raise ValueError(f"record lacks field(s) {', '.join(missing)}")
-        if data["status"] not in STATUSES:
-            raise ValueError(f"record status {data['status']!r} is not one of {', '.join(STATUSES)}")
-        return cls(**{k: v for k, v in data.items() if k in names})
+        for name, check in FIELD_CHECKS.items():
+            if name in data:
+                problem = check(data[name])
+                if problem:
+                    raise ValueError(f"field {name}: {problem}, got {_short(data[name])}")
+        problem = _phase_problem(data)
+        if problem:
+            raise ValueError(problem)
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names} | {"schema": SCHEMA})
+
+
+def make(
+    identity: Identity,
+    run_id: str,
+    phase: str,
+    status: str = "ok",
+    reason: str | None = None,
+    *,
+    profiled_phase: str | None = None,
+    counts: dict | None = None,
+    metrics: dict | None = None,
+) -> Record:
+    """The one constructor: a Record of `phase` for the cell `identity`, before its measured values are set.
+
+    counts: what the worker read off the built model ("family", "params", "params_total", "num_basis").
+    """
+    counts = counts or {}
+    return Record(
+        run_id=run_id,
+        suite=identity.suite,
+        impl=identity.impl,
+        family=counts.get("family") or identity.family,
+        phase=phase,
+        device=identity.device,
+        dtype=identity.dtype,
+        batch_size=identity.batch_size,
+        widths=list(identity.widths),
+        grid_size=identity.grid_size,
+        spline_order=identity.spline_order,
+        num_basis=counts.get("num_basis", identity.num_basis),
+        params=counts.get("params"),
+        params_total=counts.get("params_total"),
+        status=status,
+        reason=reason,
+        time_s=None,
+        peak_mem_bytes=None,
+        flops=None,
+        metrics=metrics,
+        config_hash=identity.config_hash,
+        options=dict(identity.options),
+        profiled_phase=profiled_phase,
+    )
+
+
+def _upgrade_v1(data: dict) -> dict:
+    """A schema-1 line as schema 2: profile records named their profiled phase in metrics["phase"]."""
+    data = dict(data)
+    if data.get("phase") == "profile" and isinstance(data.get("metrics"), dict):
+        metrics = dict(data["metrics"])
+        data["profiled_phase"] = metrics.pop("phase", None)
+        data["metrics"] = metrics
+    return data
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
+
+
+def _string(value: object) -> str | None:
+    return None if isinstance(value, str) else "must be a string"
+
+
+def _string_or_null(value: object) -> str | None:
+    return None if value is None or isinstance(value, str) else "must be a string or null"
+
+
+def _count(value: object) -> str | None:
+    return None if _is_int(value) and value >= 0 else "must be an int >= 0"
+
+
+def _count_or_null(value: object) -> str | None:
+    return None if value is None else _count(value)
+
+
+def _positive_int(value: object) -> str | None:
+    return None if _is_int(value) and value >= 1 else "must be an int >= 1"
+
+
+def _widths(value: object) -> str | None:
+    ok = isinstance(value, list) and len(value) >= 2 and all(_is_int(w) and w >= 1 for w in value)
+    return None if ok else "must be a list of at least 2 positive ints"
+
+
+def _rate_or_null(value: object) -> str | None:
+    return None if value is None or (_is_number(value) and value >= 0) else "must be a finite number >= 0 or null"
+
+
+def _object(value: object) -> str | None:
+    return None if isinstance(value, dict) else "must be an object"
+
+
+def _object_or_null(value: object) -> str | None:
+    return None if value is None or isinstance(value, dict) else "must be an object or null"
+
+
+def _choice(allowed: tuple[str, ...]):
+    def check(value: object) -> str | None:
+        return None if value in allowed else f"must be one of {', '.join(allowed)}"
+
+    return check
+
+
+def _profiled_phase(value: object) -> str | None:
+    return None if value is None or value in SPEED_PHASES else f"must be null or one of {', '.join(SPEED_PHASES)}"
+
+
+def time_problem(time_s: object) -> str | None:
+    """What is wrong with a time_s object, or None: every statistic finite and >= 0, values non-empty."""
+    if time_s is None:
+        return None
+    if not isinstance(time_s, dict):
+        return "must be an object of seconds per call or null"
+    for key in ("median", "mean", "stdev", "iqr", "min", "max"):
+        if not (_is_number(time_s.get(key)) and time_s[key] >= 0):
+            return f"{key} must be a finite number >= 0"
+    for key in ("n", "loops"):
+        if not (_is_int(time_s.get(key)) and time_s[key] >= 1):
+            return f"{key} must be an int >= 1"
+    for key in ("values", "process_medians"):
+        values = time_s.get(key, [])
+        if not isinstance(values, list) or not all(_is_number(v) and v >= 0 for v in values):
+            return f"{key} must be a list of finite numbers >= 0"
+    if not time_s.get("values"):
+        return "values must hold at least one value"
+    return None
+
+
+FIELD_CHECKS = {
+    "run_id": _string,
+    "suite": _string,
+    "impl": _string,
+    "family": _string,
+    "phase": _choice(PHASES),
+    "profiled_phase": _profiled_phase,
+    "device": _string,
+    "dtype": _string,
+    "batch_size": _positive_int,
+    "widths": _widths,
+    "grid_size": _count,
+    "spline_order": _count,
+    "num_basis": _count,
+    "params": _count_or_null,
+    "params_total": _count_or_null,
+    "status": _choice(STATUSES),
+    "reason": _string_or_null,
+    "time_s": time_problem,
+    "peak_mem_bytes": _count_or_null,
+    "flops": _count_or_null,
+    "flop_per_s": _rate_or_null,
+    "metrics": _object_or_null,
+    "options": _object,
+    "config_hash": _string,
+}
+
+
+def _phase_problem(data: dict) -> str | None:
+    """Rules across fields: ok speed records are timed, profile records name their phase."""
+    if data["phase"] == "profile" and data.get("profiled_phase") is None:
+        return "field profiled_phase: a profile record must name the phase it profiled"
+    if data["phase"] != "profile" and data.get("profiled_phase") is not None:
+        return f"field profiled_phase: only profile records have one, this is a {data['phase']} record"
+    if data["status"] == "ok" and data["phase"] in SPEED_PHASES and data.get("time_s") is None:
+        return f"field time_s: an ok {data['phase']} record must be timed, got null"
+    return None

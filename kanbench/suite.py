@@ -8,9 +8,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .errors import UsageError
 
@@ -19,6 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+C = TypeVar("C", bound=Any)
 KINDS = ("speed", "accuracy", "profile")
 SPEED_PHASES = ("forward", "forward_inference", "backward", "train_step")
 DEVICES = ("cpu", "cuda")
@@ -89,11 +92,13 @@ class Cell:
     dtype: str
     options: tuple[tuple[str, object], ...] = ()
     compile: bool = False  # timed under torch.compile (compile time is recorded apart, never inside a value)
+    source: str = ""  # how the suite named impl when that is not the adapter's own name ("module:factory")
 
     @property
     def key(self) -> dict:
-        """Everything that defines the cell, as plain JSON types."""
+        """Everything that defines the cell, as plain JSON types (how the suite named the adapter is not)."""
         data = asdict(self)
+        del data["source"]
         data["widths"] = list(self.widths)
         data["options"] = dict(self.options)
         if not self.compile:
@@ -135,6 +140,13 @@ class Suite:
     text: str = ""  # the file as read, stored in the run directory
     extra: dict = field(default_factory=dict)  # kind-specific tables (accuracy: training, datasets)
     sweeps: tuple[dict, ...] = ()  # every [[axes]] table; `axes` is the first
+    sources: dict = field(default_factory=dict)  # adapter name -> "module:factory" as the suite wrote it
+
+    def adapter_name(self, written: str) -> str | None:
+        """The adapter name of an implementation as the suite wrote it (a name or "module:factory"), or None."""
+        if written in self.implementations:
+            return written
+        return next((name for name, source in self.sources.items() if source == written), None)
 
     def cells(self) -> list[Cell]:
         """The union of each sweep's cartesian product, every implementation side by side, in a fixed order."""
@@ -145,17 +157,21 @@ class Suite:
             ):
                 for impl in self.implementations:
                     options = tuple(sorted(self.options.get(impl, {}).items()))
-                    cell = Cell(impl, tuple(widths), g, k, batch, device, dtype, options, compiled)
+                    source = self.sources.get(impl, "")
+                    cell = Cell(impl, tuple(widths), g, k, batch, device, dtype, options, compiled, source)
                     out.setdefault(cell.config_hash, cell)  # sweeps may overlap
         return list(out.values())
 
 
-def shard(cells: list[Cell], spec: str | None) -> list[Cell]:
-    """Cells of shard K of N ("K/N", 1-based): whole groups, dealt round-robin, so shards keep impls side by side."""
+def shard(cells: list[C], spec: str | None) -> list[C]:
+    """Cells of shard K of N ("K/N", 1-based): whole groups, dealt round-robin, so shards keep impls side by side.
+
+    Works for the cells of every kind: anything with a group_key.
+    """
     if spec is None:
         return cells
     k, n = parse_shard(spec)
-    groups: dict[tuple, list[Cell]] = {}
+    groups: dict[tuple, list[C]] = {}
     for cell in cells:
         groups.setdefault(cell.group_key, []).append(cell)
     return [c for i, group in enumerate(groups.values()) if i % n == k - 1 for c in group]
@@ -173,7 +189,7 @@ def parse_shard(spec: str) -> tuple[int, int]:
     return k, n
 
 
-class _Checker:
+class Checker:
     """Type checks that raise UsageError naming the file and key."""
 
     def __init__(self, path: str) -> None:
@@ -191,13 +207,39 @@ class _Checker:
             self.fail(f"[{key}].{unknown[0]}", f"unknown key; allowed: {', '.join(allowed)}")
         return value
 
-    def number(self, value, key: str, kind: type, minimum: float, strict: bool = False):
+    def number(self, value, key: str, kind: type, minimum: float, strict: bool = False, maximum: float | None = None):
         ok_type = isinstance(value, kind) or (kind is float and isinstance(value, int))
         if isinstance(value, bool) or not ok_type:
             self.fail(key, f"must be {'an int' if kind is int else 'a number'}, got {value!r}")
+        if not math.isfinite(value):
+            self.fail(key, f"must be a finite number, got {value!r}")
         if value < minimum or (strict and value == minimum):
-            self.fail(key, f"must be {'>' if strict else '>='} {minimum}, got {value!r}")
+            self.fail(key, f"must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
+        if maximum is not None and value > maximum:
+            self.fail(key, f"must be <= {maximum:g}, got {value!r}")
         return kind(value)
+
+    def choice(self, value, key: str, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            self.fail(key, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
+        return value
+
+    def entries(self, value, key: str, allowed: tuple[str, ...]) -> dict:
+        """value must be a table whose keys are all allowed; key names it in messages."""
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a table, got {value!r}")
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            self.fail(f"{key}.{unknown[0]}", f"unknown key; allowed: {', '.join(allowed)}")
+        return value
+
+    def finite(self, value, key: str) -> None:
+        """Refuse inf and nan anywhere inside a table (TOML allows them; no setting of a suite means them)."""
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(key, f"must be a finite number, got {value!r}")
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for k, v in items:
+            self.finite(v, f"{key}.{k}" if isinstance(k, str) else f"{key}[{k}]")
 
     def boolean(self, value, key: str) -> bool:
         if not isinstance(value, bool):
@@ -222,7 +264,7 @@ class _Checker:
         return [self.number(v, f"{key}[{i}]", int, minimum) for i, v in enumerate(value)]
 
 
-def _axes(check: _Checker, raw: object, where: str, kind: str) -> dict:
+def _axes(check: Checker, raw: object, where: str, kind: str) -> dict:
     """One validated table of axes, with defaults filled in."""
     if not isinstance(raw, dict):
         check.fail(where, f"must be a table of axes, got {type(raw).__name__}")
@@ -265,7 +307,7 @@ def parse(text: str, path: str = "<suite>") -> Suite:
     """Validate suite TOML text; raises UsageError naming path, key and what is allowed."""
     import implementations
 
-    check = _Checker(path)
+    check = Checker(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -281,15 +323,19 @@ def parse(text: str, path: str = "<suite>") -> Suite:
     kind = head.get("kind", "speed")
     if kind not in KINDS:
         check.fail("[suite].kind", f"{kind!r} is not allowed; allowed: {', '.join(KINDS)}")
-    impls = check.string_list(head.get("implementations"), "[suite].implementations")
-    known = implementations.names()
-    for i, impl in enumerate(impls):
+    written = check.string_list(head.get("implementations"), "[suite].implementations")
+    impls, sources, named = [], {}, {}  # named: as written -> the adapter's own name
+    for i, spec in enumerate(written):
         try:
-            implementations.get(impl)
-        except (KeyError, TypeError) as exc:
-            check.fail(
-                f"[suite].implementations[{i}]", f"{exc.args[0] if exc.args else exc}; known: {', '.join(known)}"
-            )
+            adapter = implementations.info(spec).name
+        except (KeyError, TypeError, ImportError) as exc:
+            check.fail(f"[suite].implementations[{i}]", str(exc.args[0]) if exc.args else str(exc))
+        if adapter in impls:
+            check.fail(f"[suite].implementations[{i}]", f"{spec!r} is {adapter!r}, already listed")
+        impls.append(adapter)
+        named[spec] = named[adapter] = adapter
+        if spec != adapter:
+            sources[adapter] = spec
     if kind == "accuracy":
         if "phases" in head:
             check.fail("[suite].phases", "only speed and profile suites have phases")
@@ -331,24 +377,27 @@ def parse(text: str, path: str = "<suite>") -> Suite:
         check.fail("[limits.impl]", f"must be a table of implementation -> {{max_call_s = ...}}, got {impl_limits!r}")
     impl_max = {}
     for impl in impl_limits:
-        if impl not in impls:
-            check.fail(f"[limits.impl.{impl}]", f"names no implementation of this suite; allowed: {', '.join(impls)}")
+        if impl not in named:
+            check.fail(f"[limits.impl.{impl}]", f"names no implementation of this suite; allowed: {', '.join(written)}")
         sub = check.table(impl_limits, impl, ("max_call_s",))
         where = f"[limits.impl.{impl}].max_call_s"
-        impl_max[impl] = check.number(sub.get("max_call_s"), where, float, 0, strict=True)
+        impl_max[named[impl]] = check.number(sub.get("max_call_s"), where, float, 0, strict=True)
     limits = Limits(
         max_call_s=check.number(lim.get("max_call_s", Limits.max_call_s), "[limits].max_call_s", float, 0, strict=True),
         impl_max_call_s=impl_max,
     )
 
-    options = data.get("options", {})
-    if not isinstance(options, dict):
+    raw_options = data.get("options", {})
+    if not isinstance(raw_options, dict):
         check.fail("[options]", "must be a table of implementation -> build options")
-    for impl, table in options.items():
-        if impl not in impls:
-            check.fail(f"[options.{impl}]", f"names no implementation of this suite; allowed: {', '.join(impls)}")
+    options = {}
+    for impl, table in raw_options.items():
+        if impl not in named:
+            check.fail(f"[options.{impl}]", f"names no implementation of this suite; allowed: {', '.join(written)}")
         if not isinstance(table, dict):
             check.fail(f"[options.{impl}]", f"must be a table of build options, got {table!r}")
+        check.finite(table, f"[options.{impl}]")
+        options[named[impl]] = table
 
     p = check.table(data, "profile", tuple(Profile.__dataclass_fields__))
     profile = Profile(
@@ -367,9 +416,12 @@ def parse(text: str, path: str = "<suite>") -> Suite:
     description = head.get("description", "")
     if not isinstance(description, str):
         check.fail("[suite].description", f"must be a string, got {description!r}")
+    for table, value in extra.items():
+        for sub, inner in value.items() if table == "datasets" and isinstance(value, dict) else [("", value)]:
+            check.finite(inner, f"[{table}.{sub}]" if sub else f"[{table}]")
     return Suite(
         path, name, kind, tuple(impls), tuple(phases), sweeps[0], timing, limits, options, profile, description, text,
-        extra, sweeps,
+        extra, sweeps, sources,
     )  # fmt: skip
 
 

@@ -20,7 +20,6 @@ from torch import nn
 import implementations
 
 from . import datasets
-from .worker import serve_requests
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 PROJECTION_STEPS = 10  # training steps timed before projecting the whole run against max_run_s
@@ -134,7 +133,8 @@ def train(request: dict, log=None) -> dict:
     x_va, y_va = tensors(data.val, spec, task, device, dtype, limit)
     x_te, y_te = tensors(data.test, spec, task, device, dtype, limit)
     seed = cell["seed"]
-    model = build_model(cell["impl"], cell["widths"], cell["grid_size"], cell["spline_order"], cell["options"], seed)
+    impl = cell.get("source") or cell["impl"]
+    model = build_model(impl, cell["widths"], cell["grid_size"], cell["spline_order"], cell["options"], seed)
     model = model.to(device=device, dtype=dtype).train()
     result: dict = {
         "status": "ok", "reason": None,
@@ -240,8 +240,3 @@ def handle(request: dict) -> dict:
         return train(request, log)
     except datasets.DatasetError as exc:
         return {"status": "error", "reason": str(exc)}
-
-
-def serve(conn, threads: int) -> None:
-    """Worker loop for kanbench.pool.WorkerPool: answer each training request until None or EOF."""
-    serve_requests(conn, threads, handle)

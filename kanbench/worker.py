@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import traceback
 
 import torch
 
@@ -27,7 +26,7 @@ def resolve_device(name: str) -> torch.device:
 
 def build_workload(cell: dict, config_hash: str, clock: str = "wall") -> tuple[phases.Workload, dict]:
     """The model, inputs, target, output gradient and optimizer of a cell, plus its parameter counts."""
-    adapter = implementations.get(cell["impl"])
+    adapter = implementations.get(cell.get("source") or cell["impl"])
     device, dtype = resolve_device(cell["device"]), DTYPES[cell["dtype"]]
     torch.manual_seed(seed_of(config_hash))
     model = adapter.build(cell["widths"], cell["grid_size"], cell["spline_order"], **cell["options"])
@@ -63,7 +62,7 @@ def count_flops(call) -> int:
 def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, max_call_s: float, first: bool) -> dict:
     """Every phase of one cell in this process: values, loops, and (in the first process) memory and FLOPs."""
     result: dict = {"status": "ok", "reason": None, "phases": {}}
-    problem = checks.check_once(cell["impl"], cell["options"])
+    problem = checks.check_once(cell.get("source") or cell["impl"], cell["options"])
     if problem:
         return {**result, "status": "error", "reason": problem}
     try:
@@ -105,26 +104,7 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
     return result
 
 
-def serve_requests(conn, threads: int, handle) -> None:
-    """A worker's loop for kanbench.pool.WorkerPool: say hello, then send handle(request) for each request until
-    None or EOF (the parent died); an exception becomes an error reply, so one bad cell never ends the worker."""
-    if threads:
-        torch.set_num_threads(threads)
-    conn.send({"ready": True, "torch_threads": torch.get_num_threads()})
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        if request is None:
-            return
-        try:
-            conn.send(handle(request))
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
-            conn.send({"status": "error", "reason": reason, "phases": {}})
-
-
-def serve(conn, threads: int) -> None:
-    """Timing worker: each request is measure_cell's arguments (cell, hash, phases, timing, max_call_s, first)."""
-    serve_requests(conn, threads, lambda request: measure_cell(*request))
+def handle(request: dict) -> dict:
+    """Timing worker handler (kanbench.pool): measure one cell as the speed kind's request describes."""
+    return measure_cell(request["cell"], request["config_hash"], request["phases"], request["timing"],
+                        request["max_call_s"], request["first"])  # fmt: skip

@@ -1,0 +1,376 @@
+"""The run session: one owner of a run directory for every suite kind (speed, accuracy, profile).
+
+It creates or reopens the directory (--resume), locks it against a second writer, shards the cells, writes a
+skipped Record for every cell that cannot run here, captures the environment at the start and the end, shows
+progress, hands the rest to an executor, and prints the summary. A suite kind plugs in through `Kind`: it plans
+its cells, says what a worker must do for a group of them, and turns the workers' replies into Records. The
+session is the only writer of results.jsonl.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import progress, results
+from .errors import UsageError
+from .record import Record
+from .suite import Suite, parse_shard
+
+CUDA_MISSING = "CUDA is not available on this machine (torch.cuda.is_available() is False)"
+LOCK = ".lock"
+
+
+class PlannedCell(Protocol):
+    """What the session needs of a cell of any kind."""
+
+    impl: str
+    device: str
+
+    @property
+    def config_hash(self) -> str: ...
+
+    @property
+    def group_key(self) -> tuple: ...
+
+    def label(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Request:
+    """One message to one worker: which worker of the lane, for which cell, and how long it may take."""
+
+    slot: int
+    cell: Any
+    payload: Any
+    timeout_s: float
+    label: str
+
+
+class Kind(Protocol):
+    """A suite kind as the session sees it."""
+
+    name: str  # "speed", "accuracy", "profile"
+    handler: str  # "module:function" that a worker process calls with each Request.payload
+    processes: int  # worker processes per lane; each request names one by its slot
+    lanes: int  # groups measured at once, each by its own workers
+    threads: int  # torch threads in every worker (0: torch's default)
+
+    def cells(self) -> list[Any]: ...
+    def attach(self, run_dir: Path) -> None: ...
+    def keys(self, cell: Any) -> list[tuple[str, str, str | None]]: ...
+    def estimate(self, cell: Any) -> float: ...
+    def requests(self, group: list[Any], group_index: int) -> list[Request]: ...
+    def records(self, cell: Any, replies: list[dict], run_id: str) -> list[Record]: ...
+    def skip_records(self, cell: Any, reason: str, run_id: str) -> list[Record]: ...
+    def settings(self) -> dict: ...
+    def before_workers(self, cells: list[Any], environment: dict, bar: progress.Progress) -> None: ...
+    def outcome(self, cell: Any, records: list[Record]) -> str: ...
+    def dry_run(self, cells: list[Any], why: Callable[[Any], str | None]) -> list[str]: ...
+    def summary(self, records: list[Record]) -> str: ...
+    def epilogue(self, run_dir: Path) -> list[str]: ...
+
+
+@dataclass
+class Options:
+    """What the command line asks of a session (the same for every kind)."""
+
+    out: str | None = None
+    resume: bool = False
+    shard: str | None = None
+    dry_run: bool = False
+    quiet: bool = False
+    run_name: str = ""  # the default directory is <UTC time>-<run_name>; empty: the suite's name
+    argv: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+def shard(cells: list[Any], spec: str | None) -> list[Any]:
+    """Cells of shard K of N ("K/N", 1-based): whole groups, dealt round-robin, so shards keep impls side by side."""
+    if spec is None:
+        return cells
+    k, n = parse_shard(spec)
+    groups: dict[tuple, list[Any]] = {}
+    for cell in cells:
+        groups.setdefault(cell.group_key, []).append(cell)
+    return [c for i, group in enumerate(groups.values()) if i % n == k - 1 for c in group]
+
+
+def groups_of(cells: list[Any]) -> list[list[Any]]:
+    """Cells equal but for the implementation, in first-seen order."""
+    groups: dict[tuple, list[Any]] = {}
+    for cell in cells:
+        groups.setdefault(cell.group_key, []).append(cell)
+    return list(groups.values())
+
+
+def availability(cells: list[Any]) -> Callable[[Any], str | None]:
+    """A function giving why a cell cannot run on this machine, or None; asks torch and each adapter once."""
+    import torch
+
+    import implementations
+
+    cuda_ok = torch.cuda.is_available()
+    adapters: dict[str, tuple[bool, str]] = {}
+
+    def why(cell: Any) -> str | None:
+        if cell.device == "cuda" and not cuda_ok:
+            return CUDA_MISSING
+        source = getattr(cell, "source", "") or cell.impl
+        if source not in adapters:
+            adapters[source] = implementations.get(source).available()
+        ok, reason = adapters[source]
+        return None if ok else reason
+
+    return why
+
+
+@contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold the run directory's lock; a second writer gets UsageError naming the process that holds it.
+
+    flock is released by the kernel when its holder dies, so a lock left by a killed run never blocks --resume.
+    """
+    import fcntl
+
+    path = run_dir / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UsageError(f"{run_dir}: cannot create its lock file: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise UsageError(f"{run_dir}: cannot lock: {exc.strerror or exc}") from None
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise UsageError(
+                f"{run_dir} is being written by {holder}; wait for it to finish, or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} (started {_utc()})\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _utc() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def open_run_dir(suite: Suite, options: Options) -> Path:
+    """The new run directory (or, with --resume, the one to finish); nothing is written to it yet."""
+    if options.resume:
+        if not options.out:
+            raise UsageError("--resume needs --out RUN_DIR, the run to finish")
+        run_dir = Path(options.out)
+        stored = run_dir / results.SUITE
+        if not stored.is_file():
+            raise UsageError(f"{run_dir}: nothing to resume ({results.SUITE} missing)")
+        if stored.read_bytes().decode("utf-8", errors="replace") != suite.text:
+            raise UsageError(f"{run_dir}: its {results.SUITE} differs from {suite.path}; resume with the same suite")
+        return run_dir
+    if options.out:
+        run_dir = Path(options.out)
+        if (run_dir / results.RESULTS).exists():
+            raise UsageError(f"{run_dir} already holds results; use --resume to finish it, or another --out")
+        if run_dir.is_dir() and any(p.name != LOCK for p in run_dir.iterdir()):
+            raise UsageError(
+                f"--out {run_dir} is a directory that holds other files; give a new or empty directory "
+                "(or --resume, if it is an unfinished run)"
+            )
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out {run_dir}: cannot create: {exc.strerror or exc}") from None
+        return run_dir
+    name = options.run_name or suite.name
+    if options.shard:
+        name += f"-shard{options.shard.replace('/', 'of')}"
+    try:
+        return results.new_run_dir(Path("results") / "runs", name)
+    except OSError as exc:
+        raise UsageError(f"results/runs: cannot create a run directory: {exc.strerror or exc}") from None
+
+
+def _check_settings(run_dir: Path, stored: dict, current: dict) -> None:
+    """--resume must measure as the run began: the same effective settings and shard."""
+    before = stored.get("run", {})
+    changed = sorted(k for k in current if k in before and before[k] != current[k])
+    if not changed:
+        return
+    detail = ", ".join(f"{k}: {before.get(k)!r} then, {current.get(k)!r} now" for k in changed)
+    raise UsageError(f"{run_dir}: --resume with other settings than the run began with ({detail})")
+
+
+def run(kind: Kind, suite: Suite, options: Options) -> int:
+    """Plan, then (unless a dry run) measure every cell of the kind not yet in the run directory."""
+    cells = shard(kind.cells(), options.shard)
+    if options.dry_run:
+        for line in kind.dry_run(cells, availability(cells)):
+            print(line)
+        return 0
+    run_dir = open_run_dir(suite, options)
+    with locked(run_dir):
+        return _measure(kind, suite, options, cells, run_dir)
+
+
+def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_dir: Path) -> int:
+    from . import env, pyperfio
+
+    kind.attach(run_dir)
+    settings = {**kind.settings(), "shard": options.shard}
+    done: set[tuple] = set()
+    if options.resume:
+        results.repair_tail(run_dir)
+        if (run_dir / results.RESULTS).exists():
+            done = {r.key for r in results.read_records(run_dir)}
+        environment = results.read_environment(run_dir) if (run_dir / results.ENVIRONMENT).exists() else {}
+        _check_settings(run_dir, environment, settings)
+    else:
+        (run_dir / results.SUITE).write_text(suite.text, encoding="utf-8")
+        environment = {}
+    if not environment:
+        environment = env.fingerprint()
+        environment["run"] = {"kind": kind.name, "argv": options.argv, **settings, "started_utc": _utc()}
+    else:
+        environment["run"].setdefault("resumed", []).append({"argv": options.argv, "utc": _utc()})
+    results.write_environment(run_dir, environment)  # now, so a killed run can still be loaded and reported
+
+    todo = [c for c in cells if any(k not in done for k in kind.keys(c))]
+    bar = progress.Progress(len(todo), sum(kind.estimate(c) for c in todo) / kind.lanes, quiet=options.quiet)
+    if done:
+        bar.note(f"resuming {run_dir}: {len(cells) - len(todo)} of {len(cells)} cells already done")
+    run_id = run_dir.name
+
+    def write(records: list[Record]) -> list[Record]:
+        for record in records:
+            if record.key not in done:  # a kill mid-group left some of a cell's records
+                results.append(run_dir, record)
+        return records
+
+    why = availability(todo)
+    runnable = []
+    for cell in todo:
+        reason = why(cell)
+        if reason:
+            write(kind.skip_records(cell, reason, run_id))
+            bar.advance(f"{cell.label()} (skipped)", kind.estimate(cell) / kind.lanes)
+        else:
+            runnable.append(cell)
+    executor = LocalExecutor(kind, bar)
+    try:
+        if runnable:
+            kind.before_workers(runnable, environment, bar)
+            for cell, replies in executor.run(groups_of(runnable)):
+                records = write(kind.records(cell, replies, run_id))
+                bar.advance(f"{cell.label()}{kind.outcome(cell, records)}", kind.estimate(cell) / kind.lanes)
+    finally:
+        executor.close()
+        environment["worker_torch_threads"] = executor.torch_threads or kind.threads or environment["torch_threads"]
+        environment["run"]["finished_utc"] = _utc()
+        results.write_environment(run_dir, environment)
+    bar.finish()
+    records = results.read_records(run_dir)
+    pyperfio.write(run_dir, records)
+    if not options.quiet:
+        print(kind.summary(records))
+    print(status_line(records))
+    if not options.shard:
+        link_latest(run_dir, options.run_name or suite.name)
+    print(f"run dir: {run_dir}")
+    for line in kind.epilogue(run_dir):
+        print(line)
+    return 0
+
+
+def status_line(records: list[Record]) -> str:
+    """How many records are ok, skipped and failed, with the first failure's reason."""
+    counts = {s: sum(r.status == s for r in records) for s in ("ok", "skipped", "error")}
+    line = f"{len(records)} records: {counts['ok']} ok, {counts['skipped']} skipped, {counts['error']} error"
+    bad = next((r for r in records if r.status == "error"), None)
+    if bad is not None:
+        reason = (bad.reason or "").splitlines()[0] if bad.reason else ""
+        line += f" (first error: {bad.impl} {bad.profiled_phase or bad.phase}: {reason[:160]})"
+    return line
+
+
+class LocalExecutor:
+    """Worker processes on this machine: `kind.lanes` groups at once, each lane with `kind.processes` workers."""
+
+    def __init__(self, kind: Kind, bar: progress.Progress) -> None:
+        self.kind, self.bar = kind, bar
+        self.started: list = []
+        self.torch_threads: int | None = None
+
+    def _pool(self):
+        from .pool import WorkerPool
+
+        self.bar.note(f"starting {self.kind.processes} worker process(es)")
+        pool = WorkerPool(self.kind.processes, self.kind.threads, self.kind.handler)
+        self.torch_threads = pool.torch_threads
+        self.started.append(pool)
+        return pool
+
+    def _group(self, pool, group: list[Any], index: int) -> list[tuple[Any, list[dict]]]:
+        replies: dict[int, list[dict]] = {id(c): [] for c in group}
+        for request in self.kind.requests(group, index):
+            self.bar.current(request.label)
+            replies[id(request.cell)].append(pool.measure(request.slot, request.payload, request.timeout_s))
+        return [(cell, replies[id(cell)]) for cell in group]
+
+    def run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[dict]]]:
+        """(cell, replies of every worker that measured it), group by group as they finish."""
+        if self.kind.lanes <= 1:
+            pool = self._pool()
+            for index, group in enumerate(groups):
+                yield from self._group(pool, group, index)
+            return
+        import queue
+        import threading
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        free: queue.Queue = queue.Queue()
+        lock = threading.Lock()
+
+        def one(index: int, group: list[Any]) -> list[tuple[Any, list[dict]]]:
+            try:
+                pool = free.get_nowait()
+            except queue.Empty:
+                with lock:
+                    pool = self._pool()
+            try:
+                return self._group(pool, group, index)
+            finally:
+                free.put(pool)
+
+        with ThreadPoolExecutor(max_workers=self.kind.lanes) as threads:
+            futures = [threads.submit(one, i, g) for i, g in enumerate(groups)]
+            for future in as_completed(futures):
+                yield from future.result()
+
+    def close(self) -> None:
+        """Stop every worker process this executor started."""
+        for pool in self.started:
+            pool.close()
+
+
+def link_latest(run_dir: Path, name: str) -> None:
+    """Point <runs>/latest-<name> at this run, so scripts (tox -e bench) can find it without parsing output."""
+    link = run_dir.parent / f"latest-{name}"
+    try:
+        if link.is_symlink():
+            link.unlink()
+        elif link.exists():
+            print(f"note: {link} exists and is not a link; left as it is", file=sys.stderr)
+            return
+        link.symlink_to(run_dir.name, target_is_directory=True)
+    except OSError:
+        pass  # a file system without symlinks: the run itself is complete

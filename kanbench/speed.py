@@ -1,0 +1,215 @@
+"""The speed kind: time every phase of every cell in worker processes (kanbench.worker), one Record per phase.
+
+Cells that differ only in implementation form a group; each worker process measures a whole group, in an
+order rotated per process, so drift lands on all implementations alike. Records of a group are written once
+every process has measured it, so an interrupted run loses at most the group in flight (--resume finishes it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from . import progress, summary
+from .errors import UsageError
+from .record import Identity, Record, SpeedMetrics, TimeStats, make
+from .session import Request
+from .suite import Cell, Suite, Timing
+
+SMOKE = Timing(warmup=0, min_time=0.0002, values=2, processes=1)
+DTYPE_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
+
+
+def effective_timing(suite: Suite, smoke: bool, overrides: dict[str, float | int | None]) -> Timing:
+    """The suite's timing with --smoke and the explicit overrides (processes, values, min_time) applied."""
+    import math
+
+    t = replace(SMOKE, threads=suite.timing.threads, cell_timeout_s=suite.timing.cell_timeout_s,
+                clock=suite.timing.clock) if smoke else suite.timing  # fmt: skip
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        if not math.isfinite(value) or value <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value}")
+        t = replace(t, **{name: value})
+    return t
+
+
+def identity(cell: Cell, suite: Suite) -> Identity:
+    """The identity every Record of a speed or profile cell shares."""
+    import implementations
+
+    family = implementations.info(cell.source or cell.impl).family
+    options = {**dict(cell.options), **({"compile": True} if cell.compile else {})}
+    return Identity(
+        suite=suite.name, impl=cell.impl, family=family, device=cell.device, dtype=cell.dtype,
+        batch_size=cell.batch_size, widths=cell.widths, grid_size=cell.grid_size, spline_order=cell.spline_order,
+        num_basis=0 if family == "mlp" else cell.grid_size + cell.spline_order, options=options,
+        config_hash=cell.config_hash,
+    )  # fmt: skip
+
+
+def forward_flops(cell: Cell) -> int | None:
+    """The adapter's analytic forward FLOPs of one call, or None if it cannot say."""
+    import implementations
+
+    try:
+        adapter = implementations.get(cell.source or cell.impl)
+        return adapter.flops(list(cell.widths), cell.grid_size, cell.spline_order, cell.batch_size,
+                             **dict(cell.options))  # fmt: skip
+    except Exception:  # an estimate only: a cell that cannot be built fails in its worker, with its reason
+        return None
+
+
+def call_estimate(cell: Cell) -> float:
+    """Rough seconds of one forward call: the adapter's FLOPs at ~10 GFLOP/s (1 TFLOP/s on CUDA)."""
+    return (forward_flops(cell) or 0) / (1e12 if cell.device == "cuda" else 1e10)
+
+
+def phase_flops(analytic: int, phase: str, params: int) -> int:
+    """FLOPs of one call of a phase from the forward estimate (see docs/methodology.md)."""
+    if phase in ("forward", "forward_inference"):
+        return analytic
+    if phase == "backward":
+        return 2 * analytic
+    return 3 * analytic + 12 * params  # train_step: forward, backward, AdamW update
+
+
+def device_peaks(cells: list[Cell], threads: int, measure: bool = True) -> dict[str, dict]:
+    """Cached (or, if measure, newly measured) ceilings of each device the cells use: {"cpu": {...}, ...}."""
+    from . import machine
+
+    peaks = {}
+    for device in sorted({c.device for c in cells}):
+        try:
+            found = machine.figures("cuda:0" if device == "cuda" else "cpu", threads, measure_missing=measure)
+            if found:
+                peaks[device] = found
+        except Exception as exc:  # a roofline is a bonus: never lose a run over it
+            peaks[device] = {"error": f"{type(exc).__name__}: {exc}"}
+    return peaks
+
+
+def roofline(record: Record, metrics: SpeedMetrics, peak: dict | None) -> None:
+    """Fill in the fraction of peak FLOP/s and an arithmetic intensity estimate."""
+    # bytes that must move at least once: every parameter read, every byte the phase allocates written
+    moved = (record.params_total or 0) * DTYPE_BYTES.get(record.dtype, 4) + (record.peak_mem_bytes or 0)
+    metrics.bytes_estimate = moved
+    metrics.arithmetic_intensity = record.flops / moved if moved and record.flops is not None else None
+    if peak and "peak_flop_per_s" in peak and record.flop_per_s:
+        metrics.fraction_of_peak = record.flop_per_s / peak["peak_flop_per_s"]
+
+
+class SpeedKind:
+    """Time the phases of a speed suite's cells."""
+
+    name = "speed"
+    handler = "kanbench.worker:handle"
+    lanes = 1
+
+    def __init__(self, suite: Suite, timing: Timing, cells: list[Cell], phases: tuple[str, ...], smoke: bool):
+        self.suite, self.t, self.phases, self.smoke = suite, timing, phases, smoke
+        self._cells = cells
+        self.processes, self.threads = timing.processes, timing.threads
+        self.peaks: dict[str, dict] = {}
+
+    def cells(self) -> list[Cell]:
+        """The cells to measure, in suite order."""
+        return self._cells
+
+    def keys(self, cell: Cell) -> list[tuple[str, str, str | None]]:
+        """One Record per phase."""
+        return [(cell.config_hash, phase, None) for phase in self.phases]
+
+    def estimate(self, cell: Cell) -> float:
+        """Rough wall time: per phase (values + calibration) x max(min_time, one call) per process."""
+        t, call = self.t, call_estimate(cell)
+        per_phase = (t.values + 4) * max(t.min_time, call) + t.warmup * call + 0.02
+        return t.processes * (len(self.phases) * per_phase * 1.5 + 0.1)
+
+    def attach(self, run_dir: Path) -> None:
+        """Nothing depends on the run directory."""
+
+    def settings(self) -> dict:
+        """The effective timing, stored in environment.json and checked on --resume."""
+        return {"timing": asdict(self.t), "phases": list(self.phases), "smoke": self.smoke}
+
+    def before_workers(self, cells: list[Cell], environment: dict, bar: progress.Progress) -> None:
+        """Look up (or measure once) the roofline ceilings of the devices the cells use."""
+        bar.note("roofline ceilings of this machine (measured once, then cached; --smoke uses the cache only)")
+        self.peaks = device_peaks(cells, self.t.threads, measure=not self.smoke)
+        environment["machine"] = {**next(iter(self.peaks.values()), {}), "by_device": self.peaks}
+
+    def requests(self, group: list[Cell], group_index: int) -> list[Request]:
+        """Every process measures the whole group; which process goes first, and the cell order, rotate."""
+        out = []
+        for step in range(self.t.processes):
+            slot = (group_index + step) % self.t.processes
+            order = group[step % len(group) :] + group[: step % len(group)]
+            for cell in order:
+                payload = {"cell": {**cell.key, "source": cell.source}, "config_hash": cell.config_hash,
+                           "phases": list(self.phases), "timing": asdict(self.t),
+                           "max_call_s": self.suite.limits.for_impl(cell.impl), "first": step == 0}  # fmt: skip
+                label = f"{cell.label()} (process {step + 1}/{self.t.processes})"
+                out.append(Request(slot, cell, payload, self.t.cell_timeout_s, label))
+        return out
+
+    def records(self, cell: Cell, replies: list[dict], run_id: str) -> list[Record]:
+        """One Record per phase from the replies of every worker process."""
+        ident = identity(cell, self.suite)
+        failed = next((r for r in replies if r["status"] != "ok"), None)
+        flops = forward_flops(cell)
+        records = []
+        for phase in self.phases:
+            if failed:
+                record = make(ident, run_id, phase, failed["status"], failed["reason"], counts=replies[0])
+                records.append(record)
+                continue
+            entries = [r["phases"].get(phase) or {"status": "error", "reason": "no result"} for r in replies]
+            bad = next((e for e in entries if e["status"] != "ok"), None)
+            if bad:
+                records.append(make(ident, run_id, phase, bad["status"], bad["reason"], counts=replies[0]))
+                continue
+            record = make(ident, run_id, phase, counts=replies[0])
+            stats = TimeStats.from_values([e["values"] for e in entries], entries[0]["loops"])
+            record.time_s = asdict(stats)
+            record.peak_mem_bytes = max(e["peak_mem_bytes"] for e in entries if "peak_mem_bytes" in e)
+            metrics = SpeedMetrics(
+                flops_counted_matmul=entries[0].get("flops_counted"),
+                first_call_s=[e.get("first_call_s") for e in entries],
+                first_forward_s=[r.get("first_forward_s") for r in replies],
+            )
+            if flops is not None:
+                record.flops = phase_flops(flops, phase, record.params or 0)
+                record.flop_per_s = record.flops / stats.median if stats.median > 0 else None
+                roofline(record, metrics, self.peaks.get(cell.device))
+            record.metrics = metrics.to_dict()
+            records.append(record)
+        return records
+
+    def skip_records(self, cell: Cell, reason: str, run_id: str) -> list[Record]:
+        """A skipped Record for every phase."""
+        ident = identity(cell, self.suite)
+        return [make(ident, run_id, phase, "skipped", reason) for phase in self.phases]
+
+    def outcome(self, cell: Cell, records: list[Record]) -> str:
+        """Nothing to add to a speed cell's progress line."""
+        return ""
+
+    def dry_run(self, cells: list[Cell], why: Callable[[Cell], str | None]) -> list[str]:
+        """One line per cell, then the count and an estimated time."""
+        runnable = [c for c in cells if why(c) is None]
+        lines = [f"{c.config_hash}  {c.label()}" + (f"  [skip: {why(c)}]" if why(c) else "") for c in cells]
+        total = self.t.processes * 4.0 + sum(self.estimate(c) for c in runnable)
+        lines.append(f"{len(cells)} cells x {len(self.phases)} phases, {self.t.processes} processes: "
+                     f"about {progress.duration(total)}")  # fmt: skip
+        return lines
+
+    def summary(self, records: list[Record]) -> str:
+        """The terminal table of medians."""
+        return summary.table(records)
+
+    def epilogue(self, run_dir: Path) -> list[str]:
+        """Nothing after the run dir line."""
+        return []
