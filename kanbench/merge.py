@@ -26,14 +26,14 @@ def merge(run_dirs: list[Path], out: Path) -> int:
         raise UsageError(f"{missing}: {results.SUITE} missing; not a kanbench run directory")
     if len(texts) != 1:
         raise UsageError("the runs were made from different suite files; only shards of one suite merge")
-    seen: dict[tuple[str, str], Path] = {}
+    seen: dict[tuple, Path] = {}
     merged = []
     for d in run_dirs:
         for r in results.read_records(d):
-            key = (r.config_hash, r.phase)
-            if key in seen:
-                raise UsageError(f"{r.impl} {r.phase} (config {r.config_hash}) is in both {seen[key]} and {d}")
-            seen[key] = Path(d)
+            if r.key in seen:
+                what = f"{r.impl} {r.phase}" + (f" ({r.profiled_phase})" if r.profiled_phase else "")
+                raise UsageError(f"{what} (config {r.config_hash}) is in both {seen[r.key]} and {d}")
+            seen[r.key] = Path(d)
             merged.append(r)
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out} exists and is not empty")

@@ -161,8 +161,10 @@ def write_run(
             shares["uncategorized"] = 1 - sum(shares.values())
             for phase in ("forward", "backward"):
                 cats = {k: {"seconds": v * 1e-4, "share": v} for k, v in shares.items()}
-                metrics = {"phase": phase, "categories": cats, "total_self_s": 1e-4, "ops_per_call": 40,
+                metrics = {"categories": cats, "total_self_s": 1e-4, "ops_per_call": 40,
                            "coverage": 1 - shares["uncategorized"], "kernels_per_call": None,
                            "trace_dir": f"traces/{impl}/{phase}"}  # fmt: skip
-                results.append(run, record(impl, "profile", "cpu", [784, 64, 10], 5, 64, metrics=metrics))
+                rec = record(impl, "profile", "cpu", [784, 64, 10], 5, 64, metrics=metrics)
+                rec.profiled_phase = phase
+                results.append(run, rec)
     return run

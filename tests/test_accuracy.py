@@ -14,7 +14,7 @@ from torch import nn
 
 from kanbench import accuracy, results, training
 from kanbench.errors import UsageError
-from kanbench.suite import parse
+from kanbench.suite import parse, shard
 
 DIGITS_SUITE = """
 [suite]
@@ -143,7 +143,7 @@ def test_plan_lists_every_implementation_and_seed_with_distinct_hashes():
 
 def test_shards_partition_the_runs_by_seed_group():
     cells = plan_of(DIGITS_SUITE).cells
-    one, two = accuracy.shard_cells(cells, "1/2"), accuracy.shard_cells(cells, "2/2")
+    one, two = shard(cells, "1/2"), shard(cells, "2/2")
     assert sorted(c.config_hash for c in one + two) == sorted(c.config_hash for c in cells)
     assert {c.seed for c in one}.isdisjoint({c.seed for c in two})
 

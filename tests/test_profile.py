@@ -66,12 +66,12 @@ def ok_records(records: list) -> list:
 def test_one_profile_record_per_cell_and_phase(profiled):
     run_dir, _, records = profiled
     assert all(r.phase == "profile" for r in records)
-    keys = [(r.config_hash, r.metrics["phase"]) for r in records]
+    keys = [(r.config_hash, r.profiled_phase) for r in records]
     assert len(keys) == len(set(keys)) == 2 * 3 * len(PHASES)  # cpu and cuda cells, three impls, three phases
     cpu = [r for r in records if r.device == "cpu"]
     assert {r.status for r in cpu} == {"ok"}, [r.reason for r in cpu if r.status != "ok"]
     frame = results.load(run_dir)
-    assert {"metric_phase", "metric_total_self_s", "metric_coverage", "metric_ops_per_call"} <= set(frame.columns)
+    assert {"profiled_phase", "metric_total_self_s", "metric_coverage", "metric_ops_per_call"} <= set(frame.columns)
 
 
 def test_cuda_cells_are_profiled_or_skipped_with_a_reason(profiled):
@@ -82,18 +82,18 @@ def test_cuda_cells_are_profiled_or_skipped_with_a_reason(profiled):
             assert r.metrics["kernels_per_call"] > 0 and r.metrics["total_device_s"] > 0
     else:
         assert {r.status for r in cuda} == {"skipped"}
-        assert all("CUDA is not available" in r.reason and r.metrics["phase"] in PHASES for r in cuda)
+        assert all("CUDA is not available" in r.reason and r.profiled_phase in PHASES for r in cuda)
 
 
 def test_traces_are_chrome_trace_json(profiled):
     _, traces, records = profiled
     for r in ok_records(records):
         files = r.metrics["trace_files"]
-        assert files, f"{r.impl} {r.metrics['phase']}: no trace file"
+        assert files, f"{r.impl} {r.profiled_phase}: no trace file"
         for name in files:
             path = Path(name)
             assert path.parent == Path(r.metrics["trace_dir"]) and path.parent.parent == traces
-            assert path.name.startswith(f"{r.metrics['phase']}.") and path.name.endswith(".pt.trace.json")
+            assert path.name.startswith(f"{r.profiled_phase}.") and path.name.endswith(".pt.trace.json")
             data = json.loads(path.read_text())
             events = data["traceEvents"]
             names = {e.get("name", "") for e in events if e.get("ph") == "X"}
@@ -104,7 +104,7 @@ def test_traces_are_chrome_trace_json(profiled):
 
 def test_categories_add_up_and_cover_the_profiled_time(profiled):
     for r in ok_records(profiled[2]):
-        m, where = r.metrics, f"{r.impl} {r.metrics['phase']}"
+        m, where = r.metrics, f"{r.impl} {r.profiled_phase}"
         assert list(m["categories"]) == list(opcategories.CATEGORIES)
         seconds = sum(c["seconds"] for c in m["categories"].values())
         assert math.isclose(seconds, m["total_self_s"], rel_tol=1e-9)
@@ -118,7 +118,7 @@ def test_categories_add_up_and_cover_the_profiled_time(profiled):
 
 
 def test_attribution_by_enclosing_range_and_autograd_link(profiled):
-    by = {(r.impl, r.metrics["phase"]): r.metrics for r in ok_records(profiled[2]) if r.device == "cpu"}
+    by = {(r.impl, r.profiled_phase): r.metrics for r in ok_records(profiled[2]) if r.device == "cpu"}
     for impl in ("bspline", "fastkan"):
         for phase in PHASES:
             cats = by[impl, phase]["categories"]
@@ -147,7 +147,7 @@ def test_a_speed_suite_can_be_profiled(tmp_path, capsys):
     code = cli.main(["profile", str(suite), "--out", str(tmp_path / "run"), "--traces", str(tmp_path / "t"), "--smoke"])
     assert code == 0
     (record,) = results.read_records(tmp_path / "run")
-    assert record.status == "ok" and record.metrics["phase"] == "forward" and record.metrics["profiled_calls"] == 1
+    assert record.status == "ok" and record.profiled_phase == "forward" and record.metrics["profiled_calls"] == 1
     assert "tensorboard --logdir" in capsys.readouterr().out
 
 
@@ -233,19 +233,23 @@ def test_basis_ranges_wrap_and_restore_only_the_models_own_basis():
 
     kan_spline = pytest.importorskip("kan.spline", reason="pykan is not installed: pip install 'kanbench[pykan]'")
     original = kan_spline.B_batch
-    pykan = implementations.get("pykan").build([3, 2], 3, 3)
-    with basis_ranges(pykan) as wrapped:
+    adapter = implementations.get("pykan")
+    pykan = adapter.build([3, 2], 3, 3)
+    with basis_ranges(pykan, adapter.basis_functions(pykan)) as wrapped:  # pykan's adapter names B_batch
         assert wrapped == 2 and kan_spline.B_batch is not original  # the layer view's basis and pykan's own
         assert kan_spline.B_batch.__wrapped__ is original
     assert kan_spline.B_batch is original and "basis" not in vars(pykan.layers[0])
-    with basis_ranges(implementations.get("mlp").build([3, 2], 3, 3)) as wrapped:
+    mlp = implementations.get("mlp")
+    model = mlp.build([3, 2], 3, 3)
+    with basis_ranges(model, mlp.basis_functions(model)) as wrapped:
         assert wrapped == 0 and kan_spline.B_batch is original  # kan is imported, but this model is not pykan's
-    bspline = implementations.get("bspline").build([3, 4, 2], 3, 3)
+    bspline = implementations.get("bspline")
+    model = bspline.build([3, 4, 2], 3, 3)
     x = torch.rand(5, 3)
-    expected = bspline(x)
-    with basis_ranges(bspline) as wrapped:
-        assert wrapped == 2 and torch.equal(bspline(x), expected)
-    assert all("basis" not in vars(layer) for layer in bspline.layers)
+    expected = model(x)
+    with basis_ranges(model, bspline.basis_functions(model)) as wrapped:
+        assert wrapped == 2 and torch.equal(model(x), expected)
+    assert all("basis" not in vars(layer) for layer in model.layers)
 
 
 def test_basis_ranges_cover_a_forward_that_calls_basis_rows():
