@@ -70,6 +70,13 @@ def build(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, seed
     return PykanModel(model, widths)
 
 
+def profile_basis(model: PykanModel) -> list[tuple[object, str]]:
+    """The adapter's basis_hook: pykan's forward evaluates its bases through kan.spline.B_batch, never layer.basis."""
+    import kan.spline  # B_batch recurses and coef2curve calls it through this module's globals: patch it there
+
+    return [(kan.spline, "B_batch")]
+
+
 def param_count(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options) -> int:
     """Trainable parameters: in * out * (G + k + 2) per layer plus the symbolic layer's 4 affine terms per edge."""
     return sum(i * o * (grid_size + spline_order + 2) + 4 * i * o for i, o in edges(check_widths(widths)))

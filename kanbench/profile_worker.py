@@ -40,9 +40,9 @@ def _in_range(name: str, fn: Callable) -> Callable:
 
 @contextlib.contextmanager
 def basis_ranges(model: torch.nn.Module, functions: Iterable[tuple[object, str]] = ()) -> Iterator[int]:
-    """Wrap every layer's basis, and each (owner, attribute) function given, in a kanbench::basis range; yields how many.
+    """Wrap each layer's basis and each (owner, attribute) function in a kanbench::basis range; yields how many.
 
-    `functions` are those the adapter's basis_hook names: ones the model's forward calls instead of layer.basis.
+    `functions` are what the adapter's basis_hook names: functions the model's forward calls instead of layer.basis.
     """
     wrapped = 0
     layers = getattr(model, "layers", [])

@@ -1,7 +1,9 @@
-"""The adapter contract, checked on every built-in implementation (and, at the defaults, on entry points too).
+"""The adapter contract, checked on every registered implementation: built-ins and entry points alike.
 
-gradcheck of the whole model, forward == basis contracted with the weights (so `basis` cannot drift from what forward
-uses), analytic parameter count and matmul FLOPs against the built module, shapes, and bad input.
+The layer contract, shapes and bad input for every name in implementations.names(); for the built-ins also gradcheck
+of the whole model, forward == basis contracted with the weights (so `basis` cannot drift from what forward uses) and
+analytic parameter counts and matmul FLOPs against the built module over several G, k and options. Nothing here lists
+implementations by hand: a new family is covered once its registry line exists.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from implementations.rswaf import RSWAFKANLayer
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN = list(implementations.BUILTIN)
-KANS = [name for name in BUILTIN if implementations.get(name).family != "mlp"]
+NAMES = implementations.names()  # built-ins, then entry points (inkan, and any installed third party's)
+KANS = [name for name in NAMES if implementations.info(name).family != "mlp"]  # the MLP family has no basis
 # Every built-in at its defaults, plus options that change a module's structure.
 OPTION_CASES = [(name, {}) for name in BUILTIN] + [
     ("fastkan", {"use_layernorm": False, "use_base": False}),
@@ -36,7 +39,7 @@ OPTION_CASES = [(name, {}) for name in BUILTIN] + [
 
 
 def adapter(name: str) -> implementations.Adapter:
-    """The adapter, or a skip naming the missing package (only pykan can be missing; see test_registry)."""
+    """The adapter, or a skip with its own reason when it is not available (a missing optional package)."""
     a = implementations.get(name)
     ok, why = a.available()
     if not ok:
@@ -126,7 +129,8 @@ def contract(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         spline = torch.einsum("...im,iom->...io", B, kl.coef)
         edge = kl.scale_base * F.silu(x).unsqueeze(-1) + kl.scale_sp * spline
         return (kl.mask * edge).sum(-2)
-    raise AssertionError(f"no independent contraction written for {type(layer).__name__}")
+    # The contraction needs the layer's weights, which only its family knows; the layer contract holds regardless.
+    pytest.skip(f"no independent contraction written for {type(layer).__name__}: add one to contract() to check it")
 
 
 @pytest.mark.parametrize(("name", "options"), [c for c in OPTION_CASES if c[0] in KANS], ids=str)
@@ -145,9 +149,9 @@ def test_forward_equals_basis_contraction(name, options, shape):
 
 @pytest.mark.parametrize("name", KANS)
 def test_model_is_its_layers_in_sequence(name):
-    """model.layers is what the model runs (pykan's forward is MultKAN's own, so this ties the two)."""
+    """model.layers is what the model runs (pykan's and inkan's forward are their own, so this ties the two)."""
     torch.manual_seed(0)
-    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=2).double()
+    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=3).double()
     randomize(model)
     x = inputs(6, 3)
     with torch.no_grad():
@@ -170,27 +174,34 @@ def test_contraction_check_can_fail():
         assert not torch.allclose(layer(x), contract(drifted, x))
 
 
-# --- shapes ---
+# --- the layer contract (docs/implementations.md) and shapes ---
 
 
-@pytest.mark.parametrize("name", KANS)
-def test_layers_and_basis_shape(name):
+@pytest.mark.parametrize("name", NAMES)
+def test_layer_contract(name):
+    """model.layers is an nn.ModuleList; each KAN layer has in_features, num_basis = G + k and basis(x) of shape
+    (batch, in_features, num_basis) on the input that layer receives. The MLP family has no basis."""
     a = adapter(name)
-    G, k = 4, 2
-    model = a.build([3, 5, 2], grid_size=G, spline_order=k)
-    assert isinstance(model.layers, torch.nn.ModuleList) and len(model.layers) == 2
-    x = torch.rand(7, 3) * 2 - 1
-    for layer, (i, _) in zip(model.layers, [(3, 5), (5, 2)]):
-        B = layer.basis(x)
-        assert B.shape == (7, i, G + k), "every KAN has G + k bases per edge (the fairness rule)"
-        assert layer.num_basis == G + k
+    G, k, widths = 4, 3, [3, 5, 2]  # k = 3: inkan is cubic only
+    model = a.build(widths, grid_size=G, spline_order=k)
+    assert isinstance(model.layers, torch.nn.ModuleList), f"{name}: model.layers must be an nn.ModuleList"
+    if a.family == "mlp":
+        return
+    assert len(model.layers) == len(widths) - 1, f"{name}: one layer per pair of widths"
+    x = torch.rand(7, widths[0]) * 2 - 1
+    for n, (layer, i) in enumerate(zip(model.layers, widths)):
+        where = f"{name}: layers[{n}] ({type(layer).__name__})"
+        assert layer.in_features == i, f"{where}.in_features = {getattr(layer, 'in_features', None)!r}, want {i}"
+        assert layer.num_basis == G + k, f"{where}.num_basis must be G + k = {G + k} (the fairness rule)"
         with torch.no_grad():
+            B = layer.basis(x)
+            assert isinstance(B, torch.Tensor) and B.shape == (7, i, G + k), f"{where}.basis(x): {tuple(B.shape)}"
             x = layer(x)
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", NAMES)
 def test_batch_and_sequence_input(name):
-    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=2)
+    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=3)
     x = torch.rand(2, 5, 3) * 2 - 1
     y = model(x)
     assert y.shape == (2, 5, 2)
@@ -303,26 +314,26 @@ def test_matmul_flops_equal_flop_counter(name, options, shape):
 # --- bad input ---
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", NAMES)
 def test_wrong_last_dimension(name):
-    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=2)
+    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=3)
     with pytest.raises(ValueError, match=r"\(\.\.\., 3\).*\(2, 5\).*5 != 3"):
         model(torch.rand(2, 5))
     with pytest.raises(ValueError, match="3"):
         model(torch.tensor(1.0))
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
 def test_integer_and_bool_input(name, dtype):
-    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=2)
+    model = adapter(name).build([3, 4, 2], grid_size=3, spline_order=3)
     with pytest.raises(TypeError, match=f"floating-point.*{dtype}"):
         model(torch.ones(2, 3, dtype=dtype))
 
 
 @pytest.mark.parametrize("name", KANS)
 def test_layers_check_their_own_input(name):
-    layer = adapter(name).build([3, 4, 2], grid_size=3, spline_order=2).layers[1]
+    layer = adapter(name).build([3, 4, 2], grid_size=3, spline_order=3).layers[1]
     with pytest.raises(ValueError, match=r"\(\.\.\., 4\).*3 != 4"):
         layer(torch.rand(2, 3))
     with pytest.raises(TypeError):
@@ -343,17 +354,19 @@ BAD_BUILDS = [
 ]
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize(("kwargs", "message"), BAD_BUILDS, ids=[str(k) for k, _ in BAD_BUILDS])
 def test_bad_build_arguments(name, kwargs, message):
     a = adapter(name)
     with pytest.raises(ValueError, match=message):
-        a.build(**{"grid_size": 3, "spline_order": 2, **kwargs})
+        a.build(**{"grid_size": 3, "spline_order": 3, **kwargs})
 
 
 def test_unknown_name():
-    with pytest.raises(KeyError, match=f"unknown implementation 'effkan'; known: {', '.join(BUILTIN)}"):
+    with pytest.raises(KeyError) as info:
         implementations.get("effkan")
+    known = ", ".join(NAMES)
+    assert info.value.args[0] == f"unknown implementation 'effkan'; known: {known} (or 'module.path:factory')"
 
 
 # --- no files ---
@@ -379,9 +392,7 @@ def test_no_implementation_writes_files(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     built = done.stdout.split()
-    assert set(KANS) - {"pykan"} <= set(built)
-    if implementations.get("pykan").available()[0]:
-        assert "pykan" in built
+    assert built == [name for name in NAMES if implementations.get(name).available()[0]]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 

@@ -48,10 +48,16 @@ def test_names_lists_builtins_first():
     assert implementations.names()[: len(BUILTIN_NAMES)] == BUILTIN_NAMES
 
 
-@pytest.mark.parametrize("name", BUILTIN_NAMES)
-def test_get_builtin(name):
+@pytest.mark.parametrize("name", implementations.names())
+def test_get_and_info_agree(name):
     a = implementations.get(name)
     assert isinstance(a, implementations.Adapter) and a.name == name and a.description
+    info = implementations.info(name)
+    assert info == implementations.Info(name, a.family, a.description, implementations.names().index(name), a.colour,
+                                        a.target)  # fmt: skip
+    assert re.fullmatch(r"[\w.]+:\w+", info.target), info.target
+    if name in implementations.BUILTIN:
+        assert re.fullmatch(r"#[0-9a-f]{6}", info.colour), "every built-in brings its report colour"
 
 
 def test_families():
@@ -67,13 +73,12 @@ def test_families():
     }
 
 
-def test_unknown_name_lists_known_ones():
+@pytest.mark.parametrize("lookup", [implementations.get, implementations.info], ids=["get", "info"])
+def test_unknown_name_lists_known_ones_once(lookup):
     with pytest.raises(KeyError) as info:
-        implementations.get("efficient-kan")
-    message = str(info.value)
-    assert "'efficient-kan'" in message and "module.path:factory" in message
-    for name in BUILTIN_NAMES:
-        assert name in message
+        lookup("efficient-kan")
+    known = ", ".join(implementations.names())
+    assert info.value.args == (f"unknown implementation 'efficient-kan'; known: {known} (or 'module.path:factory')",)
 
 
 def test_pykan_available_when_installed():
@@ -85,7 +90,7 @@ def test_pykan_available_when_installed():
         assert implementations.get("pykan").available() == (True, "")
 
 
-@pytest.mark.parametrize("name", [n for n in BUILTIN_NAMES if n != "pykan"])
+@pytest.mark.parametrize("name", [n for n in BUILTIN_NAMES if not implementations.BUILTIN[n].requires])
 def test_core_implementations_need_nothing_extra(name):
     assert implementations.get(name).available() == (True, "")
 
@@ -208,7 +213,7 @@ def doc_entry_points() -> dict[str, str]:
 def installed_example(tmp_path, monkeypatch, fresh_entry_points):
     """The documented module and a .dist-info declaring the documented entry points, on sys.path."""
     files = doc_files()
-    assert "my_kan.py" in files and "my_variants.py" in files
+    assert {"my_kan.py", "my_kan_entry.py", "my_variants.py"} <= set(files)
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     info = tmp_path / "my_kan-0.1.dist-info"
@@ -259,6 +264,23 @@ def test_documented_example_is_a_valid_implementation(installed_example):
         model(torch.ones(2, 3, dtype=torch.int64))
     with pytest.raises(ValueError, match="grid_size must be an int >= 1"):
         a.build(widths, 0, 3)
+
+
+def test_documented_declaration_reads_without_torch(installed_example):
+    """The document's torch-free entry-point module: info() imports neither torch nor the model's module."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(installed_example)])}
+    code = (
+        "import sys, implementations; i = implementations.info('my_kan_entry:adapter'); "
+        "assert (i.name, i.family, i.target) == ('cheby', 'chebyshev', 'my_kan:build'), i; "
+        "assert not {'torch', 'my_kan'} & set(sys.modules), sorted({'torch', 'my_kan'} & set(sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    declared, factory = implementations.get("my_kan_entry:adapter"), implementations.get("cheby")
+    assert (declared.name, declared.family, declared.description) == (factory.name, factory.family, factory.description)
+    assert declared.param_count([3, 4, 2], 3, 2) == factory.param_count([3, 4, 2], 3, 2)
+    assert declared.flop_breakdown([3, 4, 2], 3, 2, 5) == factory.flop_breakdown([3, 4, 2], 3, 2, 5)
+    assert type(declared.build([3, 2])) is type(factory.build([3, 2]))
 
 
 def test_documented_variant(installed_example):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -11,14 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
+import implementations
 from kanbench import results
 from kanbench.errors import UsageError
 from kanbench.record import SCHEMA, quantile
 from kanbench.suite import impl_label
 
 NON_SPEED_PHASES = ("accuracy", "profile")
-# Order in which implementations appear in tables and legends; others follow alphabetically.
-IMPL_ORDER = ("bspline", "fastkan", "fastkan-noln", "rswaf", "pykan", "mlp", "mlp-iso")
 REFERENCES = ("mlp", "mlp-iso")
 NOISY_IQR_SHARE = 0.10  # IQR / median above this marks a timing as noisy
 # The cell identity apart from the implementation: cells equal in these were measured side by side.
@@ -122,7 +122,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     """The flat frame with the columns the report derives: quartiles, noise flag, edges, dataset and seed."""
     df = frame.copy()
     for column in (
-        "metric_dataset", "metric_seed", "metric_metric", "metric_phase", "flop_per_s", "peak_mem_bytes", "reason"
+        "metric_dataset", "metric_seed", "metric_metric", "profiled_phase", "flop_per_s", "peak_mem_bytes", "reason"
     ):  # fmt: skip
         if column not in df:
             df[column] = None
@@ -144,9 +144,21 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+@functools.cache  # impl_rank asks once per row
+def registered(impl: str) -> implementations.Info | None:
+    """The registry's Info of impl, or None for a name this checkout does not register (a run may hold any)."""
+    if impl not in implementations.names():  # never import a "module.path:factory" string that a run stored
+        return None
+    try:
+        return implementations.info(impl)
+    except Exception:  # a broken third-party entry point must not break the report
+        return None
+
+
 def impl_rank(impl: str) -> tuple:
-    """Sort key: the known implementations in a fixed order, then the rest by name."""
-    return (IMPL_ORDER.index(impl), "") if impl in IMPL_ORDER else (len(IMPL_ORDER), impl)
+    """Sort key: the registered implementations in the registry's order, then the rest by name."""
+    entry = registered(impl)
+    return (entry.order, "") if entry is not None else (len(implementations.names()), impl)
 
 
 def ordered_impls(values) -> list[str]:
@@ -167,7 +179,7 @@ def combine(runs: list[Run]) -> tuple[pd.DataFrame, int]:
         frames.append(f)
     df = prepare(pd.concat(frames, ignore_index=True))
     # Accuracy records of one cell differ by dataset and seed; profile records by the phase they profiled.
-    key = ["config_hash", "phase", "metric_dataset", "metric_seed", "metric_phase"]
+    key = ["config_hash", "phase", "metric_dataset", "metric_seed", "profiled_phase"]
     before = len(df)
     deduped = df.loc[~df[key].astype(str).duplicated(keep="last")].reset_index(drop=True)
     return deduped, before - len(deduped)

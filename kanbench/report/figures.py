@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+import zlib
 from dataclasses import dataclass
 
 import pandas as pd
@@ -12,14 +13,10 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .data import REFERENCES, impl_rank, ordered_impls, peak_for, timing_rows
+from .data import REFERENCES, impl_rank, ordered_impls, peak_for, registered, timing_rows
 from .summary import fmt_bytes, fmt_time, speed_phases
 
-# Fixed colours for the built-in implementations (families share a hue); MLP baselines are grey and dashed.
-FIXED_COLORS = {
-    "bspline": "#1f77b4", "pykan": "#9467bd", "fastkan": "#ff7f0e", "fastkan-noln": "#e6a04e", "rswaf": "#2ca02c",
-    "mlp": "#555555", "mlp-iso": "#a0a0a0",
-}  # fmt: skip
+# Registered implementations bring their colour (implementations.info); the rest get one of these, by name.
 PALETTE = ["#d62728", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31"]
 FACET_HEIGHT = 300
 UNITS = {"time": "s", "bytes": "B", "flops": "FLOP/s"}
@@ -42,9 +39,13 @@ def esc(value) -> str:
 
 
 def colors(impls) -> dict[str, str]:
-    """One colour per implementation, the same in every figure."""
-    others = [i for i in ordered_impls(impls) if i not in FIXED_COLORS]
-    return {**FIXED_COLORS, **{impl: PALETTE[n % len(PALETTE)] for n, impl in enumerate(others)}}
+    """One colour per implementation, the same in every figure: the registry's, else a palette colour by name."""
+    palette = {}
+    for impl in ordered_impls(impls):
+        entry = registered(impl)
+        # crc32, not hash(): the same name gets the same colour in every process and every report
+        palette[impl] = entry.colour if entry and entry.colour else PALETTE[zlib.crc32(impl.encode()) % len(PALETTE)]
+    return palette
 
 
 def line_style(impl: str, palette: dict[str, str]) -> dict:
@@ -547,7 +548,7 @@ def profile_figure(df: pd.DataFrame, kind: str = "categories") -> Figure:
         cats = m.get(kind)
         if not isinstance(cats, dict) or not cats:
             continue
-        config = f"{r.device} {r.widths_label} b{r.batch_size}" + (f" {m['phase']}" if m.get("phase") else "")
+        config = f"{r.device} {r.widths_label} b{r.batch_size}" + (f" {r.profiled_phase}" if r.profiled_phase else "")
         bar = shares[(config, r.impl)] = {}  # a later record of the same cell and phase replaces an earlier one
         for cat, v in cats.items():
             if isinstance(v, dict) and isinstance(v.get("share"), (int, float)):
