@@ -39,7 +39,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kanbench import regress, results  # noqa: E402
+from kanbench import compare, regress, results  # noqa: E402
 
 ESTIMATORS = ("p10", "min", "p25", "median")
 
@@ -82,13 +82,13 @@ def _pool(frames: dict, rounds: tuple[int, ...], name: str):
     return frame
 
 
-def gate_outcome(frames: dict, first: tuple, confirm: tuple, cand: str, settings: regress.GateSettings) -> dict:
+def gate_outcome(frames: dict, first: tuple, confirm: tuple, cand: str, settings: compare.GateSettings) -> dict:
     """Apply the gate (first measurement, then confirmation of flagged cells) to pooled rounds of A and cand."""
-    comp = settings.compare(_pool(frames, first, "A"), _pool(frames, first, cand))
+    comp = compare.compare_runs(_pool(frames, first, "A"), _pool(frames, first, cand), settings)
     flagged = comp.regressions()
     confirmed: list = []
     if len(flagged):
-        again = settings.compare(_pool(frames, confirm, "A"), _pool(frames, confirm, cand)).regressions()
+        again = compare.compare_runs(_pool(frames, confirm, "A"), _pool(frames, confirm, cand), settings).regressions()
         again_keys = set(zip(again["config_hash"], again["phase"]))
         confirmed = [
             (h, p, i)
@@ -162,7 +162,7 @@ def analyze(
         "estimators": {},
     }
     for estimator in estimators:
-        settings = regress.GateSettings(estimator=estimator)
+        settings = compare.GateSettings(estimator=estimator)
         rows = {"fp": [], "det": [], "exact": []}
         for first, confirm in reps:
             rows["fp"].append(gate_outcome(frames, first, confirm, "B", settings))

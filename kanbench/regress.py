@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kanbench import compare
+from kanbench.compare import GateSettings
 from kanbench.errors import UsageError
 from kanbench.results import RESULTS
 
@@ -248,26 +249,6 @@ def narrow_suite(text: str, failing) -> str | None:
 
 
 @dataclass
-class GateSettings:
-    """Thresholds and test settings of one gate (see kanbench.compare)."""
-
-    threshold: float = 0.10
-    alpha: float = 0.01
-    estimator: str = compare.DEFAULT_ESTIMATOR
-    flops_threshold: float = 0.05
-    mem_threshold: float = 0.05
-    mem_slack: int = compare.MEM_SLACK_BYTES
-    mem_phases: tuple[str, ...] = compare.MEM_GATED_PHASES
-
-    def compare(self, base, cand) -> compare.Comparison:
-        """compare.compare_runs with these settings."""
-        return compare.compare_runs(
-            base, cand, self.threshold, self.alpha, self.estimator, self.flops_threshold, self.mem_threshold,
-            mem_slack=self.mem_slack, mem_phases=self.mem_phases,
-        )  # fmt: skip
-
-
-@dataclass
 class GateResult:
     """The outcome of the gate: skipped (with why), pass or fail, and what it measured."""
 
@@ -353,7 +334,7 @@ def _confirm(
     log(f"{len(failing)} cell(s) flagged; re-measuring them to confirm ({rounds} more round(s))")
     runs = measure_rounds(confirm_sides, rounds, out / "confirm", runner, extra, log)
     base = _pooled(runs["base"]) if "base" in runs else base_frame
-    confirmation = settings.compare(base, _pooled(runs["cand"]))
+    confirmation = compare.compare_runs(base, _pooled(runs["cand"]), settings)
     again = set(map(tuple, confirmation.regressions()[compare.KEY].itertuples(index=False)))
     confirmed = [k for k in map(tuple, failing[compare.KEY].itertuples(index=False)) if k in again]
     return confirmation, confirmed
@@ -433,7 +414,7 @@ def run_gate(
                 return _skipped(f"REF's kanbench run failed: {exc.describe()}", out, start, log, against_text)
             raise UsageError(f"the working tree's kanbench run failed: {exc.describe()}") from None
         try:
-            comp = settings.compare(_pooled(runs["base"]), _pooled(runs["cand"]))
+            comp = compare.compare_runs(_pooled(runs["base"]), _pooled(runs["cand"]), settings)
         except UsageError as exc:
             return _skipped(f"REF's runs cannot be compared with the working tree's: {exc}", out, start, log,
                             against_text)  # fmt: skip
@@ -505,7 +486,7 @@ def run_baseline_gate(
         runs = measure_rounds([cand], rounds, out, runner, extra, log)
     except _RunFailed as exc:
         raise UsageError(f"the working tree's kanbench run failed: {exc.describe()}") from None
-    comp = settings.compare(base_frame, _pooled(runs["cand"]))
+    comp = compare.compare_runs(base_frame, _pooled(runs["cand"]), settings)
     notes = _baseline_notes(base_frame, runs["cand"][0])
     comp.notes.extend(notes)
     return _conclude(result, comp, [cand], base_frame, confirm, rounds, out, runner, extra, settings, log, start)
@@ -646,17 +627,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def command(args: argparse.Namespace) -> int:
     """Run the gate; exit 1 on a confirmed regression, 0 on a pass or when REF cannot be had."""
-    compare.estimator_quantile(args.estimator)
+    settings = compare.settings_from_args(args)  # a bad estimator is a usage error before anything runs
     if args.inject_slowdown and not re.fullmatch(
         r"\s*[^=,\s]+=\d+(\.\d+)?\s*(,\s*[^=,\s]+=\d+(\.\d+)?\s*)*", args.inject_slowdown
     ):
         raise UsageError(
             f"--inject-slowdown {args.inject_slowdown!r}: expected IMPL=FACTOR[,IMPL=FACTOR], e.g. bspline=1.15"
         )
-    settings = GateSettings(
-        args.threshold, args.alpha, args.estimator, args.flops_threshold, args.mem_threshold, args.mem_slack,
-        args.mem_phases,
-    )  # fmt: skip
     extra = []
     if args.processes:
         extra += ["--processes", str(args.processes)]

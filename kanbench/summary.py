@@ -4,22 +4,10 @@ from __future__ import annotations
 
 from .record import Record
 from .suite import impl_label
+from .table import render as render_table
+from .units import fmt_bytes, fmt_time
 
 COLUMNS = ("forward", "backward", "train_step")
-
-
-def fmt_time(seconds: float | None) -> str:
-    """Seconds as us or ms with 3 significant digits."""
-    if seconds is None:
-        return "-"
-    return f"{seconds * 1e6:.3g} us" if seconds < 1e-3 else f"{seconds * 1e3:.3g} ms"
-
-
-def fmt_bytes(n: int | None) -> str:
-    """Bytes as KiB or MiB."""
-    if n is None:
-        return "-"
-    return f"{n / 1024:.0f} KiB" if n < 1024**2 else f"{n / 1024**2:.1f} MiB"
 
 
 def table(records: list[Record], max_groups: int = 12) -> str:
@@ -43,7 +31,7 @@ def table(records: list[Record], max_groups: int = 12) -> str:
         lines.append(f"\n{title}")
         mlp = by_impl.get("mlp", {}).get("forward")
         mlp_fwd = mlp.time_s["median"] if mlp is not None and mlp.status == "ok" else None
-        rows = [header]
+        rows = []
         for impl, phases in by_impl.items():
             cells = [impl]
             for phase in COLUMNS:
@@ -57,11 +45,7 @@ def table(records: list[Record], max_groups: int = 12) -> str:
             ok = fwd is not None and fwd.status == "ok" and mlp_fwd
             cells.append(f"{fwd.time_s['median'] / mlp_fwd:.2f}x" if ok else "-")
             rows.append(cells)
-        widths_col = [max(len(row[c]) for row in rows) for c in range(len(header))]
-        lines += [
-            "  " + "  ".join(cell.rjust(w) if c else cell.ljust(w) for c, (cell, w) in enumerate(zip(row, widths_col)))
-            for row in rows
-        ]
+        lines += ["  " + line for line in render_table(header, rows, align="lr").splitlines()]
     bad = [r for r in records if r.status != "ok"]
     if bad:
         lines.append(

@@ -123,7 +123,7 @@ def test_small_significant_slowdown_within_threshold_is_no_change(tmp_path):
     row = frame.set_index("impl").loc["bspline"]
     assert row["p_value"] < 0.01 and row["verdict"] == "no change"
     # the same data fails a stricter gate
-    strict = compare.compare_frames(results.load(base), results.load(cand), threshold=0.02)
+    strict = compare.compare_frames(results.load(base), results.load(cand), compare.GateSettings(threshold=0.02))
     assert strict.set_index("impl").loc["bspline", "verdict"] == "regression"
 
 
@@ -135,7 +135,10 @@ def test_estimators(tmp_path):
         [record("bspline", [[1e-3 * v for v in TIGHT[:5]], [0.5e-3, *[1e-3 * v for v in TIGHT[6:]]]])],
     )
     b, c = results.load(base), results.load(cand)
-    by = {e: compare.compare_frames(b, c, estimator=e).iloc[0]["ratio"] for e in ("min", "p10", "median", "mean")}
+    by = {
+        e: compare.compare_frames(b, c, compare.GateSettings(estimator=e)).iloc[0]["ratio"]
+        for e in ("min", "p10", "median", "mean")
+    }
     assert by["min"] == pytest.approx(0.5)
     assert by["median"] == pytest.approx(1.0, abs=0.01)
     assert 0.5 < by["p10"] < 1.0
@@ -288,18 +291,18 @@ latency gate: p10 of the per-call times (medians shown for reference); a cell re
 slower and significant (Mann-Whitney U p < 0.01 and the 99% bootstrap interval of the ratio excludes 1). \
 Deterministic gates: FLOPs per call +5%, peak allocator bytes +5% in forward, forward_inference phases.
 
-| verdict | impl | phase | device | dtype | batch | widths | base median | cand median | change (p10) | \
-99% interval | p |
-|---|---|---|---|---|---|---|---|---|---|---|---|
-| regression | bspline | forward | cpu | float32 | 8 | 100x100 | 1 ms | 1.31 ms | +30.0% | {ci} | 1.8e-04 |
+Every cell: forward 100x100 G=5 k=3 b8 cpu float32.
+
+| verdict | cell | base median | cand median | change (p10) | 99% interval | p |
+|---|---|---|---|---|---|---|
+| regression | bspline | 1 ms | 1.31 ms | +30.0% | {ci} | 1.8e-04 |
 
 <details><summary>All 2 cells</summary>
 
-| verdict | impl | phase | device | dtype | batch | widths | base median | cand median | change (p10) | \
-99% interval | p |
-|---|---|---|---|---|---|---|---|---|---|---|---|
-| regression | bspline | forward | cpu | float32 | 8 | 100x100 | 1 ms | 1.31 ms | +30.0% | {ci} | 1.8e-04 |
-| no change | mlp | forward | cpu | float32 | 8 | 100x100 | 100 us | 100 us | +0.0% | {ci_mlp} | 1 |
+| verdict | cell | base median | cand median | change (p10) | 99% interval | p |
+|---|---|---|---|---|---|---|
+| regression | bspline | 1 ms | 1.31 ms | +30.0% | {ci} | 1.8e-04 |
+| no change | mlp | 100 us | 100 us | +0.0% | {ci_mlp} | 1 |
 
 </details>
 """
@@ -333,6 +336,94 @@ def test_json_and_table_formats(tmp_path, capsys):
     assert table.splitlines()[0].endswith("FAIL") and "bspline" in table
 
 
+def test_rows_name_every_axis_that_distinguishes_cells(tmp_path, capsys):
+    # Cells that differ only in grid_size or in compile (an option) must not print as identical rows.
+    def side(path: Path, scale: float) -> Path:
+        return write_run(
+            path,
+            [
+                record("bspline", procs(scale * 1e-3), config_hash="g5"),
+                record("bspline", procs(1e-3), grid_size=8, config_hash="g8"),
+                record("bspline", procs(0.7e-3), options={"compile": True}, config_hash="compiled"),
+                record("fastkan", procs(2e-3), options={"use_layernorm": False}, config_hash="noln"),
+            ],
+        )
+
+    base, cand = side(tmp_path / "base", 1.0), side(tmp_path / "cand", 1.3)
+    comp = compare.compare_runs(results.load(base), results.load(cand))
+    labels = dict(zip(comp.latency["config_hash"], comp.latency["label"]))
+    assert labels == {
+        "g5": "bspline G=5",
+        "g8": "bspline G=8",
+        "compiled": "bspline+compile G=5",
+        "noln": "fastkan G=5 use_layernorm=False",
+    }
+    assert len(set(labels.values())) == len(labels)
+    assert comp.shared == "forward 100x100 k=3 b8 cpu float32"  # what every cell has in common, said once
+    assert set(comp.deterministic["label"]) == set(labels.values())
+    assert run_compare(base, cand, "--format", "markdown") == 1
+    md = capsys.readouterr().out
+    assert "| regression | bspline G=5 |" in md and "| no change | bspline+compile G=5 |" in md
+    assert "Every cell: forward 100x100 k=3 b8 cpu float32." in md
+    assert run_compare(base, cand, "--format", "json") == 1
+    rows = json.loads(capsys.readouterr().out)["latency"]
+    assert {r["label"] for r in rows} == set(labels.values())
+    assert {r["grid_size"] for r in rows} == {5, 8} and any(r["options"] == {"compile": True} for r in rows)
+
+
+def test_labels_from_varying_fields():
+    rows = [
+        {"impl": "bspline", "phase": "forward", "widths_label": "4x2", "grid_size": 5, "spline_order": 3,
+         "batch_size": 8, "device": "cpu", "dtype": "float32", "options": {}},
+        {"impl": "bspline", "phase": "backward", "widths_label": "4x2", "grid_size": 5, "spline_order": 3,
+         "batch_size": 64, "device": "cpu", "dtype": "float32", "options": {"compile": True}},
+    ]  # fmt: skip
+    fields = compare.distinguishing_fields(rows)
+    assert fields == ("impl", "phase", "batch_size")
+    assert [compare.cell_label(r, fields) for r in rows] == ["bspline forward b8", "bspline+compile backward b64"]
+    assert compare.shared_label(rows, fields) == "4x2 G=5 k=3 cpu float32"
+    assert compare.distinguishing_fields(rows[:1]) == ("impl",)  # one cell: its name, the rest is shared
+    assert compare.cell_label({"impl": "mlp", "grid_size": float("nan")}, ("impl", "grid_size")) == "mlp"
+
+
+def test_gate_settings_validate_and_travel_whole(tmp_path):
+    with pytest.raises(UsageError, match="estimator"):
+        compare.GateSettings(estimator="fastest")
+    with pytest.raises(UsageError, match="alpha"):
+        compare.GateSettings(alpha=1.5)
+    with pytest.raises(UsageError, match="threshold"):
+        compare.GateSettings(threshold=-0.1)
+    s = compare.GateSettings(mem_phases=["forward"])
+    assert s.mem_phases == ("forward",) and s.quantile == 0.1
+    base = two_cell_run(tmp_path / "base", 1.0)
+    cand = two_cell_run(tmp_path / "cand", 1.3)
+    comp = compare.compare_runs(results.load(base), results.load(cand), compare.GateSettings(threshold=0.5))
+    assert comp.settings.threshold == 0.5 and comp.exit_code == 0  # 30% slower is within a 50% threshold
+    assert json.loads(compare.to_json(comp))["settings"]["threshold"] == 0.5
+
+
+def test_regress_takes_the_same_settings_object(tmp_path):
+    import argparse
+
+    assert regress.GateSettings is compare.GateSettings
+    parser = argparse.ArgumentParser()
+    regress.configure_parser(parser)
+    args = parser.parse_args(["--threshold", "0.2", "--estimator", "median", "--mem-phases", "forward,backward"])
+    assert compare.settings_from_args(args) == compare.GateSettings(
+        threshold=0.2, estimator="median", mem_phases=("forward", "backward")
+    )
+    repo = make_repo(tmp_path / "repo")
+    loose = compare.GateSettings(threshold=0.5)  # a 30% slowdown is within it: no regression, no confirmation
+    runner = FakeRunner(repo, slow={"bspline": 1.3})
+    result = regress.run_gate(repo, rounds=1, settings=loose, out=tmp_path / "out", runner=runner, log=quiet)
+    assert result.status == "pass" and result.comparison.settings is loose and len(runner.calls) == 2
+    base_run = tmp_path / "baseline"
+    FakeRunner(repo)(tmp_path / "elsewhere", repo / "suites" / "ci.toml", base_run, {}, [])
+    result = regress.run_baseline_gate(repo, base_run, rounds=1, settings=loose, out=tmp_path / "out2",
+                                       runner=FakeRunner(repo, slow={"bspline": 1.3}), log=quiet)  # fmt: skip
+    assert result.status == "pass" and result.comparison.settings is loose
+
+
 def test_environment_differences_are_noted(tmp_path):
     base = write_run(tmp_path / "base", [record("bspline", procs(1e-3))], {"cpu_model": "A", "torch": "2.1"})
     cand = write_run(
@@ -346,7 +437,7 @@ def test_environment_differences_are_noted(tmp_path):
 
 
 def test_compare_and_regress_do_not_import_torch():
-    code = "import sys, kanbench.compare, kanbench.regress; sys.exit('torch' in sys.modules)"
+    code = "import sys, kanbench.compare, kanbench.regress, kanbench.table; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0
 
 

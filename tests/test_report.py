@@ -194,24 +194,23 @@ def test_comparison_with_gate_verdicts(tmp_path):
     runs = data.read_runs([base, cand])
     built = report.build_page(runs)
     comp = built.comparison
-    assert comp is not None and len(comp.frame) == 3 * 4 * 2
-    slow = comp.frame[comp.frame.impl == "fastkan"]
+    assert comp is not None and len(comp.latency) == 3 * 4 * 2
+    slow = comp.latency[comp.latency.impl == "fastkan"]
     assert (slow.ratio > 1.5).all()
-    pytest.importorskip("kanbench.compare")
-    assert comp.with_verdicts and set(slow.verdict) <= {"regression", "not significant"}
+    assert set(slow.verdict) <= {"regression", "not significant"}
+    assert built.comparison_figure is not None and built.comparison_figure.figure is not None
     html = report.write_report([base, cand], tmp_path / "c.html").read_text()
     assert "Comparison of two runs" in html and 'class="regression"' in html
+    assert "fastkan backward b64" in html  # rows named by what differs: impl, phase, batch
 
 
-def test_comparison_without_the_gate(tmp_path, monkeypatch):
-    kwargs = dict(impls=("bspline", "mlp"), widths=([100, 100],), batches=(8,), devices=("cpu",), accuracy=False,
-                  profile=False)  # fmt: skip
-    base = report_synthetic.write_run(tmp_path, "base", seed=1, **kwargs)
-    cand = report_synthetic.write_run(tmp_path, "cand", seed=2, **kwargs)
-    monkeypatch.setitem(sys.modules, "kanbench.compare", None)  # import fails as if the module did not exist
-    comp = report.build_page(data.read_runs([base, cand])).comparison
-    assert not comp.with_verdicts and comp.frame.verdict.isna().all() and len(comp.frame) == 2 * 4
-    assert "not importable" in comp.notes[0]
+def test_comparison_the_gate_declines_is_a_warning(tmp_path):
+    kwargs = dict(widths=([100, 100],), batches=(8,), devices=("cpu",), accuracy=False, profile=False)
+    base = report_synthetic.write_run(tmp_path, "base", seed=1, impls=("bspline",), **kwargs)
+    cand = report_synthetic.write_run(tmp_path, "cand", seed=2, impls=("mlp",), **kwargs)
+    built = report.build_page(data.read_runs([base, cand]))
+    assert built.comparison is None and built.comparison_figure is None
+    assert any("regression gate declined" in w and "no common cells" in w for w in built.warnings)
 
 
 @pytest.mark.parametrize("case", ["missing", "no-results", "empty", "schemas", "not-html"])

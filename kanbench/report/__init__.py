@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from kanbench.errors import UsageError
+from kanbench.results import ResultsError
 
 from . import claims, data, figures, page, summary
 from .comparison import compare_runs, comparison_figure
@@ -102,14 +103,16 @@ def build_page(runs: list[data.Run], threshold: float = 0.10, alpha: float = 0.0
     if device_profile.figure is not None:  # only CUDA profiles carry device time
         sections["profile"].append(device_profile)
     comparison = comp_figure = None
+    warnings = []
     suites = [sorted(set(r.frame["suite"].astype(str))) for r in runs]
     if len(runs) == 2 and suites[0] == suites[1]:  # two runs of one suite: baseline and candidate
-        comparison = compare_runs(runs[0], runs[1], threshold, alpha)
-        comp_figure = comparison_figure(comparison)
+        try:
+            comparison = compare_runs(runs[0], runs[1], threshold, alpha)
+            comp_figure = comparison_figure(comparison)
+        except (UsageError, ResultsError) as exc:
+            warnings.append(f"No comparison of {runs[1].name} with {runs[0].name}: the regression gate declined: {exc}")
     names = [r.name for r in runs]
-    compared = comparison is not None and not comparison.frame.empty
-    title = "kanbench: " + (f"{names[1]} vs {names[0]}" if compared else ", ".join(names))
-    warnings = []
+    title = "kanbench: " + (f"{names[1]} vs {names[0]}" if comparison is not None else ", ".join(names))
     if len(runs) > 2:
         warnings.append(f"{len(runs)} runs given: the comparison view needs exactly two (baseline, candidate).")
     return page.Page(

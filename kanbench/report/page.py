@@ -14,10 +14,11 @@ from datetime import datetime, timezone
 import pandas as pd
 
 import kanbench
+from kanbench.compare import Comparison
 from kanbench.record import PHASES
 
 from .claims import Block as ClaimBlock
-from .comparison import Comparison, sorted_cells
+from .comparison import VERDICT_ORDER, sorted_cells
 from .data import impl_rank
 from .figures import Figure
 from .summary import SummaryTable, SweepRatio, fmt_ratio, fmt_time
@@ -381,41 +382,32 @@ def comparison_section(page: Page) -> str:
     comp = page.comparison
     if comp is None:
         return '<p class="empty">Give two runs (baseline first, candidate second) for a comparison.</p>'
-    out = [f"<p>Baseline <code>{e(comp.base)}</code>, candidate <code>{e(comp.cand)}</code>.</p>"]
+    s = comp.settings
+    out = [f"<p>Baseline <code>{e(comp.base_label)}</code>, candidate <code>{e(comp.cand_label)}</code>.</p>"]
     out.extend(f'<p class="notice">{e(n)}</p>' for n in comp.notes)
-    f = comp.frame
-    if f.empty:
-        out.append('<p class="empty">No timed cell is common to both runs.</p>')
-        return "".join(out)
-    if comp.with_verdicts:
-        counts = f["verdict"].value_counts()
-        out.append(
-            "<p><b>Verdicts</b> (threshold "
-            f"{comp.threshold:.0%}, alpha {comp.alpha:g}): "
-            + ", ".join(
-                f"{int(counts.get(v, 0))} {e(v)}" for v in ("regression", "improvement", "not significant", "no change")
-            )  # fmt: skip
-            + ".</p>"
-        )
+    counts = comp.latency["verdict"].value_counts()
+    out.append(
+        f"<p><b>Verdicts</b> (threshold {s.threshold:.0%}, alpha {s.alpha:g}): "
+        + ", ".join(f"{int(counts.get(v, 0))} {e(v)}" for v in VERDICT_ORDER)
+        + ".</p>"
+    )
     if page.comparison_figure is not None:
         out.append(figure_html(page.comparison_figure))
-    estimator = str(f["estimator"].dropna().iloc[0]) if f["estimator"].notna().any() else "median"
-    header = ["verdict", "implementation", "phase", "device", "dtype", "widths", "batch", "baseline median",
-              "candidate median", f"ratio ({e(estimator)})", "interval", "p"]  # fmt: skip
+    header = ["verdict", "cell", "baseline median", "candidate median", f"ratio ({e(s.estimator)})", "interval", "p"]
     shown, quiet = [], []
     for r in sorted_cells(comp).itertuples():
-        verdict = r.verdict if isinstance(r.verdict, str) else None
         interval = f"{r.ci_low:.3g}–{r.ci_high:.3g}" if _finite(r.ci_low) and _finite(r.ci_high) else "—"
         cells = [
-            e(verdict or "—"), e(r.impl), e(r.phase), e(r.device), e(r.dtype), e(r.widths_label), e(r.batch_size),
+            e(r.verdict), e(r.label),
             *(f'<td class="num">{x}</td>' for x in (fmt_time(r.base_median), fmt_time(r.cand_median),
               fmt_ratio(r.ratio), interval, f"{r.p_value:.2g}" if _finite(r.p_value) else "—")),
         ]  # fmt: skip
-        cls = verdict if verdict in ("regression", "improvement") else ""
-        (quiet if verdict == "no change" else shown).append((cells, cls))
+        cls = r.verdict if r.verdict in ("regression", "improvement") else ""
+        (quiet if r.verdict == "no change" else shown).append((cells, cls))
+    shared = f" Every cell: {e(comp.shared)}." if comp.shared else ""
     out.append(
-        f'<p class="caption">ratio: candidate / baseline of the {e(estimator)} time per call; interval and p from the '
-        "regression gate (bootstrap over processes and values; Mann-Whitney U).</p>"
+        f'<p class="caption">ratio: candidate / baseline of the {e(s.estimator)} time per call; interval and p from '
+        f"the regression gate (bootstrap over processes and values; Mann-Whitney U).{shared}</p>"
     )
     if shown:
         out.append(_table(header, [c for c, _ in shown], [k for _, k in shown]))
@@ -431,21 +423,13 @@ def comparison_headline(comp: Comparison | None) -> str:
     """One line for the top of the page: how many cells regressed or improved."""
     if comp is None:
         return ""
-    if comp.frame.empty:
-        return f'<p class="muted">No comparison: {e(comp.cand)} and {e(comp.base)} share no timed cell.</p>'
-    if not comp.with_verdicts:
-        worst = comp.frame["ratio"].max()
-        return (
-            f'<p class="notice">Comparison of {e(comp.cand)} with {e(comp.base)}: {len(comp.frame)} common cells, '
-            f'largest slow-down {fmt_ratio(worst)} (no significance verdicts; see <a href="#comparison">Comparison'
-            "</a>).</p>"
-        )
-    counts = comp.frame["verdict"].value_counts()
+    counts = comp.latency["verdict"].value_counts()
     parts = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in ("regression", "improvement", "not significant"))
     cls = "notice" if counts.get("regression", 0) else "muted"
     return (
-        f'<p class="{cls}">Comparison of {e(comp.cand)} with {e(comp.base)} over {len(comp.frame)} common cells: '
-        f'{e(parts)}, {int(counts.get("no change", 0))} no change (<a href="#comparison">details</a>).</p>'
+        f'<p class="{cls}">Comparison of {e(comp.cand_label)} with {e(comp.base_label)} over {len(comp.latency)} '
+        f"common cells: {e(parts)}, {int(counts.get('no change', 0))} no change "
+        '(<a href="#comparison">details</a>).</p>'
     )
 
 
@@ -614,8 +598,8 @@ def render(page: Page, plotly_js: str, data_filename: str) -> str:
         ("notes", "Notes", notes_section(page)),
         ("data", "Data", data_section(page, data_filename)),
     ]
-    if page.comparison is None or page.comparison.frame.empty:
-        sections = [s for s in sections if s[0] != "comparison"]  # the headline says why
+    if page.comparison is None:
+        sections = [s for s in sections if s[0] != "comparison"]  # the warnings say why, if it was asked for
     nav = "".join(f'<a href="#{key}">{title}</a>' for key, title, _ in sections)
     body = "".join(f'<section id="{key}"><h2>{title}</h2>{html_}</section>' for key, title, html_ in sections)
     warnings = "".join(f'<p class="notice">{e(w)}</p>' for w in page.warnings)

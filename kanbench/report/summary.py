@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from kanbench import units
 from kanbench.record import PHASES
 
 from .data import CONFIG_COLUMNS, REFERENCES, References, ordered_impls, timing_rows
@@ -41,23 +42,13 @@ class SummaryTable:
 
 
 def fmt_time(seconds: float | None) -> str:
-    """Seconds in the unit that reads best: ns, µs, ms or s."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if abs(seconds) >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
+    """Seconds in the unit that reads best: ns, µs, ms or s (kanbench.units, with the page's dash and µ)."""
+    return units.fmt_time(seconds, missing="—", micro="µs")
 
 
 def fmt_bytes(n: float | None) -> str:
-    """Bytes with a binary prefix."""
-    if n is None or not math.isfinite(n):
-        return "—"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{n:.0f} B"
+    """Bytes with a binary prefix (kanbench.units, with the page's dash)."""
+    return units.fmt_bytes(n, missing="—")
 
 
 def fmt_count(n: float | None) -> str:

@@ -1,0 +1,74 @@
+"""Compare two runs cell by cell and gate on regressions. No torch here.
+
+    kanbench compare results/runs/BASE results/runs/CAND --format markdown
+
+Latency: per (config_hash, phase), the ratio candidate/base of a low quantile of the per-call times (p10 by default:
+delays from other work on a shared machine only add time, so the low end of the distribution is what the code
+costs), a bootstrap interval that resamples worker processes and then values within them, and a two-sided
+Mann-Whitney U test over the raw values. A cell regresses only when it is slower by more than the threshold AND the
+difference is significant (p < alpha and the 1 - alpha interval excludes 1). Medians are reported for users.
+
+Deterministic gates: FLOPs per call and peak allocator bytes per phase must not grow beyond their own thresholds.
+
+Exit status: 0 no regression, 1 at least one regression (latency, FLOPs, memory, or a cell that ran in the base and
+fails in the candidate), 2 bad input (unreadable runs, different suites, no common cells).
+
+The package, one concept a module: stats (estimators, bootstrap, Mann-Whitney, process groups), cells (reading and
+pooling runs, cell labels), gates (GateSettings, the decisions, Comparison), render (table, markdown, JSON) and
+cli (`kanbench compare`). Every threshold and test option lives in one GateSettings, which kanbench regress takes too.
+"""
+
+from __future__ import annotations
+
+from .cells import (
+    IDENTITY,
+    KEY,
+    LABEL_FIELDS,
+    Cell,
+    cell_label,
+    distinguishing_fields,
+    load_side,
+    ok_cells,
+    shared_label,
+)
+from .cli import add_gate_arguments, command, configure_parser, settings_from_args
+from .gates import (
+    DEFAULT_ESTIMATOR,
+    DEFAULT_RESAMPLES,
+    ENV_FIELDS,
+    EXIT_OK,
+    EXIT_REGRESSION,
+    MEM_GATED_PHASES,
+    MEM_SLACK_BYTES,
+    VERDICTS,
+    Comparison,
+    GateSettings,
+    compare_deterministic,
+    compare_frames,
+    compare_runs,
+    environment_notes,
+    status_changes,
+    verdict,
+)
+from .render import (
+    MAX_MD_ROWS,
+    fmt_change,
+    fmt_quantity,
+    gate_rule,
+    render,
+    summary_line,
+    to_json,
+    to_markdown,
+    to_table,
+)
+from .stats import bootstrap_ratios, estimate, estimator_quantile, mann_whitney_p, process_groups
+
+__all__ = [
+    "DEFAULT_ESTIMATOR", "DEFAULT_RESAMPLES", "ENV_FIELDS", "EXIT_OK", "EXIT_REGRESSION", "IDENTITY", "KEY",
+    "LABEL_FIELDS", "MAX_MD_ROWS", "MEM_GATED_PHASES", "MEM_SLACK_BYTES", "VERDICTS", "Cell", "Comparison",
+    "GateSettings", "add_gate_arguments", "bootstrap_ratios", "cell_label", "command", "compare_deterministic",
+    "compare_frames", "compare_runs", "configure_parser", "distinguishing_fields", "environment_notes", "estimate",
+    "estimator_quantile", "fmt_change", "fmt_quantity", "gate_rule", "load_side", "mann_whitney_p", "ok_cells",
+    "process_groups", "render", "settings_from_args", "shared_label", "status_changes", "summary_line", "to_json",
+    "to_markdown", "to_table", "verdict",
+]  # fmt: skip

@@ -1,0 +1,225 @@
+"""A Comparison as a terminal table, a pull-request markdown comment or JSON. No torch here."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from kanbench import table, units
+
+from .gates import VERDICTS, Comparison
+
+MAX_MD_ROWS = 200  # a GitHub comment holds 65,536 characters
+DET_HEADER = ["verdict", "metric", "cell", "base", "cand", "change"]
+
+
+def fmt_quantity(value: float | None, metric: str) -> str:
+    """FLOPs (decimal prefixes) or, for peak_mem_bytes, bytes (binary prefixes)."""
+    return units.fmt_bytes(value) if metric == "peak_mem_bytes" else units.fmt_flops(value)
+
+
+def fmt_change(ratio: float | None) -> str:
+    """A ratio as a signed percentage change."""
+    if ratio is None:
+        return "-"
+    if math.isinf(ratio):
+        return "+inf%"
+    return f"{(ratio - 1) * 100:+.1f}%"
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _level(comp: Comparison) -> str:
+    return f"{(1 - comp.settings.alpha) * 100:g}%"
+
+
+def gate_rule(comp: Comparison) -> str:
+    """One sentence: which estimator the latency gate uses and when it fails."""
+    s = comp.settings
+    return (
+        f"latency gate: {s.estimator} of the per-call times (medians shown for reference); a cell regresses when "
+        f"it is more than {s.threshold * 100:g}% slower and significant (Mann-Whitney U p < {s.alpha:g} and the "
+        f"{_level(comp)} bootstrap interval of the ratio excludes 1). Deterministic gates: FLOPs per call "
+        f"+{s.flops_threshold * 100:g}%, peak allocator bytes +{s.mem_threshold * 100:g}%"
+        + (f" (and more than {units.fmt_bytes(s.mem_slack)})" if s.mem_slack else "")
+        + f" in {', '.join(s.mem_phases) or 'no'} phases."
+    )
+
+
+def shared_line(comp: Comparison) -> str:
+    """What every compared cell has in common (the rows name only what differs), or "" when nothing is shared."""
+    return f"every cell: {comp.shared}" if comp.shared else ""
+
+
+def _latency_cells(row: dict, unconfirmed: set) -> list[str]:
+    verdict_text = row["verdict"]
+    if verdict_text == "regression" and (row["config_hash"], row["phase"]) in unconfirmed:
+        verdict_text = "regression, not confirmed"
+    return [
+        verdict_text, row["label"], units.fmt_time(row["base_median"]), units.fmt_time(row["cand_median"]),
+        fmt_change(row["ratio"]), f"{fmt_change(row['ci_low'])} .. {fmt_change(row['ci_high'])}", _p(row["p_value"]),
+    ]  # fmt: skip
+
+
+def _latency_header(comp: Comparison) -> list[str]:
+    return ["verdict", "cell", "base median", "cand median", f"change ({comp.settings.estimator})",
+            f"{_level(comp)} interval", "p"]  # fmt: skip
+
+
+def _det_cells(row: dict) -> list[str]:
+    return [
+        row["verdict"], row["metric"], row["label"], fmt_quantity(row["base"], row["metric"]),
+        fmt_quantity(row["cand"], row["metric"]), fmt_change(row["ratio"]),
+    ]  # fmt: skip
+
+
+def summary_line(comp: Comparison) -> str:
+    """How many cells regressed, improved, and failed the other gates."""
+    counts = comp.latency["verdict"].value_counts()
+    parts = [f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v, 0)]
+    det = len(comp.deterministic_failures())
+    text = f"{len(comp.latency)} cells: {', '.join(parts)}"
+    if comp.unconfirmed:
+        text += f" ({len(comp.unconfirmed)} of the regressions not confirmed by a re-measure)"
+    if det:
+        text += f"; {det} FLOPs/memory regression(s)"
+    if len(comp.broken):
+        text += f"; {len(comp.broken)} cell(s) ok in the base fail in the candidate"
+    return text
+
+
+def _moved_deterministic(comp: Comparison):
+    return comp.deterministic[comp.deterministic["verdict"].isin(["regression", "improvement"])]
+
+
+def to_table(comp: Comparison, title: str = "kanbench compare") -> str:
+    """A plain-text report for a terminal."""
+    status = "FAIL" if comp.failed else "ok"
+    lines = [f"{title}: {comp.base_label} -> {comp.cand_label} (suite {comp.suite}): {status}"]
+    lines.append(summary_line(comp))
+    lines.append(gate_rule(comp))
+    if comp.shared:
+        lines.append(shared_line(comp))
+    lines.append("")
+    rows = [_latency_cells(r, comp.unconfirmed) for r in comp.latency.to_dict("records")]
+    lines.append(table.render(_latency_header(comp), rows))
+    det = _moved_deterministic(comp)
+    if len(det):
+        lines += ["", "FLOPs / memory changes:"]
+        lines.append(table.render(DET_HEADER, [_det_cells(r) for r in det.to_dict("records")]))
+    for row in comp.broken.to_dict("records"):
+        lines.append(f"BROKEN {row['label']}: {row.get('reason')}")
+    lines += _footer(comp)
+    return "\n".join(lines) + "\n"
+
+
+def _footer(comp: Comparison) -> list[str]:
+    lines = []
+    if comp.only_base or comp.only_cand:
+        lines.append(f"not compared: {comp.only_base} cell(s) only in the base, {comp.only_cand} only in the candidate")
+    varies = comp.deterministic[comp.deterministic["verdict"] == "varies"]
+    if len(varies):
+        lines.append(
+            f"peak memory of {len(varies)} gated cell(s) differed between rounds of one side, so it was not judged: "
+            + ", ".join(sorted(set(varies["label"])))
+        )
+    lines += [f"note: {n}" for n in comp.notes]
+    return ["", *lines] if lines else []
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def to_markdown(comp: Comparison, title: str = "kanbench compare") -> str:
+    """A report that fits a pull-request comment: the verdict, the cells that moved, all cells folded away."""
+    status = "**FAIL**" if comp.failed else "**pass**"
+    lines = [f"### {title}: {status}", ""]
+    lines.append(f"`{comp.base_label}` (base) vs `{comp.cand_label}` (candidate), suite `{comp.suite}`: "
+                 f"{summary_line(comp)}.")  # fmt: skip
+    lines += ["", gate_rule(comp), ""]
+    if comp.shared:
+        lines += [f"Every cell: {comp.shared}.", ""]
+    moved = comp.latency[comp.latency["verdict"] != "no change"]
+    if len(moved):
+        lines += _md_table(
+            _latency_header(comp),
+            [_latency_cells(r, comp.unconfirmed) for r in moved.head(MAX_MD_ROWS).to_dict("records")],
+        )
+        lines.append("")
+    det = _moved_deterministic(comp)
+    if len(det):
+        lines += ["**FLOPs / memory changes**", ""]
+        lines += _md_table(DET_HEADER, [_det_cells(r) for r in det.head(MAX_MD_ROWS).to_dict("records")])
+        lines.append("")
+    if len(comp.broken):
+        lines += ["**Cells that ran in the base and fail in the candidate**", ""]
+        for row in comp.broken.to_dict("records"):
+            lines.append(f"- {row['label']}: {row.get('reason')}")
+        lines.append("")
+    lines += [f"<details><summary>All {len(comp.latency)} cells</summary>", ""]
+    rows = [_latency_cells(r, comp.unconfirmed) for r in comp.latency.head(MAX_MD_ROWS).to_dict("records")]
+    lines += _md_table(_latency_header(comp), rows)
+    if len(comp.latency) > MAX_MD_ROWS:
+        lines.append(f"\n... {len(comp.latency) - MAX_MD_ROWS} more cells in the JSON output")
+    lines += ["", "</details>"]
+    lines += [line if not line else f"_{line}_" for line in _footer(comp)]
+    return "\n".join(lines) + "\n"
+
+
+def _records(frame) -> list[dict]:
+    out = []
+    for row in frame.to_dict("records"):
+        clean = {}
+        for key, value in row.items():
+            if hasattr(value, "item"):
+                value = value.item()
+            if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+                value = None if math.isnan(value) else str(value)
+            clean[key] = value
+        out.append(clean)
+    return out
+
+
+def to_json(comp: Comparison) -> str:
+    """Every row of every gate, with the settings, as JSON."""
+    s = comp.settings
+    data = {
+        "base": comp.base_label,
+        "candidate": comp.cand_label,
+        "suite": comp.suite,
+        "failed": comp.failed,
+        "settings": {
+            "threshold": s.threshold,
+            "alpha": s.alpha,
+            "estimator": s.estimator,
+            "flops_threshold": s.flops_threshold,
+            "mem_threshold": s.mem_threshold,
+            "mem_slack_bytes": s.mem_slack,
+            "mem_phases": list(s.mem_phases),
+        },
+        "summary": summary_line(comp),
+        "latency": _records(comp.latency),
+        "deterministic": _records(comp.deterministic),
+        "broken": _records(comp.broken),
+        "only_base": comp.only_base,
+        "only_candidate": comp.only_cand,
+        "notes": comp.notes,
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+def render(comp: Comparison, fmt: str, title: str = "kanbench compare") -> str:
+    """The comparison in one of the formats table, markdown, json."""
+    if fmt == "markdown":
+        return to_markdown(comp, title)
+    if fmt == "json":
+        return to_json(comp)
+    return to_table(comp, title)
