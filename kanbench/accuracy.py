@@ -305,8 +305,8 @@ def estimate_seconds(cell: TrainCell) -> float:
     recipe = dict(cell.recipe)
     n_train, n_val, n_test = split_sizes(cell)
     try:
-        per_sample = implementations.get(cell.impl).flops(list(cell.widths), cell.grid_size, cell.spline_order, 1,
-                                                          **dict(cell.options))  # fmt: skip
+        adapter = implementations.get(cell.source or cell.impl)
+        per_sample = adapter.flops(list(cell.widths), cell.grid_size, cell.spline_order, 1, **dict(cell.options))
     except Exception:
         per_sample = 0
     steps = math.ceil(n_train / recipe["batch_size"]) * recipe["epochs"]

@@ -90,6 +90,7 @@ class Side:
     tree: Path
     suite: Path
     env: dict
+    extra: list = field(default_factory=list)  # arguments for this side's `kanbench run` only
 
 
 def run_ok(out: Path, outcome: RunOutcome) -> bool:
@@ -163,86 +164,30 @@ def export_tree(repo: Path, commit: str, dest: Path) -> None:
         raise RefUnavailable(f"git archive {commit[:12]} failed with status {proc.returncode}")
 
 
-# --- suites -----------------------------------------------------------------------------------------------------
+# --- narrowing the confirmation to the failing cells -------------------------------------------------------------
 
 
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+def only_spec(failing) -> str:
+    """`kanbench run --only` text for the implementations, phases and axis values of the failing cells.
+
+    The product of those values may hold a few more cells than failed; it never misses one.
+    """
+    values = {
+        "impl": failing["impl"],
+        "phase": failing["phase"],
+        "widths": failing["widths_label"],
+        "grid_size": failing["grid_size"],
+        "batch_size": failing["batch_size"],
+        "dtype": failing["dtype"],
+        "device": [str(d).split(":")[0] for d in failing["device"]],
+    }
+    return ",".join(f"{key}={v}" for key, column in values.items() for v in dict.fromkeys(map(str, column)))
 
 
-def _toml_value(value) -> str:
-    import json
-
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise TypeError("non-finite float")
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
-
-
-def dump_toml(data: dict) -> str:
-    """TOML text for the plain tables, scalars and arrays a suite file holds."""
-    lines: list[str] = []
-
-    def emit(table: dict, prefix: list[str]) -> None:
-        scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
-        tables = {k: v for k, v in table.items() if isinstance(v, dict)}
-        if prefix and (scalars or not tables):
-            lines.append(f"\n[{'.'.join(_toml_key(p) for p in prefix)}]")
-        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items())
-        for key, sub in tables.items():
-            emit(sub, [*prefix, key])
-
-    emit(data, [])
-    return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def narrow_suite(text: str, failing) -> str | None:
-    """The suite restricted to the implementations, phases and axis values of the failing cells, or None if unsure."""
-    try:
-        data = tomllib.loads(text)
-        head, axes = data["suite"], data.get("axes", {})
-        impls = [i for i in head["implementations"] if i in set(failing["impl"])]
-        if not impls:
-            return None
-        head["implementations"] = impls
-        if "phases" in head:
-            head["phases"] = [p for p in head["phases"] if p in set(failing["phase"])]
-        else:
-            head["phases"] = list(dict.fromkeys(failing["phase"]))
-        wanted = {
-            "widths": {tuple(int(w) for w in label.split("x")) for label in failing["widths_label"]},
-            "grid_size": set(failing["grid_size"]),
-            "batch_size": set(failing["batch_size"]),
-            "dtype": set(failing["dtype"]),
-            "device": {d.split(":")[0] for d in failing["device"]},
-        }
-        for key, keep in wanted.items():
-            if key in axes:
-                norm = (lambda v: tuple(v)) if key == "widths" else (lambda v: v)
-                kept = [v for v in axes[key] if norm(v) in keep]
-                if not kept:
-                    return None
-                axes[key] = kept
-        for table in (data.get("options", {}), data.get("limits", {}).get("impl", {})):
-            for name in [n for n in table if n not in impls]:
-                del table[name]
-        narrowed = dump_toml(data)
-        if tomllib.loads(narrowed) != data:
-            return None
-        return narrowed
-    except (KeyError, TypeError, ValueError, AttributeError, tomllib.TOMLDecodeError):
-        return None
+def knows_only(tree: Path) -> bool:
+    """Whether the tree's `kanbench run` takes --only (a REF from before it had none is re-measured whole)."""
+    path = tree / "kanbench" / "run.py"
+    return path.exists() and '"--only"' in path.read_text(encoding="utf-8", errors="replace")
 
 
 # --- the gate ---------------------------------------------------------------------------------------------------
@@ -284,7 +229,7 @@ def measure_rounds(
                 continue
             run_dir = out / side.name / f"r{r}"
             run_dir.parent.mkdir(parents=True, exist_ok=True)
-            outcome = runner(side.tree, side.suite, run_dir, side.env, extra)
+            outcome = runner(side.tree, side.suite, run_dir, side.env, [*extra, *side.extra])
             log(f"round {r}/{rounds} {side.name}: exit {outcome.returncode} in {outcome.seconds:.0f} s -> {run_dir}")
             if not run_ok(run_dir, outcome):
                 raise _RunFailed(side, run_dir, outcome)
@@ -322,15 +267,10 @@ def _confirm(
     failing = comp.regressions()
     confirm_sides = []
     for side in sides:
-        narrowed = narrow_suite(side.suite.read_text(encoding="utf-8"), failing)
-        suite = side.suite
-        if narrowed is not None:
-            suite = out / "confirm" / f"suite-{side.name}.toml"
-            suite.parent.mkdir(parents=True, exist_ok=True)
-            suite.write_text(narrowed, encoding="utf-8")
-        else:
-            log(f"could not narrow {side.suite} to the failing cells; re-measuring the whole suite")
-        confirm_sides.append(Side(side.name, side.tree, suite, side.env))
+        only = ["--only", only_spec(failing)] if knows_only(side.tree) else []
+        if not only:
+            log(f"{side.name}'s kanbench has no `run --only`; re-measuring its whole suite")
+        confirm_sides.append(Side(side.name, side.tree, side.suite, side.env, only))
     log(f"{len(failing)} cell(s) flagged; re-measuring them to confirm ({rounds} more round(s))")
     runs = measure_rounds(confirm_sides, rounds, out / "confirm", runner, extra, log)
     base = _pooled(runs["base"]) if "base" in runs else base_frame

@@ -75,13 +75,21 @@ def read_records(run_dir: str | os.PathLike, allow_partial_tail: bool = False) -
     tail = lines.pop()  # "" when the file ends with a newline
     if tail and not allow_partial_tail:
         raise ResultsError(f"{path}:{len(lines) + 1}: incomplete last line (an interrupted run? use --resume)")
+    seen: dict[tuple, int] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            records.append(Record.from_dict(json.loads(line)))
+            record = Record.from_dict(json.loads(line))
         except (json.JSONDecodeError, ValueError, TypeError) as exc:
             raise ResultsError(f"{path}:{number}: malformed record: {exc}") from None
+        if record.key in seen:
+            raise ResultsError(
+                f"{path}:{number}: duplicate record: {record.impl} {record.phase} (config "
+                f"{record.config_hash}) is line {seen[record.key]} too; two runs wrote one directory?"
+            )
+        seen[record.key] = number
+        records.append(record)
     return records
 
 

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
-from kanbench import compare, regress, results
+from kanbench import compare, regress, results, selection
 from kanbench.cli import main
 from kanbench.errors import UsageError
 from kanbench.record import Record, TimeStats
@@ -205,7 +206,10 @@ def test_ok_record_without_values_exits_2(tmp_path, capsys):
     bad.time_s = {**bad.time_s, "values": []}
     cand = write_run(tmp_path / "cand", [bad])
     assert run_compare(base, cand) == 2
-    assert "time_s.values is missing or empty" in capsys.readouterr().err
+    assert (
+        "results.jsonl:1: malformed record: field time_s: values must hold at least one value"
+        in capsys.readouterr().err
+    )
 
 
 def test_bad_threshold_is_a_usage_error(tmp_path):
@@ -471,10 +475,17 @@ class FakeRunner:
                  fail_base: bool = False) -> None:  # fmt: skip
         self.repo, self.slow, self.slow_calls, self.fail_base = repo, slow or {}, slow_calls, fail_base
         self.calls: list[tuple[str, str]] = []  # (side, suite file)
+        self.extras: list[list] = []
 
     def __call__(self, tree: Path, suite: Path, out: Path, env: dict, extra: list) -> regress.RunOutcome:
         side = "cand" if Path(tree).resolve() == self.repo.resolve() else "base"
         self.calls.append((side, str(suite)))
+        self.extras.append(list(extra))
+        only = selection.parse([extra[i + 1] for i, a in enumerate(extra) if a == "--only"])
+
+        def kept(key: str, value) -> bool:
+            return key not in only or str(value) in only[key]
+
         if side == "base":
             assert "KANBENCH_SLOWDOWN" not in env  # the injection knob never reaches the base side
             if self.fail_base:
@@ -482,9 +493,9 @@ class FakeRunner:
         data = tomllib.loads(Path(suite).read_text())
         slowed = side == "cand" and (self.slow_calls is None or len(self.calls) in self.slow_calls)
         records = []
-        for impl in data["suite"]["implementations"]:
-            for batch in data["axes"]["batch_size"]:
-                for phase in data["suite"]["phases"]:
+        for impl in [i for i in data["suite"]["implementations"] if kept("impl", i)]:
+            for batch in [b for b in data["axes"]["batch_size"] if kept("batch_size", b)]:
+                for phase in [p for p in data["suite"]["phases"] if kept("phase", p)]:
                     scale = 1e-3 * (self.slow.get(impl, 1.0) if slowed else 1.0)
                     records.append(record(impl, procs(scale), phase=phase, batch_size=batch))
         env_json = {"cpu_model": "synthetic", "hostname": "box"}
@@ -518,6 +529,7 @@ def make_repo(path: Path, commits: int = 2, with_kanbench: bool = True) -> Path:
         if with_kanbench or i == commits - 1:
             (path / "kanbench").mkdir(exist_ok=True)
             (path / "kanbench" / "__init__.py").write_text(f"# version {i}\n")
+            (path / "kanbench" / "run.py").write_text('parser.add_argument("--only")\n')
         (path / "file.txt").write_text(str(i))
         git(path, "add", "-A")
         git(path, "commit", "-q", "-m", f"commit {i}")
@@ -535,9 +547,8 @@ def test_regress_interleaves_and_confirms_a_real_slowdown(tmp_path):
     sides = [side for side, _ in runner.calls]
     assert sides == ["base", "cand", "base", "cand", "base", "cand", "base", "cand"]  # ABAB, then ABAB to confirm
     # The re-measure covers only the failing implementation's cells.
-    confirm_suite = tomllib.loads(Path(runner.calls[-1][1]).read_text())
-    assert confirm_suite["suite"]["implementations"] == ["bspline"]
-    assert "options" not in confirm_suite or "fastkan" not in confirm_suite["options"]
+    only = selection.parse([runner.extras[-1][runner.extras[-1].index("--only") + 1]])
+    assert only["impl"] == {"bspline"} and runner.extras[-2] == runner.extras[-1]
     assert result.status == "fail" and result.exit_code == 1
     assert len(result.confirmed) == 4  # bspline x 2 batch sizes x 2 phases
     assert {h for h, _ in result.confirmed} == {"bspline-b8", "bspline-b64"}
@@ -660,7 +671,8 @@ def test_baseline_mode(tmp_path):
     assert ok.status == "pass"
 
 
-def test_narrowed_suite_keeps_config_hashes():
+def test_confirmation_only_spec_selects_the_failing_cells():
+    from kanbench import selection
     from kanbench import suite as suite_mod
 
     full = suite_mod.parse(SUITE, "ci.toml")
@@ -671,8 +683,8 @@ def test_narrowed_suite_keeps_config_hashes():
         [{"impl": c.impl, "phase": "backward", "widths_label": "x".join(map(str, c.widths)), "grid_size": c.grid_size,
           "batch_size": c.batch_size, "dtype": c.dtype, "device": c.device} for c in failing]
     )  # fmt: skip
-    text = regress.narrow_suite(SUITE, frame)
-    narrowed = suite_mod.parse(text, "narrowed.toml")
-    assert narrowed.phases == ("backward",) and narrowed.implementations == ("fastkan",)
-    assert {c.config_hash for c in narrowed.cells()} == {c.config_hash for c in failing}
-    assert narrowed.name == full.name
+    only = selection.parse([regress.only_spec(frame)])
+    kept = selection.cells(full.cells(), only, "ci.toml")
+    assert selection.phases(full.phases, only, "ci.toml") == ("backward",)
+    assert {c.config_hash for c in kept} == {c.config_hash for c in failing}
+    assert regress.knows_only(ROOT)

@@ -228,7 +228,7 @@ def test_bad_input_exits_2(case, run_dir, tmp_path, capsys):
         other = tmp_path / "future"
         other.mkdir()
         line = json.loads((run_dir / "results.jsonl").read_text().splitlines()[0])
-        line["schema"] = 2
+        line["schema"] = 3
         (other / "results.jsonl").write_text(json.dumps(line) + "\n")
         args = [str(run_dir), str(other)]
     else:

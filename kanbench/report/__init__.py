@@ -67,7 +67,7 @@ def _profile_table(df: pd.DataFrame) -> list[tuple]:
         m = r.metrics if isinstance(r.metrics, dict) else {}
         coverage = m.get("coverage")
         rows.append((
-            r.impl, m.get("phase"), r.device, r.widths_label, r.batch_size,
+            r.impl, r.profiled_phase, r.device, r.widths_label, r.batch_size,
             summary.fmt_time(m["total_self_s"]) if isinstance(m.get("total_self_s"), (int, float)) else "—",
             f"{coverage:.0%}" if isinstance(coverage, (int, float)) and math.isfinite(coverage) else "—",
             m.get("ops_per_call"), m.get("kernels_per_call"), m.get("trace_dir"),

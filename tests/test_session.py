@@ -1,0 +1,158 @@
+"""The run session that every suite kind shares: lock, resume settings, --only, profile --resume/--shard, and the
+validation it does before anything runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, TINY_SUITE, kanbench
+
+from kanbench import record, results, session
+from kanbench.errors import UsageError
+from kanbench.suite import parse
+
+SMALL = TINY_SUITE.replace('device = ["cpu", "cuda"]', 'device = ["cpu"]').replace(
+    "batch_size = [4, 8]", "batch_size = [4]"
+)
+
+
+def write_suite(tmp_path, text: str = SMALL, name: str = "s.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with session.locked(run_dir):
+        with pytest.raises(UsageError, match=rf"is being written by process {os.getpid()} "):
+            with session.locked(run_dir):
+                pass
+        proc = kanbench("run", str(write_suite(tmp_path)), "--out", str(run_dir), "--smoke")
+        assert proc.returncode == 2 and f"process {os.getpid()}" in proc.stderr, proc.stderr
+    with session.locked(run_dir):  # released with its holder: nothing stale blocks the next writer
+        pass
+
+
+def test_a_lock_left_by_a_killed_run_does_not_block_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from kanbench import session\n"
+         f"with session.locked(Path({str(run_dir)!r})):\n    print('held', flush=True); time.sleep(60)"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+    assert "process" in (run_dir / session.LOCK).read_text()  # the file is still there, the lock is not
+    with session.locked(run_dir):
+        pass
+
+
+def test_only_selects_cells_and_phases(tmp_path):
+    suite = write_suite(tmp_path)
+    proc = kanbench("run", str(suite), "--dry-run", "--only", "impl=mlp,impl=fastkan,phase=forward")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 cells x 1 phases" in proc.stdout and " mlp " in proc.stdout and "bspline" not in proc.stdout
+    for bad, needle in (("impl=nope", "selects no cell"), ("colour=red", "unknown key 'colour'"),
+                        ("impl", "expected key=value"), ("phase=accuracy", "--only phase=accuracy")):  # fmt: skip
+        proc = kanbench("run", str(suite), "--dry-run", "--only", bad)
+        assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_only_runs_just_those_records(tmp_path):
+    out = tmp_path / "run"
+    proc = kanbench("run", str(write_suite(tmp_path)), "--smoke", "--quiet", "--out", str(out),
+                    "--only", "impl=mlp,phase=forward")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = results.read_records(out)
+    assert [(r.impl, r.phase, r.status) for r in records] == [("mlp", "forward", "ok")]
+    assert "1 records: 1 ok, 0 skipped, 0 error" in proc.stdout
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    suite, out = write_suite(tmp_path), tmp_path / "run"
+    proc = kanbench("run", str(suite), "--smoke", "--quiet", "--out", str(out), "--only", "impl=mlp,phase=forward")
+    assert proc.returncode == 0, proc.stderr
+    proc = kanbench("run", str(suite), "--resume", "--quiet", "--out", str(out), "--only", "impl=mlp")
+    assert proc.returncode == 2 and "other settings" in proc.stderr and "timing" in proc.stderr, proc.stderr
+    env_before = json.loads((out / "environment.json").read_text())
+    proc = kanbench("run", str(suite), "--resume", "--smoke", "--quiet", "--out", str(out), "--shard", "1/2")
+    assert proc.returncode == 2 and "shard" in proc.stderr, proc.stderr
+    assert json.loads((out / "environment.json").read_text()) == env_before
+
+
+@pytest.mark.parametrize(
+    "old,new,needle",
+    [
+        ("min_time = 0.0005", "min_time = inf", "[timing].min_time: must be a finite number"),
+        ("min_time = 0.0005", "min_time = nan", "[timing].min_time: must be a finite number"),
+        ("threads = 1", "threads = 1\ncell_timeout_s = inf", "[timing].cell_timeout_s: must be a finite number"),
+        ("threads = 1", "threads = 1\n[limits]\nmax_call_s = inf", "[limits].max_call_s: must be a finite number"),
+        ("threads = 1", "threads = 1\n[options.fastkan]\nscale = nan", "[options.fastkan].scale: must be a finite"),
+    ],
+)
+def test_non_finite_numbers_are_refused(old, new, needle):
+    with pytest.raises(UsageError) as info:
+        parse(SMALL.replace(old, new), "s.toml")
+    assert needle in str(info.value)
+
+
+def test_non_finite_flags_and_refused_build_options_exit_2_before_anything_runs(tmp_path):
+    suite = write_suite(tmp_path)
+    for flag in ("inf", "nan", "-1"):
+        proc = kanbench("run", str(suite), "--min-time", flag, cwd=tmp_path)
+        assert proc.returncode == 2 and "--min-time must be a finite number > 0" in proc.stderr, proc.stderr
+    bad = write_suite(tmp_path, SMALL + "\n[options.fastkan]\nno_such_option = 3\n", "bad.toml")
+    proc = kanbench("run", str(bad), cwd=tmp_path)
+    assert proc.returncode == 2 and "[options.fastkan]" in proc.stderr and "no_such_option" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_an_adapter_reached_ad_hoc_or_by_entry_point_gives_one_impl_and_hash():
+    pytest.importorskip("inkan")
+    by_name = parse(SMALL.replace('"bspline", "fastkan", "rswaf", "mlp"', '"inkan"'))
+    ad_hoc = parse(SMALL.replace('"bspline", "fastkan", "rswaf", "mlp"', '"implementations.inkan_adapter:adapter"'))
+    assert ad_hoc.implementations == by_name.implementations == ("inkan",)
+    assert [(c.impl, c.config_hash) for c in ad_hoc.cells()] == [(c.impl, c.config_hash) for c in by_name.cells()]
+    assert ad_hoc.cells()[0].source == "implementations.inkan_adapter:adapter"
+
+
+def test_profile_gains_shard_and_resume(tmp_path):
+    suite, out = write_suite(tmp_path), tmp_path / "prof"
+    args = ("profile", str(suite), "--smoke", "--quiet", "--out", str(out), "--traces", str(tmp_path / "traces"))
+    proc = kanbench(*args, "--shard", "1/2", "--only", "impl=mlp,impl=fastkan,phase=forward")
+    assert proc.returncode == 0, proc.stderr
+    first = results.read_records(out)
+    assert {(r.impl, r.phase, r.profiled_phase) for r in first} <= {("mlp", "profile", "forward"),
+                                                                     ("fastkan", "profile", "forward")}  # fmt: skip
+    assert first and all(r.status == "ok" for r in first)
+    proc = kanbench(*args, "--shard", "1/2", "--only", "impl=mlp,impl=fastkan,phase=forward", "--resume")
+    assert proc.returncode == 0 and "already done" not in proc.stdout, proc.stderr
+    assert [r.key for r in results.read_records(out)] == [r.key for r in first]  # nothing measured twice
+
+
+def test_schema_1_records_are_upgraded_on_read():
+    line = {"schema": 1, "run_id": "r", "suite": "s", "impl": "mlp", "family": "mlp", "phase": "profile",
+            "device": "cpu", "dtype": "float32", "batch_size": 4, "widths": [2, 2], "grid_size": 3,
+            "spline_order": 3, "num_basis": 0, "params": 6, "params_total": 6, "status": "ok", "reason": None,
+            "time_s": None, "peak_mem_bytes": None, "flops": 8, "metrics": {"phase": "forward", "coverage": 1.0},
+            "config_hash": "abc", "options": {}}  # fmt: skip
+    r = record.Record.from_dict(line)
+    assert r.schema == 2 and r.profiled_phase == "forward" and r.metrics == {"coverage": 1.0}
+    with pytest.raises(ValueError, match="field batch_size: must be an int >= 1"):
+        record.Record.from_dict({**line, "batch_size": "4"})
+    with pytest.raises(ValueError, match="field profiled_phase"):
+        record.Record.from_dict({**line, "schema": 2})
+
+
+def test_committed_baselines_still_load():
+    for run in sorted(p for p in (ROOT / "results" / "baselines").iterdir() if p.is_dir()):
+        frame = results.load(run)
+        assert len(frame) and set(frame["schema"]) == {2}, run

@@ -1,0 +1,152 @@
+"""The shape of the code: no import circle inside kanbench, no torch where the design says none, and a
+results-schema document that matches the Record."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import types
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+from conftest import ROOT
+
+from kanbench.record import Record
+
+PACKAGE = ROOT / "kanbench"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """Every kanbench module that `name` imports, at module level or inside functions."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            # `from . import x` imports the module x when there is one, else a name of the package
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state:
+                cycle = visit(nxt)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycle_inside_kanbench_lazy_imports_included():
+    found = modules()
+    known = set(found)
+    graph = {name: imports_of(name, path, known) for name, path in found.items()}
+    assert "kanbench.session" in graph["kanbench.run"]  # the walk sees imports at all
+    assert "kanbench.speed" in graph["kanbench.run"]  # ... and those inside functions
+    # a package's __init__ importing its own submodules is how packages work, not a circle
+    for name in graph:
+        graph[name] = {t for t in graph[name] if not name.startswith(t + ".")}
+    cycle = find_cycle(graph)
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_suite_validation_report_compare_and_gate_import_no_torch(tmp_path):
+    suite = tmp_path / "s.toml"
+    suite.write_text((ROOT / "suites" / "quick.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    code = (
+        "import sys, kanbench.suite, kanbench.report, kanbench.compare, kanbench.regress, kanbench.results\n"
+        f"s = kanbench.suite.load({str(suite)!r}); s.cells()\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- docs/results-schema.md holds the Record's real fields and types ---------------------------------------------
+
+DOC_TYPES = {"str": str, "int": int, "float": float, "object": dict, "[int]": list, "bool": bool}
+
+
+def documented_fields() -> dict[str, str]:
+    """field -> type text from the Record table of docs/results-schema.md."""
+    text = (ROOT / "docs" / "results-schema.md").read_text(encoding="utf-8")
+    table = text.split("## Record", 1)[1].split("\n### ", 1)[0]
+    out = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        for name in re.findall(r"`([a-z_]+)`", cells[0]):
+            out[name] = cells[1]
+    return out
+
+
+def test_results_schema_doc_names_every_record_field_with_its_type():
+    documented = documented_fields()
+    hints = typing.get_type_hints(Record)
+    assert set(documented) == {f.name for f in fields(Record)}, set(documented) ^ {f.name for f in fields(Record)}
+    for name, hint in hints.items():
+        doc = documented[name]
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        members = typing.get_args(hint) if union else (hint,)
+        nullable = type(None) in members
+        assert ("null" in doc) == nullable, f"{name}: documented {doc!r}, the Record says {hint}"
+        base = [t for t in members if t is not type(None)][0]
+        base = typing.get_origin(base) or base
+        wanted = {DOC_TYPES[t.strip()] for t in doc.replace(" or null", "").split(" or ") if t.strip() in DOC_TYPES}
+        assert base in wanted, f"{name}: documented {doc!r}, the Record says {hint}"
+
+
+def test_results_schema_doc_says_the_current_schema_and_device_names():
+    from kanbench.record import SCHEMA
+
+    text = (ROOT / "docs" / "results-schema.md").read_text(encoding="utf-8")
+    assert f"(schema {SCHEMA})" in text.splitlines()[0]
+    assert "cuda:0" not in text.split("## Record", 1)[1].split("\n### ", 1)[0]
