@@ -105,9 +105,10 @@ def test_malformed_line_is_reported_with_file_and_line(tmp_path, tiny_run):
 
 RESUME_SUITE = (
     TINY_SUITE.replace('name = "tiny"', 'name = "resume"')
-    .replace("batch_size = [4, 8]", "batch_size = [2, 3, 4, 5, 6, 7]")
+    .replace("batch_size = [4, 8]", "batch_size = [2, 3, 4]")
     .replace('device = ["cpu", "cuda"]', 'device = ["cpu"]')
-    .replace("min_time = 0.0005", "min_time = 0.01")
+    .replace("min_time = 0.0005", "min_time = 0.004")
+    .replace("processes = 2", "processes = 1")
 )
 
 
@@ -124,7 +125,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             data = (out / "results.jsonl").read_bytes() if (out / "results.jsonl").exists() else b""
-            if data.count(b"\n") >= 8:  # at least two groups written, more to come
+            if data.count(b"\n") >= 8:  # the first group written, two more to come
                 break
             assert proc.poll() is None, proc.stderr.read().decode()
             time.sleep(0.05)

@@ -11,7 +11,7 @@ import sys
 import pytest
 from conftest import ROOT, TINY_SUITE, kanbench
 
-from kanbench import record, results, session
+from kanbench import cli, record, results, session
 from kanbench.errors import UsageError
 from kanbench.suite import parse
 
@@ -55,15 +55,15 @@ def test_a_lock_left_by_a_killed_run_does_not_block_resume(tmp_path):
         pass
 
 
-def test_only_selects_cells_and_phases(tmp_path):
+def test_only_selects_cells_and_phases(tmp_path, capsys):
     suite = write_suite(tmp_path)
-    proc = kanbench("run", str(suite), "--dry-run", "--only", "impl=mlp,impl=fastkan,phase=forward")
-    assert proc.returncode == 0, proc.stderr
-    assert "2 cells x 1 phases" in proc.stdout and " mlp " in proc.stdout and "bspline" not in proc.stdout
+    assert cli.main(["run", str(suite), "--dry-run", "--only", "impl=mlp,impl=fastkan,phase=forward"]) == 0
+    out = capsys.readouterr().out
+    assert "2 cells x 1 phases" in out and " mlp " in out and "bspline" not in out
     for bad, needle in (("impl=nope", "selects no cell"), ("colour=red", "unknown key 'colour'"),
                         ("impl", "expected key=value"), ("phase=accuracy", "--only phase=accuracy")):  # fmt: skip
-        proc = kanbench("run", str(suite), "--dry-run", "--only", bad)
-        assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert cli.main(["run", str(suite), "--dry-run", "--only", bad]) == 2
+        assert needle in capsys.readouterr().err
 
 
 def test_only_runs_just_those_records(tmp_path):
@@ -76,15 +76,16 @@ def test_only_runs_just_those_records(tmp_path):
     assert "1 records: 1 ok, 0 skipped, 0 error" in proc.stdout
 
 
-def test_resume_refuses_other_settings(tmp_path):
+def test_resume_refuses_other_settings(tmp_path, capsys):
     suite, out = write_suite(tmp_path), tmp_path / "run"
     proc = kanbench("run", str(suite), "--smoke", "--quiet", "--out", str(out), "--only", "impl=mlp,phase=forward")
     assert proc.returncode == 0, proc.stderr
-    proc = kanbench("run", str(suite), "--resume", "--quiet", "--out", str(out), "--only", "impl=mlp")
-    assert proc.returncode == 2 and "other settings" in proc.stderr and "timing" in proc.stderr, proc.stderr
     env_before = json.loads((out / "environment.json").read_text())
-    proc = kanbench("run", str(suite), "--resume", "--smoke", "--quiet", "--out", str(out), "--shard", "1/2")
-    assert proc.returncode == 2 and "shard" in proc.stderr, proc.stderr
+    assert cli.main(["run", str(suite), "--resume", "--quiet", "--out", str(out), "--only", "impl=mlp"]) == 2
+    err = capsys.readouterr().err
+    assert "other settings" in err and "timing" in err and "phases" in err, err
+    assert cli.main(["run", str(suite), "--resume", "--smoke", "--quiet", "--out", str(out), "--shard", "1/2"]) == 2
+    assert "shard: None then, '1/2' now" in capsys.readouterr().err
     assert json.loads((out / "environment.json").read_text()) == env_before
 
 
@@ -104,14 +105,16 @@ def test_non_finite_numbers_are_refused(old, new, needle):
     assert needle in str(info.value)
 
 
-def test_non_finite_flags_and_refused_build_options_exit_2_before_anything_runs(tmp_path):
+def test_non_finite_flags_and_refused_build_options_exit_2_before_anything_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     suite = write_suite(tmp_path)
     for flag in ("inf", "nan", "-1"):
-        proc = kanbench("run", str(suite), "--min-time", flag, cwd=tmp_path)
-        assert proc.returncode == 2 and "--min-time must be a finite number > 0" in proc.stderr, proc.stderr
+        assert cli.main(["run", str(suite), "--min-time", flag]) == 2
+        assert "--min-time must be a finite number > 0" in capsys.readouterr().err
     bad = write_suite(tmp_path, SMALL + "\n[options.fastkan]\nno_such_option = 3\n", "bad.toml")
-    proc = kanbench("run", str(bad), cwd=tmp_path)
-    assert proc.returncode == 2 and "[options.fastkan]" in proc.stderr and "no_such_option" in proc.stderr
+    assert cli.main(["run", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "[options.fastkan]" in err and "no_such_option" in err
     assert not (tmp_path / "results").exists()
 
 
