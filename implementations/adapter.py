@@ -11,7 +11,7 @@ import importlib
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,11 @@ def _function(value: Callable | str, what: str, adapter: str) -> Callable:
     return value
 
 
+def _called(value: object) -> Callable[..., Any]:
+    """A function field of an Adapter, which __post_init__ has made a callable (a string became a LazyFunction)."""
+    return cast("Callable[..., Any]", value)
+
+
 def _sibling(builder: Callable | str, attr: str) -> str:
     """ "pkg.family:build" -> "pkg.family:<attr>": a family module defines build, param_count and flop_breakdown."""
     return f"{builder.partition(':')[0]}:{attr}" if isinstance(builder, str) and ":" in builder else ""
@@ -132,7 +137,7 @@ class Adapter:
     @property
     def target(self) -> str:
         """ "module.path:function" that builds the model."""
-        return target_of(self.builder)
+        return target_of(_called(self.builder))
 
     def available(self) -> tuple[bool, str]:
         """(True, "") if the implementation can be built here, else (False, how to fix it); imports only `requires`."""
@@ -146,17 +151,17 @@ class Adapter:
 
     def build(self, widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options):
         """A freshly initialised model (a torch.nn.Module on CPU, float32) on these widths."""
-        return self.builder(widths, grid_size, spline_order, **{**self.options, **options})
+        return _called(self.builder)(widths, grid_size, spline_order, **{**self.options, **options})
 
     def param_count(self, widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options) -> int:
         """Analytic trainable parameter count; equals the built module's."""
-        return self.counter(widths, grid_size, spline_order, **{**self.options, **options})
+        return _called(self.counter)(widths, grid_size, spline_order, **{**self.options, **options})
 
     def flop_breakdown(
         self, widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, batch: int = 1, **options
     ) -> dict[str, int]:
         """Forward FLOPs of one call by kind: "matmul" (exact) and "elementwise" (estimate)."""
-        return self.flop_counter(widths, grid_size, spline_order, batch, **{**self.options, **options})
+        return _called(self.flop_counter)(widths, grid_size, spline_order, batch, **{**self.options, **options})
 
     def flops(self, widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, batch: int = 1, **options) -> int:
         """Analytic forward FLOP estimate of one call."""
@@ -164,7 +169,7 @@ class Adapter:
 
     def basis_functions(self, model) -> list[tuple[object, str]]:
         """(owner, attribute) of each function outside layer.basis that evaluates the model's basis (see basis_hook)."""
-        return list(self.basis_hook(model)) if self.basis_hook is not None else []
+        return list(_called(self.basis_hook)(model)) if self.basis_hook is not None else []
 
     def variant(self, name: str, description: str = "", **options) -> Adapter:
         """The same implementation under another name with some options fixed (and no colour of its own)."""

@@ -35,6 +35,8 @@ def bspline_basis(x: torch.Tensor, knots: torch.Tensor, spline_order: int) -> to
 class BSplineKANLayer(nn.Module):
     """out = W_base silu(x) + sum_{i,m} (c_{o,i,m} s_{o,i}) B_m(x_i)."""
 
+    knots: torch.Tensor  # a buffer (register_buffer), declared for the type checker
+
     def __init__(
         self,
         in_features: int,

@@ -85,6 +85,12 @@ def horner(poly: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 class BSplineFastKANLayer(BSplineKANLayer):
     """`bspline`'s layer (same parameters, init and state_dict), its bases evaluated in closed form."""
 
+    # buffers (register_buffer), declared for the type checker
+    poly: torch.Tensor
+    slope_poly: torch.Tensor
+    offsets: torch.Tensor
+    steps: torch.Tensor
+
     def __init__(self, *args, contraction: str = "dense", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if contraction not in ("dense", "gather"):

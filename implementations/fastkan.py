@@ -14,6 +14,8 @@ from .common import LayerStack, check_grid, check_input, check_widths, edges
 class FastKANLayer(nn.Module):
     """out = W_spline vec(exp(-((LN(x) - c_j) / h)^2)) + Linear(silu(x))."""
 
+    centres: torch.Tensor  # a buffer (register_buffer), declared for the type checker
+
     def __init__(
         self,
         in_features: int,

@@ -4,6 +4,7 @@ implementations/inkan_adapter.py declares for the entry-point group `kanbench.im
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,7 +15,7 @@ from .common import check_grid, check_input, check_widths, edges
 class InkanLayer(nn.Module):
     """A view of one inkan KANLayer that adds `basis(x)`; forward is inkan's own."""
 
-    def __init__(self, layer: nn.Module) -> None:
+    def __init__(self, layer: Any) -> None:  # an inkan KANLayer (an nn.Module); inkan ships no type information
         super().__init__()
         self.layer = layer
         self.in_features, self.out_features, self.num_basis = layer.in_features, layer.out_features, layer.n_bases
@@ -35,7 +36,7 @@ class InkanLayer(nn.Module):
 class InkanModel(nn.Module):
     """inkan's KANNetwork; `layers` exposes its layers with basis(), forward runs the network itself."""
 
-    def __init__(self, network: nn.Module, widths: list[int]) -> None:
+    def __init__(self, network: Any, widths: list[int]) -> None:  # an inkan KANNetwork (untyped, like KANLayer)
         super().__init__()
         self.network, self.widths = network, widths
         self.layers = nn.ModuleList(InkanLayer(layer) for layer in network.layers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,7 +14,7 @@ from .common import check_grid, check_input, check_widths, edges
 class PykanLayer(nn.Module):
     """A view of one pykan KANLayer that adds `basis(x)`; forward is pykan's own."""
 
-    def __init__(self, layer: nn.Module) -> None:
+    def __init__(self, layer: Any) -> None:  # a kan.KANLayer (an nn.Module); kan ships no type information
         super().__init__()
         self.layer = layer
         self.in_features, self.out_features = layer.in_dim, layer.out_dim
@@ -35,7 +36,7 @@ class PykanLayer(nn.Module):
 class PykanModel(nn.Module):
     """pykan's MultKAN; `layers` exposes its spline layers, forward runs the whole MultKAN."""
 
-    def __init__(self, kan_model: nn.Module, widths: list[int]) -> None:
+    def __init__(self, kan_model: Any, widths: list[int]) -> None:  # a kan.MultKAN (untyped, like KANLayer)
         super().__init__()
         self.kan = kan_model
         self.widths = widths

@@ -22,6 +22,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import datasets, progress
 from .errors import UsageError
@@ -66,9 +67,9 @@ class TrainCell:
     device: str
     dtype: str
     seed: int
-    options: tuple[tuple[str, object], ...]
-    recipe: tuple[tuple[str, object], ...]
-    data: tuple[tuple[str, object], ...]  # dataset spec: normalize, sizes, data_seed, data_dir, source
+    options: tuple[tuple[str, Any], ...]
+    recipe: tuple[tuple[str, Any], ...]
+    data: tuple[tuple[str, Any], ...]  # dataset spec: normalize, sizes, data_seed, data_dir, source
     source: str = ""  # how the suite named impl when that is not the adapter's own name ("module:factory")
 
     @property
@@ -203,13 +204,13 @@ def plan(suite: Suite, smoke: bool = False, data_dir: str | None = None) -> Plan
     """Validate an accuracy suite's tables and list its runs; UsageError naming file, key and what is allowed."""
     check = Checker(suite.path)
     raw = tomllib.loads(suite.text) if suite.text else {}
-    for table, allowed in (("timing", ("threads",)), ("limits", ()), ("profile", ())):
-        for key in raw.get(table, {}):
+    for section, allowed in (("timing", ("threads",)), ("limits", ()), ("profile", ())):
+        for key in raw.get(section, {}):
             if key in allowed:
                 continue
-            hint = " (bound a run's time with [training].max_run_s)" if table == "limits" else ""
-            check.fail(f"[{table}].{key}", f"does not apply to accuracy suites; allowed: {', '.join(allowed) or 'none'}"
-                       + hint)  # fmt: skip
+            hint = " (bound a run's time with [training].max_run_s)" if section == "limits" else ""
+            message = f"does not apply to accuracy suites; allowed: {', '.join(allowed) or 'none'}"
+            check.fail(f"[{section}].{key}", message + hint)
     raw_axes = raw.get("axes", {})
     for key, instead in (("widths", "[datasets.NAME].widths"), ("batch_size", "[training].batch_size")):
         if isinstance(raw_axes, dict) and key in raw_axes:

@@ -54,11 +54,11 @@ class Breakdown:
         forward_of = self._forward_categories(cpu, basis_by_name)
         cache: dict[int, str | None] = {}
         index = {id(s): i for i, s in enumerate(steps)}
-        self_us = [defaultdict(float) for _ in steps]
-        device_us = [defaultdict(float) for _ in steps]
+        self_us: list[defaultdict[str, float]] = [defaultdict(float) for _ in steps]
+        device_us: list[defaultdict[str, float]] = [defaultdict(float) for _ in steps]
         wall = [s.cpu_time_total for s in steps]
-        op_us = [Counter() for _ in steps]
-        op_calls = [Counter() for _ in steps]
+        op_us: list[Counter] = [Counter() for _ in steps]
+        op_calls: list[Counter] = [Counter() for _ in steps]
         waited = [0.0 for _ in steps]  # the step thread's wait for backward nodes run by CUDA's autograd device thread
         for e in cpu:
             chain = list(_ancestors(e))

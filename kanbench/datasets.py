@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib
 import io
 import os
 import pickle
@@ -144,7 +145,8 @@ def make_function(name: str, seed: int = 0, n_train: int = 1000, n_val: int = 10
     for n in (n_train, n_val, n_test):
         x = rng.uniform(-1.0, 1.0, size=(n, fn.n_inputs))
         splits.append(Split(x.astype(np.float32), fn.f(x).astype(np.float32)[:, None]))
-    return Dataset(name, "regression", *splits, source=f"generated: f = {fn.formula}, numpy PCG64 seed {seed}")
+    train, val, test = splits
+    return Dataset(name, "regression", train, val, test, source=f"generated: f = {fn.formula}, numpy PCG64 seed {seed}")
 
 
 # ---- scikit-learn digits --------------------------------------------------------------------------------------
@@ -182,9 +184,10 @@ def _numpy_globals() -> dict[tuple[str, str], object]:
     """The only globals a pickled numpy array needs, resolved here rather than imported by name from the file."""
     if not _NUMPY_GLOBALS:
         try:
-            from numpy._core.multiarray import _reconstruct  # numpy >= 2
+            multiarray = importlib.import_module("numpy._core.multiarray")  # numpy >= 2
         except ImportError:  # pragma: no cover - numpy 1.x
-            from numpy.core.multiarray import _reconstruct
+            multiarray = importlib.import_module("numpy.core.multiarray")
+        _reconstruct = multiarray._reconstruct
         for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
             _NUMPY_GLOBALS[(module, "_reconstruct")] = _reconstruct
         _NUMPY_GLOBALS[("numpy", "ndarray")] = np.ndarray
@@ -322,8 +325,8 @@ def read_mnist_idx(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], str]:
 
 
 def _as_dataset(arrays: dict[str, np.ndarray], source: str, where: str) -> Dataset:
-    splits = [Split(arrays[f"{s}_x"], arrays[f"{s}_y"]) for s in ("train", "val", "test")]
-    data = Dataset("mnist", "classification", *splits, source=source)
+    train, val, test = (Split(arrays[f"{s}_x"], arrays[f"{s}_y"]) for s in ("train", "val", "test"))
+    data = Dataset("mnist", "classification", train, val, test, source=source)
     check_classification(data, where, 784)
     return data
 
@@ -466,7 +469,7 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub: a ** key might be allow_pickle (a bool)
         os.replace(tmp, path)
     except OSError as exc:
         print(f"kanbench: cannot write MNIST cache {path}: {exc.strerror or exc}", file=sys.stderr)

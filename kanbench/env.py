@@ -46,7 +46,7 @@ def git_commit(path: str | os.PathLike | None = None) -> str | None:
 
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the packages that shape a result."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)

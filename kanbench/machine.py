@@ -101,6 +101,7 @@ def command(args: argparse.Namespace) -> int:
         if device.split(":")[0] not in ("cpu", "cuda"):
             raise UsageError(f"--device {device}: allowed: cpu, cuda")
         f = figures(device, args.threads, args.refresh)
+        assert f is not None  # measure_missing (the default): figures are measured, never None
         print(f"{f['key']}\n  peak matmul {f['peak_flop_per_s'] / 1e9:.1f} GFLOP/s, "
               f"copy {f['peak_bytes_per_s'] / 1e9:.1f} GB/s ({f['method']})")  # fmt: skip
     print(f"cache: {cache_path()}")

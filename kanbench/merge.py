@@ -38,7 +38,9 @@ def merge(run_dirs: list[Path], out: Path) -> int:
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out} exists and is not empty")
     out.mkdir(parents=True, exist_ok=True)
-    (out / results.SUITE).write_text(texts.pop(), encoding="utf-8")
+    suite_text = texts.pop()
+    assert suite_text is not None  # a missing suite file was refused above
+    (out / results.SUITE).write_text(suite_text, encoding="utf-8")
     environments = [results.read_environment(d) for d in run_dirs]
     merged_env = dict(environments[0])
     merged_env["merged_from"] = [{"run": str(d), "environment": e} for d, e in zip(run_dirs, environments)]

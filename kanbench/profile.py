@@ -110,7 +110,7 @@ class ProfileKind:
             if entry is None and status == "ok":
                 status, reason = "error", "no result for this phase"
             record = make(ident, run_id, "profile", status, reason, profiled_phase=phase, counts=reply)
-            if status == "ok":
+            if entry is not None and status == "ok":  # an ok status with no entry became an error above
                 record.metrics = {**entry["metrics"], "trace_dir": self.trace_dir(cell)}
                 if flops is not None:
                     record.flops = phase_flops(flops, phase, record.params or 0)
@@ -150,14 +150,14 @@ class ProfileKind:
 def summary(records: list[Record]) -> str:
     """Share of self time per category, self time and op count per call, one line per (cell, phase)."""
     ok = [r for r in records if r.status == "ok"]
-    shown = [c for c in SHOWN if c != "compiled" or any(r.metrics["categories"][c]["share"] for r in ok)]
+    shown = [c for c in SHOWN if c != "compiled" or any(_metrics(r)["categories"][c]["share"] for r in ok)]
     rows = [["impl", "phase", "shape", "device", *shown, "self/call", "ops", "kernels"]]
     skipped = 0
     for r in records:
         if r.status != "ok":
             skipped += 1
             continue
-        m = r.metrics
+        m = _metrics(r)
         shape = f"{'x'.join(map(str, r.widths))} b{r.batch_size}"
         shares = [f"{m['categories'][c]['share']:.0%}" for c in shown]
         kernels = "-" if m["kernels_per_call"] is None else f"{m['kernels_per_call']:.0f}"
@@ -171,6 +171,12 @@ def summary(records: list[Record]) -> str:
         bad = next(r for r in records if r.status != "ok")
         lines.append(f"{skipped} record(s) not ok, e.g. {bad.impl} {bad.profiled_phase}: {bad.status}: {bad.reason}")
     return "\n".join(lines)
+
+
+def _metrics(record: Record) -> dict:
+    """The metrics of an ok profile record, which always has them."""
+    assert record.metrics is not None, f"an ok profile record without metrics: {record.key}"
+    return record.metrics
 
 
 def trace_root_for(run_dir: Path, traces: str | None) -> Path:

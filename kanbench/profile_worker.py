@@ -34,7 +34,7 @@ def _in_range(name: str, fn: Callable) -> Callable:
         with record_function(name):
             return fn(*args, **kwargs)
 
-    wrapped.__wrapped__ = fn
+    wrapped.__wrapped__ = fn  # type: ignore[attr-defined]  # a function takes attributes; mypy knows none of them
     return wrapped
 
 

@@ -489,7 +489,9 @@ def render(result: GateResult, fmt: str = "markdown") -> str:
             return json.dumps({"status": "skipped", "reason": result.reason, "against": result.against}) + "\n"
         head = f"### {title}: skipped\n\n" if fmt == "markdown" else f"{title}: skipped\n"
         return head + f"Nothing was compared: {result.reason}\n"
-    text = compare.render(result.comparison, fmt, title)
+    comparison = result.comparison
+    assert comparison is not None  # only a skipped gate compares nothing
+    text = compare.render(comparison, fmt, title)
     if fmt == "json":
         import json
 
@@ -500,7 +502,7 @@ def render(result: GateResult, fmt: str = "markdown") -> str:
         if result.confirmation is not None:
             data["confirmation"] = json.loads(compare.to_json(result.confirmation))
         return json.dumps(data, indent=2) + "\n"
-    flagged = len(result.confirmed) + len(result.comparison.unconfirmed)
+    flagged = len(result.confirmed) + len(comparison.unconfirmed)
     if flagged:
         text += (
             f"\nConfirmation: {len(result.confirmed)} of {flagged} flagged cell(s) were slower again when re-measured "

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 from . import progress, summary
 from .errors import UsageError
@@ -32,7 +33,8 @@ def effective_timing(suite: Suite, smoke: bool, overrides: dict[str, float | int
             continue
         if not math.isfinite(value) or value <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value}")
-        t = replace(t, **{name: value})
+        change: dict[str, Any] = {name: value}  # one of Timing's int or float fields, by name
+        t = replace(t, **change)
     return t
 
 

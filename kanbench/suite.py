@@ -12,7 +12,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from .errors import UsageError
 
@@ -195,7 +195,7 @@ class Checker:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def fail(self, key: str, message: str) -> None:
+    def fail(self, key: str, message: str) -> NoReturn:
         raise UsageError(f"{self.path}: {key}: {message}")
 
     def table(self, data: dict, key: str, allowed: tuple[str, ...]) -> dict:
@@ -268,7 +268,7 @@ def _axes(check: Checker, raw: object, where: str, kind: str) -> dict:
     """One validated table of axes, with defaults filled in."""
     if not isinstance(raw, dict):
         check.fail(where, f"must be a table of axes, got {type(raw).__name__}")
-    allowed = ("widths", "grid_size", "spline_order", "batch_size", "device", "dtype", "compile")
+    allowed: tuple[str, ...] = ("widths", "grid_size", "spline_order", "batch_size", "device", "dtype", "compile")
     allowed += ("dataset", "seed") if kind == "accuracy" else ()
     unknown = sorted(set(raw) - set(allowed))
     if unknown:
@@ -416,9 +416,9 @@ def parse(text: str, path: str = "<suite>") -> Suite:
     description = head.get("description", "")
     if not isinstance(description, str):
         check.fail("[suite].description", f"must be a string, got {description!r}")
-    for table, value in extra.items():
-        for sub, inner in value.items() if table == "datasets" and isinstance(value, dict) else [("", value)]:
-            check.finite(inner, f"[{table}.{sub}]" if sub else f"[{table}]")
+    for section, value in extra.items():
+        for entry, inner in value.items() if section == "datasets" and isinstance(value, dict) else [("", value)]:
+            check.finite(inner, f"[{section}.{entry}]" if entry else f"[{section}]")
     return Suite(
         path, name, kind, tuple(impls), tuple(phases), sweeps[0], timing, limits, options, profile, description, text,
         extra, sweeps, sources,

@@ -30,20 +30,25 @@ def table(records: list[Record], max_groups: int = 12) -> str:
             continue
         lines.append(f"\n{title}")
         mlp = by_impl.get("mlp", {}).get("forward")
-        mlp_fwd = mlp.time_s["median"] if mlp is not None and mlp.status == "ok" else None
+        mlp_fwd = mlp.time_s["median"] if mlp is not None and mlp.status == "ok" and mlp.time_s is not None else None
         rows = []
         for impl, phases in by_impl.items():
             cells = [impl]
             for phase in COLUMNS:
-                r = phases.get(phase)
-                cells.append(fmt_time(r.time_s["median"]) if r and r.status == "ok" else (r.status if r else "-"))
+                record = phases.get(phase)
+                if record is not None and record.status == "ok" and record.time_s is not None:
+                    cells.append(fmt_time(record.time_s["median"]))
+                else:
+                    cells.append(record.status if record else "-")
             train = phases.get("train_step")
             cells.append(fmt_bytes(train.peak_mem_bytes) if train else "-")
             any_record = next(iter(phases.values()))
             cells.append(f"{any_record.params:,}" if any_record.params is not None else "-")
             fwd = phases.get("forward")
-            ok = fwd is not None and fwd.status == "ok" and mlp_fwd
-            cells.append(f"{fwd.time_s['median'] / mlp_fwd:.2f}x" if ok else "-")
+            if fwd is not None and fwd.status == "ok" and fwd.time_s is not None and mlp_fwd:
+                cells.append(f"{fwd.time_s['median'] / mlp_fwd:.2f}x")
+            else:
+                cells.append("-")
             rows.append(cells)
         lines += ["  " + line for line in render_table(header, rows, align="lr").splitlines()]
     bad = [r for r in records if r.status != "ok"]

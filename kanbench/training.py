@@ -12,6 +12,8 @@ import inspect
 import math
 import sys
 import time
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -69,7 +71,8 @@ def build_model(impl: str, widths: list[int], grid_size: int, spline_order: int,
     adapter = implementations.get(impl)
     torch.manual_seed(seed)
     options = dict(options)
-    if "seed" in inspect.signature(adapter.builder).parameters and "seed" not in options:
+    builder = cast("Callable[..., Any]", adapter.builder)  # Adapter.__post_init__ made a "module:function" callable
+    if "seed" in inspect.signature(builder).parameters and "seed" not in options:
         options["seed"] = seed  # pykan reseeds from its own argument, which would otherwise be 0 for every seed
     return adapter.build(widths, grid_size, spline_order, **options)
 
@@ -173,7 +176,8 @@ def train(request: dict, log=None) -> dict:
                     loss.backward()
                     return loss
 
-                loss = optimizer.step(closure)
+                # LBFGS.step returns the closure's first loss, a Tensor (Optimizer.step's stub says float | None)
+                loss = cast(torch.Tensor, optimizer.step(closure))
             else:
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_of(model(xb), yb, task)

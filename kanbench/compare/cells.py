@@ -101,7 +101,9 @@ def _present(value) -> bool:
 
 def label_parts(row: dict) -> dict[str, str]:
     """Each label field of one row as text ("" where the row does not know it)."""
-    options = row.get("options") if isinstance(row.get("options"), dict) else {}
+    options = row.get("options")
+    if not isinstance(options, dict):
+        options = {}
 
     def text(name: str, fmt: str = "{}") -> str:
         value = row.get(name)

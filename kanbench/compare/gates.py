@@ -5,11 +5,15 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kanbench.errors import UsageError
 
 from .cells import IDENTITY, KEY, cell_label, distinguishing_fields, ok_cells, run_label, shared_label
 from .stats import bootstrap_ratios, cell_seed, estimate, estimator_quantile, mann_whitney_p
+
+if TYPE_CHECKING:  # pandas is imported where a comparison is made, not with the module
+    import pandas as pd
 
 VERDICTS = ("regression", "improvement", "no change", "not significant")
 DEFAULT_ESTIMATOR = "p10"
@@ -201,9 +205,9 @@ class Comparison:
     base_label: str
     cand_label: str
     suite: str
-    latency: object  # DataFrame from compare_frames, with a "label" column
-    deterministic: object  # DataFrame from compare_deterministic, with a "label" column
-    broken: object  # DataFrame from status_changes, with a "label" column
+    latency: pd.DataFrame  # from compare_frames, with a "label" column
+    deterministic: pd.DataFrame  # from compare_deterministic, with a "label" column
+    broken: pd.DataFrame  # from status_changes, with a "label" column
     settings: GateSettings = field(default_factory=GateSettings)
     shared: str = ""  # what every compared cell has in common, e.g. "forward 100x100 G=5 k=3 b8 cpu float32"
     only_base: int = 0

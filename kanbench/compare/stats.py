@@ -89,11 +89,12 @@ def mann_whitney_p(base_values, cand_values) -> float:
 
 def process_groups(values: list[float], process_medians: list[float] | None) -> list[list[float]]:
     """Split a record's values into its worker processes (stored back to back); one group if that cannot be shown."""
-    k = len(process_medians or [])
+    medians = process_medians or []
+    k = len(medians)
     if k > 1 and len(values) % k == 0:
         size = len(values) // k
         groups = [values[i * size : (i + 1) * size] for i in range(k)]
-        if all(math.isclose(statistics.median(g), m, rel_tol=1e-9) for g, m in zip(groups, process_medians)):
+        if all(math.isclose(statistics.median(g), m, rel_tol=1e-9) for g, m in zip(groups, medians)):
             return groups
     return [list(values)]
 

@@ -50,7 +50,7 @@ def resolve_run_dir(path: str | os.PathLike) -> Path:
 
 def record_schemas(run_dir: Path) -> set:
     """The schema numbers found in a run's results.jsonl (read leniently, before records are validated)."""
-    found = set()
+    found: set = set()  # whatever the lines hold; the caller judges them
     path = run_dir / results.RESULTS
     if not path.exists():
         return found

@@ -276,7 +276,8 @@ def roofline_figure(df: pd.DataFrame, environments: dict[str, dict | None]) -> F
     devices = sorted(set(rows["device"]), key=lambda d: (d == "cpu", d))
     fig = make_subplots(rows=1, cols=len(devices), subplot_titles=[esc(d) for d in devices], horizontal_spacing=0.08)
     palette = colors(df["impl"])
-    shown, ceilings = set(), []
+    shown: set[str] = set()
+    ceilings: list[str] = []
     for j, device in enumerate(devices):
         cell = rows[rows["device"] == device]
         for impl in ordered_impls(cell["impl"]):
@@ -422,8 +423,8 @@ def _curves_figure(acc: pd.DataFrame, datasets: list[str], palette: dict) -> Fig
     if not any(_curve_of(m) for m in acc["metrics"]):
         return Figure("learning-curves", title, None, empty_reason="no accuracy record carries metrics.curve")
     fig = _dataset_grid(datasets, [_y_title(g) for g in groups], "epoch")
-    shown = set()
-    which = set()
+    shown: set[str] = set()
+    which: set[str] = set()
     for j, group in enumerate(groups):
         multi = group.groupby("impl")["widths_label"].nunique().max() > 1
         scale, _ = _metric_scale(

@@ -394,7 +394,8 @@ def comparison_section(page: Page) -> str:
     if page.comparison_figure is not None:
         out.append(figure_html(page.comparison_figure))
     header = ["verdict", "cell", "baseline median", "candidate median", f"ratio ({e(s.estimator)})", "interval", "p"]
-    shown, quiet = [], []
+    shown: list[tuple[list[str], str]] = []  # (cells, class) of each row
+    quiet: list[tuple[list[str], str]] = []
     for r in sorted_cells(comp).itertuples():
         interval = f"{r.ci_low:.3g}–{r.ci_high:.3g}" if _finite(r.ci_low) and _finite(r.ci_high) else "—"
         cells = [

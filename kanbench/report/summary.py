@@ -144,7 +144,7 @@ def summary_tables(df: pd.DataFrame) -> list[SummaryTable]:
                     value = float(r["time_median"])
                     ratios = _ratios(refs, r, "time_median", value)
                     cells[phase] = [Entry(value, fmt_time(value), ratios, noisy=bool(r["noisy"]))]
-            r = mine.get(memory_phase)
+            r = mine.get(memory_phase) if memory_phase is not None else None
             if r is not None and r["peak_mem_bytes"] is not None and not pd.isna(r["peak_mem_bytes"]):
                 value = float(r["peak_mem_bytes"])
                 cells["peak memory"] = [Entry(value, fmt_bytes(value), _ratios(refs, r, "peak_mem_bytes", value))]
@@ -188,12 +188,12 @@ def _mark_best(rows: list, columns: list[str]) -> None:
             if len(entries) < 2:
                 continue
             pick = min if entries[0][1].lower_is_better else max
-            best = pick(e.value for _, e in entries)
+            best = pick(e.value for _, e in entries if e.value is not None)  # all are: see by_tag
             for _, e in entries:
                 e.best = e.value == best
             kans = [e for ref, e in entries if not ref]
             if len(kans) >= 2 and not any(e.best for e in kans):
-                best_kan = pick(e.value for e in kans)
+                best_kan = pick(e.value for e in kans if e.value is not None)
                 for e in kans:
                     e.best_kan = e.value == best_kan
 
