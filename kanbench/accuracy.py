@@ -493,13 +493,12 @@ def aggregate(frame):
 
 
 def format_table(agg) -> str:
-    """The aggregate as a terminal table: accuracies in %, RMSE as is."""
+    """The aggregate as a terminal table: accuracies in %, RMSE as is; columns as wide as their longest name."""
+    from . import table
+
     if len(agg) == 0:
         return "no ok accuracy records"
-    lines = []
-    header = f"{'dataset':<9} {'impl':<13} {'widths':<13} {'params':>9} {'seeds':>5}  {'final test':<20} " \
-             f"{'test@best val':<20} {'s/epoch':>8}"  # fmt: skip
-    lines.append(header)
+    rows = []
     for _, r in agg.iterrows():
         scale, unit = (100.0, " %") if r["metric"] == "test_accuracy" else (1.0, "")
 
@@ -510,9 +509,9 @@ def format_table(agg) -> str:
             return f"{mean * scale:.4g}{spread}{unit}"
 
         seeds = f"{r['seeds']}" + (f" ({r['diverged']} div)" if r["diverged"] else "")
-        lines.append(
-            f"{r['dataset']:<9} {r['impl']:<13} {r['widths']:<13} {int(r['params'] or 0):>9} {seeds:>5}  "
-            f"{fmt(r['final_test_mean'], r['final_test_std']):<20} "
-            f"{fmt(r['test_at_best_val_mean'], r['test_at_best_val_std']):<20} {r['epoch_time_s_mean']:>8.2f}"
-        )
-    return "\n".join(lines)
+        final = fmt(r["final_test_mean"], r["final_test_std"])
+        at_best = fmt(r["test_at_best_val_mean"], r["test_at_best_val_std"])
+        row = [r["dataset"], r["impl"], r["widths"], str(int(r["params"] or 0)), seeds, final, at_best]
+        rows.append([*row, f"{r['epoch_time_s_mean']:.2f}"])
+    header = ["dataset", "impl", "widths", "params", "seeds", "final test", "test@best val", "s/epoch"]
+    return table.render(header, rows, align="lllrrllr")

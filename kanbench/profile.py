@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from . import progress
+from . import escape, progress, table, units
 from .errors import UsageError
 from .record import Record, make
 from .session import Request
@@ -161,15 +161,14 @@ def summary(records: list[Record]) -> str:
         shape = f"{'x'.join(map(str, r.widths))} b{r.batch_size}"
         shares = [f"{m['categories'][c]['share']:.0%}" for c in shown]
         kernels = "-" if m["kernels_per_call"] is None else f"{m['kernels_per_call']:.0f}"
-        seconds = m["total_self_s"]
-        self_call = f"{seconds * 1e6:.0f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
+        self_call = units.fmt_time(m["total_self_s"])
         ops = f"{m['ops_per_call']:.0f}"
         rows.append([r.impl, r.profiled_phase or "", shape, r.device, *shares, self_call, ops, kernels])
-    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = [table.render(rows[0], rows[1:], align="llll" + "r" * (len(rows[0]) - 4))]
     if skipped:
         bad = next(r for r in records if r.status != "ok")
-        lines.append(f"{skipped} record(s) not ok, e.g. {bad.impl} {bad.profiled_phase}: {bad.status}: {bad.reason}")
+        reason = escape.terminal(bad.reason)
+        lines.append(f"{skipped} record(s) not ok, e.g. {bad.impl} {bad.profiled_phase}: {bad.status}: {reason}")
     return "\n".join(lines)
 
 

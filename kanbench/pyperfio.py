@@ -20,15 +20,20 @@ def write(run_dir: str | Path, records: list[Record]) -> Path | None:
     import pyperf
 
     benchmarks = []
+    names: set[str] = set()
     for r in records:
         if r.status != "ok" or not r.time_s:
             continue
+        name = benchmark_name(r)
+        if name in names:  # cells that differ only in what the name leaves out (a hand-edited or merged run)
+            name += f" [{r.config_hash}]"
+        names.add(name)
         values, per = r.time_s["values"], max(len(r.time_s.get("process_medians") or [1]), 1)
         size = len(values) // per
         runs = [
             pyperf.Run(
                 values[i * size : (i + 1) * size],
-                metadata={"name": benchmark_name(r), "loops": r.time_s["loops"], "unit": "second"},
+                metadata={"name": name, "loops": r.time_s["loops"], "unit": "second"},
                 collect_metadata=False,
             )
             for i in range(per)
@@ -37,7 +42,9 @@ def write(run_dir: str | Path, records: list[Record]) -> Path | None:
     if not benchmarks:
         return None
     path = Path(run_dir) / PYPERF
-    if path.exists():
-        path.unlink()  # pyperf refuses to overwrite
-    pyperf.BenchmarkSuite(benchmarks).dump(str(path))
+    tmp = path.with_name(f".{PYPERF}.tmp")
+    if tmp.exists():
+        tmp.unlink()  # pyperf refuses to overwrite
+    pyperf.BenchmarkSuite(benchmarks).dump(str(tmp))
+    tmp.replace(path)
     return path

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, TypeGuard
+from typing import Any, TypedDict, TypeGuard
 
 SCHEMA = 2
 READABLE_SCHEMAS = (1, 2)
@@ -101,6 +101,77 @@ class SpeedMetrics:
         if data["fraction_of_peak"] is None:
             del data["fraction_of_peak"]
         return data
+
+
+class AccuracyMetrics(TypedDict):
+    """metrics of accuracy records (kanbench.training writes them)."""
+
+    dataset: str
+    seed: int
+    metric: str  # "test_accuracy" or "test_rmse"
+    final_test: float
+    best_val: float
+    test_at_best_val: float
+    diverged: bool
+    epochs: int
+    train_time_s: float
+    curve: dict[str, list[float]]
+
+
+class ProfileMetrics(TypedDict, total=False):
+    """metrics of profile records (kanbench.breakdown and kanbench.profile_worker write them)."""
+
+    categories: dict[str, dict[str, float]]
+    total_self_s: float
+    wall_s: float
+    coverage: float
+    ops_per_call: float
+    kernels_per_call: float | None
+    device_categories: dict[str, dict[str, float]] | None
+    total_device_s: float | None
+    attribution: str
+    profiled_calls: int
+    calls_used: int
+    top_ops: list[dict[str, Any]]
+    trace_files: list[str]
+    trace_dir: str
+
+
+# What a reader checks of an ok record's metrics, by kind: key -> the JSON types it may hold (None: null).
+_NUMBER = (int, float)
+METRIC_TYPES: dict[str, dict[str, tuple]] = {
+    "speed": {"flops_counted_matmul": (int, None), "first_call_s": (list,), "first_forward_s": (list,),
+              "bytes_estimate": (int, None), "arithmetic_intensity": (*_NUMBER, None),
+              "fraction_of_peak": (*_NUMBER, None)},
+    "accuracy": {"dataset": (str,), "seed": (int,), "metric": (str,), "final_test": _NUMBER, "best_val": _NUMBER,
+                 "test_at_best_val": _NUMBER, "diverged": (bool,), "epochs": (int,), "train_time_s": _NUMBER,
+                 "curve": (dict,)},
+    "profile": {"categories": (dict,), "total_self_s": _NUMBER, "wall_s": _NUMBER, "coverage": _NUMBER,
+                "ops_per_call": _NUMBER, "kernels_per_call": (*_NUMBER, None), "top_ops": (list,),
+                "trace_files": (list,), "trace_dir": (str,)},
+}  # fmt: skip
+
+
+def metrics_kind(phase: str) -> str:
+    """Which metrics a record of this phase carries: "speed", "accuracy" or "profile"."""
+    return "speed" if phase in SPEED_PHASES else phase
+
+
+def metrics_problem(phase: str, metrics: dict) -> str | None:
+    """The first metric whose JSON type is wrong for its record kind, or None."""
+    for key, allowed in METRIC_TYPES[metrics_kind(phase)].items():
+        if key not in metrics:
+            continue
+        value = metrics[key]
+        ok = (value is None and None in allowed) or (
+            value is not None
+            and isinstance(value, tuple(t for t in allowed if t is not None))
+            and not (isinstance(value, bool) and bool not in allowed)
+        )
+        if not ok:
+            names = " or ".join("null" if t is None else t.__name__ for t in allowed)
+            return f"field metrics.{key}: must be {names}, got {_short(value)}"
+    return None
 
 
 @dataclass
@@ -339,4 +410,6 @@ def _phase_problem(data: dict) -> str | None:
         return f"field profiled_phase: only profile records have one, this is a {data['phase']} record"
     if data["status"] == "ok" and data["phase"] in SPEED_PHASES and data.get("time_s") is None:
         return f"field time_s: an ok {data['phase']} record must be timed, got null"
+    if data["status"] == "ok" and isinstance(data.get("metrics"), dict):
+        return metrics_problem(data["phase"], data["metrics"])
     return None

@@ -16,6 +16,7 @@ RESULTS = "results.jsonl"
 ENVIRONMENT = "environment.json"
 SUITE = "suite.toml"
 PYPERF = "pyperf.json"
+PLANNED = "planned.json"  # the (config_hash, phase, profiled_phase, label) a run set out to measure
 
 
 class ResultsError(ValueError):
@@ -38,12 +39,21 @@ def new_run_dir(root: str | os.PathLike, suite_name: str) -> Path:
 
 
 def append(run_dir: str | os.PathLike, record: Record) -> None:
-    """Append one record as one line with a single O_APPEND write, so a killed run leaves whole lines only."""
+    """Append one record as one line with a single O_APPEND write; a write that cannot complete (a full disk) is
+    cut back off, so the file only ever holds whole lines. OSError propagates, naming the file."""
     line = (json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=True) + "\n").encode()
-    fd = os.open(Path(run_dir) / RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    path = Path(run_dir) / RESULTS
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
-        os.fsync(fd)
+        start = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, line)
+            if written != len(line):
+                raise OSError(28, f"wrote {written} of {len(line)} bytes", str(path))
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, start)  # the lone writer (the run session holds the lock): cut the torn line
+            raise
     finally:
         os.close(fd)
 
@@ -51,7 +61,7 @@ def append(run_dir: str | os.PathLike, record: Record) -> None:
 def repair_tail(run_dir: str | os.PathLike) -> int:
     """Drop a trailing partial line left by a crash; return the bytes removed."""
     path = Path(run_dir) / RESULTS
-    if not path.exists():
+    if not path.is_file():
         return 0
     data = path.read_bytes()
     if not data or data.endswith(b"\n"):
@@ -62,23 +72,41 @@ def repair_tail(run_dir: str | os.PathLike) -> int:
     return len(data) - keep
 
 
-def read_records(run_dir: str | os.PathLike, allow_partial_tail: bool = False) -> list[Record]:
-    """Every record of a run; a malformed line raises ResultsError with the file and line number."""
+def _read_bytes(path: Path, what: str) -> bytes:
+    if not path.exists():
+        raise ResultsError(f"{path}: missing (a run directory holds {RESULTS}, {ENVIRONMENT} and {SUITE})")
+    if not path.is_file():
+        raise ResultsError(f"{path}: not a file ({what} must be a regular file)")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def read_records(
+    run_dir: str | os.PathLike, allow_partial_tail: bool = False, allow_empty: bool = False
+) -> list[Record]:
+    """Every record of a run; a malformed, mistyped or duplicated line raises ResultsError naming file and line.
+
+    An empty results.jsonl is an error unless allow_empty (a run being resumed may have written nothing yet).
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ResultsError(f"{run_dir}: not a run directory")
     path = run_dir / RESULTS
-    if not path.exists():
-        raise ResultsError(f"{path}: missing (a run directory holds {RESULTS}, {ENVIRONMENT} and {SUITE})")
-    records = []
-    lines = path.read_text(encoding="utf-8").split("\n")
-    tail = lines.pop()  # "" when the file ends with a newline
+    lines = _read_bytes(path, "the results").split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline
     if tail and not allow_partial_tail:
         raise ResultsError(f"{path}:{len(lines) + 1}: incomplete last line (an interrupted run? use --resume)")
+    records = []
     seen: dict[tuple, int] = {}
-    for number, line in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ResultsError(f"{path}:{number}: not UTF-8 (byte {exc.start + 1} of the line)") from None
         if not line.strip():
-            continue
+            continue  # blank lines, and the \r of CRLF endings, are harmless
         try:
             record = Record.from_dict(json.loads(line))
         except (json.JSONDecodeError, ValueError, TypeError) as exc:
@@ -90,23 +118,51 @@ def read_records(run_dir: str | os.PathLike, allow_partial_tail: bool = False) -
             )
         seen[record.key] = number
         records.append(record)
+    if not records and not allow_empty:
+        raise ResultsError(
+            f"{path}: holds no records (the run measured nothing; was it stopped before its first cell?)"
+        )
     return records
 
 
 def read_environment(run_dir: str | os.PathLike) -> dict:
-    """The parsed environment.json of a run."""
+    """The parsed environment.json of a run: a JSON object, else ResultsError naming the file."""
     path = Path(run_dir) / ENVIRONMENT
-    if not path.exists():
-        raise ResultsError(f"{path}: missing")
+    data = _read_bytes(path, "the environment")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        environment = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path}: not UTF-8 (byte {exc.start + 1})") from None
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+    if not isinstance(environment, dict):
+        raise ResultsError(f"{path}: must hold a JSON object, got {type(environment).__name__}")
+    return environment
+
+
+def write_json(path: str | os.PathLike, data: object) -> None:
+    """Write a JSON file whole: to a temporary name, then renamed over the old one, so a crash leaves either."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def write_environment(run_dir: str | os.PathLike, environment: dict) -> None:
-    """Write environment.json."""
-    (Path(run_dir) / ENVIRONMENT).write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n")
+    """Write environment.json (whole)."""
+    write_json(Path(run_dir) / ENVIRONMENT, environment)
+
+
+def read_planned(run_dir: str | os.PathLike) -> dict[tuple, str] | None:
+    """{record key: cell label} a run planned, or None for a run from before planned.json existed."""
+    path = Path(run_dir) / PLANNED
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(_read_bytes(path, "the plan").decode("utf-8"))
+        return {(h, p, pp): label for h, p, pp, label in data["records"]}
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ResultsError(f"{path}: malformed ({type(exc).__name__}: {exc})") from None
 
 
 def flatten(record: Record) -> dict:

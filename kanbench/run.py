@@ -52,7 +52,7 @@ def configure_profile_parser(parser: argparse.ArgumentParser) -> None:
 def options_of(args: argparse.Namespace, run_name: str = "") -> session.Options:
     """The session options the command line asks for."""
     return session.Options(out=args.out, resume=args.resume, shard=args.shard, dry_run=args.dry_run,
-                           quiet=args.quiet, run_name=run_name)  # fmt: skip
+                           quiet=args.quiet, only=args.only, run_name=run_name)  # fmt: skip
 
 
 def speed_kind(suite: Suite, args: argparse.Namespace, only: selection.Selection):

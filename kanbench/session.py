@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import progress, results
+from . import escape, progress, results
 from .errors import UsageError
 from .record import Record
 from .suite import Suite, parse_shard
@@ -87,6 +87,7 @@ class Options:
     shard: str | None = None
     dry_run: bool = False
     quiet: bool = False
+    only: list[str] | None = None  # the --only filters, kept with the run's settings
     run_name: str = ""  # the default directory is <UTC time>-<run_name>; empty: the suite's name
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
 
@@ -226,16 +227,18 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
     from . import env, pyperfio
 
     kind.attach(run_dir)
-    settings = {**kind.settings(), "shard": options.shard}
+    settings = {**kind.settings(), "shard": options.shard, "only": options.only}
     done: set[tuple] = set()
     if options.resume:
         results.repair_tail(run_dir)
         if (run_dir / results.RESULTS).exists():
-            done = {r.key for r in results.read_records(run_dir)}
+            done = {r.key for r in results.read_records(run_dir, allow_empty=True)}
         environment = results.read_environment(run_dir) if (run_dir / results.ENVIRONMENT).exists() else {}
         _check_settings(run_dir, environment, settings)
     else:
         (run_dir / results.SUITE).write_text(suite.text, encoding="utf-8")
+        planned = [[*key, cell.label()] for cell in cells for key in kind.keys(cell)]
+        results.write_json(run_dir / results.PLANNED, {"records": planned})  # what merge checks a shard against
         environment = {}
     if not environment:
         environment = env.fingerprint()
@@ -271,21 +274,24 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
             kind.before_workers(runnable, environment, bar)
             for cell, replies in executor.run(groups_of(runnable)):
                 records = write(kind.records(cell, replies, run_id))
-                bar.advance(f"{cell.label()}{kind.outcome(cell, records)}", kind.estimate(cell) / kind.lanes)
+                outcome = escape.terminal(kind.outcome(cell, records))
+                bar.advance(f"{cell.label()}{outcome}", kind.estimate(cell) / kind.lanes)
     finally:
         executor.close()
         environment["worker_torch_threads"] = executor.torch_threads or kind.threads or environment["torch_threads"]
         environment["run"]["finished_utc"] = _utc()
+        records = results.read_records(run_dir, allow_empty=True)
+        present = {r.key for r in records}
+        environment["run"]["complete"] = all(k in present for c in cells for k in kind.keys(c))
         results.write_environment(run_dir, environment)
     bar.finish()
-    records = results.read_records(run_dir)
     pyperfio.write(run_dir, records)
     if not options.quiet:
         print(kind.summary(records))
     print(status_line(records))
     if not options.shard:
         link_latest(run_dir, options.run_name or suite.name)
-    print(f"run dir: {run_dir}")
+    print(f"run dir: {escape.terminal(run_dir)}")
     for line in kind.epilogue(run_dir):
         print(line)
     return 0
@@ -297,7 +303,7 @@ def status_line(records: list[Record]) -> str:
     line = f"{len(records)} records: {counts['ok']} ok, {counts['skipped']} skipped, {counts['error']} error"
     bad = next((r for r in records if r.status == "error"), None)
     if bad is not None:
-        reason = (bad.reason or "").splitlines()[0] if bad.reason else ""
+        reason = escape.terminal((bad.reason or "").splitlines()[0] if bad.reason else "")
         line += f" (first error: {bad.impl} {bad.profiled_phase or bad.phase}: {reason[:160]})"
     return line
 

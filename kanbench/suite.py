@@ -22,6 +22,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 C = TypeVar("C", bound=Any)
+MAX_NAME = 100  # [suite].name: with a timestamp and a shard suffix it stays a legal file name (255 bytes)
 KINDS = ("speed", "accuracy", "profile")
 SPEED_PHASES = ("forward", "forward_inference", "backward", "train_step")
 DEVICES = ("cpu", "cuda")
@@ -318,8 +319,11 @@ def parse(text: str, path: str = "<suite>") -> Suite:
             check.fail(key, f"unknown table; allowed: {', '.join(known_tables)}")
     head = check.table(data, "suite", ("name", "kind", "implementations", "phases", "description"))
     name = head.get("name")
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\ \t\n"):
-        check.fail("[suite].name", f"must be a non-empty string without slashes or spaces, got {name!r}")
+    if not isinstance(name, str) or not name or not name.isprintable() or any(c in name for c in "/\\ "):
+        check.fail("[suite].name", f"must be a non-empty string of printable characters without slashes or spaces, "
+                   f"got {name!r}")  # fmt: skip
+    if len(name) > MAX_NAME:
+        check.fail("[suite].name", f"must be at most {MAX_NAME} characters (it names run directories), got {len(name)}")
     kind = head.get("kind", "speed")
     if kind not in KINDS:
         check.fail("[suite].kind", f"{kind!r} is not allowed; allowed: {', '.join(KINDS)}")

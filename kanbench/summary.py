@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import escape
 from .record import Record
 from .suite import impl_label
 from .table import render as render_table
@@ -54,6 +55,7 @@ def table(records: list[Record], max_groups: int = 12) -> str:
     bad = [r for r in records if r.status != "ok"]
     if bad:
         lines.append(
-            f"\n{len(bad)} record(s) not ok, e.g. {bad[0].impl} {bad[0].phase}: {bad[0].status}: {bad[0].reason}"
+            f"\n{len(bad)} record(s) not ok, e.g. {bad[0].impl} {bad[0].phase}: {bad[0].status}: "
+            + escape.terminal(bad[0].reason)
         )
     return "\n".join(lines)

@@ -237,7 +237,7 @@ def test_bad_input_exits_2(case, run_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("kanbench report: error: ")
     expected = {"missing": "no such run directory", "no-results": "results.jsonl: missing", "empty": "holds no records",
-                "schemas": "different result schemas", "not-html": "ending in .html"}[case]  # fmt: skip
+                "schemas": "field schema: 3 is not supported", "not-html": "ending in .html"}[case]  # fmt: skip
     assert expected in err
 
 

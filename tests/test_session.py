@@ -159,3 +159,21 @@ def test_committed_baselines_still_load():
     for run in sorted(p for p in (ROOT / "results" / "baselines").iterdir() if p.is_dir()):
         frame = results.load(run)
         assert len(frame) and set(frame["schema"]) == {2}, run
+
+
+def test_metrics_are_typed_per_kind():
+    base = {"schema": 2, "run_id": "r", "suite": "s", "impl": "mlp", "family": "mlp", "device": "cpu",
+            "dtype": "float32", "batch_size": 4, "widths": [2, 2], "grid_size": 3, "spline_order": 3, "num_basis": 0,
+            "params": 6, "params_total": 6, "status": "ok", "reason": None, "peak_mem_bytes": None, "flops": None,
+            "config_hash": "abc", "options": {}, "time_s": None}  # fmt: skip
+    accuracy = {"dataset": "digits", "seed": 0, "metric": "test_accuracy", "final_test": 0.9, "diverged": False}
+    assert record.Record.from_dict({**base, "phase": "accuracy", "metrics": accuracy}).metrics == accuracy
+    with pytest.raises(ValueError, match="field metrics.final_test: must be int or float"):
+        record.Record.from_dict({**base, "phase": "accuracy", "metrics": {**accuracy, "final_test": "0.9"}})
+    with pytest.raises(ValueError, match="field metrics.diverged: must be bool"):
+        record.Record.from_dict({**base, "phase": "accuracy", "metrics": {**accuracy, "diverged": 1}})
+    profile = {**base, "phase": "profile", "profiled_phase": "forward", "metrics": {"coverage": "all"}}
+    with pytest.raises(ValueError, match="field metrics.coverage"):
+        record.Record.from_dict(profile)
+    with pytest.raises(ValueError, match="field metrics: must be an object or null"):
+        record.Record.from_dict({**base, "phase": "accuracy", "metrics": [1]})

@@ -150,3 +150,13 @@ def test_results_schema_doc_says_the_current_schema_and_device_names():
     text = (ROOT / "docs" / "results-schema.md").read_text(encoding="utf-8")
     assert f"(schema {SCHEMA})" in text.splitlines()[0]
     assert "cuda:0" not in text.split("## Record", 1)[1].split("\n### ", 1)[0]
+
+
+def test_config_hashes_are_those_of_the_committed_baselines():
+    from kanbench import accuracy, results, suite
+
+    for name in ("fast-bspline-2026-11-29-final", "accuracy-quick-2026-11-29"):
+        run = ROOT / "results" / "baselines" / name
+        parsed = suite.parse((run / "suite.toml").read_text(encoding="utf-8"), name)
+        cells = accuracy.plan(parsed).cells if parsed.kind == "accuracy" else parsed.cells()
+        assert {c.config_hash for c in cells} == {r.config_hash for r in results.read_records(run)}, name

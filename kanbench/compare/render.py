@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from kanbench import table, units
+from kanbench import escape, table, units
 
 from .gates import VERDICTS, Comparison
 
@@ -97,21 +97,22 @@ def _moved_deterministic(comp: Comparison):
 def to_table(comp: Comparison, title: str = "kanbench compare") -> str:
     """A plain-text report for a terminal."""
     status = "FAIL" if comp.failed else "ok"
-    lines = [f"{title}: {comp.base_label} -> {comp.cand_label} (suite {comp.suite}): {status}"]
-    lines.append(summary_line(comp))
+    t = escape.terminal
+    lines = [f"{title}: {t(comp.base_label)} -> {t(comp.cand_label)} (suite {t(comp.suite)}): {status}"]
+    lines.append(t(summary_line(comp)))
     lines.append(gate_rule(comp))
     if comp.shared:
-        lines.append(shared_line(comp))
+        lines.append(t(shared_line(comp)))
     lines.append("")
-    rows = [_latency_cells(r, comp.unconfirmed) for r in comp.latency.to_dict("records")]
+    rows = [[t(c) for c in _latency_cells(r, comp.unconfirmed)] for r in comp.latency.to_dict("records")]
     lines.append(table.render(_latency_header(comp), rows))
     det = _moved_deterministic(comp)
     if len(det):
         lines += ["", "FLOPs / memory changes:"]
-        lines.append(table.render(DET_HEADER, [_det_cells(r) for r in det.to_dict("records")]))
+        lines.append(table.render(DET_HEADER, [[t(c) for c in _det_cells(r)] for r in det.to_dict("records")]))
     for row in comp.broken.to_dict("records"):
-        lines.append(f"BROKEN {row['label']}: {row.get('reason')}")
-    lines += _footer(comp)
+        lines.append(f"BROKEN {t(row['label'])}: {t(row.get('reason'))}")
+    lines += [t(line) for line in _footer(comp)]
     return "\n".join(lines) + "\n"
 
 
@@ -130,23 +131,25 @@ def _footer(comp: Comparison) -> list[str]:
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    def esc(text: str) -> str:
-        return text.replace("|", "\\|")
-
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    out += ["| " + " | ".join(escape.markdown(c) for c in row) + " |" for row in rows]
     return out
+
+
+def _code(text: object) -> str:
+    """Text for a Markdown code span: shown literally there, once it can hold no backtick or control character."""
+    return escape.terminal(text).replace("`", "'")
 
 
 def to_markdown(comp: Comparison, title: str = "kanbench compare") -> str:
     """A report that fits a pull-request comment: the verdict, the cells that moved, all cells folded away."""
     status = "**FAIL**" if comp.failed else "**pass**"
     lines = [f"### {title}: {status}", ""]
-    lines.append(f"`{comp.base_label}` (base) vs `{comp.cand_label}` (candidate), suite `{comp.suite}`: "
-                 f"{summary_line(comp)}.")  # fmt: skip
+    lines.append(f"`{_code(comp.base_label)}` (base) vs `{_code(comp.cand_label)}` (candidate), suite "
+                 f"`{_code(comp.suite)}`: {escape.markdown(summary_line(comp))}.")  # fmt: skip
     lines += ["", gate_rule(comp), ""]
     if comp.shared:
-        lines += [f"Every cell: {comp.shared}.", ""]
+        lines += [f"Every cell: {escape.markdown(comp.shared)}.", ""]
     moved = comp.latency[comp.latency["verdict"] != "no change"]
     if len(moved):
         lines += _md_table(
@@ -162,7 +165,7 @@ def to_markdown(comp: Comparison, title: str = "kanbench compare") -> str:
     if len(comp.broken):
         lines += ["**Cells that ran in the base and fail in the candidate**", ""]
         for row in comp.broken.to_dict("records"):
-            lines.append(f"- {row['label']}: {row.get('reason')}")
+            lines.append(f"- {escape.markdown(row['label'])}: {escape.markdown(row.get('reason'))}")
         lines.append("")
     lines += [f"<details><summary>All {len(comp.latency)} cells</summary>", ""]
     rows = [_latency_cells(r, comp.unconfirmed) for r in comp.latency.head(MAX_MD_ROWS).to_dict("records")]
@@ -170,7 +173,7 @@ def to_markdown(comp: Comparison, title: str = "kanbench compare") -> str:
     if len(comp.latency) > MAX_MD_ROWS:
         lines.append(f"\n... {len(comp.latency) - MAX_MD_ROWS} more cells in the JSON output")
     lines += ["", "</details>"]
-    lines += [line if not line else f"_{line}_" for line in _footer(comp)]
+    lines += [line if not line else f"_{escape.markdown(line)}_" for line in _footer(comp)]
     return "\n".join(lines) + "\n"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 from collections import Counter
@@ -15,7 +14,7 @@ import pandas as pd
 import implementations
 from kanbench import results
 from kanbench.errors import UsageError
-from kanbench.record import SCHEMA, quantile
+from kanbench.record import quantile
 from kanbench.suite import impl_label
 
 NON_SPEED_PHASES = ("accuracy", "profile")
@@ -48,37 +47,11 @@ def resolve_run_dir(path: str | os.PathLike) -> Path:
     return p.parent / p.resolve().name if p.is_symlink() else p  # latest-<suite> links: name the run itself
 
 
-def record_schemas(run_dir: Path) -> set:
-    """The schema numbers found in a run's results.jsonl (read leniently, before records are validated)."""
-    found: set = set()  # whatever the lines hold; the caller judges them
-    path = run_dir / results.RESULTS
-    if not path.exists():
-        return found
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # read_records reports the malformed line with its number
-        if isinstance(data, dict):
-            found.add(data.get("schema"))
-    return found
-
-
 def read_run(path: str | os.PathLike) -> Run:
     """One run: records validated by kanbench.results, environment.json if present; an empty run is an error."""
     run_dir = resolve_run_dir(path)
-    records = results.read_records(run_dir)
-    if not records:
-        raise results.ResultsError(
-            f"{run_dir / results.RESULTS}: holds no records (the run measured nothing; was it stopped before its "
-            "first cell?)"
-        )
-    try:
-        environment = results.read_environment(run_dir)
-    except results.ResultsError:
-        if (run_dir / results.ENVIRONMENT).exists():
-            raise  # malformed, not merely absent
-        environment = None
+    records = results.read_records(run_dir)  # schema-1 records come back as schema 2
+    environment = results.read_environment(run_dir)
     frame = pd.DataFrame([results.flatten(r) for r in records])
     return Run(run_dir, run_dir.name, environment, frame, [r.to_dict() for r in records])
 
@@ -88,18 +61,6 @@ def read_runs(paths: list[str | os.PathLike]) -> list[Run]:
     if not paths:
         raise UsageError("no run given: kanbench report RUN... (a directory holding results.jsonl)")
     dirs = [resolve_run_dir(p) for p in paths]
-    schemas = {d: record_schemas(d) for d in dirs}
-    mixed = {d: s for d, s in schemas.items() if len(s) > 1}
-    if mixed:
-        d, s = next(iter(mixed.items()))
-        raise UsageError(f"{d / results.RESULTS}: records of several schemas {sorted(map(str, s))} in one run")
-    distinct = {next(iter(s)) for s in schemas.values() if s}
-    if len(distinct) > 1:
-        listing = ", ".join(f"{d} has schema {next(iter(s))}" for d, s in schemas.items() if s)
-        raise UsageError(
-            f"runs of different result schemas cannot share a report: {listing}; report them separately "
-            f"(this kanbench reads schema {SCHEMA})"
-        )
     names = Counter(d.resolve() for d in dirs)
     twice = [str(d) for d, n in names.items() if n > 1]
     if twice:
