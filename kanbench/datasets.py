@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import importlib
 import io
+import math
 import os
 import pickle
 import struct
@@ -255,7 +256,7 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < header:
         raise DatasetError(f"{path}: truncated IDX header ({len(data)} bytes, expected at least {header})")
     shape = struct.unpack(f">{ndim}I", data[4:header])
-    expected = int(np.prod(shape, dtype=np.int64))
+    expected = math.prod(shape)  # Python ints: a header of huge dimensions cannot wrap around to a plausible size
     if len(data) - header != expected:
         raise DatasetError(
             f"{path}: IDX header declares shape {shape} ({expected} bytes) but {len(data) - header} bytes follow"

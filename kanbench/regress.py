@@ -145,7 +145,8 @@ def resolve_ref(repo: Path, ref: str | None) -> tuple[str, str]:
             except RefUnavailable:
                 why = "the repository has no commits yet"
         else:
-            why = "no such commit"
+            # a REF the user named that does not exist is a typo, not a reason to pass the gate
+            raise UsageError(f"--against {ref!r}: no such commit in {repo} (give a branch, tag or commit)") from None
         raise RefUnavailable(f"REF {ref!r} cannot be had: {why}") from None
     subject = git(repo, "log", "-1", "--format=%h %s", commit)
     subject = subject if len(subject) <= 60 else subject[:57] + "..."
@@ -327,12 +328,19 @@ def run_gate(
     settings, extra = settings or GateSettings(), list(extra or [])
     repo = Path(repo).resolve()
     suite_path = _suite_in(repo, suite)
+    unavailable: RefUnavailable | None = None
+    try:
+        resolved = resolve_ref(repo, against)  # a REF that does not exist is a UsageError, before --out exists
+    except RefUnavailable as exc:
+        resolved, unavailable = ("", ""), exc
     out = _out_dir(repo, out)
     base_env, cand_env = _envs(cand_slowdown)
     with tempfile.TemporaryDirectory(prefix="kanbench-ref-") as tmp:
         ref_tree = Path(tmp) / "tree"
         try:
-            commit, against_text = resolve_ref(repo, against)
+            if unavailable is not None:
+                raise unavailable
+            commit, against_text = resolved
             ref_tree.mkdir()
             export_tree(repo, commit, ref_tree)
             if not (ref_tree / "kanbench" / "__init__.py").exists():
@@ -417,8 +425,8 @@ def run_baseline_gate(
     settings, extra = settings or GateSettings(), list(extra or [])
     repo = Path(repo).resolve()
     suite_path = _suite_in(repo, suite)
+    base_frame = compare.load_side(baseline)  # before --out exists: a bad baseline leaves nothing behind
     out = _out_dir(repo, out)
-    base_frame = compare.load_side(baseline)
     _, cand_env = _envs(cand_slowdown)
     cand = Side("cand", repo, suite_path, cand_env)
     result = GateResult("pass", against=f"baseline {baseline}")

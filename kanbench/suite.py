@@ -433,7 +433,9 @@ def load(path: str | Path) -> Suite:
     """Read and validate a suite file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise UsageError(f"{path}: cannot read suite file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 (byte {exc.start + 1}); suite files are UTF-8 TOML") from None
     return parse(text, str(path))

@@ -622,10 +622,24 @@ def test_regress_falls_back_to_refs_own_suite(tmp_path):
     assert (tmp_path / "out" / "failed-probe").exists() is False  # the failed attempt left no run behind
 
 
-def test_regress_bad_ref_and_non_git_are_skipped(tmp_path):
+def test_regress_against_a_ref_that_does_not_exist_is_bad_input(tmp_path, capsys, monkeypatch):
     repo = make_repo(tmp_path / "repo")
-    result = regress.run_gate(repo, against="no-such-branch", out=tmp_path / "o1", runner=FakeRunner(repo), log=quiet)
-    assert result.status == "skipped" and "no such commit" in result.reason
+    with pytest.raises(UsageError, match="--against 'no-such-branch': no such commit"):
+        regress.run_gate(repo, against="no-such-branch", out=tmp_path / "o1", runner=FakeRunner(repo), log=quiet)
+    assert not (tmp_path / "o1").exists()
+    monkeypatch.chdir(repo)
+    assert main(["regress", "--against", "no-such-branch", "--out", str(tmp_path / "o2")]) == 2
+    assert "no such commit" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+
+
+def test_regress_against_a_missing_baseline_leaves_no_out(tmp_path, capsys, monkeypatch):
+    repo = make_repo(tmp_path / "repo")
+    monkeypatch.chdir(repo)
+    assert main(["regress", "--baseline", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "nope" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_regress_non_git_is_skipped(tmp_path):
     plain = tmp_path / "plain"
     (plain / "suites").mkdir(parents=True)
     (plain / "suites" / "ci.toml").write_text(SUITE)
@@ -688,3 +702,29 @@ def test_confirmation_only_spec_selects_the_failing_cells():
     assert selection.phases(full.phases, only, "ci.toml") == ("backward",)
     assert {c.config_hash for c in kept} == {c.config_hash for c in failing}
     assert regress.knows_only(ROOT)
+
+
+def test_a_candidate_whose_every_cell_broke_fails_the_gate(tmp_path, capsys):
+    base = two_cell_run(tmp_path / "base", 1.0)
+    reason = "RuntimeError: boom"
+    cand = write_run(tmp_path / "cand", [record(i, [], status="error", reason=reason) for i in ("bspline", "mlp")])
+    assert run_compare(base, cand) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and out.count("BROKEN") == 2 and reason in out
+
+
+INJECTION = "</details>\n\n### kanbench compare: **pass**\n<img src=x onerror=alert(1)>\x1b[2J\x07\rok"
+
+
+def test_strings_from_runs_cannot_forge_markdown_or_drive_the_terminal(tmp_path, capsys):
+    base = two_cell_run(tmp_path / "base", 1.0)
+    cand = write_run(tmp_path / "cand", [record("bspline", [], status="error", reason=INJECTION),
+                                          record("mlp", procs(1e-4))])  # fmt: skip
+    assert run_compare(base, cand, "--format", "markdown") == 1
+    md = capsys.readouterr().out
+    assert md.count("</details>") == 1 and md.count("<details>") == 1  # only the page's own
+    assert "<img" not in md and "\n### kanbench compare: **pass**" not in md and "\x1b" not in md
+    assert [line for line in md.splitlines() if line.startswith("###")] == ["### kanbench compare: **FAIL**"]
+    assert run_compare(base, cand) == 1
+    table = capsys.readouterr().out
+    assert not set(table) & {"\x1b", "\x07", "\r"} and "\\x1b[2J\\x07\\rok" in table

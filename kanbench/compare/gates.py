@@ -72,8 +72,17 @@ def verdict(ratio: float, ci_low: float, ci_high: float, p_value: float, thresho
     return "not significant"
 
 
-def compare_frames(base, cand, settings: GateSettings | None = None):
-    """Latency verdict per common (config_hash, phase); UsageError if the runs share no timed cell."""
+LATENCY_COLUMNS = (
+    "estimator", "base_n", "cand_n", "base_processes", "cand_processes", "base_median", "cand_median",
+    "median_ratio", "base_est", "cand_est", "ratio", "ci_low", "ci_high", "p_value", "verdict",
+)  # fmt: skip
+
+
+def compare_frames(base, cand, settings: GateSettings | None = None, broken: bool = False):
+    """Latency verdict per common (config_hash, phase); UsageError if the runs share no timed cell.
+
+    broken: cells ok in the base fail in the candidate, so no common timed cell is a failed gate, not bad input.
+    """
     import numpy as np
     import pandas as pd
 
@@ -81,6 +90,8 @@ def compare_frames(base, cand, settings: GateSettings | None = None):
     q = s.quantile
     base_cells, cand_cells = ok_cells(base, "base"), ok_cells(cand, "candidate")
     common = [k for k in cand_cells if k in base_cells]
+    if not common and broken:
+        return pd.DataFrame(columns=[*IDENTITY, *LATENCY_COLUMNS])
     if not common:
         raise UsageError(
             f"no common cells: the base has {len(base_cells)} and the candidate {len(cand_cells)} timed ok cells, "
@@ -259,9 +270,9 @@ def compare_runs(base, cand, settings: GateSettings | None = None) -> Comparison
             f"different suites: base {run_label(base, 'base')} ran {', '.join(base_suites)} and candidate "
             f"{run_label(cand, 'candidate')} ran {', '.join(cand_suites)}; compare two runs of the same suite"
         )
-    latency = compare_frames(base, cand, s)
-    deterministic = compare_deterministic(base, cand, s)
     broken = status_changes(base, cand)
+    latency = compare_frames(base, cand, s, broken=len(broken) > 0)
+    deterministic = compare_deterministic(base, cand, s)
     shared = _labelled([latency, deterministic, broken])
     base_keys = set(ok_cells(base, "base"))
     cand_keys = set(ok_cells(cand, "candidate"))
