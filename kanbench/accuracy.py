@@ -28,7 +28,7 @@ from . import datasets, progress
 from .errors import UsageError
 from .record import Identity, Record, make
 from .session import Request
-from .suite import Checker, Suite, stable_hash, tomllib
+from .suite import BOUNDS, Checker, Suite, stable_hash, tomllib
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "lbfgs")
 SCHEDULES = ("none", "exponential")
@@ -225,7 +225,7 @@ def plan(suite: Suite, smoke: bool = False, data_dir: str | None = None) -> Plan
 
     training = check.entries(suite.extra.get("training", {}), "[training]", TRAINING_KEYS)
     base = _recipe(training, RECIPE_DEFAULTS, "[training]", check)
-    workers = check.number(training.get("workers", 1), "[training].workers", int, 1)
+    workers = check.number(training.get("workers", 1), "[training].workers", int, 1, maximum=BOUNDS["processes"])
 
     tables = suite.extra.get("datasets", {})
     if not isinstance(tables, dict) or not tables:
@@ -371,8 +371,8 @@ def make_record(cell: TrainCell, suite_name: str, run_id: str, reply: dict) -> R
 
 def worker_count(processes: int | None, planned: int) -> int:
     """Runs trained at once: --processes if given, else [training].workers."""
-    if processes is not None and processes < 1:
-        raise UsageError(f"--processes must be positive (runs trained at once), got {processes}")
+    if processes is not None and not 1 <= processes <= BOUNDS["processes"]:
+        raise UsageError(f"--processes must be 1 to {BOUNDS['processes']} (runs trained at once), got {processes}")
     return processes or planned
 
 

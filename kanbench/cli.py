@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 
+from kanbench import escape
 from kanbench.errors import UsageError
 from kanbench.results import ResultsError
 
@@ -72,13 +74,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     argv = sys.argv[1:] if argv is None else argv
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        # "module:factory" in the current directory works with the console script as with `python -m kanbench`
+        # (last, so it never shadows an installed package; spawned workers inherit sys.path)
+        sys.path.append(os.getcwd())
     first = next((a for a in argv if not a.startswith("-")), None)
     known = {"list", "env", *(name for name, _, _ in MODULE_COMMANDS)}
     args = build_parser(first if first in known else None).parse_args(argv)
     try:
         return args.func(args)
     except (UsageError, ResultsError) as exc:
-        print(f"kanbench {args.command}: error: {exc}", file=sys.stderr)
+        print(f"kanbench {args.command}: error: {escape.terminal(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # an unwritable --out, a read-only mount, a full disk: the path and the OS's reason
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"kanbench {args.command}: error: {escape.terminal(where)}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ region before every call, so only the backward pass itself is on the clock.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import time
 from collections.abc import Callable
@@ -151,8 +152,10 @@ def slowdown_factor(impl: str, spec: str | None = None) -> float:
             factor = float(value)
         except ValueError:
             raise ValueError(f"KANBENCH_SLOWDOWN item {item!r}: expected impl=factor, e.g. bspline=1.15") from None
-        if factor < 1.0:
-            raise ValueError(f"KANBENCH_SLOWDOWN item {item!r}: factor must be >= 1")
+        if not (math.isfinite(factor) and factor >= 1.0):
+            raise ValueError(f"KANBENCH_SLOWDOWN item {item!r}: factor must be a finite number >= 1")
+        if not name.strip():
+            raise ValueError(f"KANBENCH_SLOWDOWN item {item!r}: expected impl=factor, e.g. bspline=1.15")
         if name.strip() == impl:
             return factor
     return 1.0

@@ -10,7 +10,7 @@ import argparse
 
 from . import selection, session
 from .errors import UsageError
-from .suite import Suite, load
+from .suite import MAX_CELLS, Suite, load
 
 
 def _common_arguments(parser: argparse.ArgumentParser, default_dir: str) -> None:
@@ -24,6 +24,7 @@ def _common_arguments(parser: argparse.ArgumentParser, default_dir: str) -> None
         + ", ".join(selection.KEYS) + ")",
     )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--yes", action="store_true", help=f"measure a sweep of more than {MAX_CELLS} cells")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +53,31 @@ def configure_profile_parser(parser: argparse.ArgumentParser) -> None:
 def options_of(args: argparse.Namespace, run_name: str = "") -> session.Options:
     """The session options the command line asks for."""
     return session.Options(out=args.out, resume=args.resume, shard=args.shard, dry_run=args.dry_run,
-                           quiet=args.quiet, only=args.only, run_name=run_name)  # fmt: skip
+                           quiet=args.quiet, only=args.only, run_name=run_name, yes=args.yes)  # fmt: skip
+
+
+def check_size(suite: Suite, args: argparse.Namespace) -> None:
+    """Refuse (before making a single cell) a sweep past MAX_CELLS unless --yes; a dry run only counts it."""
+    if suite.kind == "accuracy":
+        return  # training runs are counted once planned (the session's check)
+    count = suite.cell_count()
+    if count <= MAX_CELLS or args.yes:
+        return
+    if args.dry_run:
+        raise UsageError(f"{args.suite}: {count:,} cells, more than the {MAX_CELLS:,}-cell limit: not listed; "
+                         "narrow it with --only or --shard, or measure it with --yes")  # fmt: skip
+    raise UsageError(f"{args.suite}: {count:,} cells, more than the {MAX_CELLS:,}-cell limit; narrow the sweep "
+                     "(--only, --shard) or confirm with --yes")  # fmt: skip
+
+
+def check_slowdown() -> None:
+    """KANBENCH_SLOWDOWN (the gate's injection knob) must parse here, not fail in every worker."""
+    from .phases import slowdown_factor
+
+    try:
+        slowdown_factor("")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def speed_kind(suite: Suite, args: argparse.Namespace, only: selection.Selection):
@@ -100,6 +125,8 @@ def command(args: argparse.Namespace) -> int:
     suite = load(args.suite)
     if args.profile:
         return run_profile(suite, args)
+    check_size(suite, args)
+    check_slowdown()
     checks.check_suite_options(suite)
     only = selection.parse(args.only)
     if suite.kind == "accuracy":
@@ -117,6 +144,7 @@ def run_profile(suite: Suite, args: argparse.Namespace) -> int:
         )
     from . import checks
 
+    check_size(suite, args)
     checks.check_suite_options(suite)
     only = selection.parse(args.only)
     return session.run(profile_kind(suite, args, only), suite, options_of(args, f"{suite.name}-profile"))

@@ -22,8 +22,9 @@ from typing import Any, Protocol
 from . import escape, progress, results
 from .errors import UsageError
 from .record import Record
-from .suite import Suite, parse_shard
+from .suite import MAX_CELLS, Suite, parse_shard
 
+DRY_RUN_LINES = 300
 CUDA_MISSING = "CUDA is not available on this machine (torch.cuda.is_available() is False)"
 LOCK = ".lock"
 
@@ -88,6 +89,7 @@ class Options:
     dry_run: bool = False
     quiet: bool = False
     only: list[str] | None = None  # the --only filters, kept with the run's settings
+    yes: bool = False  # measure a sweep past suite.MAX_CELLS
     run_name: str = ""  # the default directory is <UTC time>-<run_name>; empty: the suite's name
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
 
@@ -162,12 +164,41 @@ def locked(run_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _refuse_if_locked(run_dir: Path) -> None:
+    """UsageError naming the holder when another process is writing run_dir; nothing is created to find out."""
+    import fcntl
+
+    try:
+        fd = os.open(run_dir / LOCK, os.O_RDWR)
+    except OSError:
+        return  # no lock file: nobody is writing here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        raise UsageError(
+            f"{run_dir} is being written by {holder}; wait for it to finish, or choose another --out"
+        ) from None
+    finally:
+        os.close(fd)
+
+
 def _utc() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def _check_latest(parent: Path, options: Options, name: str) -> None:
+    """The run will point <parent>/latest-<name> at itself: refuse now, not after the run, if a file is there."""
+    link = parent / f"latest-{name}"
+    if not options.shard and link.exists() and not link.is_symlink():
+        raise UsageError(f"{link} exists and is not a link to a run; move it away (kanbench keeps a link there)")
+
+
 def open_run_dir(suite: Suite, options: Options) -> Path:
     """The new run directory (or, with --resume, the one to finish); nothing is written to it yet."""
+    name = options.run_name or suite.name
+    parent = Path(options.out).parent if options.out else Path("results") / "runs"
+    _check_latest(parent, options, name)
     if options.resume:
         if not options.out:
             raise UsageError("--resume needs --out RUN_DIR, the run to finish")
@@ -183,6 +214,7 @@ def open_run_dir(suite: Suite, options: Options) -> Path:
         if (run_dir / results.RESULTS).exists():
             raise UsageError(f"{run_dir} already holds results; use --resume to finish it, or another --out")
         if run_dir.is_dir() and any(p.name != LOCK for p in run_dir.iterdir()):
+            _refuse_if_locked(run_dir)
             raise UsageError(
                 f"--out {run_dir} is a directory that holds other files; give a new or empty directory "
                 "(or --resume, if it is an unfinished run)"
@@ -192,7 +224,6 @@ def open_run_dir(suite: Suite, options: Options) -> Path:
         except OSError as exc:
             raise UsageError(f"--out {run_dir}: cannot create: {exc.strerror or exc}") from None
         return run_dir
-    name = options.run_name or suite.name
     if options.shard:
         name += f"-shard{options.shard.replace('/', 'of')}"
     try:
@@ -215,9 +246,15 @@ def run(kind: Kind, suite: Suite, options: Options) -> int:
     """Plan, then (unless a dry run) measure every cell of the kind not yet in the run directory."""
     cells = shard(kind.cells(), options.shard)
     if options.dry_run:
-        for line in kind.dry_run(cells, availability(cells)):
+        *listed, total = kind.dry_run(cells, availability(cells))
+        if len(listed) > DRY_RUN_LINES:  # a listing no one reads: the first ones, then the total
+            listed = [*listed[: DRY_RUN_LINES // 2], f"... {len(listed) - DRY_RUN_LINES // 2:,} more cells not listed"]
+        for line in [*listed, total]:
             print(line)
         return 0
+    if len(cells) > MAX_CELLS and not options.yes:
+        raise UsageError(f"{len(cells):,} cells, more than the {MAX_CELLS:,}-cell limit; narrow the sweep (--only, "
+                         "--shard) or confirm with --yes")  # fmt: skip
     run_dir = open_run_dir(suite, options)
     with locked(run_dir):
         return _measure(kind, suite, options, cells, run_dir)
@@ -280,7 +317,7 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
         executor.close()
         environment["worker_torch_threads"] = executor.torch_threads or kind.threads or environment["torch_threads"]
         environment["run"]["finished_utc"] = _utc()
-        records = results.read_records(run_dir, allow_empty=True)
+        records = results.read_records(run_dir, allow_empty=True) if (run_dir / results.RESULTS).exists() else []
         present = {r.key for r in records}
         environment["run"]["complete"] = all(k in present for c in cells for k in kind.keys(c))
         results.write_environment(run_dir, environment)

@@ -28,11 +28,16 @@ def effective_timing(suite: Suite, smoke: bool, overrides: dict[str, float | int
 
     t = replace(SMOKE, threads=suite.timing.threads, cell_timeout_s=suite.timing.cell_timeout_s,
                 clock=suite.timing.clock) if smoke else suite.timing  # fmt: skip
+    from .suite import BOUNDS
+
     for name, value in overrides.items():
         if value is None:
             continue
+        flag = f"--{name.replace('_', '-')}"
         if not math.isfinite(value) or value <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value}")
+            raise UsageError(f"{flag} must be a finite number > 0, got {value}")
+        if name in BOUNDS and value > BOUNDS[name]:
+            raise UsageError(f"{flag} must be at most {BOUNDS[name]}, got {value}")
         change: dict[str, Any] = {name: value}  # one of Timing's int or float fields, by name
         t = replace(t, **change)
     return t

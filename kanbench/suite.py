@@ -23,6 +23,9 @@ else:  # pragma: no cover
 
 C = TypeVar("C", bound=Any)
 MAX_NAME = 100  # [suite].name: with a timestamp and a shard suffix it stays a legal file name (255 bytes)
+MAX_CELLS = 10_000  # `kanbench run` measures more only when told --yes (docs/suite-schema.md)
+# Upper bounds that keep a typo from running for days or forking a thousand workers (docs/suite-schema.md).
+BOUNDS = {"warmup": 100_000, "values": 10_000, "processes": 64, "threads": 1024, "profile_steps": 1000}
 KINDS = ("speed", "accuracy", "profile")
 SPEED_PHASES = ("forward", "forward_inference", "backward", "train_step")
 DEVICES = ("cpu", "cuda")
@@ -142,6 +145,11 @@ class Suite:
     extra: dict = field(default_factory=dict)  # kind-specific tables (accuracy: training, datasets)
     sweeps: tuple[dict, ...] = ()  # every [[axes]] table; `axes` is the first
     sources: dict = field(default_factory=dict)  # adapter name -> "module:factory" as the suite wrote it
+
+    def cell_count(self) -> int:
+        """How many cells the sweeps make at most (before overlapping sweeps are merged), without making them."""
+        axes = ("widths", "grid_size", "spline_order", "batch_size", "device", "dtype", "compile")
+        return len(self.implementations) * sum(math.prod(len(a[k]) for k in axes) for a in self.sweeps or (self.axes,))
 
     def adapter_name(self, written: str) -> str | None:
         """The adapter name of an implementation as the suite wrote it (a name or "module:factory"), or None."""
@@ -357,11 +365,13 @@ def parse(text: str, path: str = "<suite>") -> Suite:
 
     t = check.table(data, "timing", tuple(Timing.__dataclass_fields__))
     timing = Timing(
-        warmup=check.number(t.get("warmup", Timing.warmup), "[timing].warmup", int, 0),
+        warmup=check.number(t.get("warmup", Timing.warmup), "[timing].warmup", int, 0, maximum=BOUNDS["warmup"]),
         min_time=check.number(t.get("min_time", Timing.min_time), "[timing].min_time", float, 0, strict=True),
-        values=check.number(t.get("values", Timing.values), "[timing].values", int, 1),
-        processes=check.number(t.get("processes", Timing.processes), "[timing].processes", int, 1),
-        threads=check.number(t.get("threads", Timing.threads), "[timing].threads", int, 0),
+        values=check.number(t.get("values", Timing.values), "[timing].values", int, 1, maximum=BOUNDS["values"]),
+        processes=check.number(
+            t.get("processes", Timing.processes), "[timing].processes", int, 1, maximum=BOUNDS["processes"]
+        ),
+        threads=check.number(t.get("threads", Timing.threads), "[timing].threads", int, 0, maximum=BOUNDS["threads"]),
         cell_timeout_s=check.number(
             t.get("cell_timeout_s", Timing.cell_timeout_s), "[timing].cell_timeout_s", float, 0, strict=True
         ),
@@ -407,7 +417,8 @@ def parse(text: str, path: str = "<suite>") -> Suite:
     profile = Profile(
         **{
             key: (check.boolean(p[key], f"[profile].{key}") if isinstance(default, bool) else
-                  check.number(p[key], f"[profile].{key}", int, 1 if key == "active" else 0))
+                  check.number(p[key], f"[profile].{key}", int, 1 if key == "active" else 0,
+                               maximum=BOUNDS["profile_steps"]))
             for key, default in asdict(Profile()).items()
             if key in p
         }

@@ -73,9 +73,13 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
         first_call = probe(1) if cell.get("compile") else result["first_forward_s"]
         out = w.model(w.x)
         expected = (cell["batch_size"], cell["widths"][-1])
-        if tuple(out.shape) != expected or not torch.isfinite(out).all():
-            return {**result, "status": "error", "reason": f"forward gave shape {tuple(out.shape)} "
-                    f"(expected {expected}) or non-finite values"}  # fmt: skip
+        if tuple(out.shape) != expected:
+            reason = f"forward gave shape {tuple(out.shape)}, expected {expected}"
+            return {**result, "status": "error", "reason": reason}
+        if not torch.isfinite(out).all():
+            bad = int((~torch.isfinite(out)).sum())
+            reason = f"forward gave {bad} non-finite value(s) of {out.numel()} (nan or inf) on inputs in [-1, 1]"
+            return {**result, "status": "error", "reason": reason}
         del out
         if first_call > max_call_s:
             reason = f"one forward call took {first_call:.3g} s > limits.max_call_s = {max_call_s:g} s"

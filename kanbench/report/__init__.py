@@ -11,6 +11,7 @@ Runs of different suites (a speed run and an accuracy run, as `tox -e bench` mak
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -138,16 +139,27 @@ def write_report(
     """Read the runs, build the page and write it; returns the path written."""
     import plotly.offline
 
+    if not (math.isfinite(threshold) and threshold >= 0):
+        raise UsageError(f"--threshold {threshold}: must be a finite fraction >= 0, e.g. 0.10")
+    if not (math.isfinite(alpha) and 0 < alpha < 1):
+        raise UsageError(f"--alpha {alpha}: must lie in (0, 1), e.g. 0.01")
     runs = data.read_runs(list(run_paths))
     out = Path(output) if output else default_output(runs)
     if out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"-o {out}: the report is an HTML file; give a path ending in .html")
+    if out.is_dir():
+        raise UsageError(f"-o {out}: is a directory; give a file path ending in .html")
     built = build_page(runs, threshold, alpha)
     text = page.render(built, plotly.offline.get_plotlyjs(), out.with_suffix(".jsonl").name)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)  # a reader never sees half a report
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out)  # a reader never sees half a report
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise UsageError(f"-o {out}: cannot write the report: {exc.strerror or exc}") from None
     return out
 
 
