@@ -10,7 +10,7 @@ import argparse
 
 from . import selection, session
 from .errors import UsageError
-from .suite import MAX_CELLS, Suite, load
+from .suite import MAX_CELLS, Suite, load, shard
 
 
 def _common_arguments(parser: argparse.ArgumentParser, default_dir: str) -> None:
@@ -104,7 +104,7 @@ def accuracy_kind(suite: Suite, args: argparse.Namespace, only: selection.Select
     cells = selection.cells(plan.cells, only, suite.path)
     workers = accuracy.worker_count(args.processes, plan.workers)
     if not args.dry_run:
-        accuracy.check_datasets(session.shard(cells, args.shard))
+        accuracy.check_datasets(shard(cells, args.shard))
     return accuracy.AccuracyKind(suite, plan, cells, workers, args.smoke, verbose=not args.quiet)
 
 

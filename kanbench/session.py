@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from . import escape, progress, results
 from .errors import UsageError
 from .record import Record
-from .suite import MAX_CELLS, Suite, parse_shard
+from .suite import MAX_CELLS, Suite, groups_of, shard
 
 DRY_RUN_LINES = 300
 CUDA_MISSING = "CUDA is not available on this machine (torch.cuda.is_available() is False)"
@@ -92,25 +92,6 @@ class Options:
     yes: bool = False  # measure a sweep past suite.MAX_CELLS
     run_name: str = ""  # the default directory is <UTC time>-<run_name>; empty: the suite's name
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
-
-
-def shard(cells: list[Any], spec: str | None) -> list[Any]:
-    """Cells of shard K of N ("K/N", 1-based): whole groups, dealt round-robin, so shards keep impls side by side."""
-    if spec is None:
-        return cells
-    k, n = parse_shard(spec)
-    groups: dict[tuple, list[Any]] = {}
-    for cell in cells:
-        groups.setdefault(cell.group_key, []).append(cell)
-    return [c for i, group in enumerate(groups.values()) if i % n == k - 1 for c in group]
-
-
-def groups_of(cells: list[Any]) -> list[list[Any]]:
-    """Cells equal but for the implementation, in first-seen order."""
-    groups: dict[tuple, list[Any]] = {}
-    for cell in cells:
-        groups.setdefault(cell.group_key, []).append(cell)
-    return list(groups.values())
 
 
 def availability(cells: list[Any]) -> Callable[[Any], str | None]:

@@ -180,10 +180,15 @@ def shard(cells: list[C], spec: str | None) -> list[C]:
     if spec is None:
         return cells
     k, n = parse_shard(spec)
+    return [c for i, group in enumerate(groups_of(cells)) if i % n == k - 1 for c in group]
+
+
+def groups_of(cells: list[C]) -> list[list[C]]:
+    """Cells equal but for the implementation (the same group_key), in first-seen order."""
     groups: dict[tuple, list[C]] = {}
     for cell in cells:
         groups.setdefault(cell.group_key, []).append(cell)
-    return [c for i, group in enumerate(groups.values()) if i % n == k - 1 for c in group]
+    return list(groups.values())
 
 
 def parse_shard(spec: str) -> tuple[int, int]:

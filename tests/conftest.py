@@ -36,6 +36,19 @@ threads = 1
 """
 
 
+# The tiny suite on the CPU at one batch size: the smallest real speed run (4 cells, 3 phases).
+SMALL_SUITE = TINY_SUITE.replace('device = ["cpu", "cuda"]', 'device = ["cpu"]').replace(
+    "batch_size = [4, 8]", "batch_size = [4]"
+)
+
+
+def write_suite(directory: Path, text: str = SMALL_SUITE, name: str = "s.toml") -> Path:
+    """A suite file in directory."""
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
 def kanbench(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None):
     """Run `python -m kanbench ARGS` in a subprocess; returns the CompletedProcess."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}

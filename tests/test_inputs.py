@@ -12,21 +12,11 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, TINY_SUITE, kanbench
+from conftest import ROOT, SMALL_SUITE, kanbench, write_suite
 
 from kanbench import cli, datasets, results, session
 from kanbench.record import Identity, make
 from kanbench.suite import MAX_CELLS, parse
-
-SMALL = TINY_SUITE.replace('device = ["cpu", "cuda"]', 'device = ["cpu"]').replace(
-    "batch_size = [4, 8]", "batch_size = [4]"
-)
-
-
-def suite_file(tmp_path, text: str = SMALL, name: str = "s.toml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 def usage(capsys, argv: list[str]) -> str:
@@ -38,7 +28,7 @@ def usage(capsys, argv: list[str]) -> str:
 
 
 def test_unwritable_places_are_named_with_the_os_reason(tmp_path, capsys, monkeypatch):
-    suite = suite_file(tmp_path)
+    suite = write_suite(tmp_path)
     assert "/proc/self/run" in usage(capsys, ["run", str(suite), "--smoke", "--out", "/proc/self/run"])
     monkeypatch.chdir("/proc/self")  # a working directory where results/runs cannot be made, even as root
     assert "results/runs" in usage(capsys, ["run", str(suite), "--smoke"])
@@ -56,22 +46,22 @@ def test_unwritable_places_are_named_with_the_os_reason(tmp_path, capsys, monkey
 
 def test_odd_suite_names_and_files(tmp_path, capsys):
     for name, needle in (("x" * 300, "at most 100 characters"), ("a\\u0000b", "printable"), ("a\\u001bb", "printable")):
-        path = suite_file(tmp_path, SMALL.replace('name = "tiny"', f'name = "{name}"'))
+        path = write_suite(tmp_path, SMALL_SUITE.replace('name = "tiny"', f'name = "{name}"'))
         assert needle in usage(capsys, ["run", str(path), "--dry-run"])
     binary = tmp_path / "latin1.toml"
-    binary.write_bytes(SMALL.replace('name = "tiny"', 'name = "tiny"\ndescription = "caf\xe9"').encode("latin-1"))
+    binary.write_bytes(SMALL_SUITE.replace('name = "tiny"', 'name = "tiny"\ndescription = "caf\xe9"').encode("latin-1"))
     assert "not UTF-8" in usage(capsys, ["run", str(binary), "--dry-run"])
 
 
 def test_a_stored_suite_that_is_not_utf8_refuses_resume(tmp_path, capsys):
-    suite, run = suite_file(tmp_path), tmp_path / "run"
+    suite, run = write_suite(tmp_path), tmp_path / "run"
     run.mkdir()
     (run / results.SUITE).write_bytes(b"\xff\xfe garbage")
     assert "differs from" in usage(capsys, ["run", str(suite), "--resume", "--out", str(run)])
 
 
 def test_out_never_clobbers_user_files(tmp_path, capsys, monkeypatch):
-    suite = suite_file(tmp_path)
+    suite = write_suite(tmp_path)
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
@@ -86,14 +76,16 @@ def test_out_never_clobbers_user_files(tmp_path, capsys, monkeypatch):
 
 
 def test_huge_sweeps_are_summarised_and_need_yes(tmp_path, capsys):
-    wide = SMALL.replace("batch_size = [4]", f"batch_size = {list(range(1, 3001))}")
-    path = suite_file(tmp_path, wide)
+    wide = SMALL_SUITE.replace("batch_size = [4]", f"batch_size = {list(range(1, 3001))}")
+    path = write_suite(tmp_path, wide)
     count = parse(wide).cell_count()
     assert count > MAX_CELLS
     err = usage(capsys, ["run", str(path)])
     assert f"{count:,} cells" in err and "--yes" in err and not (tmp_path / "results").exists()
     assert "not listed" in usage(capsys, ["run", str(path), "--dry-run"])
-    medium = suite_file(tmp_path, SMALL.replace("batch_size = [4]", f"batch_size = {list(range(1, 201))}"), "m.toml")
+    medium = write_suite(
+        tmp_path, SMALL_SUITE.replace("batch_size = [4]", f"batch_size = {list(range(1, 201))}"), "m.toml"
+    )
     assert cli.main(["run", str(medium), "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) <= session.DRY_RUN_LINES and "more cells not listed" in out[-2] and "800 cells" in out[-1]
@@ -104,8 +96,8 @@ def test_huge_sweeps_are_summarised_and_need_yes(tmp_path, capsys):
     [("--values", "100000", "--values must be at most"), ("--processes", "1000", "--processes must be at most")],
 )
 def test_upper_bounds_on_values_processes_and_threads(tmp_path, capsys, flag, value, needle):
-    assert needle in usage(capsys, ["run", str(suite_file(tmp_path)), flag, value, "--dry-run"])
-    too_many = suite_file(tmp_path, SMALL.replace("threads = 1", "threads = 100000"), "t.toml")
+    assert needle in usage(capsys, ["run", str(write_suite(tmp_path)), flag, value, "--dry-run"])
+    too_many = write_suite(tmp_path, SMALL_SUITE.replace("threads = 1", "threads = 100000"), "t.toml")
     assert "[timing].threads: must be <= 1024" in usage(capsys, ["run", str(too_many), "--dry-run"])
 
 
@@ -113,7 +105,7 @@ def test_upper_bounds_on_values_processes_and_threads(tmp_path, capsys, flag, va
 def test_a_malformed_slowdown_knob_is_refused_in_the_parent(tmp_path, capsys, monkeypatch, spec):
     monkeypatch.setenv("KANBENCH_SLOWDOWN", spec)
     monkeypatch.chdir(tmp_path)
-    assert "KANBENCH_SLOWDOWN" in usage(capsys, ["run", str(suite_file(tmp_path)), "--smoke"])
+    assert "KANBENCH_SLOWDOWN" in usage(capsys, ["run", str(write_suite(tmp_path)), "--smoke"])
     assert not (tmp_path / "results").exists()
 
 
@@ -123,7 +115,7 @@ def test_an_ad_hoc_factory_in_the_working_directory_works_with_the_console_scrip
         "def adapter():\n"
         "    return implementations.get('mlp').variant('localkan', 'the MLP under a local name')\n"
     )
-    suite = suite_file(tmp_path, SMALL.replace('"bspline", "fastkan", "rswaf", "mlp"', '"localkan:adapter"'))
+    suite = write_suite(tmp_path, SMALL_SUITE.replace('"bspline", "fastkan", "rswaf", "mlp"', '"localkan:adapter"'))
     script = [sys.executable, "-c", "import sys; from kanbench.cli import main; sys.exit(main())"]  # the entry point
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run([*script, "run", str(suite), "--smoke", "--quiet", "--out", "run", "--only", "phase=forward"],
@@ -159,8 +151,8 @@ def test_idx_headers_whose_dimensions_overflow_are_refused(tmp_path):
 
 
 def test_ctrl_c_is_reported_by_the_parent_only(tmp_path):
-    slow = SMALL.replace("min_time = 0.0005", "min_time = 0.05").replace("values = 3", "values = 50")
-    suite = suite_file(tmp_path, slow)
+    slow = SMALL_SUITE.replace("min_time = 0.0005", "min_time = 0.05").replace("values = 3", "values = 50")
+    suite = write_suite(tmp_path, slow)
     proc = subprocess.Popen(
         [sys.executable, "-m", "kanbench", "run", str(suite), "--out", str(tmp_path / "run")],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -184,7 +176,7 @@ def test_a_worker_killed_by_a_signal_is_named(tmp_path):
 
 
 def test_two_runs_on_one_out_cannot_both_write(tmp_path):
-    suite = suite_file(tmp_path, SMALL.replace("min_time = 0.0005", "min_time = 0.02"))
+    suite = write_suite(tmp_path, SMALL_SUITE.replace("min_time = 0.0005", "min_time = 0.02"))
     out = tmp_path / "run"
     first = subprocess.Popen([sys.executable, "-m", "kanbench", "run", str(suite), "--out", str(out), "--quiet"],
                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE,

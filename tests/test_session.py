@@ -9,21 +9,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, TINY_SUITE, kanbench
+from conftest import ROOT, SMALL_SUITE, kanbench, write_suite
 
 from kanbench import cli, record, results, session
 from kanbench.errors import UsageError
 from kanbench.suite import parse
-
-SMALL = TINY_SUITE.replace('device = ["cpu", "cuda"]', 'device = ["cpu"]').replace(
-    "batch_size = [4, 8]", "batch_size = [4]"
-)
-
-
-def write_suite(tmp_path, text: str = SMALL, name: str = "s.toml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
@@ -101,7 +91,7 @@ def test_resume_refuses_other_settings(tmp_path, capsys):
 )
 def test_non_finite_numbers_are_refused(old, new, needle):
     with pytest.raises(UsageError) as info:
-        parse(SMALL.replace(old, new), "s.toml")
+        parse(SMALL_SUITE.replace(old, new), "s.toml")
     assert needle in str(info.value)
 
 
@@ -111,7 +101,7 @@ def test_non_finite_flags_and_refused_build_options_exit_2_before_anything_runs(
     for flag in ("inf", "nan", "-1"):
         assert cli.main(["run", str(suite), "--min-time", flag]) == 2
         assert "--min-time must be a finite number > 0" in capsys.readouterr().err
-    bad = write_suite(tmp_path, SMALL + "\n[options.fastkan]\nno_such_option = 3\n", "bad.toml")
+    bad = write_suite(tmp_path, SMALL_SUITE + "\n[options.fastkan]\nno_such_option = 3\n", "bad.toml")
     assert cli.main(["run", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "[options.fastkan]" in err and "no_such_option" in err
@@ -120,8 +110,10 @@ def test_non_finite_flags_and_refused_build_options_exit_2_before_anything_runs(
 
 def test_an_adapter_reached_ad_hoc_or_by_entry_point_gives_one_impl_and_hash():
     pytest.importorskip("inkan")
-    by_name = parse(SMALL.replace('"bspline", "fastkan", "rswaf", "mlp"', '"inkan"'))
-    ad_hoc = parse(SMALL.replace('"bspline", "fastkan", "rswaf", "mlp"', '"implementations.inkan_adapter:adapter"'))
+    by_name = parse(SMALL_SUITE.replace('"bspline", "fastkan", "rswaf", "mlp"', '"inkan"'))
+    ad_hoc = parse(
+        SMALL_SUITE.replace('"bspline", "fastkan", "rswaf", "mlp"', '"implementations.inkan_adapter:adapter"')
+    )
     assert ad_hoc.implementations == by_name.implementations == ("inkan",)
     assert [(c.impl, c.config_hash) for c in ad_hoc.cells()] == [(c.impl, c.config_hash) for c in by_name.cells()]
     assert ad_hoc.cells()[0].source == "implementations.inkan_adapter:adapter"
