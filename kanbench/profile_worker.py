@@ -19,10 +19,10 @@ from torch.profiler import ProfilerActivity, profile, record_function, schedule,
 
 import implementations
 
-from . import checks, phases, timing
 from . import opcategories as oc
+from . import phases
 from .breakdown import Breakdown
-from .worker import build_workload
+from .worker import prepare
 
 # Layer methods that evaluate the basis: `basis` (the adapter contract) and bspline-fast's `basis_rows`, the
 # (batch, K, in) layout its forward calls instead. Functions elsewhere come from the adapter's basis_hook.
@@ -145,21 +145,11 @@ def profile_phase(phase: str, w: phases.Workload, settings: dict, trace_dir: Pat
 def profile_cell(cell: dict, config_hash: str, phase_names: list[str], settings: dict, trace_dir: str,
                  max_call_s: float) -> dict:  # fmt: skip
     """Every phase of one cell: checks as before timing, then one profiler schedule per phase."""
-    result: dict = {"status": "ok", "reason": None, "phases": {}}
-    problem = checks.check_once(cell.get("source") or cell["impl"], cell["options"])
-    if problem:
-        return {**result, "status": "error", "reason": problem}
+    w, result = prepare(cell, config_hash, max_call_s)
+    if w is None:
+        return result
     try:
-        w, counts = build_workload(cell, config_hash)
         adapter = implementations.get(cell.get("source") or cell["impl"])  # for its basis_hook
-        result.update(counts)
-        probe = timing.loop_timer(phases.forward_call(w), w.sync)
-        first_call = probe(1)
-        if cell.get("compile"):
-            first_call = probe(1)  # the first call compiled the graph
-        if first_call > max_call_s:
-            reason = f"one forward call took {first_call:.3g} s > limits.max_call_s = {max_call_s:g} s"
-            return {**result, "status": "skipped", "reason": reason}
         directory = Path(trace_dir)
         directory.mkdir(parents=True, exist_ok=True)
     except Exception as exc:

@@ -59,14 +59,20 @@ def count_flops(call) -> int:
     return int(counter.get_total_flops())
 
 
-def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, max_call_s: float, first: bool) -> dict:
-    """Every phase of one cell in this process: values, loops, and (in the first process) memory and FLOPs."""
+def prepare(
+    cell: dict, config_hash: str, max_call_s: float, clock: str = "wall"
+) -> tuple[phases.Workload | None, dict]:
+    """The checks every worker makes before measuring a cell, and its workload.
+
+    Returns (workload, result): result holds the counts and first_forward_s; with workload None, result is the
+    reply to send (an error or a skip, with its reason).
+    """
     result: dict = {"status": "ok", "reason": None, "phases": {}}
     problem = checks.check_once(cell.get("source") or cell["impl"], cell["options"])
     if problem:
-        return {**result, "status": "error", "reason": problem}
+        return None, {**result, "status": "error", "reason": problem}
     try:
-        w, counts = build_workload(cell, config_hash, t.get("clock", "wall"))
+        w, counts = build_workload(cell, config_hash, clock)
         result.update(counts)
         probe = timing.loop_timer(phases.forward_call(w), w.sync)
         result["first_forward_s"] = probe(1)  # includes compilation for compiled cells
@@ -75,17 +81,25 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
         expected = (cell["batch_size"], cell["widths"][-1])
         if tuple(out.shape) != expected:
             reason = f"forward gave shape {tuple(out.shape)}, expected {expected}"
-            return {**result, "status": "error", "reason": reason}
+            return None, {**result, "status": "error", "reason": reason}
         if not torch.isfinite(out).all():
             bad = int((~torch.isfinite(out)).sum())
             reason = f"forward gave {bad} non-finite value(s) of {out.numel()} (nan or inf) on inputs in [-1, 1]"
-            return {**result, "status": "error", "reason": reason}
+            return None, {**result, "status": "error", "reason": reason}
         del out
         if first_call > max_call_s:
             reason = f"one forward call took {first_call:.3g} s > limits.max_call_s = {max_call_s:g} s"
-            return {**result, "status": "skipped", "reason": reason}
+            return None, {**result, "status": "skipped", "reason": reason}
     except Exception as exc:
-        return {**result, "status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+        return None, {**result, "status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+    return w, result
+
+
+def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, max_call_s: float, first: bool) -> dict:
+    """Every phase of one cell in this process: values, loops, and (in the first process) memory and FLOPs."""
+    w, result = prepare(cell, config_hash, max_call_s, t.get("clock", "wall"))
+    if w is None:
+        return result
     device = w.x.device
     slowdown = phases.slowdown_factor(cell["impl"])
     for name in phase_names:
