@@ -8,6 +8,7 @@ import json
 import os
 import sys
 
+import kanbench
 from kanbench import escape
 from kanbench.errors import UsageError
 from kanbench.results import ResultsError
@@ -56,6 +57,7 @@ MODULE_COMMANDS = [
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with `only`, just that subcommand's module is imported (fast, and isolated)."""
     parser = argparse.ArgumentParser(prog="kanbench", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kanbench {kanbench.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="implementations, availability, defaults").set_defaults(func=cmd_list)
     sub.add_parser("env", help="print this machine's environment fingerprint").set_defaults(func=cmd_env)

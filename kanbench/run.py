@@ -147,7 +147,8 @@ def run_profile(suite: Suite, args: argparse.Namespace) -> int:
     check_size(suite, args)
     checks.check_suite_options(suite)
     only = selection.parse(args.only)
-    return session.run(profile_kind(suite, args, only), suite, options_of(args, f"{suite.name}-profile"))
+    name = suite.name if suite.kind == "profile" else f"{suite.name}-profile"  # never "profile-profile"
+    return session.run(profile_kind(suite, args, only), suite, options_of(args, name))
 
 
 def profile_command(args: argparse.Namespace) -> int:

@@ -316,14 +316,20 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
 
 
 def status_line(records: list[Record]) -> str:
-    """How many records are ok, skipped and failed, with the first failure's reason."""
+    """How many records are ok, skipped (grouped by reason) and failed (with the first failure's reason)."""
     counts = {s: sum(r.status == s for r in records) for s in ("ok", "skipped", "error")}
-    line = f"{len(records)} records: {counts['ok']} ok, {counts['skipped']} skipped, {counts['error']} error"
+    lines = [f"{len(records)} records: {counts['ok']} ok, {counts['skipped']} skipped, {counts['error']} error"]
+    reasons: dict[str, int] = {}
+    for r in records:
+        if r.status == "skipped":
+            first = (r.reason or "no reason given").splitlines()[0]
+            reasons[first] = reasons.get(first, 0) + 1
+    lines += [f"  {n} skipped: {escape.terminal(reason)[:160]}" for reason, n in reasons.items()]
     bad = next((r for r in records if r.status == "error"), None)
     if bad is not None:
         reason = escape.terminal((bad.reason or "").splitlines()[0] if bad.reason else "")
-        line += f" (first error: {bad.impl} {bad.profiled_phase or bad.phase}: {reason[:160]})"
-    return line
+        lines.append(f"  first error: {bad.impl} {bad.profiled_phase or bad.phase}: {reason[:160]}")
+    return "\n".join(lines)
 
 
 class LocalExecutor:
