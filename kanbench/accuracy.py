@@ -404,7 +404,8 @@ class AccuracyKind:
 
     def settings(self) -> dict:
         """Effective settings, stored in environment.json and checked on --resume."""
-        return {"workers": self.lanes, "smoke": self.smoke}
+        data = sorted({str(dict(c.data).get("data_dir")) for c in self._cells if dict(c.data).get("data_dir")})
+        return {"workers": self.lanes, "smoke": self.smoke, "data": data}  # data: the MNIST files it read
 
     def before_workers(self, cells: list[TrainCell], environment: dict, bar: progress.Progress) -> None:
         """Say how many runs train at once."""

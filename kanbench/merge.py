@@ -14,10 +14,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import results
+from . import escape, results
 from .errors import UsageError
 from .record import Record
 from .suite import parse_shard
+
+# environment.json run settings that every shard of one run shares (all but the shard itself)
+SETTINGS = ("kind", "timing", "profile", "workers", "phases", "smoke", "only", "slowdown", "data", "traces")
 
 
 @dataclass
@@ -42,8 +45,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def read_input(path: Path) -> Input:
     """A run directory, fully validated (records, environment, suite file, plan)."""
-    records = results.read_records(path)
     environment = results.read_environment(path)
+    # a shard may have had nothing to measure; any other empty run is an error, as for every reader
+    records = results.read_records(path, allow_empty=bool(environment.get("run", {}).get("shard")))
     suite_path = path / results.SUITE
     if not suite_path.is_file():
         raise UsageError(f"{suite_path}: missing; not a kanbench run directory")
@@ -102,6 +106,16 @@ def merge(run_dirs: list[Path], out: Path, allow_partial: bool = False) -> int:
                 what = f"{r.impl} {r.phase}" + (f" ({r.profiled_phase})" if r.profiled_phase else "")
                 raise UsageError(f"{what} (config {r.config_hash}) is in both {seen[r.key]} and {item.path}")
             seen[r.key] = item.path
+    settled = [{k: v for k, v in i.environment.get("run", {}).items() if k in SETTINGS} for i in inputs]
+    differing = sorted(k for k in SETTINGS if len({repr(s.get(k)) for s in settled}) > 1)
+    if differing:
+        detail = "; ".join(f"{k}: " + ", ".join(f"{i.path} {s.get(k)!r}" for i, s in zip(inputs, settled))
+                           for k in differing)  # fmt: skip
+        raise UsageError(
+            f"the runs were measured with different settings, so they are not shards of one run ({detail})"
+        )
+    if not any(i.records for i in inputs):
+        raise UsageError("the runs hold no records at all: nothing to merge")
     problems = gaps(inputs)
     if problems and not allow_partial:
         raise UsageError("not a whole run: " + "; ".join(problems) + " (or merge anyway with --allow-partial)")
@@ -111,6 +125,9 @@ def merge(run_dirs: list[Path], out: Path, allow_partial: bool = False) -> int:
     try:
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # as mkdir would make it (mkdtemp makes 0700)
     except OSError as exc:
         raise UsageError(f"--out {out}: cannot create: {exc.strerror or exc}") from None
     try:
@@ -153,5 +170,5 @@ def _write(staging: Path, run_id: str, inputs: list[Input], problems: list[str])
 def command(args: argparse.Namespace) -> int:
     """Merge shards."""
     n = merge([Path(r) for r in args.runs], Path(args.out), args.allow_partial)
-    print(f"merged {n} records from {len(args.runs)} runs into {args.out}")
+    print(f"merged {n} records from {len(args.runs)} runs into {escape.terminal(args.out)}")
     return 0

@@ -142,8 +142,9 @@ class ProfileKind:
         root = self.trace_root
         logdir = root.parent if root.parent.name == "profiles" else root
         return [
-            f"traces: {root}",
-            f"view: tensorboard --logdir {logdir} --host 127.0.0.1   (or open a .pt.trace.json in ui.perfetto.dev)",
+            f"traces: {escape.terminal(root)}",
+            f"view: tensorboard --logdir {escape.terminal(logdir)} --host 127.0.0.1"
+            "   (or open a .pt.trace.json in ui.perfetto.dev)",
         ]
 
 

@@ -7,7 +7,9 @@ import time
 
 
 def duration(seconds: float) -> str:
-    """12.3 s, 4m05s or 1h02m."""
+    """12.3 s, 4m05s, 1h02m (or "more than a week")."""
+    if not seconds < 7 * 24 * 3600:  # also nan and inf: an estimate, never a crash
+        return "more than a week"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(round(seconds)), 60)

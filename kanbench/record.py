@@ -157,9 +157,22 @@ def metrics_kind(phase: str) -> str:
     return "speed" if phase in SPEED_PHASES else phase
 
 
+# What an ok record of each kind must carry (the report and the aggregates read them).
+REQUIRED_METRICS = {"accuracy": ("dataset", "seed", "metric", "final_test", "diverged", "epochs", "train_time_s")}
+
+
 def metrics_problem(phase: str, metrics: dict) -> str | None:
-    """The first metric whose JSON type is wrong for its record kind, or None."""
-    for key, allowed in METRIC_TYPES[metrics_kind(phase)].items():
+    """The first metric that is missing or whose JSON type is wrong for its record kind, or None."""
+    kind = metrics_kind(phase)
+    missing = [k for k in REQUIRED_METRICS.get(kind, ()) if k not in metrics]
+    if missing:
+        return f"field metrics.{missing[0]}: an ok {phase} record must have it"
+    curve = metrics.get("curve")
+    if kind == "accuracy" and curve is not None:
+        for name, values in curve.items() if isinstance(curve, dict) else ():
+            if not isinstance(values, list) or not all(_is_number_or_nan(v) for v in values):
+                return f"field metrics.curve.{name}: must be a list of numbers, got {_short(values)}"
+    for key, allowed in METRIC_TYPES[kind].items():
         if key not in metrics:
             continue
         value = metrics[key]
@@ -303,6 +316,10 @@ def _is_int(value: object) -> TypeGuard[int]:
 
 def _is_number(value: object) -> TypeGuard[float]:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
+
+
+def _is_number_or_nan(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _string(value: object) -> str | None:

@@ -131,11 +131,15 @@ def resolve_ref(repo: Path, ref: str | None) -> tuple[str, str]:
         git(repo, "rev-parse", "--git-dir")
     except RefUnavailable:
         raise RefUnavailable(f"{repo} is not a git checkout, so there is no REF to compare against") from None
+    given = ref is not None
     ref = ref or default_ref(repo)
     try:
         commit = git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     except RefUnavailable:
         shallow = git(repo, "rev-parse", "--is-shallow-repository") == "true"
+        if given:  # a REF the user named that is not here is a typo or an unfetched ref: bad input, not a pass
+            hint = " (this is a shallow clone: fetch it first)" if shallow else " (give a branch, tag or commit)"
+            raise UsageError(f"--against {ref!r}: no such commit in {repo}{hint}") from None
         if shallow:
             why = "this is a shallow clone (fetch the history, e.g. actions/checkout with fetch-depth: 0)"
         elif ref == "HEAD~1":
@@ -145,8 +149,7 @@ def resolve_ref(repo: Path, ref: str | None) -> tuple[str, str]:
             except RefUnavailable:
                 why = "the repository has no commits yet"
         else:
-            # a REF the user named that does not exist is a typo, not a reason to pass the gate
-            raise UsageError(f"--against {ref!r}: no such commit in {repo} (give a branch, tag or commit)") from None
+            why = "no such commit"
         raise RefUnavailable(f"REF {ref!r} cannot be had: {why}") from None
     subject = git(repo, "log", "-1", "--format=%h %s", commit)
     subject = subject if len(subject) <= 60 else subject[:57] + "..."

@@ -43,7 +43,11 @@ def append(run_dir: str | os.PathLike, record: Record) -> None:
     cut back off, so the file only ever holds whole lines. OSError propagates, naming the file."""
     line = (json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=True) + "\n").encode()
     path = Path(run_dir) / RESULTS
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        # never through a link: a results.jsonl that points elsewhere would write into another run
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot append ({exc.strerror}; a link is refused)", str(path)) from None
     try:
         start = os.fstat(fd).st_size
         try:
@@ -51,11 +55,17 @@ def append(run_dir: str | os.PathLike, record: Record) -> None:
             if written != len(line):
                 raise OSError(28, f"wrote {written} of {len(line)} bytes", str(path))
             os.fsync(fd)
-        except OSError:
+        except OSError as exc:
             os.ftruncate(fd, start)  # the lone writer (the run session holds the lock): cut the torn line
-            raise
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:
         os.close(fd)
+
+
+def create(run_dir: str | os.PathLike) -> None:
+    """An empty results.jsonl (never through a link)."""
+    path = Path(run_dir) / RESULTS
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644))
 
 
 def repair_tail(run_dir: str | os.PathLike) -> int:
@@ -111,6 +121,8 @@ def read_records(
             record = Record.from_dict(json.loads(line))
         except (json.JSONDecodeError, ValueError, TypeError) as exc:
             raise ResultsError(f"{path}:{number}: malformed record: {exc}") from None
+        except RecursionError:
+            raise ResultsError(f"{path}:{number}: malformed record: nested too deeply to be a record") from None
         if record.key in seen:
             raise ResultsError(
                 f"{path}:{number}: duplicate record: {record.impl} {record.phase} (config "
@@ -135,8 +147,15 @@ def read_environment(run_dir: str | os.PathLike) -> dict:
         raise ResultsError(f"{path}: not UTF-8 (byte {exc.start + 1})") from None
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ResultsError(f"{path}: malformed JSON: nested too deeply") from None
     if not isinstance(environment, dict):
         raise ResultsError(f"{path}: must hold a JSON object, got {type(environment).__name__}")
+    if not isinstance(environment.get("run", {}), dict):
+        raise ResultsError(f"{path}: field run must be an object, got {type(environment['run']).__name__}")
+    shard = environment.get("run", {}).get("shard")
+    if shard is not None and not isinstance(shard, str):
+        raise ResultsError(f"{path}: field run.shard must be a string such as '1/2' or null, got {shard!r}")
     return environment
 
 
@@ -144,8 +163,12 @@ def write_json(path: str | os.PathLike, data: object) -> None:
     """Write a JSON file whole: to a temporary name, then renamed over the old one, so a crash leaves either."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def write_environment(run_dir: str | os.PathLike, environment: dict) -> None:
@@ -161,7 +184,7 @@ def read_planned(run_dir: str | os.PathLike) -> dict[tuple, str] | None:
     try:
         data = json.loads(_read_bytes(path, "the plan").decode("utf-8"))
         return {(h, p, pp): label for h, p, pp, label in data["records"]}
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as exc:
         raise ResultsError(f"{path}: malformed ({type(exc).__name__}: {exc})") from None
 
 

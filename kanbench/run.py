@@ -53,13 +53,14 @@ def configure_profile_parser(parser: argparse.ArgumentParser) -> None:
 def options_of(args: argparse.Namespace, run_name: str = "") -> session.Options:
     """The session options the command line asks for."""
     return session.Options(out=args.out, resume=args.resume, shard=args.shard, dry_run=args.dry_run,
-                           quiet=args.quiet, only=args.only, run_name=run_name, yes=args.yes)  # fmt: skip
+                           quiet=args.quiet, only=selection.canonical(args.only), run_name=run_name,
+                           yes=args.yes)  # fmt: skip
 
 
 def check_size(suite: Suite, args: argparse.Namespace) -> None:
     """Refuse (before making a single cell) a sweep past MAX_CELLS unless --yes; a dry run only counts it."""
-    if suite.kind == "accuracy":
-        return  # training runs are counted once planned (the session's check)
+    if suite.kind == "accuracy" or args.only or args.shard:
+        return  # counted once planned, filtered and sharded (the session's check)
     count = suite.cell_count()
     if count <= MAX_CELLS or args.yes:
         return

@@ -32,6 +32,12 @@ def parse(specs: Sequence[str] | None) -> Selection:
     return selection
 
 
+def canonical(specs: Sequence[str] | None) -> list[str] | None:
+    """The --only arguments in one spelling (sorted key=value), so --resume sees the same filter however written."""
+    selection = parse(specs)
+    return sorted(f"{k}={v}" for k, vs in selection.items() for v in vs) or None
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -48,7 +54,19 @@ def cells(found: list[Any], selection: Selection, where: str) -> list[Any]:
     for key in wanted:
         if found and not hasattr(found[0], key):
             raise UsageError(f"--only {key}=...: {where} cells have no {key}")
-    kept = [c for c in found if all(_text(getattr(c, k)) in v for k, v in wanted.items())]
+
+    def values(cell: Any, key: str) -> set[str]:
+        shown = {_text(getattr(cell, key))}
+        source: str = getattr(cell, "source", "")
+        return shown | {source} if key == "impl" and source else shown  # the adapter's name or the suite's spelling
+
+    for key, accepted in wanted.items():
+        present = set().union(*(values(c, key) for c in found)) if found else set()
+        unknown = sorted(accepted - present)
+        if unknown:  # a typo beside a good value would otherwise pass unnoticed
+            listed = ", ".join(sorted(present)[:20]) + (", ..." if len(present) > 20 else "")
+            raise UsageError(f"--only {key}={unknown[0]}: no cell of {where} has it; it has {listed}")
+    kept = [c for c in found if all(values(c, k) & v for k, v in wanted.items())]
     if not kept:
         shown = ",".join(f"{k}={v}" for k, vs in sorted(wanted.items()) for v in sorted(vs))
         raise UsageError(f"--only {shown} selects no cell of {where}")

@@ -125,9 +125,9 @@ def locked(run_dir: Path) -> Iterator[None]:
 
     path = run_dir / LOCK
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # a link there is refused, not followed
     except OSError as exc:
-        raise UsageError(f"{run_dir}: cannot create its lock file: {exc.strerror or exc}") from None
+        raise UsageError(f"{path}: cannot open the run's lock file: {exc.strerror or exc}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -150,7 +150,7 @@ def _refuse_if_locked(run_dir: Path) -> None:
     import fcntl
 
     try:
-        fd = os.open(run_dir / LOCK, os.O_RDWR)
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_NOFOLLOW)
     except OSError:
         return  # no lock file: nobody is writing here
     try:
@@ -189,10 +189,11 @@ def open_run_dir(suite: Suite, options: Options) -> Path:
             raise UsageError(f"{run_dir}: nothing to resume ({results.SUITE} missing)")
         if stored.read_bytes().decode("utf-8", errors="replace") != suite.text:
             raise UsageError(f"{run_dir}: its {results.SUITE} differs from {suite.path}; resume with the same suite")
-        return run_dir
+        return run_dir.resolve()  # through latest-<suite>: the run itself, whose records carry its own name
     if options.out:
         run_dir = Path(options.out)
         if (run_dir / results.RESULTS).exists():
+            _refuse_if_locked(run_dir)
             raise UsageError(f"{run_dir} already holds results; use --resume to finish it, or another --out")
         if run_dir.is_dir() and any(p.name != LOCK for p in run_dir.iterdir()):
             _refuse_if_locked(run_dir)
@@ -204,7 +205,7 @@ def open_run_dir(suite: Suite, options: Options) -> Path:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"--out {run_dir}: cannot create: {exc.strerror or exc}") from None
-        return run_dir
+        return run_dir.resolve()  # `--out .` names the run after the directory, not ""
     if options.shard:
         name += f"-shard{options.shard.replace('/', 'of')}"
     try:
@@ -245,16 +246,20 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
     from . import env, pyperfio
 
     kind.attach(run_dir)
-    settings = {**kind.settings(), "shard": options.shard, "only": options.only}
+    settings = {**kind.settings(), "shard": options.shard, "only": options.only,
+                "slowdown": os.environ.get("KANBENCH_SLOWDOWN") or None}  # fmt: skip
     done: set[tuple] = set()
     if options.resume:
         results.repair_tail(run_dir)
         if (run_dir / results.RESULTS).exists():
             done = {r.key for r in results.read_records(run_dir, allow_empty=True)}
         environment = results.read_environment(run_dir) if (run_dir / results.ENVIRONMENT).exists() else {}
+        if environment and "run" not in environment:
+            raise UsageError(f"{run_dir / results.ENVIRONMENT}: has no run settings to resume with (field run)")
         _check_settings(run_dir, environment, settings)
     else:
         (run_dir / results.SUITE).write_text(suite.text, encoding="utf-8")
+        results.create(run_dir)  # a shard with nothing to measure is still a run that merge can read
         planned = [[*key, cell.label()] for cell in cells for key in kind.keys(cell)]
         results.write_json(run_dir / results.PLANNED, {"records": planned})  # what merge checks a shard against
         environment = {}
@@ -268,7 +273,7 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
     todo = [c for c in cells if any(k not in done for k in kind.keys(c))]
     bar = progress.Progress(len(todo), sum(kind.estimate(c) for c in todo) / kind.lanes, quiet=options.quiet)
     if done:
-        bar.note(f"resuming {run_dir}: {len(cells) - len(todo)} of {len(cells)} cells already done")
+        bar.note(f"resuming {escape.terminal(run_dir)}: {len(cells) - len(todo)} of {len(cells)} cells already done")
     run_id = run_dir.name
 
     def write(records: list[Record]) -> list[Record]:

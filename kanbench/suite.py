@@ -25,7 +25,8 @@ C = TypeVar("C", bound=Any)
 MAX_NAME = 100  # [suite].name: with a timestamp and a shard suffix it stays a legal file name (255 bytes)
 MAX_CELLS = 10_000  # `kanbench run` measures more only when told --yes (docs/suite-schema.md)
 # Upper bounds that keep a typo from running for days or forking a thousand workers (docs/suite-schema.md).
-BOUNDS = {"warmup": 100_000, "values": 10_000, "processes": 64, "threads": 1024, "profile_steps": 1000}
+BOUNDS = {"warmup": 100_000, "values": 10_000, "processes": 64, "threads": 1024, "profile_steps": 1000,
+          "min_time": 60.0, "seconds": 7 * 24 * 3600.0}  # fmt: skip
 KINDS = ("speed", "accuracy", "profile")
 SPEED_PHASES = ("forward", "forward_inference", "backward", "train_step")
 DEVICES = ("cpu", "cuda")
@@ -326,6 +327,8 @@ def parse(text: str, path: str = "<suite>") -> Suite:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not a suite: arrays or tables nested too deeply") from None
     known_tables = ("suite", "axes", "timing", "limits", "options", "profile", "training", "datasets")
     for key in data:
         if key not in known_tables:
@@ -371,14 +374,21 @@ def parse(text: str, path: str = "<suite>") -> Suite:
     t = check.table(data, "timing", tuple(Timing.__dataclass_fields__))
     timing = Timing(
         warmup=check.number(t.get("warmup", Timing.warmup), "[timing].warmup", int, 0, maximum=BOUNDS["warmup"]),
-        min_time=check.number(t.get("min_time", Timing.min_time), "[timing].min_time", float, 0, strict=True),
+        min_time=check.number(
+            t.get("min_time", Timing.min_time), "[timing].min_time", float, 0, strict=True, maximum=BOUNDS["min_time"]
+        ),
         values=check.number(t.get("values", Timing.values), "[timing].values", int, 1, maximum=BOUNDS["values"]),
         processes=check.number(
             t.get("processes", Timing.processes), "[timing].processes", int, 1, maximum=BOUNDS["processes"]
         ),
         threads=check.number(t.get("threads", Timing.threads), "[timing].threads", int, 0, maximum=BOUNDS["threads"]),
         cell_timeout_s=check.number(
-            t.get("cell_timeout_s", Timing.cell_timeout_s), "[timing].cell_timeout_s", float, 0, strict=True
+            t.get("cell_timeout_s", Timing.cell_timeout_s),
+            "[timing].cell_timeout_s",
+            float,
+            0,
+            strict=True,
+            maximum=BOUNDS["seconds"],
         ),
         clock=t.get("clock", Timing.clock),
     )
@@ -400,9 +410,17 @@ def parse(text: str, path: str = "<suite>") -> Suite:
             check.fail(f"[limits.impl.{impl}]", f"names no implementation of this suite; allowed: {', '.join(written)}")
         sub = check.table(impl_limits, impl, ("max_call_s",))
         where = f"[limits.impl.{impl}].max_call_s"
-        impl_max[named[impl]] = check.number(sub.get("max_call_s"), where, float, 0, strict=True)
+        impl_max[named[impl]] = check.number(sub.get("max_call_s"), where, float, 0, strict=True,
+                                             maximum=BOUNDS["seconds"])  # fmt: skip
     limits = Limits(
-        max_call_s=check.number(lim.get("max_call_s", Limits.max_call_s), "[limits].max_call_s", float, 0, strict=True),
+        max_call_s=check.number(
+            lim.get("max_call_s", Limits.max_call_s),
+            "[limits].max_call_s",
+            float,
+            0,
+            strict=True,
+            maximum=BOUNDS["seconds"],
+        ),
         impl_max_call_s=impl_max,
     )
 

@@ -647,12 +647,14 @@ def test_regress_non_git_is_skipped(tmp_path):
     assert result.status == "skipped" and "not a git checkout" in result.reason
 
 
-def test_regress_shallow_clone_is_skipped(tmp_path):
+def test_regress_shallow_clone_is_skipped_but_a_named_ref_missing_there_is_bad_input(tmp_path):
     repo = make_repo(tmp_path / "repo", commits=3)
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)], check=True)
     result = regress.run_gate(clone, out=tmp_path / "out", runner=FakeRunner(clone), log=quiet)
     assert result.status == "skipped" and "shallow clone" in result.reason
+    with pytest.raises(UsageError, match="--against 'typo-branch': no such commit .* shallow clone"):
+        regress.run_gate(clone, against="typo-branch", out=tmp_path / "o2", runner=FakeRunner(clone), log=quiet)
 
 
 def test_regress_missing_suite_is_a_usage_error(tmp_path):

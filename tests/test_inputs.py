@@ -136,8 +136,9 @@ def test_a_full_disk_leaves_no_torn_line(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "write", half_then_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match="No space left") as info:
         results.append(run, make(ident, "run", "backward", "skipped", "no"))
+    assert info.value.filename == str(run / results.RESULTS)
     monkeypatch.setattr(os, "write", real_write)
     text = (run / results.RESULTS).read_text()
     assert text.endswith("\n") and text.count("\n") == 1
@@ -241,3 +242,39 @@ def test_a_wrong_forward_says_what_was_wrong(tmp_path, monkeypatch, mode, needle
     timing = {"warmup": 0, "min_time": 1e-4, "values": 1}
     reply = worker.measure_cell(cell, "h", ["forward"], timing, 2.0, True)
     assert reply["status"] == "error" and reply["reason"].startswith(needle), reply["reason"]
+
+
+def test_deeply_nested_suites_and_huge_numbers_are_refused(tmp_path, capsys):
+    deep = write_suite(tmp_path, SMALL_SUITE + "\n[limits]\nx = " + "[" * 5000 + "]" * 5000 + "\n", "deep.toml")
+    assert "nested too deeply" in usage(capsys, ["run", str(deep), "--dry-run"])
+    slow = write_suite(tmp_path, SMALL_SUITE.replace("min_time = 0.0005", "min_time = 1e308"), "slow.toml")
+    assert "[timing].min_time: must be <= 60" in usage(capsys, ["run", str(slow), "--dry-run"])
+    assert "--min-time must be at most 60" in usage(capsys, ["run", str(write_suite(tmp_path)), "--min-time", "1e308"])
+
+
+def test_links_in_a_run_directory_are_never_followed(tmp_path, capsys):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    suite, run = write_suite(tmp_path), tmp_path / "run"
+    run.mkdir()
+    (run / session.LOCK).symlink_to(precious)
+    assert "lock file" in usage(capsys, ["run", str(suite), "--smoke", "--out", str(run)])
+    assert precious.read_text() == "keep me"
+    other = tmp_path / "other.jsonl"
+    other.write_text("")
+    target = tmp_path / "linked"
+    target.mkdir()
+    (target / results.RESULTS).symlink_to(other)
+    ident = Identity("s", "mlp", "mlp", "cpu", "float32", 4, (3, 2), 3, 3, 0, {}, "abc")
+    with pytest.raises(OSError, match="a link is refused"):
+        results.append(target, make(ident, "run", "forward", "skipped", "no"))
+    assert other.read_text() == ""
+
+
+def test_the_cell_limit_counts_what_only_and_shard_leave(tmp_path, capsys):
+    wide = SMALL_SUITE.replace("batch_size = [4]", f"batch_size = {list(range(1, 3001))}")
+    path = write_suite(tmp_path, wide)
+    assert cli.main(["run", str(path), "--dry-run", "--shard", "1/100"]) == 0
+    assert "120 cells x 3 phases" in capsys.readouterr().out
+    assert cli.main(["run", str(path), "--dry-run", "--only", "impl=mlp,batch_size=7"]) == 0
+    assert "1 cells x 3 phases" in capsys.readouterr().out

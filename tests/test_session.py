@@ -50,7 +50,8 @@ def test_only_selects_cells_and_phases(tmp_path, capsys):
     assert cli.main(["run", str(suite), "--dry-run", "--only", "impl=mlp,impl=fastkan,phase=forward"]) == 0
     out = capsys.readouterr().out
     assert "2 cells x 1 phases" in out and " mlp " in out and "bspline" not in out
-    for bad, needle in (("impl=nope", "selects no cell"), ("colour=red", "unknown key 'colour'"),
+    for bad, needle in (("impl=nope", "impl=nope: no cell of"), ("impl=mlp,impl=nope", "impl=nope: no cell of"),
+                        ("impl=mlp,batch_size=8", "batch_size=8: no cell of"), ("colour=red", "unknown key 'colour'"),
                         ("impl", "expected key=value"), ("phase=accuracy", "--only phase=accuracy")):  # fmt: skip
         assert cli.main(["run", str(suite), "--dry-run", "--only", bad]) == 2
         assert needle in capsys.readouterr().err
@@ -158,10 +159,18 @@ def test_metrics_are_typed_per_kind():
             "dtype": "float32", "batch_size": 4, "widths": [2, 2], "grid_size": 3, "spline_order": 3, "num_basis": 0,
             "params": 6, "params_total": 6, "status": "ok", "reason": None, "peak_mem_bytes": None, "flops": None,
             "config_hash": "abc", "options": {}, "time_s": None}  # fmt: skip
-    accuracy = {"dataset": "digits", "seed": 0, "metric": "test_accuracy", "final_test": 0.9, "diverged": False}
+    accuracy = {"dataset": "digits", "seed": 0, "metric": "test_accuracy", "final_test": 0.9, "diverged": False,
+                "epochs": 1, "train_time_s": 2.5, "curve": {"epoch": [1], "test": [0.9]}}  # fmt: skip
     assert record.Record.from_dict({**base, "phase": "accuracy", "metrics": accuracy}).metrics == accuracy
     with pytest.raises(ValueError, match="field metrics.final_test: must be int or float"):
         record.Record.from_dict({**base, "phase": "accuracy", "metrics": {**accuracy, "final_test": "0.9"}})
+    with pytest.raises(ValueError, match="field metrics.dataset: an ok accuracy record must have it"):
+        record.Record.from_dict(
+            {**base, "phase": "accuracy", "metrics": {**accuracy, "dataset": None} | {}}
+            | {"metrics": {k: v for k, v in accuracy.items() if k != "dataset"}}
+        )
+    with pytest.raises(ValueError, match="field metrics.curve.epoch: must be a list of numbers"):
+        record.Record.from_dict({**base, "phase": "accuracy", "metrics": {**accuracy, "curve": {"epoch": ["a"]}}})
     with pytest.raises(ValueError, match="field metrics.diverged: must be bool"):
         record.Record.from_dict({**base, "phase": "accuracy", "metrics": {**accuracy, "diverged": 1}})
     profile = {**base, "phase": "profile", "profiled_phase": "forward", "metrics": {"coverage": "all"}}
@@ -169,3 +178,19 @@ def test_metrics_are_typed_per_kind():
         record.Record.from_dict(profile)
     with pytest.raises(ValueError, match="field metrics: must be an object or null"):
         record.Record.from_dict({**base, "phase": "accuracy", "metrics": [1]})
+
+
+def test_resume_keeps_the_filter_however_spelled_and_refuses_another_slowdown(tmp_path, capsys, monkeypatch):
+    suite, out = write_suite(tmp_path), tmp_path / "run"
+    only = ["--only", "impl=mlp,phase=forward"]
+    assert cli.main(["run", str(suite), "--smoke", "--quiet", "--out", str(out), *only]) == 0
+    spelled = ["--only", "phase=forward", "--only", "impl=mlp"]
+    link = tmp_path / "latest-tiny"  # the run made it beside itself
+    assert link.is_symlink()
+    capsys.readouterr()
+    assert cli.main(["run", str(suite), "--smoke", "--quiet", "--out", str(link), "--resume", *spelled]) == 0
+    assert link.is_symlink() and link.resolve() == out.resolve()  # resumed through the link, the link intact
+    assert {r.run_id for r in results.read_records(out)} == {"run"}
+    monkeypatch.setenv("KANBENCH_SLOWDOWN", "mlp=5")
+    assert cli.main(["run", str(suite), "--smoke", "--quiet", "--out", str(out), "--resume", *spelled]) == 2
+    assert "slowdown: None then, 'mlp=5' now" in capsys.readouterr().err

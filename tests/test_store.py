@@ -4,6 +4,7 @@ kanbench.results.load, report, compare and merge alike (exit 2, never a tracebac
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,7 @@ CASES = {
     "negative memory": ([line(peak_mem_bytes=-5)], "field peak_mem_bytes: must be an int >= 0"),
     "duplicate record": ([line(), second(), line()], "results.jsonl:3: duplicate record"),
     "empty file": ([], "holds no records"),
+    "nested too deeply": (["[" * 100_000 + "]" * 100_000], "results.jsonl:1: malformed record: nested too deeply"),
 }
 
 
@@ -93,6 +95,12 @@ def damaged(tmp_path: Path, case: str) -> Path:
         (run / results.ENVIRONMENT).write_text("{oops")
     elif case == "environment not an object":
         (run / results.ENVIRONMENT).write_text("[1, 2]")
+    elif case == "environment run not an object":
+        (run / results.ENVIRONMENT).write_text('{"run": 5}')
+    elif case == "environment shard not a string":
+        (run / results.ENVIRONMENT).write_text('{"run": {"shard": 3}}')
+    elif case == "environment nested too deeply":
+        (run / results.ENVIRONMENT).write_text("[" * 100_000 + "]" * 100_000)
     return run
 
 
@@ -102,6 +110,9 @@ OTHER = {
     "environment missing": "environment.json: missing",
     "environment malformed": "environment.json:1: malformed JSON",
     "environment not an object": "environment.json: must hold a JSON object",
+    "environment run not an object": "environment.json: field run must be an object",
+    "environment shard not a string": "environment.json: field run.shard must be a string",
+    "environment nested too deeply": "environment.json: malformed JSON: nested too deeply",
 }
 ALL = {**{k: v[1] for k, v in CASES.items()}, **OTHER}
 
@@ -169,3 +180,29 @@ def test_a_refused_merge_leaves_no_out_and_a_retry_works(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["merge", str(good), "--out", str(out)]) == 2
     assert "exists and is not an empty directory" in capsys.readouterr().err
+
+
+def test_merge_refuses_shards_measured_with_different_settings(tmp_path, capsys):
+    forward, backward = good_records()
+    backward.config_hash = "fedcba9876543210"
+    one = shard_run(tmp_path / "one", 1, 2, [forward], [forward])
+    two = shard_run(tmp_path / "two", 2, 2, [backward], [backward])
+    for path, only in ((one, ["impl=mlp"]), (two, None)):
+        env = results.read_environment(path)
+        env["run"].update(only=only, timing={"values": 3})
+        results.write_environment(path, env)
+    assert cli.main(["merge", str(one), str(two), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "different settings" in err and "only" in err and not (tmp_path / "m").exists()
+
+
+def test_an_empty_shard_merges_and_the_merged_run_keeps_the_umask(tmp_path):
+    forward = good_records()[0]
+    one = shard_run(tmp_path / "one", 1, 2, [forward], [forward])
+    two = shard_run(tmp_path / "two", 2, 2, [], [])  # its shard held no group at all
+    out = tmp_path / "m"
+    assert cli.main(["merge", str(one), str(two), "--out", str(out)]) == 0
+    assert len(results.read_records(out)) == 1
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask

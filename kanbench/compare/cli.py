@@ -32,8 +32,11 @@ def _phases(text: str) -> tuple[str, ...]:
 
 
 def _alpha(text: str) -> float:
-    value = _fraction(text)
-    if not 0 < value < 1:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.01, got {text!r}") from None
+    if not 0 < value < 1:  # also refuses nan
         raise argparse.ArgumentTypeError(f"alpha must lie in (0, 1), e.g. 0.01, got {text!r}")
     return value
 

@@ -52,6 +52,8 @@ class GateSettings:
             )
         if self.resamples < 1:
             raise UsageError(f"resamples must be >= 1; got {self.resamples}")
+        if self.mem_slack < 0:
+            raise UsageError(f"--mem-slack must be >= 0 bytes; got {self.mem_slack}")
         estimator_quantile(self.estimator)  # a bad name fails here, before any run is read
         object.__setattr__(self, "mem_phases", tuple(self.mem_phases))
 
@@ -206,6 +208,11 @@ def environment_notes(base, cand) -> list[str]:
         slowdown = (env.get("env_vars") or {}).get("KANBENCH_SLOWDOWN")
         if slowdown:
             notes.append(f"the {side} ran with KANBENCH_SLOWDOWN={slowdown!r} (injected extra work, for testing)")
+    for side, env in (("base", benv), ("candidate", cenv)):
+        run = env.get("run")
+        if isinstance(run, dict) and run.get("complete") is False:
+            notes.append(f"the {side} run is incomplete (stopped early, or merged with --allow-partial): cells it "
+                         "lacks are not compared")  # fmt: skip
     return notes
 
 

@@ -80,7 +80,7 @@ def summary_line(comp: Comparison) -> str:
     counts = comp.latency["verdict"].value_counts()
     parts = [f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v, 0)]
     det = len(comp.deterministic_failures())
-    text = f"{len(comp.latency)} cells: {', '.join(parts)}"
+    text = f"{len(comp.latency)} cells: {', '.join(parts)}" if parts else "no cell timed in both runs"
     if comp.unconfirmed:
         text += f" ({len(comp.unconfirmed)} of the regressions not confirmed by a re-measure)"
     if det:
