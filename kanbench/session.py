@@ -271,7 +271,11 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
     results.write_environment(run_dir, environment)  # now, so a killed run can still be loaded and reported
 
     todo = [c for c in cells if any(k not in done for k in kind.keys(c))]
-    bar = progress.Progress(len(todo), sum(kind.estimate(c) for c in todo) / kind.lanes, quiet=options.quiet)
+    why = availability(todo)
+    reasons = {id(c): why(c) for c in todo}
+    runnable = [c for c in todo if reasons[id(c)] is None]
+    # skips take no time: only what will be measured counts towards the ETA, or it would race to 0 s
+    bar = progress.Progress(len(todo), sum(kind.estimate(c) for c in runnable) / kind.lanes, quiet=options.quiet)
     if done:
         bar.note(f"resuming {escape.terminal(run_dir)}: {len(cells) - len(todo)} of {len(cells)} cells already done")
     run_id = run_dir.name
@@ -282,15 +286,11 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
                 results.append(run_dir, record)
         return records
 
-    why = availability(todo)
-    runnable = []
     for cell in todo:
-        reason = why(cell)
+        reason = reasons[id(cell)]
         if reason:
             write(kind.skip_records(cell, reason, run_id))
-            bar.advance(f"{cell.label()} (skipped)", kind.estimate(cell) / kind.lanes)
-        else:
-            runnable.append(cell)
+            bar.advance(f"{cell.label()} (skipped)", 0.0)
     executor = LocalExecutor(kind, bar)
     try:
         if runnable:
