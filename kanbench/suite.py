@@ -234,6 +234,10 @@ class Checker:
             self.fail(key, f"must be <= {maximum:g}, got {value!r}")
         return kind(value)
 
+    def seconds(self, value, key: str, maximum: float = BOUNDS["seconds"]) -> float:
+        """A duration: a finite number of seconds > 0, at most maximum."""
+        return self.number(value, key, float, 0, strict=True, maximum=maximum)
+
     def choice(self, value, key: str, allowed: tuple[str, ...]) -> str:
         if value not in allowed:
             self.fail(key, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
@@ -374,22 +378,13 @@ def parse(text: str, path: str = "<suite>") -> Suite:
     t = check.table(data, "timing", tuple(Timing.__dataclass_fields__))
     timing = Timing(
         warmup=check.number(t.get("warmup", Timing.warmup), "[timing].warmup", int, 0, maximum=BOUNDS["warmup"]),
-        min_time=check.number(
-            t.get("min_time", Timing.min_time), "[timing].min_time", float, 0, strict=True, maximum=BOUNDS["min_time"]
-        ),
+        min_time=check.seconds(t.get("min_time", Timing.min_time), "[timing].min_time", BOUNDS["min_time"]),
         values=check.number(t.get("values", Timing.values), "[timing].values", int, 1, maximum=BOUNDS["values"]),
         processes=check.number(
             t.get("processes", Timing.processes), "[timing].processes", int, 1, maximum=BOUNDS["processes"]
         ),
         threads=check.number(t.get("threads", Timing.threads), "[timing].threads", int, 0, maximum=BOUNDS["threads"]),
-        cell_timeout_s=check.number(
-            t.get("cell_timeout_s", Timing.cell_timeout_s),
-            "[timing].cell_timeout_s",
-            float,
-            0,
-            strict=True,
-            maximum=BOUNDS["seconds"],
-        ),
+        cell_timeout_s=check.seconds(t.get("cell_timeout_s", Timing.cell_timeout_s), "[timing].cell_timeout_s"),
         clock=t.get("clock", Timing.clock),
     )
     if timing.clock not in ("wall", "thread"):
@@ -410,17 +405,9 @@ def parse(text: str, path: str = "<suite>") -> Suite:
             check.fail(f"[limits.impl.{impl}]", f"names no implementation of this suite; allowed: {', '.join(written)}")
         sub = check.table(impl_limits, impl, ("max_call_s",))
         where = f"[limits.impl.{impl}].max_call_s"
-        impl_max[named[impl]] = check.number(sub.get("max_call_s"), where, float, 0, strict=True,
-                                             maximum=BOUNDS["seconds"])  # fmt: skip
+        impl_max[named[impl]] = check.seconds(sub.get("max_call_s"), where)
     limits = Limits(
-        max_call_s=check.number(
-            lim.get("max_call_s", Limits.max_call_s),
-            "[limits].max_call_s",
-            float,
-            0,
-            strict=True,
-            maximum=BOUNDS["seconds"],
-        ),
+        max_call_s=check.seconds(lim.get("max_call_s", Limits.max_call_s), "[limits].max_call_s"),
         impl_max_call_s=impl_max,
     )
 
