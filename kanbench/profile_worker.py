@@ -29,6 +29,34 @@ from .worker import prepare
 BASIS_METHODS = ("basis", "basis_rows")
 
 
+# Lines the profiler's native library writes to stderr at every start and stop: thousands on a profile run.
+NATIVE_NOISE = ("USDT:", "STAGE:")
+
+
+@contextlib.contextmanager
+def native_stderr_filtered() -> Iterator[None]:
+    """Hold what native code writes to fd 2 while profiling and pass on every line but the profiler's own chatter."""
+    import os
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().splitlines(keepends=True)
+                    if not line.decode(errors="replace").startswith(NATIVE_NOISE)]  # fmt: skip
+            if kept:
+                os.write(2, b"".join(kept))
+
+
 def _in_range(name: str, fn: Callable) -> Callable:
     def wrapped(*args, **kwargs):
         with record_function(name):
@@ -118,6 +146,7 @@ def profile_phase(phase: str, w: phases.Workload, settings: dict, trace_dir: Pat
     cycle = settings["wait"] + settings["warmup"] + settings["active"]
     repeat = max(1, settings["repeat"])  # torch reads repeat = 0 as "until the loop ends": here that is one cycle
     with (
+        native_stderr_filtered(),
         warnings.catch_warnings(),
         profile(
             activities=activities,

@@ -268,3 +268,16 @@ def test_basis_ranges_cover_a_forward_that_calls_basis_rows():
     assert wrapped == 2 and torch.equal(out, expected)
     assert sum(e.name == opcategories.BASIS_RANGE for e in prof.events()) >= 2
     assert all(name not in vars(layer) for layer in model.layers for name in ("basis", "basis_rows"))
+
+
+def test_the_profilers_native_chatter_is_filtered_and_everything_else_kept(capfd):
+    import os
+
+    from kanbench.profile_worker import native_stderr_filtered
+
+    with native_stderr_filtered():
+        os.write(2, b"USDT:2026-12-01 SyncActivityProfilerHandler.cpp:52] profiler_start\n")
+        os.write(2, b"a real warning from native code\n")
+        os.write(2, b"STAGE:2026-12-01 ActivityProfilerController.cpp:294] Completed Stage: Warm Up\n")
+    err = capfd.readouterr().err
+    assert err == "a real warning from native code\n"
