@@ -21,13 +21,12 @@ import itertools
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from . import datasets, progress
 from .errors import UsageError
 from .record import Identity, Record, make
-from .session import Request
+from .session import BaseKind, Request, dry_run_line
 from .suite import BOUNDS, Checker, Suite, stable_hash, tomllib
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "lbfgs")
@@ -71,6 +70,11 @@ class TrainCell:
     recipe: tuple[tuple[str, Any], ...]
     data: tuple[tuple[str, Any], ...]  # dataset spec: normalize, sizes, data_seed, data_dir, source
     source: str = ""  # how the suite named impl when that is not the adapter's own name ("module:factory")
+
+    @property
+    def spec(self) -> str:
+        """What implementations.get loads: the suite's "module:factory", else the adapter's name."""
+        return self.source or self.impl
 
     @property
     def key(self) -> dict:
@@ -306,7 +310,7 @@ def estimate_seconds(cell: TrainCell) -> float:
     recipe = dict(cell.recipe)
     n_train, n_val, n_test = split_sizes(cell)
     try:
-        adapter = implementations.get(cell.source or cell.impl)
+        adapter = implementations.get(cell.spec)
         per_sample = adapter.flops(list(cell.widths), cell.grid_size, cell.spline_order, 1, **dict(cell.options))
     except Exception:
         per_sample = 0
@@ -350,7 +354,7 @@ def identity(cell: TrainCell, suite_name: str) -> Identity:
     """The identity of a training run's Record: its batch size is the recipe's, its options carry recipe and data."""
     import implementations
 
-    family = implementations.info(cell.source or cell.impl).family
+    family = implementations.info(cell.spec).family
     data = {k: v for k, v in cell.data if k != "data_dir"}
     recipe = dict(cell.recipe)
     return Identity(
@@ -376,12 +380,11 @@ def worker_count(processes: int | None, planned: int) -> int:
     return processes or planned
 
 
-class AccuracyKind:
+class AccuracyKind(BaseKind):
     """Train every run of an accuracy suite, `lanes` at a time, each in a worker process of its own."""
 
     name = "accuracy"
     handler = "kanbench.training:handle"
-    processes = 1
 
     def __init__(self, suite: Suite, plan: Plan, cells: list[TrainCell], workers: int, smoke: bool, verbose: bool):
         self.suite, self.plan, self._cells, self.smoke, self.verbose = suite, plan, cells, smoke, verbose
@@ -398,9 +401,6 @@ class AccuracyKind:
     def estimate(self, cell: TrainCell) -> float:
         """Rough wall time of one run."""
         return estimate_seconds(cell)
-
-    def attach(self, run_dir: Path) -> None:
-        """Nothing depends on the run directory."""
 
     def settings(self) -> dict:
         """Effective settings, stored in environment.json and checked on --resume."""
@@ -436,8 +436,7 @@ class AccuracyKind:
 
     def dry_run(self, cells: list[TrainCell], why) -> list[str]:
         """One line per run with its estimate, then the total."""
-        lines = [f"{c.config_hash}  {c.label()}  ~{progress.duration(estimate_seconds(c))}"
-                 + (f"  [skip: {why(c)}]" if why(c) else "") for c in cells]  # fmt: skip
+        lines = [dry_run_line(c, why(c), f"  ~{progress.duration(estimate_seconds(c))}") for c in cells]
         total = sum(estimate_seconds(c) for c in cells if not why(c)) / self.lanes
         lines.append(f"{len(cells)} training runs, {self.lanes} at a time: about {progress.duration(total)}")
         return lines
@@ -449,10 +448,6 @@ class AccuracyKind:
         from .results import flatten
 
         return format_table(aggregate(pd.DataFrame([flatten(r) for r in records])))
-
-    def epilogue(self, run_dir: Path) -> list[str]:
-        """Nothing after the run dir line."""
-        return []
 
 
 AGGREGATE_KEYS = ("dataset", "metric", "impl", "widths", "grid_size", "spline_order", "device", "dtype")

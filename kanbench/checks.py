@@ -62,8 +62,9 @@ def check_suite_options(suite) -> None:
     from .errors import UsageError
 
     for impl, options in suite.options.items():
-        problem = options_problem(suite.sources.get(impl) or impl, options, suite.axes.get("grid_size", [5])[0],
-                                  suite.axes.get("spline_order", [3])[0])  # fmt: skip
+        grid, order = suite.axes.get("grid_size", [5])[0], suite.axes.get("spline_order", [3])[0]
+        problem = options_problem(suite.spec(impl), options, grid, order)
         if problem:
-            where = suite.sources.get(impl) or impl
-            raise UsageError(f"{suite.path}: [options.{where}]: {impl} refuses these build options: {problem}")
+            raise UsageError(
+                f"{suite.path}: [options.{suite.spec(impl)}]: {impl} refuses these build options: {problem}"
+            )

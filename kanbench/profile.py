@@ -15,7 +15,7 @@ from pathlib import Path
 from . import escape, progress, table, units
 from .errors import UsageError
 from .record import Record, make
-from .session import Request
+from .session import BaseKind, Request, dry_run_line
 from .speed import call_estimate, forward_flops, identity, phase_flops
 from .suite import Cell, Profile, Suite
 
@@ -45,13 +45,11 @@ def cell_dir_names(cells: list[Cell]) -> dict[str, str]:
     return names
 
 
-class ProfileKind:
+class ProfileKind(BaseKind):
     """Profile every phase of a profile or speed suite's cells in one worker process; one Record per phase."""
 
     name = "profile"
     handler = "kanbench.profile_worker:handle"
-    processes = 1
-    lanes = 1
 
     def __init__(self, suite: Suite, settings: Profile, cells: list[Cell], phases: tuple[str, ...], traces: str | None):
         self.suite, self.profile, self._cells, self.phases = suite, settings, cells, phases
@@ -82,9 +80,6 @@ class ProfileKind:
     def settings(self) -> dict:
         """The profiler schedule and the trace directory, stored in environment.json and checked on --resume."""
         return {"profile": asdict(self.profile), "phases": list(self.phases), "traces": str(self.trace_root)}
-
-    def before_workers(self, cells: list[Cell], environment: dict, bar: progress.Progress) -> None:
-        """Nothing to prepare."""
 
     def trace_dir(self, cell: Cell) -> str:
         """The cell's trace directory: one TensorBoard run."""
@@ -122,13 +117,9 @@ class ProfileKind:
         ident = identity(cell, self.suite)
         return [make(ident, run_id, "profile", "skipped", reason, profiled_phase=p) for p in self.phases]
 
-    def outcome(self, cell: Cell, records: list[Record]) -> str:
-        """Nothing to add to the progress line."""
-        return ""
-
     def dry_run(self, cells: list[Cell], why) -> list[str]:
         """One line per cell, then the count and an estimated time."""
-        lines = [f"{c.config_hash}  {c.label()}" + (f"  [skip: {why(c)}]" if why(c) else "") for c in cells]
+        lines = [dry_run_line(c, why(c)) for c in cells]
         total = 4.0 + sum(self.estimate(c) for c in cells if not why(c))
         lines.append(f"{len(cells)} cells x {len(self.phases)} phases profiled: about {progress.duration(total)}")
         return lines

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -22,7 +25,7 @@ import implementations
 from . import opcategories as oc
 from . import phases
 from .breakdown import Breakdown
-from .worker import prepare
+from .worker import prepare, spec_of
 
 # Layer methods that evaluate the basis: `basis` (the adapter contract) and bspline-fast's `basis_rows`, the
 # (batch, K, in) layout its forward calls instead. Functions elsewhere come from the adapter's basis_hook.
@@ -36,10 +39,6 @@ NATIVE_NOISE = ("USDT:", "STAGE:")
 @contextlib.contextmanager
 def native_stderr_filtered() -> Iterator[None]:
     """Hold what native code writes to fd 2 while profiling and pass on every line but the profiler's own chatter."""
-    import os
-    import sys
-    import tempfile
-
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
@@ -178,7 +177,7 @@ def profile_cell(cell: dict, config_hash: str, phase_names: list[str], settings:
     if w is None:
         return result
     try:
-        adapter = implementations.get(cell.get("source") or cell["impl"])  # for its basis_hook
+        adapter = implementations.get(spec_of(cell))  # for its basis_hook
         directory = Path(trace_dir)
         directory.mkdir(parents=True, exist_ok=True)
     except Exception as exc:

@@ -62,13 +62,8 @@ def check_size(suite: Suite, args: argparse.Namespace) -> None:
     if suite.kind == "accuracy" or args.only or args.shard:
         return  # counted once planned, filtered and sharded (the session's check)
     count = suite.cell_count()
-    if count <= MAX_CELLS or args.yes:
-        return
-    if args.dry_run:
-        raise UsageError(f"{args.suite}: {count:,} cells, more than the {MAX_CELLS:,}-cell limit: not listed; "
-                         "narrow it with --only or --shard, or measure it with --yes")  # fmt: skip
-    raise UsageError(f"{args.suite}: {count:,} cells, more than the {MAX_CELLS:,}-cell limit; narrow the sweep "
-                     "(--only, --shard) or confirm with --yes")  # fmt: skip
+    if count > MAX_CELLS and not args.yes:
+        raise UsageError(f"{args.suite}: {session.too_many_cells(count)}" + (" (not listed)" if args.dry_run else ""))
 
 
 def check_slowdown() -> None:

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import UsageError
+from .suite import CELL_AXES
 
-CELL_KEYS = ("impl", "widths", "grid_size", "spline_order", "batch_size", "device", "dtype", "compile", "dataset",
-             "seed")  # fmt: skip
+CELL_KEYS = ("impl", *CELL_AXES, "dataset", "seed")  # accuracy cells have no batch_size or compile, but a seed
 KEYS = (*CELL_KEYS, "phase")
 
 Selection = dict[str, set[str]]

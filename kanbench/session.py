@@ -29,21 +29,6 @@ CUDA_MISSING = "CUDA is not available on this machine (torch.cuda.is_available()
 LOCK = ".lock"
 
 
-class PlannedCell(Protocol):
-    """What the session needs of a cell of any kind."""
-
-    impl: str
-    device: str
-
-    @property
-    def config_hash(self) -> str: ...
-
-    @property
-    def group_key(self) -> tuple: ...
-
-    def label(self) -> str: ...
-
-
 @dataclass(frozen=True)
 class Request:
     """One message to one worker: which worker of the lane, for which cell, and how long it may take."""
@@ -79,6 +64,27 @@ class Kind(Protocol):
     def epilogue(self, run_dir: Path) -> list[str]: ...
 
 
+class BaseKind:
+    """What most kinds do for the optional steps of `Kind`: nothing. A kind overrides what it needs."""
+
+    processes = 1
+    lanes = 1
+
+    def attach(self, run_dir: Path) -> None:
+        """Nothing depends on the run directory."""
+
+    def before_workers(self, cells: list[Any], environment: dict, bar: progress.Progress) -> None:
+        """Nothing to prepare."""
+
+    def outcome(self, cell: Any, records: list[Record]) -> str:
+        """Nothing to add to the cell's progress line."""
+        return ""
+
+    def epilogue(self, run_dir: Path) -> list[str]:
+        """Nothing after the run dir line."""
+        return []
+
+
 @dataclass
 class Options:
     """What the command line asks of a session (the same for every kind)."""
@@ -106,10 +112,9 @@ def availability(cells: list[Any]) -> Callable[[Any], str | None]:
     def why(cell: Any) -> str | None:
         if cell.device == "cuda" and not cuda_ok:
             return CUDA_MISSING
-        source = getattr(cell, "source", "") or cell.impl
-        if source not in adapters:
-            adapters[source] = implementations.get(source).available()
-        ok, reason = adapters[source]
+        if cell.spec not in adapters:
+            adapters[cell.spec] = implementations.get(cell.spec).available()
+        ok, reason = adapters[cell.spec]
         return None if ok else reason
 
     return why
@@ -134,10 +139,7 @@ def locked(run_dir: Path) -> Iterator[None]:
         except OSError as exc:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise UsageError(f"{run_dir}: cannot lock: {exc.strerror or exc}") from None
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise UsageError(
-                f"{run_dir} is being written by {holder}; wait for it to finish, or choose another --out"
-            ) from None
+            raise _busy(run_dir, fd) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"process {os.getpid()} (started {_utc()})\n".encode(), 0)
         yield
@@ -156,12 +158,26 @@ def _refuse_if_locked(run_dir: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-        raise UsageError(
-            f"{run_dir} is being written by {holder}; wait for it to finish, or choose another --out"
-        ) from None
+        raise _busy(run_dir, fd) from None
     finally:
         os.close(fd)
+
+
+def _busy(run_dir: Path, fd: int) -> UsageError:
+    """The error for a run directory another process holds; its lock file names that process."""
+    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+    return UsageError(f"{run_dir} is being written by {holder}; wait for it to finish, or choose another --out")
+
+
+def too_many_cells(count: int) -> UsageError:
+    """The error for a sweep past MAX_CELLS without --yes."""
+    return UsageError(f"{count:,} cells, more than the {MAX_CELLS:,}-cell limit; narrow the sweep (--only, --shard) "
+                      "or confirm with --yes")  # fmt: skip
+
+
+def dry_run_line(cell: Any, reason: str | None, extra: str = "") -> str:
+    """One cell of a dry-run listing: its hash and label, and why it would be skipped."""
+    return f"{cell.config_hash}  {cell.label()}{extra}" + (f"  [skip: {reason}]" if reason else "")
 
 
 def _utc() -> str:
@@ -235,8 +251,7 @@ def run(kind: Kind, suite: Suite, options: Options) -> int:
             print(line)
         return 0
     if len(cells) > MAX_CELLS and not options.yes:
-        raise UsageError(f"{len(cells):,} cells, more than the {MAX_CELLS:,}-cell limit; narrow the sweep (--only, "
-                         "--shard) or confirm with --yes")  # fmt: skip
+        raise too_many_cells(len(cells))
     run_dir = open_run_dir(suite, options)
     with locked(run_dir):
         return _measure(kind, suite, options, cells, run_dir)

@@ -7,16 +7,16 @@ every process has measured it, so an interrupted run loses at most the group in 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any
 
 from . import progress, summary
 from .errors import UsageError
 from .record import Identity, Record, SpeedMetrics, TimeStats, make
-from .session import Request
-from .suite import Cell, Suite, Timing
+from .session import BaseKind, Request, dry_run_line
+from .suite import BOUNDS, Cell, Suite, Timing
 
 SMOKE = Timing(warmup=0, min_time=0.0002, values=2, processes=1)
 DTYPE_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
@@ -24,12 +24,8 @@ DTYPE_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
 
 def effective_timing(suite: Suite, smoke: bool, overrides: dict[str, float | int | None]) -> Timing:
     """The suite's timing with --smoke and the explicit overrides (processes, values, min_time) applied."""
-    import math
-
     t = replace(SMOKE, threads=suite.timing.threads, cell_timeout_s=suite.timing.cell_timeout_s,
                 clock=suite.timing.clock) if smoke else suite.timing  # fmt: skip
-    from .suite import BOUNDS
-
     for name, value in overrides.items():
         if value is None:
             continue
@@ -47,7 +43,7 @@ def identity(cell: Cell, suite: Suite) -> Identity:
     """The identity every Record of a speed or profile cell shares."""
     import implementations
 
-    family = implementations.info(cell.source or cell.impl).family
+    family = implementations.info(cell.spec).family
     options = {**dict(cell.options), **({"compile": True} if cell.compile else {})}
     return Identity(
         suite=suite.name, impl=cell.impl, family=family, device=cell.device, dtype=cell.dtype,
@@ -62,7 +58,7 @@ def forward_flops(cell: Cell) -> int | None:
     import implementations
 
     try:
-        adapter = implementations.get(cell.source or cell.impl)
+        adapter = implementations.get(cell.spec)
         return adapter.flops(list(cell.widths), cell.grid_size, cell.spline_order, cell.batch_size,
                              **dict(cell.options))  # fmt: skip
     except Exception:  # an estimate only: a cell that cannot be built fails in its worker, with its reason
@@ -108,12 +104,11 @@ def roofline(record: Record, metrics: SpeedMetrics, peak: dict | None) -> None:
         metrics.fraction_of_peak = record.flop_per_s / peak["peak_flop_per_s"]
 
 
-class SpeedKind:
+class SpeedKind(BaseKind):
     """Time the phases of a speed suite's cells."""
 
     name = "speed"
     handler = "kanbench.worker:handle"
-    lanes = 1
 
     def __init__(self, suite: Suite, timing: Timing, cells: list[Cell], phases: tuple[str, ...], smoke: bool):
         self.suite, self.t, self.phases, self.smoke = suite, timing, phases, smoke
@@ -134,9 +129,6 @@ class SpeedKind:
         t, call = self.t, call_estimate(cell)
         per_phase = (t.values + 4) * max(t.min_time, call) + t.warmup * call + 0.02
         return t.processes * (len(self.phases) * per_phase * 1.5 + 0.1)
-
-    def attach(self, run_dir: Path) -> None:
-        """Nothing depends on the run directory."""
 
     def settings(self) -> dict:
         """The effective timing, stored in environment.json and checked on --resume."""
@@ -200,14 +192,10 @@ class SpeedKind:
         ident = identity(cell, self.suite)
         return [make(ident, run_id, phase, "skipped", reason) for phase in self.phases]
 
-    def outcome(self, cell: Cell, records: list[Record]) -> str:
-        """Nothing to add to a speed cell's progress line."""
-        return ""
-
     def dry_run(self, cells: list[Cell], why: Callable[[Cell], str | None]) -> list[str]:
         """One line per cell, then the count and an estimated time."""
         runnable = [c for c in cells if why(c) is None]
-        lines = [f"{c.config_hash}  {c.label()}" + (f"  [skip: {why(c)}]" if why(c) else "") for c in cells]
+        lines = [dry_run_line(c, why(c)) for c in cells]
         total = self.t.processes * 4.0 + sum(self.estimate(c) for c in runnable)
         lines.append(f"{len(cells)} cells x {len(self.phases)} phases, {self.t.processes} processes: "
                      f"about {progress.duration(total)}")  # fmt: skip
@@ -216,7 +204,3 @@ class SpeedKind:
     def summary(self, records: list[Record]) -> str:
         """The terminal table of medians."""
         return summary.table(records)
-
-    def epilogue(self, run_dir: Path) -> list[str]:
-        """Nothing after the run dir line."""
-        return []

@@ -32,6 +32,7 @@ SPEED_PHASES = ("forward", "forward_inference", "backward", "train_step")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 AXES_DEFAULTS = {"spline_order": [3], "device": ["cpu"], "dtype": ["float32"], "compile": [False]}
+CELL_AXES = ("widths", "grid_size", "spline_order", "batch_size", "device", "dtype", "compile")  # a Cell's, in order
 AXES_REQUIRED = ("widths", "grid_size", "batch_size")
 
 
@@ -100,6 +101,11 @@ class Cell:
     source: str = ""  # how the suite named impl when that is not the adapter's own name ("module:factory")
 
     @property
+    def spec(self) -> str:
+        """What implementations.get loads: the suite's "module:factory", else the adapter's name."""
+        return self.source or self.impl
+
+    @property
     def key(self) -> dict:
         """Everything that defines the cell, as plain JSON types (how the suite named the adapter is not)."""
         data = asdict(self)
@@ -149,8 +155,12 @@ class Suite:
 
     def cell_count(self) -> int:
         """How many cells the sweeps make at most (before overlapping sweeps are merged), without making them."""
-        axes = ("widths", "grid_size", "spline_order", "batch_size", "device", "dtype", "compile")
-        return len(self.implementations) * sum(math.prod(len(a[k]) for k in axes) for a in self.sweeps or (self.axes,))
+        sweeps = self.sweeps or (self.axes,)
+        return len(self.implementations) * sum(math.prod(len(a[k]) for k in CELL_AXES) for a in sweeps)
+
+    def spec(self, impl: str) -> str:
+        """What implementations.get loads for one of this suite's adapters: how the suite wrote it."""
+        return self.sources.get(impl) or impl
 
     def adapter_name(self, written: str) -> str | None:
         """The adapter name of an implementation as the suite wrote it (a name or "module:factory"), or None."""
@@ -162,9 +172,7 @@ class Suite:
         """The union of each sweep's cartesian product, every implementation side by side, in a fixed order."""
         out: dict[str, Cell] = {}
         for a in self.sweeps or (self.axes,):
-            for widths, g, k, batch, device, dtype, compiled in itertools.product(
-                a["widths"], a["grid_size"], a["spline_order"], a["batch_size"], a["device"], a["dtype"], a["compile"]
-            ):
+            for widths, g, k, batch, device, dtype, compiled in itertools.product(*(a[key] for key in CELL_AXES)):
                 for impl in self.implementations:
                     options = tuple(sorted(self.options.get(impl, {}).items()))
                     source = self.sources.get(impl, "")
@@ -287,7 +295,7 @@ def _axes(check: Checker, raw: object, where: str, kind: str) -> dict:
     """One validated table of axes, with defaults filled in."""
     if not isinstance(raw, dict):
         check.fail(where, f"must be a table of axes, got {type(raw).__name__}")
-    allowed: tuple[str, ...] = ("widths", "grid_size", "spline_order", "batch_size", "device", "dtype", "compile")
+    allowed: tuple[str, ...] = CELL_AXES
     allowed += ("dataset", "seed") if kind == "accuracy" else ()
     unknown = sorted(set(raw) - set(allowed))
     if unknown:

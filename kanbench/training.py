@@ -22,6 +22,7 @@ from torch import nn
 import implementations
 
 from . import datasets
+from .worker import spec_of
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 PROJECTION_STEPS = 10  # training steps timed before projecting the whole run against max_run_s
@@ -136,8 +137,7 @@ def train(request: dict, log=None) -> dict:
     x_va, y_va = tensors(data.val, spec, task, device, dtype, limit)
     x_te, y_te = tensors(data.test, spec, task, device, dtype, limit)
     seed = cell["seed"]
-    impl = cell.get("source") or cell["impl"]
-    model = build_model(impl, cell["widths"], cell["grid_size"], cell["spline_order"], cell["options"], seed)
+    model = build_model(spec_of(cell), cell["widths"], cell["grid_size"], cell["spline_order"], cell["options"], seed)
     model = model.to(device=device, dtype=dtype).train()
     result: dict = {
         "status": "ok", "reason": None,

@@ -24,9 +24,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda", 0) if name == "cuda" else torch.device(name)
 
 
+def spec_of(cell: dict) -> str:
+    """What implementations.get loads for a request's cell: the suite's "module:factory", else the adapter's name."""
+    return cell.get("source") or cell["impl"]
+
+
 def build_workload(cell: dict, config_hash: str, clock: str = "wall") -> tuple[phases.Workload, dict]:
     """The model, inputs, target, output gradient and optimizer of a cell, plus its parameter counts."""
-    adapter = implementations.get(cell.get("source") or cell["impl"])
+    adapter = implementations.get(spec_of(cell))
     device, dtype = resolve_device(cell["device"]), DTYPES[cell["dtype"]]
     torch.manual_seed(seed_of(config_hash))
     model = adapter.build(cell["widths"], cell["grid_size"], cell["spline_order"], **cell["options"])
@@ -68,7 +73,7 @@ def prepare(
     reply to send (an error or a skip, with its reason).
     """
     result: dict = {"status": "ok", "reason": None, "phases": {}}
-    problem = checks.check_once(cell.get("source") or cell["impl"], cell["options"])
+    problem = checks.check_once(spec_of(cell), cell["options"])
     if problem:
         return None, {**result, "status": "error", "reason": problem}
     try:
