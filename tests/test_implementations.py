@@ -21,9 +21,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import implementations
 from implementations.bspline import BSplineKANLayer
+from implementations.chebykan import PolynomialKANLayer
 from implementations.fastkan import FastKANLayer
+from implementations.fourierkan import FourierKANLayer
 from implementations.mlp import MLP
 from implementations.pykan import PykanLayer
+from implementations.relukan import ReLUKANLayer
 from implementations.rswaf import RSWAFKANLayer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +38,10 @@ OPTION_CASES = [(name, {}) for name in BUILTIN] + [
     ("fastkan", {"use_layernorm": False, "use_base": False}),
     ("rswaf", {"trainable_grid": True, "trainable_inv_h": True}),
     ("rswaf", {"use_layernorm": False, "inv_h": 1.7}),
+    ("chebykan", {"degree": 4, "hidden_layernorm": True}),
+    ("jacobikan", {"degree": 3, "a": 0.5, "b": 2.0, "hidden_layernorm": True}),
+    ("fourierkan", {"frequencies": 3, "use_bias": False, "smooth_init": True}),
+    ("relukan", {"trainable_grid": False, "grid_range": (-1.0, 1.0)}),
 ]
 
 
@@ -129,6 +136,14 @@ def contract(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         spline = torch.einsum("...im,iom->...io", B, kl.coef)
         edge = kl.scale_base * F.silu(x).unsqueeze(-1) + kl.scale_sp * spline
         return (kl.mask * edge).sum(-2)
+    if isinstance(layer, PolynomialKANLayer):  # chebykan, jacobikan: coef (out, in, D + 1), no bias
+        return torch.einsum("...im,oim->...o", B, layer.coef)
+    if isinstance(layer, FourierKANLayer):
+        out = torch.einsum("...im,oim->...o", B, layer.coef)
+        return out if layer.bias is None else out + layer.bias
+    if isinstance(layer, ReLUKANLayer):
+        W = layer.spline_weight.reshape(layer.out_features, layer.in_features, -1)  # columns are (input, bump)
+        return torch.einsum("...im,oim->...o", B, W) + layer.bias
     # The contraction needs the layer's weights, which only its family knows; the layer contract holds regardless.
     pytest.skip(f"no independent contraction written for {type(layer).__name__}: add one to contract() to check it")
 

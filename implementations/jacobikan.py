@@ -1,0 +1,115 @@
+"""JacobiKAN: y_o = sum_i sum_d c[o, i, d] P_d^(a,b)(tanh x_i), Jacobi polynomials, a = b = 1 by default.
+
+After SpaceLearner/JacobiKAN (JacobiKANLayer.py at 7c33970, repository HEAD 51d160c); facts only, our own code.
+
+- Fairness: degree D = G + k - 1, so each edge has G + k polynomials P_0 .. P_D. `degree=` overrides it; the
+  README's MNIST model is `degree=3, hidden_layernorm=True` on [784, 32, 16, 10] (its text says degree 4, its code 3).
+- Domain: tanh squashes every input into (-1, 1), the Jacobi polynomials' interval; no grid. With `hidden_layernorm`
+  every layer but the first applies LayerNorm before tanh, as the README's model places nn.LayerNorm between layers.
+- Evaluation: the three-term recurrence (exact polynomial arithmetic, so the gradient at t = +-1 is finite):
+  P_0 = 1, P_1 = ((a - b) + (a + b + 2) t) / 2,
+  2n (n + a + b)(2n + a + b - 2) P_n = (2n + a + b - 1) [(2n + a + b)(2n + a + b - 2) t + a^2 - b^2] P_(n-1)
+                                       - 2 (n + a - 1)(n + b - 1)(2n + a + b) P_(n-2).
+  a, b > -1 (where the polynomials are orthogonal on [-1, 1], and the recurrence never divides by zero).
+- Initialisation: c ~ Normal(0, std = 1 / (in (D + 1))), as the original's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from .chebykan import PolynomialKANLayer, polynomial_flops, polynomial_param_count, polynomial_stack, resolve_degree
+from .common import LayerStack, check_widths
+
+
+def check_ab(a: object, b: object) -> tuple[float, float]:
+    """(a, b) as floats, or ValueError unless both are finite reals > -1."""
+    for name, value in (("a", a), ("b", b)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= -1:
+            raise ValueError(f"Jacobi parameter {name} must be a finite number > -1, got {value!r}")
+    return float(a), float(b)  # type: ignore[arg-type]
+
+
+class JacobiKANLayer(PolynomialKANLayer):
+    """out_o = sum_i sum_d c[o, i, d] P_d^(a,b)(tanh u_i)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        degree: int,
+        input_layernorm: bool = False,
+        a: float = 1.0,
+        b: float = 1.0,
+    ) -> None:
+        super().__init__(in_features, out_features, degree, input_layernorm)
+        self.a, self.b = check_ab(a, b)
+        # P_n = (A_n t + B_n) P_(n-1) - C_n P_(n-2): the recurrence above divided by 2n (n + a + b)(2n + a + b - 2)
+        self.recurrence = [self.coefficients(n, self.a, self.b) for n in range(2, self.num_basis)]
+
+    @staticmethod
+    def coefficients(n: int, a: float, b: float) -> tuple[float, float, float]:
+        """(A_n, B_n, C_n) of P_n = (A_n t + B_n) P_(n-1) - C_n P_(n-2), n >= 2."""
+        s = 2 * n + a + b
+        A = s * (s - 1) / (2 * n * (n + a + b))
+        B = (s - 1) * (a * a - b * b) / (2 * n * (n + a + b) * (s - 2))
+        C = (n + a - 1) * (n + b - 1) * s / (n * (n + a + b) * (s - 2))
+        return A, B, C
+
+    def polynomials(self, t: torch.Tensor) -> torch.Tensor:
+        """P_0^(a,b)(t) .. P_D^(a,b)(t) by the three-term recurrence."""
+        P = [torch.ones_like(t), ((self.a - self.b) + (self.a + self.b + 2) * t) / 2]
+        for A, B, C in self.recurrence:
+            P.append((A * t + B) * P[-1] - C * P[-2])
+        return torch.stack(P[: self.num_basis], dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, a={self.a:g}, b={self.b:g}"
+
+
+def build(
+    widths: Sequence[int],
+    grid_size: int = 5,
+    spline_order: int = 3,
+    degree: int | None = None,
+    a: float = 1.0,
+    b: float = 1.0,
+    hidden_layernorm: bool = False,
+) -> LayerStack:
+    """A JacobiKAN with G + k polynomials P^(a,b) per edge (degree G + k - 1), or of the given degree."""
+    widths = check_widths(widths)
+    D = resolve_degree(grid_size, spline_order, degree)
+    return polynomial_stack(JacobiKANLayer, widths, D, hidden_layernorm, a=a, b=b)
+
+
+def param_count(
+    widths: Sequence[int],
+    grid_size: int = 5,
+    spline_order: int = 3,
+    degree: int | None = None,
+    a: float = 1.0,
+    b: float = 1.0,
+    hidden_layernorm: bool = False,
+) -> int:
+    """Trainable parameters: in * out * (D + 1) per layer (+ 2 * in per normalized layer); a and b are fixed."""
+    check_ab(a, b)
+    return polynomial_param_count(widths, resolve_degree(grid_size, spline_order, degree), hidden_layernorm)
+
+
+def flop_breakdown(
+    widths: Sequence[int],
+    grid_size: int,
+    spline_order: int,
+    batch: int,
+    degree: int | None = None,
+    a: float = 1.0,
+    b: float = 1.0,
+    hidden_layernorm: bool = False,
+) -> dict[str, int]:
+    """Forward FLOPs: the matmul exactly; tanh and the recurrence (5 ops per degree) as an estimate."""
+    check_ab(a, b)
+    D = resolve_degree(grid_size, spline_order, degree)
+    return polynomial_flops(widths, D, batch, hidden_layernorm, per_degree=5)

@@ -1,0 +1,129 @@
+"""ReLU-KAN: y_o = sum_i sum_j w[o, i, j] R_ij(x_i) + bias_o, R_ij(x) = [r ReLU(e_ij - x) ReLU(x - s_ij)]^2.
+
+After quiqi/relu_kan (ReLUKANLayer in torch_relu_kan.py at 79eab7a) and its paper (arXiv:2406.02075); facts only,
+our own code.
+
+- Fairness: G + k bumps per edge, j = 0..G+k-1, exactly as the original's layer with g = G, k = k (its speed and
+  fitting scripts use g = 5, k = 3, kanbench's defaults).
+- Domain: the grid range [0, 1] (the original's): s_j = (j - k) / G, e_j = s_j + (k + 1) / G, so the bumps cover
+  [-k/G, 1 + k/G] and each point of [0, 1] lies in k + 1 of them; `grid_range=(lo, hi)` maps [0, 1] to [lo, hi].
+  No squashing: an input outside the bumps' cover has an all-zero basis (and no gradient through it).
+- Normalisation: r = 4 / (e_j - s_j)^2, so r^2 = 16 / (e - s)^4 and each bump peaks at 1. As in the original's code,
+  r is fixed from the initial widths; the paper's formula divides by the current (e - s)^4 instead, which differs
+  only once a trainable grid has moved.
+- Trainable grid: s and e are per-input parameters (in, G + k), trainable by default as in the original at 79eab7a
+  (its train_ab=True; before that commit they were fixed); `trainable_grid=False` fixes them.
+- The original contracts the (G + k) x in basis with a Conv2d whose kernel covers it whole, i.e. a full linear map
+  plus bias; here F.linear on the flattened basis computes the same function, and the weights are initialised as
+  that Conv2d's (uniform, bound 1 / sqrt(in (G + k)), bias too).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import LayerStack, check_grid, check_input, check_widths, edges
+
+
+def check_range(grid_range: object) -> tuple[float, float]:
+    """(lo, hi) as floats, or ValueError unless they are finite with lo < hi."""
+    ends = list(grid_range) if isinstance(grid_range, (tuple, list)) else []
+    numbers = [float(v) for v in ends if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    if len(ends) != 2 or len(numbers) != 2 or numbers[0] >= numbers[1]:
+        raise ValueError(f"grid_range must be two finite numbers (lo, hi) with lo < hi, got {grid_range!r}")
+    return numbers[0], numbers[1]
+
+
+class ReLUKANLayer(nn.Module):
+    """out = W vec([r ReLU(e - x) ReLU(x - s)]^2) + bias, s and e of shape (in, G + k)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        grid_size: int = 5,
+        spline_order: int = 3,
+        grid_range: tuple[float, float] = (0.0, 1.0),
+        trainable_grid: bool = True,
+    ) -> None:
+        super().__init__()
+        check_widths([in_features, out_features])
+        check_grid(grid_size, spline_order)
+        lo, hi = check_range(grid_range)
+        self.in_features, self.out_features = in_features, out_features
+        self.num_basis = grid_size + spline_order
+        h = (hi - lo) / grid_size
+        starts = lo + h * (torch.arange(self.num_basis, dtype=torch.float64) - spline_order)
+        width = (spline_order + 1) * h  # every bump spans k + 1 grid steps
+        self.starts = nn.Parameter(starts.repeat(in_features, 1).float(), requires_grad=trainable_grid)
+        self.ends = nn.Parameter((starts + width).repeat(in_features, 1).float(), requires_grad=trainable_grid)
+        self.r = 4 / width**2  # r^2 = 16 / (e - s)^4: each bump peaks at 1
+        bound = 1 / math.sqrt(in_features * self.num_basis)
+        self.spline_weight = nn.Parameter(torch.empty(out_features, in_features * self.num_basis))
+        self.bias = nn.Parameter(torch.empty(out_features))
+        nn.init.uniform_(self.spline_weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def basis(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., in) -> (..., in, G + k) bump values."""
+        x = x.unsqueeze(-1)
+        return (self.r * F.relu(self.ends - x) * F.relu(x - self.starts)) ** 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.in_features, f"ReLUKANLayer({self.in_features} -> {self.out_features})")
+        return F.linear(self.basis(x).flatten(-2), self.spline_weight, self.bias)
+
+    def extra_repr(self) -> str:
+        trainable = self.starts.requires_grad
+        return f"{self.in_features} -> {self.out_features}, K={self.num_basis}, trainable_grid={trainable}"
+
+
+def build(
+    widths: Sequence[int],
+    grid_size: int = 5,
+    spline_order: int = 3,
+    grid_range: tuple[float, float] = (0.0, 1.0),
+    trainable_grid: bool = True,
+) -> LayerStack:
+    """A ReLU-KAN with G + k bumps per edge."""
+    widths = check_widths(widths)
+    return LayerStack(
+        [ReLUKANLayer(i, o, grid_size, spline_order, grid_range, trainable_grid) for i, o in edges(widths)]
+    )
+
+
+def param_count(
+    widths: Sequence[int],
+    grid_size: int = 5,
+    spline_order: int = 3,
+    grid_range: tuple[float, float] = (0.0, 1.0),
+    trainable_grid: bool = True,
+) -> int:
+    """Trainable parameters: in * K * out weights, out biases, and 2 * in * K grid ends when trainable."""
+    check_grid(grid_size, spline_order)
+    check_range(grid_range)
+    K = grid_size + spline_order
+    return sum(i * K * o + o + (2 * i * K if trainable_grid else 0) for i, o in edges(check_widths(widths)))
+
+
+def flop_breakdown(
+    widths: Sequence[int],
+    grid_size: int,
+    spline_order: int,
+    batch: int,
+    grid_range: tuple[float, float] = (0.0, 1.0),
+    trainable_grid: bool = True,
+) -> dict[str, int]:
+    """Forward FLOPs: the matmul exactly; two subtractions, two ReLUs, two products and the square per bump."""
+    check_grid(grid_size, spline_order)
+    K = grid_size + spline_order
+    layers = edges(check_widths(widths))
+    return {
+        "matmul": sum(2 * batch * i * K * o for i, o in layers),
+        "elementwise": sum(7 * batch * i * K + batch * o for i, o in layers),
+    }
