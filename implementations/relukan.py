@@ -58,10 +58,12 @@ class ReLUKANLayer(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.num_basis = grid_size + spline_order
         h = (hi - lo) / grid_size
-        starts = lo + h * (torch.arange(self.num_basis, dtype=torch.float64) - spline_order)
-        width = (spline_order + 1) * h  # every bump spans k + 1 grid steps
-        self.starts = nn.Parameter(starts.repeat(in_features, 1).float(), requires_grad=trainable_grid)
-        self.ends = nn.Parameter((starts + width).repeat(in_features, 1).float(), requires_grad=trainable_grid)
+        # s_j = lo + (j - k) h and e_j = s_j + (k + 1) h, per input: every bump spans k + 1 grid steps
+        width = (spline_order + 1) * h
+        starts = (lo + h * (torch.arange(self.num_basis, dtype=torch.float64) - spline_order)).repeat(in_features, 1)
+        dtype = torch.get_default_dtype()
+        self.starts = nn.Parameter(starts.to(dtype), requires_grad=trainable_grid)
+        self.ends = nn.Parameter((starts + width).to(dtype), requires_grad=trainable_grid)
         self.r = 4 / width**2  # r^2 = 16 / (e - s)^4: each bump peaks at 1
         bound = 1 / math.sqrt(in_features * self.num_basis)
         self.spline_weight = nn.Parameter(torch.empty(out_features, in_features * self.num_basis))
@@ -121,6 +123,7 @@ def flop_breakdown(
 ) -> dict[str, int]:
     """Forward FLOPs: the matmul exactly; two subtractions, two ReLUs, two products and the square per bump."""
     check_grid(grid_size, spline_order)
+    check_range(grid_range)
     K = grid_size + spline_order
     layers = edges(check_widths(widths))
     return {
