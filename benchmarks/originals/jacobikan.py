@@ -1,0 +1,82 @@
+"""The original JacobiKAN (SpaceLearner/JacobiKAN), its layers stacked for widths, beside kanbench's `jacobikan`.
+
+    git clone https://github.com/SpaceLearner/JacobiKAN ../originals/JacobiKAN
+    git -C ../originals/JacobiKAN checkout 51d160cfbf70914e4862e192ed3eef403dab893b
+    implementations.get("benchmarks.originals.jacobikan:adapter")   # name "jacobikan-original"
+
+Its JacobiKANLayer(in, out, degree, a, b) fills a (rows, in, degree + 1) tensor by the three-term recurrence, slice
+by slice, and contracts with einsum; degree is G + k - 1 as in `jacobikan` unless given, a = b = 1. That tensor is
+made by torch.ones in the default dtype, so a model in any other dtype (float64, bfloat16) fails in the einsum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from implementations import jacobikan
+from implementations.chebykan import resolve_degree
+from implementations.common import check_widths, edges
+
+from ._checkout import Checkout, OriginalAdapter, OriginalStack
+
+CHECKOUT = Checkout(
+    "https://github.com/SpaceLearner/JacobiKAN",
+    "51d160cfbf70914e4862e192ed3eef403dab893b",
+    "JacobiKAN",
+    "JacobiKANLayer.py",
+)
+
+
+def build(
+    widths: Sequence[int],
+    grid_size: int = 5,
+    spline_order: int = 3,
+    degree: int | None = None,
+    a: float = 1.0,
+    b: float = 1.0,
+) -> OriginalStack:
+    """The original's JacobiKANLayer for each pair of widths, degree G + k - 1 unless given."""
+    widths = check_widths(widths)
+    D = resolve_degree(grid_size, spline_order, degree)
+    a, b = jacobikan.check_ab(a, b)
+    original = CHECKOUT.load()
+    return OriginalStack([original.JacobiKANLayer(i, o, D, a, b) for i, o in edges(widths)], widths, D + 1)
+
+
+def param_count(
+    widths: Sequence[int],
+    grid_size: int = 5,
+    spline_order: int = 3,
+    degree: int | None = None,
+    a: float = 1.0,
+    b: float = 1.0,
+) -> int:
+    """jacobi_coeffs (in, out, D + 1) per layer: the same count as `jacobikan`."""
+    return jacobikan.param_count(widths, grid_size, spline_order, degree, a, b)
+
+
+def flop_breakdown(
+    widths: Sequence[int],
+    grid_size: int,
+    spline_order: int,
+    batch: int,
+    degree: int | None = None,
+    a: float = 1.0,
+    b: float = 1.0,
+) -> dict[str, int]:
+    """Its einsum is one bmm of our matmul's size; the recurrence as `jacobikan` estimates it."""
+    return jacobikan.flop_breakdown(widths, grid_size, spline_order, batch, degree, a, b)
+
+
+def adapter() -> OriginalAdapter:
+    """The factory kanbench calls."""
+    return OriginalAdapter(
+        "jacobikan-original",
+        "jacobi",
+        build,
+        param_count,
+        flop_breakdown,
+        description="SpaceLearner/JacobiKAN's own JacobiKANLayer (recurrence into slices, einsum), stacked",
+        colour="#c2a5cf",
+        checkout=CHECKOUT,
+    )
