@@ -90,7 +90,7 @@ class OriginalStack(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.widths, self.column = widths, column
         for layer, i in zip(self.layers, widths):
-            layer.in_features, layer.num_basis = i, num_basis
+            vars(layer).update(in_features=i, num_basis=num_basis)  # plain attributes, as nn.Module sets ints
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.widths[0], f"{type(self.layers[0]).__name__} stack {self.widths}")
