@@ -48,6 +48,12 @@ BUILTIN: dict[str, Adapter] = {
                 description="FourierKAN: cos(kx), sin(kx), G + k terms per edge, bias"),
         Adapter("relukan", "relu", "implementations.relukan:build", colour="#1b9e77",
                 description="ReLU-KAN: G + k squared ReLU bumps on [0, 1], trainable ends, bias"),
+        Adapter("wavkan", "wavelet", "implementations.wavkan:build", colour="#bcbd22", has_basis=False,
+                description="Wav-KAN: Mexican-hat wavelet per edge (learned shift, scale), bspline's param count",
+                options={"iso_to": "bspline"}),
+        Adapter("grkan", "rational", "implementations.grkan:build", colour="#8c564b", has_basis=False,
+                description="GR-KAN (KAT): group-rational P5/Q4 of each input, then linear; bspline's param count",
+                options={"iso_to": "bspline"}),
         Adapter("pykan", "bspline-original", "implementations.pykan:build", colour="#9467bd",
                 description="original pykan MultKAN, speed configuration",
                 requires=("kan",), install_hint=PYKAN_HINT, basis_hook="implementations.pykan:profile_basis"),
@@ -109,4 +115,5 @@ def info(name: str) -> Info:
     registered = names()
     key = name if name in registered else adapter.name  # a spec string sorts where its adapter's own name does
     order = registered.index(key) if key in registered else len(registered)
-    return Info(adapter.name, adapter.family, adapter.description, order, adapter.colour, adapter.target)
+    return Info(adapter.name, adapter.family, adapter.description, order, adapter.colour, adapter.target,
+                bool(adapter.has_basis))  # fmt: skip

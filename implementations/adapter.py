@@ -24,6 +24,7 @@ class Info:
     order: int = 0  # position in implementations.names(); a name not registered sorts after all of them
     colour: str = ""  # "#rrggbb" for its line in figures; "" lets the report pick a palette colour
     target: str = ""  # "module.path:function" that builds the model
+    has_basis: bool = True  # whether its layers have basis(x) and num_basis = G + k (see Adapter.has_basis)
 
 
 class LazyFunction:
@@ -116,8 +117,14 @@ class Adapter:
     # (model) -> [(owner, attribute), ...]: functions outside layer.basis that the model's forward evaluates its
     # basis with, for the profiler to wrap in its basis range (pykan's forward calls kan.spline.B_batch directly).
     basis_hook: Callable[[Any], Iterable[tuple[object, str]]] | str | None = None
+    # Whether its KAN layers expand each input in a basis (num_basis = G + k, basis(x)). False for families whose
+    # edge functions are no such expansion (wavkan's wavelets, grkan's rationals): their layers declare
+    # num_basis = 0 and have no basis(x). None (the default) means every family but "mlp" has a basis.
+    has_basis: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.has_basis is None:
+            object.__setattr__(self, "has_basis", self.family != "mlp")
         builder = _function(self.builder, "builder", self.name)
         counter = self.counter or _sibling(self.builder, "param_count")
         flop_counter = self.flop_counter or _sibling(self.builder, "flop_breakdown")

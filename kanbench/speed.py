@@ -43,12 +43,13 @@ def identity(cell: Cell, suite: Suite) -> Identity:
     """The identity every Record of a speed or profile cell shares."""
     import implementations
 
-    family = implementations.info(cell.spec).family
+    info = implementations.info(cell.spec)
+    family = info.family
     options = {**dict(cell.options), **({"compile": True} if cell.compile else {})}
     return Identity(
         suite=suite.name, impl=cell.impl, family=family, device=cell.device, dtype=cell.dtype,
         batch_size=cell.batch_size, widths=cell.widths, grid_size=cell.grid_size, spline_order=cell.spline_order,
-        num_basis=0 if family == "mlp" else cell.grid_size + cell.spline_order, options=options,
+        num_basis=cell.grid_size + cell.spline_order if info.has_basis else 0, options=options,
         config_hash=cell.config_hash,
     )  # fmt: skip
 

@@ -24,15 +24,17 @@ from implementations.bspline import BSplineKANLayer
 from implementations.chebykan import PolynomialKANLayer
 from implementations.fastkan import FastKANLayer
 from implementations.fourierkan import FourierKANLayer
+from implementations.grkan import GRKANLayer
 from implementations.mlp import MLP
 from implementations.pykan import PykanLayer
 from implementations.relukan import ReLUKANLayer
 from implementations.rswaf import RSWAFKANLayer
+from implementations.wavkan import WavKANLayer
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN = list(implementations.BUILTIN)
 NAMES = implementations.names()  # built-ins, then entry points (inkan, and any installed third party's)
-KANS = [name for name in NAMES if implementations.info(name).family != "mlp"]  # the MLP family has no basis
+KANS = [name for name in NAMES if implementations.info(name).family != "mlp"]  # the MLP family has no KAN layers
 # Every built-in at its defaults, plus options that change a module's structure.
 OPTION_CASES = [(name, {}) for name in BUILTIN] + [
     ("fastkan", {"use_layernorm": False, "use_base": False}),
@@ -42,6 +44,10 @@ OPTION_CASES = [(name, {}) for name in BUILTIN] + [
     ("jacobikan", {"degree": 3, "a": 0.5, "b": 2.0, "hidden_layernorm": True}),
     ("fourierkan", {"frequencies": 3, "use_bias": False, "smooth_init": True}),
     ("relukan", {"trainable_grid": False, "grid_range": (-1.0, 1.0)}),
+    ("wavkan", {"wavelet": "morlet", "base": True, "batch_norm": True}),
+    ("wavkan", {"wavelet": "dog", "iso_to": None}),
+    ("grkan", {"denominator": "sum", "shared_numerator": False, "groups": 2}),
+    ("grkan", {"degrees": (3, 2), "init": "identity", "iso_to": None}),
 ]
 
 
@@ -120,7 +126,7 @@ def test_every_trainable_parameter_gets_a_gradient(name, options):
 
 def contract(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The layer's output rebuilt from layer.basis(x) and its weights, written independently of its forward."""
-    B = layer.basis(x)  # (..., in, K)
+    B = layer.basis(x) if layer.num_basis else None  # (..., in, K); wavkan's and grkan's layers have no basis
     if isinstance(layer, BSplineKANLayer):
         spline = torch.einsum("...im,oim,oi->...o", B, layer.spline_weight, layer.spline_scaler)
         return spline + torch.einsum("...i,oi->...o", F.silu(x), layer.base_weight)
@@ -144,6 +150,29 @@ def contract(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     if isinstance(layer, ReLUKANLayer):
         W = layer.spline_weight.reshape(layer.out_features, layer.in_features, -1)  # columns are (input, bump)
         return torch.einsum("...im,oim->...o", B, W) + layer.bias
+    if isinstance(layer, WavKANLayer):  # no basis: each edge's wavelet from its formula
+        u = (x.unsqueeze(-2) - layer.translation) / layer.scale  # (..., out, in)
+        envelope = torch.exp(-(u**2) / 2)
+        psi = {
+            "mexican_hat": 2 / (3**0.5 * torch.pi**0.25) * (u**2 - 1) * envelope,
+            "morlet": torch.cos(5 * u) * envelope,
+            "dog": -u * envelope,
+        }[layer.wavelet]
+        out = (layer.weight * psi).sum(-1)
+        if layer.base is not None:
+            out = out + torch.einsum("...i,oi->...o", F.silu(x), layer.base.weight)
+        return out if layer.bn is None else layer.bn(out.reshape(-1, layer.out_features)).reshape(out.shape)
+    if isinstance(layer, GRKANLayer):  # no basis: P / Q of each input by its powers, then the linear layer
+        r = layer.rational
+        group = torch.arange(r.channels) * r.groups // r.channels
+        a = r.numerator[group if r.numerator.shape[0] > 1 else 0 * group]  # (in, m + 1)
+        b = r.denominator[group]  # (in, n)
+        p = sum(a[:, j] * x**j for j in range(a.shape[1]))
+        if r.denominator_form == "terms":
+            q = 1 + sum((b[:, j - 1].abs() * x.abs() ** j for j in range(1, b.shape[1] + 1)), torch.zeros_like(x))
+        else:
+            q = 1 + sum((b[:, j - 1] * x**j for j in range(1, b.shape[1] + 1)), torch.zeros_like(x)).abs()
+        return torch.einsum("...i,oi->...o", p / q, layer.linear.weight) + layer.linear.bias
     # The contraction needs the layer's weights, which only its family knows; the layer contract holds regardless.
     pytest.skip(f"no independent contraction written for {type(layer).__name__}: add one to contract() to check it")
 
@@ -194,8 +223,9 @@ def test_contraction_check_can_fail():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_layer_contract(name):
-    """model.layers is an nn.ModuleList; each KAN layer has in_features, num_basis = G + k and basis(x) of shape
-    (batch, in_features, num_basis) on the input that layer receives. The MLP family has no basis."""
+    """model.layers is an nn.ModuleList; each KAN layer has in_features and either num_basis = G + k and basis(x) of
+    shape (batch, in_features, num_basis) on the input that layer receives, or (an adapter with has_basis=False)
+    num_basis = 0 and no basis. The MLP family keeps only model.layers."""
     a = adapter(name)
     G, k, widths = 4, 3, [3, 5, 2]  # k = 3: inkan is cubic only
     model = a.build(widths, grid_size=G, spline_order=k)
@@ -206,11 +236,17 @@ def test_layer_contract(name):
     x = torch.rand(7, widths[0]) * 2 - 1
     for n, (layer, i) in enumerate(zip(model.layers, widths)):
         where = f"{name}: layers[{n}] ({type(layer).__name__})"
+        i = x.shape[-1] if n else i  # an iso-parameter model (wavkan, grkan) scales its hidden widths
         assert layer.in_features == i, f"{where}.in_features = {getattr(layer, 'in_features', None)!r}, want {i}"
-        assert layer.num_basis == G + k, f"{where}.num_basis must be G + k = {G + k} (the fairness rule)"
+        if not a.has_basis:
+            assert layer.num_basis == 0, f"{where}.num_basis must be 0: {name} declares no basis (has_basis=False)"
+            assert not callable(getattr(layer, "basis", None)), f"{where} has a basis(), but {name} declares none"
+        else:
+            assert layer.num_basis == G + k, f"{where}.num_basis must be G + k = {G + k} (the fairness rule)"
         with torch.no_grad():
-            B = layer.basis(x)
-            assert isinstance(B, torch.Tensor) and B.shape == (7, i, G + k), f"{where}.basis(x): {tuple(B.shape)}"
+            if a.has_basis:
+                B = layer.basis(x)
+                assert isinstance(B, torch.Tensor) and B.shape == (7, i, G + k), f"{where}.basis: {tuple(B.shape)}"
             x = layer(x)
 
 
@@ -349,10 +385,11 @@ def test_integer_and_bool_input(name, dtype):
 @pytest.mark.parametrize("name", KANS)
 def test_layers_check_their_own_input(name):
     layer = adapter(name).build([3, 4, 2], grid_size=3, spline_order=3).layers[1]
-    with pytest.raises(ValueError, match=r"\(\.\.\., 4\).*3 != 4"):
+    i = layer.in_features  # 4, or the hidden width an iso-parameter model (wavkan, grkan) scaled it to
+    with pytest.raises(ValueError, match=rf"\(\.\.\., {i}\).*3 != {i}"):
         layer(torch.rand(2, 3))
     with pytest.raises(TypeError):
-        layer(torch.ones(2, 4, dtype=torch.int64))
+        layer(torch.ones(2, i, dtype=torch.int64))
 
 
 BAD_BUILDS = [
@@ -427,7 +464,7 @@ def test_registered_implementation_keeps_the_contract(name):
         y = model(x)
     assert y.shape == (2, 3, widths[-1]) and y.dtype == torch.float32
     assert a.flop_breakdown(widths, batch=6)["matmul"] == counter.get_total_flops()
-    if a.family != "mlp":
+    if a.has_basis:
         assert [layer.basis(x[0, :, : layer.in_features]).shape[-2:] for layer in model.layers[:1]] == [(widths[0], 8)]
     with pytest.raises(ValueError, match=f"{widths[0]}"):
         model(torch.rand(2, widths[0] + 1))

@@ -54,7 +54,8 @@ def test_get_and_info_agree(name):
     assert isinstance(a, implementations.Adapter) and a.name == name and a.description
     info = implementations.info(name)
     assert info == implementations.Info(name, a.family, a.description, implementations.names().index(name), a.colour,
-                                        a.target)  # fmt: skip
+                                        a.target, a.has_basis)  # fmt: skip
+    assert info.has_basis == (a.family != "mlp" and name not in ("wavkan", "grkan"))
     assert re.fullmatch(r"[\w.]+:\w+", info.target), info.target
     if name in implementations.BUILTIN:
         assert re.fullmatch(r"#[0-9a-f]{6}", info.colour), "every built-in brings its report colour"

@@ -1,0 +1,219 @@
+"""GR-KAN, the group-rational KAN of KAT (Yang and Wang, arXiv:2409.10594): a rational function of each input,
+shared by a group of channels, then a linear layer.
+
+    y = W F(x) + b,   F(x_c) = P(x_c) / Q(x_c) with the coefficients of channel c's group:
+    P(x) = a_0 + a_1 x + ... + a_5 x^5,   Q(x) = 1 + |b_1| |x| + |b_2| |x|^2 + |b_3| |x|^3 + |b_4| |x|^4
+
+Facts read in Adamdad/rational_kat_cu at 181bae8 (the kernels KAT trains with) and Adamdad/kat at ecb0eb7:
+- Q: the CUDA (src/rational_kernel_group.cu) and Triton (kat_rational/rational_triton.py) kernels sum absolute
+  terms, as above (denominator="terms", the default). The paper and the fitting code (kat_rational/fit.py, gain.py)
+  write 1 + |b_1 x + ... + b_4 x^4| (denominator="sum"). The pure-PyTorch reference (kat_1dgroup_torch.py, which
+  KAT_Group also runs on CPU) computes 1 + sum_j |b_j| x^j: a third function where x < 0, not offered here.
+- Groups: 8. KAT_Group keeps one numerator for all groups and a denominator per group (6 + 4 * 8 coefficients);
+  shared_numerator=False gives every group its own numerator, which the kernels' layout also takes. Channel c is in
+  group c * groups // channels (KAT's c // (channels / groups); KAT refuses channels that groups do not divide), and
+  a layer with fewer channels than groups has one group per channel.
+- Init: the coefficients of kat_rational/init.json, placed as KAT's KAN block places them (katransformer.py: act1
+  identity before fc1, act2 gelu before fc2): identity (P = x, Q = 1) in the first layer, gelu in the others. The
+  gelu numbers were fitted under the "sum" form; under the kernels' "terms" form they stay within 0.018 of GELU
+  for |x| <= 1 but bend to 1.5 at x = 3, as they do in KAT. W: normal with std gain / sqrt(in), gain^2 =
+  1 / E[F(x)^2] for x ~ N(0, 1) (katransformer.py's calculate_gain and gain.py; here by quadrature of F as
+  built), b = 0.
+
+Domain: no squashing and no grid: Q >= 1, so F is defined and smooth away from x = 0 on all reals, growing like
+|x| (degree 5 over degree 4) where the top coefficients are nonzero. Fairness: there is no per-input basis
+(num_basis = 0), so the registry's `grkan` scales the hidden widths to the B-spline KAN's parameter count
+(implementations.iso); ORIGINAL is KAT's own configuration on the widths given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .common import LayerStack, check_input, check_widths, edges
+from .iso import resolve_widths
+
+# (a_0 .. a_5, b_1 .. b_4) from kat_rational/init.json at 181bae8; other degrees start from identity only.
+INITS = {
+    "identity": ((0.0, 1.0, 0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0)),
+    "gelu": (
+        (-0.00153969, 0.51692871, 0.44075827, 0.0972553, -0.00884418, -0.00378675),
+        (-0.14171056, -0.06481231, -0.0444695, 0.01283776),
+    ),
+    "swish": (
+        (3.054879741161051e-07, 0.5000007853744493, 0.24999783422824703, 0.05326628273219478,
+         0.005803034571292244, 0.0002751961022402342),
+        (-4.111554955950634e-06, 0.10652899335007572, -1.2690007399796238e-06, 0.0005502331264140556),
+    ),
+}  # fmt: skip
+DENOMINATORS = ("terms", "sum")
+ORIGINAL = {"iso_to": None}  # KAT's GR-KAN on the widths given; its other settings are the defaults
+
+
+def rational(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, denominator: str = "terms") -> torch.Tensor:
+    """P(x) / Q(x) for x (..., C), a (m + 1, C or 1) and b (n, C): Horner's rule in x for P, in |x| for Q."""
+    p = a[-1]
+    for coef in a.flip(0)[1:]:
+        p = torch.addcmul(coef, p, x)  # coef + p x
+    if b.shape[0] == 0:
+        return p
+    if denominator == "terms":  # 1 + sum_j |b_j| |x|^j
+        ax, q = x.abs(), b[-1].abs()
+        for coef in b.flip(0)[1:]:
+            q = torch.addcmul(coef.abs(), q, ax)
+        return p / (q * ax).add_(1)
+    s = b[-1]  # 1 + |sum_j b_j x^j|
+    for coef in b.flip(0)[1:]:
+        s = torch.addcmul(coef, s, x)
+    return p / (s * x).abs().add_(1)
+
+
+class GroupRational(nn.Module):
+    """F(x) = P(x) / Q(x) on each channel of (..., channels), coefficients shared within groups of channels.
+
+    A drop-in activation (KAT's GR-KAN rational): e.g. nn.Sequential(nn.Linear(64, 256), GroupRational(256), ...).
+    """
+
+    group_of: torch.Tensor  # a buffer (register_buffer), declared for the type checker
+
+    def __init__(
+        self, channels: int, groups: int = 8, init: str = "gelu", degrees: tuple[int, int] = (5, 4),
+        shared_numerator: bool = True, denominator: str = "terms",
+    ) -> None:  # fmt: skip
+        super().__init__()
+        check_count("channels", channels)
+        check_count("groups", groups)
+        check_rational(init, degrees, denominator)
+        self.channels, self.groups, self.denominator_form = channels, min(groups, channels), denominator
+        self.init, (m, n) = init, degrees
+        a, b = INITS[init] if tuple(degrees) == (5, 4) else ((0.0, 1.0, *[0.0] * (m - 1)), (0.0,) * n)
+        self.numerator = nn.Parameter(torch.tensor([a] * (1 if shared_numerator else self.groups)))
+        self.denominator = nn.Parameter(torch.tensor([b] * self.groups).reshape(self.groups, n))
+        self.register_buffer("group_of", torch.arange(channels) * self.groups // channels, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.channels, f"GroupRational({self.channels}, groups={self.groups})")
+        a = self.numerator if self.numerator.shape[0] == 1 else self.numerator[self.group_of]  # (1 or C, m + 1)
+        return rational(x, a.T, self.denominator[self.group_of].T, self.denominator_form)
+
+    @torch.no_grad()
+    def gain(self) -> float:
+        """1 / sqrt(E[F(x)^2]) for x ~ N(0, 1) with group 0's coefficients (all groups are equal at init)."""
+        x = torch.linspace(-12, 12, 24001, dtype=torch.float64).unsqueeze(-1)
+        a, b = self.numerator[:1].double().T, self.denominator[:1].double().T
+        density = torch.exp(-0.5 * x**2) / math.sqrt(2 * math.pi)
+        return float(torch.trapezoid((rational(x, a, b, self.denominator_form) ** 2 * density)[:, 0], x[:, 0])) ** -0.5
+
+    def extra_repr(self) -> str:
+        m, n = self.numerator.shape[1] - 1, self.denominator.shape[1]
+        return f"{self.channels}, groups={self.groups}, degrees=({m}, {n}), denominator={self.denominator_form}"
+
+
+class GRKANLayer(nn.Module):
+    """y = W F(x) + b: a group-rational function of each input, then a linear layer."""
+
+    num_basis = 0  # no per-input basis: the layer contract's declaration (docs/implementations.md)
+
+    def __init__(self, in_features: int, out_features: int, groups: int = 8, init: str = "gelu", **options) -> None:
+        super().__init__()
+        check_widths([in_features, out_features])
+        self.in_features, self.out_features = in_features, out_features
+        self.rational = GroupRational(in_features, groups, init, **options)  # degrees, shared_numerator, denominator
+        self.linear = nn.Linear(in_features, out_features)
+        with torch.no_grad():  # variance-preserving: W's inputs are F(x) with E[F(x)^2] = 1 / gain^2
+            self.linear.weight.normal_(0.0, self.rational.gain() / math.sqrt(in_features))
+            self.linear.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.in_features, f"GRKANLayer({self.in_features} -> {self.out_features})")
+        return self.linear(self.rational(x))
+
+
+def check_count(name: str, value: int) -> None:
+    """Raise ValueError unless value is an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def check_rational(init: str, degrees: tuple[int, int], denominator: str) -> None:
+    """Raise ValueError for an unknown init or denominator form, or degrees that are not (m >= 1, n >= 0)."""
+    m, n = degrees if isinstance(degrees, (tuple, list)) and len(degrees) == 2 else (None, None)
+    if not (isinstance(m, int) and isinstance(n, int) and m >= 1 and n >= 0):
+        raise ValueError(f"degrees must be (numerator >= 1, denominator >= 0), got {degrees!r}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+    if init != "identity" and (m, n) != (5, 4):
+        raise ValueError(f"init {init!r} has KAT's coefficients for degrees (5, 4) only; use init='identity'")
+    if denominator not in DENOMINATORS:
+        raise ValueError(f"denominator must be one of {', '.join(DENOMINATORS)}, got {denominator!r}")
+
+
+def layer_inits(init: str | Sequence[str]) -> tuple[str, str]:
+    """(first layer's, the other layers') init from one name or a (first, rest) pair."""
+    pair = (init, init) if isinstance(init, str) else tuple(init)
+    if len(pair) != 2:
+        raise ValueError(f"init must be a name or a (first layer, other layers) pair, got {init!r}")
+    return pair[0], pair[1]
+
+
+def layer_params(
+    i: int, o: int, groups: int = 8, degrees: tuple[int, int] = (5, 4), shared_numerator: bool = True
+) -> int:
+    """The numerator(s), a denominator per group, W and b."""
+    g, (m, n) = min(groups, i), degrees
+    return (m + 1) * (1 if shared_numerator else g) + n * g + i * o + o
+
+
+def model_widths(
+    widths: Sequence[int], grid_size: int, spline_order: int, groups: int, init: str | Sequence[str],
+    degrees: tuple[int, int], shared_numerator: bool, denominator: str, iso_to: str | None,
+) -> list[int]:  # fmt: skip
+    """The widths build() uses: as given, or scaled to the iso_to KAN's parameter count (options checked here)."""
+    check_count("groups", groups)
+    for name in layer_inits(init):
+        check_rational(name, degrees, denominator)
+    count = lambda w: sum(layer_params(i, o, groups, degrees, shared_numerator) for i, o in edges(w))  # noqa: E731
+    return resolve_widths(widths, grid_size, spline_order, iso_to, count)
+
+
+def build(
+    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, groups: int = 8,
+    init: str | Sequence[str] = ("identity", "gelu"), degrees: tuple[int, int] = (5, 4), shared_numerator: bool = True,
+    denominator: str = "terms", iso_to: str | None = None,
+) -> LayerStack:  # fmt: skip
+    """A GR-KAN on widths, or with hidden widths scaled to the iso_to KAN's parameter count."""
+    widths = model_widths(widths, grid_size, spline_order, groups, init, degrees, shared_numerator, denominator, iso_to)
+    first, rest = layer_inits(init)
+    return LayerStack([
+        GRKANLayer(i, o, groups, first if n == 0 else rest, degrees=degrees, shared_numerator=shared_numerator,
+                   denominator=denominator)
+        for n, (i, o) in enumerate(edges(widths))
+    ])  # fmt: skip
+
+
+def param_count(
+    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, groups: int = 8,
+    init: str | Sequence[str] = ("identity", "gelu"), degrees: tuple[int, int] = (5, 4), shared_numerator: bool = True,
+    denominator: str = "terms", iso_to: str | None = None,
+) -> int:  # fmt: skip
+    """Trainable parameters of the model build() makes."""
+    widths = model_widths(widths, grid_size, spline_order, groups, init, degrees, shared_numerator, denominator, iso_to)
+    return sum(layer_params(i, o, groups, degrees, shared_numerator) for i, o in edges(widths))
+
+
+def flop_breakdown(
+    widths: Sequence[int], grid_size: int, spline_order: int, batch: int, groups: int = 8,
+    init: str | Sequence[str] = ("identity", "gelu"), degrees: tuple[int, int] = (5, 4), shared_numerator: bool = True,
+    denominator: str = "terms", iso_to: str | None = None,
+) -> dict[str, int]:  # fmt: skip
+    """Forward FLOPs: the linear layers' matmuls exactly; Horner's rule for P and Q, |x| and the division as ops."""
+    widths = model_widths(widths, grid_size, spline_order, groups, init, degrees, shared_numerator, denominator, iso_to)
+    m, n = degrees
+    per_input = 2 * m + (2 * n + 3 if n else 0)  # multiply-adds of P and Q, |x|, + 1, divide
+    matmul = sum(2 * batch * i * o for i, o in edges(widths))
+    elementwise = sum(batch * (i * per_input + o) for i, o in edges(widths))  # + bias
+    return {"matmul": matmul, "elementwise": elementwise}

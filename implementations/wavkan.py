@@ -1,0 +1,174 @@
+"""Wav-KAN (Bozorgasl and Chen, arXiv:2405.12832): one mother wavelet per edge, translated and dilated.
+
+    y_o = sum_i w[o, i] psi((x_i - t[o, i]) / s[o, i])
+
+The wavelets, as zavareh1/Wav-KAN writes them (KAN.py at f7ab521), of u = (x - t) / s:
+    mexican_hat  2 / (sqrt(3) pi^(1/4)) (u^2 - 1) exp(-u^2 / 2)   (the textbook Ricker wavelet negated)
+    morlet       cos(5 u) exp(-u^2 / 2)                            (real part, centre frequency 5, unnormalised)
+    dog          -u exp(-u^2 / 2)                                   (derivative of a Gaussian)
+and its initialisation: s = 1, t = 0, w kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(in), 1/sqrt(in)).
+
+Domain: no squashing and no grid; every real input is valid. At init each edge's wavelet is centred at 0 with unit
+width (it decays like exp(-u^2 / 2), so it responds to about [-4, 4]); training moves t and s. The paper's layer is
+the formula above and nothing else, which is the default here. The code adds a BatchNorm1d on each layer's output
+(its published configuration, ORIGINAL) and declares a base weight and a SiLU that its forward never uses;
+base=True adds the SiLU base branch W_b silu(x) that its comments suggest.
+
+Fairness: there is no per-input basis (num_basis = 0), so the registry's `wavkan` scales the hidden widths to the
+B-spline KAN's parameter count (implementations.iso). Memory: the (N, out, in) tensor of u is inherent to a
+per-edge wavelet; the custom backward keeps only x and the parameters and recomputes u, where autograd would keep
+about five such tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from .common import LayerStack, check_input, check_widths, edges
+from .iso import resolve_widths
+
+WAVELETS = ("mexican_hat", "morlet", "dog")
+MEXICAN_HAT = 2 / (math.sqrt(3) * math.pi**0.25)
+MORLET_OMEGA = 5.0
+ORIGINAL = {"iso_to": None, "batch_norm": True}  # Wav-KAN's code as published (wavKAN.py trains [784, 32, 10])
+
+
+def wavelet(name: str, u: torch.Tensor) -> torch.Tensor:
+    """psi(u), computed in u's own storage: one more tensor of u's size (the envelope) is all it allocates."""
+    envelope = u.square().mul_(-0.5).exp_()
+    if name == "mexican_hat":
+        return u.square_().sub_(1).mul_(envelope).mul_(MEXICAN_HAT)
+    if name == "morlet":
+        return u.mul_(MORLET_OMEGA).cos_().mul_(envelope)
+    return u.mul_(envelope).neg_()  # dog
+
+
+def wavelet_and_slope(name: str, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(psi(u), psi'(u)), for the backward."""
+    envelope = torch.exp(-0.5 * u * u)
+    if name == "mexican_hat":
+        u2 = u * u
+        return MEXICAN_HAT * (u2 - 1) * envelope, MEXICAN_HAT * u * (3 - u2) * envelope
+    if name == "morlet":
+        cos, sin = torch.cos(MORLET_OMEGA * u), torch.sin(MORLET_OMEGA * u)
+        return cos * envelope, -(MORLET_OMEGA * sin + u * cos) * envelope
+    return -u * envelope, (u * u - 1) * envelope  # dog
+
+
+class WaveletEdges(torch.autograd.Function):
+    """sum_i w[o, i] psi((x_i - t[o, i]) / s[o, i]) for x (N, in): saves x and the parameters, not u."""
+
+    @staticmethod
+    def forward(ctx, x, weight, translation, scale, name):
+        ctx.name = name
+        ctx.save_for_backward(x, weight, translation, scale)
+        u = torch.sub(x.unsqueeze(1), translation).div_(scale)  # (N, out, in)
+        return wavelet(name, u).mul_(weight).sum(-1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, weight, translation, scale = ctx.saved_tensors
+        u = torch.sub(x.unsqueeze(1), translation).div_(scale)
+        psi, slope = wavelet_and_slope(ctx.name, u)
+        grad_weight = torch.einsum("no,noi->oi", grad, psi)
+        h = slope.mul_(grad.unsqueeze(-1)).mul_(weight / scale)  # dL/du du/dx, with du/dx = -du/dt = 1 / s
+        grad_x = h.sum(1) if ctx.needs_input_grad[0] else None
+        grad_translation = -h.sum(0)
+        grad_scale = -h.mul_(u).sum(0)  # du/ds = -u / s
+        return grad_x, grad_weight, grad_translation, grad_scale, None
+
+
+class WavKANLayer(nn.Module):
+    """y_o = sum_i w[o, i] psi((x_i - t[o, i]) / s[o, i]) (+ W_b silu(x) with base=True), then BatchNorm1d if asked."""
+
+    num_basis = 0  # no per-input basis: the layer contract's declaration (docs/implementations.md)
+
+    def __init__(
+        self, in_features: int, out_features: int, wavelet: str = "mexican_hat", batch_norm: bool = False,
+        base: bool = False,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        check_widths([in_features, out_features])
+        check_wavelet(wavelet)
+        self.in_features, self.out_features, self.wavelet = in_features, out_features, wavelet
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        self.translation = nn.Parameter(torch.zeros(out_features, in_features))
+        self.scale = nn.Parameter(torch.ones(out_features, in_features))
+        self.base = nn.Linear(in_features, out_features, bias=False) if base else None  # kaiming-uniform, as w
+        self.bn = nn.BatchNorm1d(out_features) if batch_norm else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.in_features, f"WavKANLayer({self.in_features} -> {self.out_features})")
+        flat = x.reshape(-1, self.in_features)
+        y = WaveletEdges.apply(flat, self.weight, self.translation, self.scale, self.wavelet)
+        if self.base is not None:
+            y = y + self.base(F.silu(flat))
+        if self.bn is not None:
+            y = self.bn(y)
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features} -> {self.out_features}, wavelet={self.wavelet}"
+
+
+def check_wavelet(wavelet: str) -> None:
+    """Raise ValueError unless wavelet is one of WAVELETS."""
+    if wavelet not in WAVELETS:
+        raise ValueError(f"wavelet must be one of {', '.join(WAVELETS)}, got {wavelet!r}")
+
+
+def layer_params(i: int, o: int, batch_norm: bool = False, base: bool = False) -> int:
+    """w, t and s per edge; W_b per edge with base; BatchNorm's weight and bias per output."""
+    return i * o * (3 + bool(base)) + (2 * o if batch_norm else 0)
+
+
+def model_widths(
+    widths: Sequence[int], grid_size: int, spline_order: int, wavelet: str, iso_to: str | None, batch_norm: bool,
+    base: bool,
+) -> list[int]:  # fmt: skip
+    """The widths build() uses: as given, or scaled to the iso_to KAN's parameter count."""
+    check_wavelet(wavelet)
+    count = lambda w: sum(layer_params(i, o, batch_norm, base) for i, o in edges(w))  # noqa: E731
+    return resolve_widths(widths, grid_size, spline_order, iso_to, count)
+
+
+def build(
+    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, wavelet: str = "mexican_hat",
+    iso_to: str | None = None, batch_norm: bool = False, base: bool = False,
+) -> LayerStack:  # fmt: skip
+    """A Wav-KAN on widths, or with hidden widths scaled to the iso_to KAN's parameter count."""
+    widths = model_widths(widths, grid_size, spline_order, wavelet, iso_to, batch_norm, base)
+    return LayerStack([WavKANLayer(i, o, wavelet, batch_norm, base) for i, o in edges(widths)])
+
+
+def param_count(
+    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, wavelet: str = "mexican_hat",
+    iso_to: str | None = None, batch_norm: bool = False, base: bool = False,
+) -> int:  # fmt: skip
+    """Trainable parameters of the model build() makes."""
+    widths = model_widths(widths, grid_size, spline_order, wavelet, iso_to, batch_norm, base)
+    return sum(layer_params(i, o, batch_norm, base) for i, o in edges(widths))
+
+
+def flop_breakdown(
+    widths: Sequence[int], grid_size: int, spline_order: int, batch: int, wavelet: str = "mexican_hat",
+    iso_to: str | None = None, batch_norm: bool = False, base: bool = False,
+) -> dict[str, int]:  # fmt: skip
+    """Forward FLOPs: the base branch's matmul exactly (the wavelet sum is elementwise); the wavelets as op counts."""
+    widths = model_widths(widths, grid_size, spline_order, wavelet, iso_to, batch_norm, base)
+    per_edge = {"mexican_hat": 11, "morlet": 10, "dog": 9}[wavelet]  # u: 2, envelope: 3, psi: 2-4, w psi and sum: 2
+    matmul = elementwise = 0
+    for i, o in edges(widths):
+        matmul += 2 * batch * i * o if base else 0
+        elementwise += (
+            batch * i * o * per_edge + (batch * (4 * i + o) if base else 0) + (4 * batch * o if batch_norm else 0)
+        )
+    return {"matmul": matmul, "elementwise": elementwise}
