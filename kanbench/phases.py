@@ -7,6 +7,7 @@ region before every call, so only the backward pass itself is on the clock.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import time
@@ -62,8 +63,8 @@ def train_step_call(w: Workload) -> Callable[[], object]:
     return call
 
 
-def backward_run(w: Workload, slowdown: float = 1.0) -> Callable[[int], float]:
-    """run(loops): per call, build the graph un-timed, then time out.backward(grad_out) alone."""
+def backward_run(w: Workload, extra: int = 0) -> Callable[[int], float]:
+    """run(loops): per call, build the graph un-timed, then time out.backward(grad_out) alone (+ busy(extra))."""
     model, x, grad_out, sync = w.model, w.x, w.grad_out, w.sync
     clock = w.clock
 
@@ -75,11 +76,10 @@ def backward_run(w: Workload, slowdown: float = 1.0) -> Callable[[int], float]:
             sync()
             start = clock()
             out.backward(grad_out)
+            if extra:
+                busy(extra)
             sync()
-            elapsed = clock() - start
-            if slowdown != 1.0:
-                elapsed += spin((slowdown - 1.0) * elapsed, clock)
-            total += elapsed
+            total += clock() - start
         return total
 
     return run
@@ -89,12 +89,19 @@ CALLS = {"forward": forward_call, "forward_inference": inference_call, "train_st
 
 
 def phase_run(phase: str, w: Workload, slowdown: float = 1.0) -> Callable[[int], float]:
-    """run(loops) -> seconds for one phase."""
-    if phase == "backward":
-        return backward_run(w, slowdown)
-    call = CALLS[phase](w)
+    """run(loops) -> clock units for one phase; slowdown > 1 adds that much real work inside each call."""
+    run = _run(phase, w, 0)
     if slowdown != 1.0:
-        call = slowed(call, w.sync, slowdown, w.clock)
+        run = _run(phase, w, slowdown_iterations(run, slowdown, w.clock))
+    return run
+
+
+def _run(phase: str, w: Workload, extra: int) -> Callable[[int], float]:
+    if phase == "backward":
+        return backward_run(w, extra)
+    call = CALLS[phase](w)
+    if extra:
+        call = with_busy_work(call, extra)
     context = torch.inference_mode if phase == "forward_inference" else nullcontext
     return loop_timer(call, w.sync, context, w.clock)
 
@@ -118,29 +125,37 @@ def measure_once(phase: str, w: Workload, measure: Callable[[Callable[[], object
 
 
 # --- slowdown injection, for testing the regression gate only (off unless KANBENCH_SLOWDOWN is set) ---
+# The injected slowdown is real work inside the measured call, a fixed number of Python loop iterations sized once
+# before measuring, so every clock sees it alike: seconds on the wall and thread clocks, instructions on callgrind.
 
 
-def spin(seconds: float, clock: Callable[[], float] = time.perf_counter) -> float:
-    """Busy-wait until clock has advanced by seconds; returns the time actually spent on that clock."""
-    start = clock()
-    while clock() - start < seconds:
+def busy(iterations: int) -> None:
+    """A fixed amount of pure-Python work that allocates nothing (so its instruction count is exact)."""
+    for _ in itertools.repeat(None, iterations):
         pass
-    return clock() - start
 
 
-def slowed(
-    call: Callable[[], object], sync: Callable[[], None], factor: float, clock: Callable[[], float] = time.perf_counter
-) -> Callable[[], object]:
-    """call, followed by busy work lasting (factor - 1) times the call's own duration on the timing clock."""
+def with_busy_work(call: Callable[[], object], iterations: int) -> Callable[[], object]:
+    """call, then busy(iterations), as one call."""
 
     def slow_call():
-        start = clock()
         result = call()
-        sync()
-        spin((factor - 1.0) * (clock() - start), clock)
+        busy(iterations)
         return result
 
     return slow_call
+
+
+def slowdown_iterations(
+    run: Callable[[int], float], factor: float, clock: Callable[[], float], probe: int = 20_000
+) -> int:
+    """Iterations of busy() that cost (factor - 1) times one call of run, both measured on clock."""
+    run(2)  # warm: the first calls of a phase are slow
+    per_call = run(4) / 4
+    start = clock()
+    busy(probe)
+    per_iteration = (clock() - start) / probe
+    return max(1, round((factor - 1.0) * per_call / max(per_iteration, 1e-12)))
 
 
 def slowdown_factor(impl: str, spec: str | None = None) -> float:

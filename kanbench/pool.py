@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing as mp
+import multiprocessing.resource_tracker
+import multiprocessing.spawn
+import os
+import shlex
+import shutil
 import signal
+import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -58,28 +65,81 @@ def _death(exitcode: int | None) -> str:
     return f"exit status {exitcode}" if exitcode is not None else "no exit status yet"
 
 
-class WorkerPool:
-    """`size` worker processes started with spawn, each serving `target` ("module:function" of a handler)."""
+VALGRIND_HINT = "install valgrind (Debian/Ubuntu: apt-get install valgrind) or use another [timing].clock"
+# Instrumentation starts off (torch imports in ~20 s instead of ~80 s); kanbench.timing.callgrind_clock switches
+# it on before the first count.
+CALLGRIND_OPTIONS = ("--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no", "--dump-line=no")
+# valgrind runs AVX2/FMA code 30-60x slower than SSE code (a 64x100x800 matmul: 343 ms vs 5.5 ms), so workers under
+# callgrind use torch's and MKL's SSE kernels: counts are of that code path (docs/methodology.md says what it misses).
+CALLGRIND_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}
 
-    def __init__(self, size: int, threads: int, target: str) -> None:
+
+def callgrind_wrapper(directory: str, valgrind: str | None = None) -> str:
+    """An executable in directory that runs this Python under callgrind, its dumps and log in directory."""
+    valgrind = valgrind or shutil.which("valgrind")
+    if not valgrind:
+        raise RuntimeError(f'clock = "instructions" needs valgrind on PATH, and there is none: {VALGRIND_HINT}')
+    if not shutil.which("callgrind_control"):
+        raise RuntimeError(f'clock = "instructions" needs callgrind_control (valgrind) on PATH: {VALGRIND_HINT}')
+    from .timing import CALLGRIND_DIR_ENV
+
+    command = [valgrind, *CALLGRIND_OPTIONS, f"--callgrind-out-file={directory}/callgrind.out.%p",
+               f"--log-file={directory}/valgrind.%p.log", sys.executable]  # fmt: skip
+    path = os.path.join(directory, "python-under-callgrind")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"#!/bin/sh\nexport {CALLGRIND_DIR_ENV}={shlex.quote(directory)}\n")
+        f.writelines(f"export {k}={shlex.quote(v)}\n" for k, v in CALLGRIND_ENV.items())
+        f.write(f'exec {" ".join(map(shlex.quote, command))} "$@"\n')
+    os.chmod(path, 0o755)
+    return path
+
+
+class WorkerPool:
+    """`size` worker processes started with spawn, each serving `target` ("module:function" of a handler).
+
+    under="callgrind" starts each worker under valgrind's callgrind with collection off, for the instruction
+    clock (kanbench.timing.callgrind_clock); the dumps go to a temporary directory removed on close.
+    """
+
+    def __init__(self, size: int, threads: int, target: str, under: str | None = None) -> None:
         self.context = mp.get_context("spawn")
         self.threads = threads
         self.target = target
         self.workers: list = [None] * size
         self.torch_threads: int | None = None
+        self.scratch: str | None = None
+        self.executable: str | None = None
+        if under == "callgrind":
+            self.scratch = tempfile.mkdtemp(prefix="kanbench-callgrind-")
+            self.executable = callgrind_wrapper(self.scratch)
+        elif under is not None:
+            raise ValueError(f"WorkerPool(under={under!r}): only None or 'callgrind'")
         for i in range(size):
             self._start(i)
 
     def _start(self, index: int) -> None:
         parent, child = self.context.Pipe()
         process = self.context.Process(target=serve, args=(child, self.threads, self.target), daemon=True)
-        process.start()
+        if self.executable:
+            # spawn reads the executable when the process starts; set it for this start only, so no other pool
+            # (or a later one in this parent) inherits the wrapper
+            multiprocessing.resource_tracker.ensure_running()  # spawned with the executable too: not under valgrind
+            previous = multiprocessing.spawn.get_executable()
+            self.context.set_executable(self.executable)
+            try:
+                process.start()
+            finally:
+                self.context.set_executable(previous)
+        else:
+            process.start()
         child.close()
         try:
             hello = parent.recv()
         except EOFError:
             process.join(5)
-            raise RuntimeError(f"worker for {self.target} died while starting ({_death(process.exitcode)})") from None
+            raise RuntimeError(
+                f"worker for {self.target} died while starting ({_death(process.exitcode)}){self._log_tail()}"
+            ) from None
         self.torch_threads = hello["torch_threads"]
         self.workers[index] = (process, parent)
 
@@ -104,6 +164,17 @@ class WorkerPool:
         self._start(index)
         return {"status": "error", "reason": reason, "phases": {}}
 
+    def _log_tail(self) -> str:
+        """The end of the valgrind logs, for a worker that died under it."""
+        if not self.scratch:
+            return ""
+        tails = []
+        for name in sorted(os.listdir(self.scratch)):
+            if name.startswith("valgrind."):
+                with open(os.path.join(self.scratch, name), encoding="utf-8", errors="replace") as f:
+                    tails.append("".join(f.readlines()[-5:]))
+        return ("; valgrind said:\n" + "\n".join(tails)) if tails else ""
+
     def close(self) -> None:
         """Ask every worker to stop, then make sure it has."""
         for _, conn in filter(None, self.workers):
@@ -116,3 +187,5 @@ class WorkerPool:
             if process.is_alive():
                 process.kill()
             conn.close()
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)

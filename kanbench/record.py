@@ -3,7 +3,8 @@
 A Record is made in one place, `make(identity, phase, ...)`, from the Identity of the cell it measured; the
 Identity is built once per cell by its suite kind. `Record.from_dict` is the only reader and checks every field's
 type, so a corrupt or hand-edited line is refused with the field named, never carried into a report or a gate.
-Schema 2 adds `profiled_phase`; schema-1 lines (the committed baselines) are read and upgraded.
+Schema 2 added `profiled_phase`, schema 3 `unit` and `instructions` (the instruction clock's counts, where
+`time_s` holds seconds); schema-1 and -2 lines (the committed baselines) are read and upgraded.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import statistics
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, TypedDict, TypeGuard
 
-SCHEMA = 2
-READABLE_SCHEMAS = (1, 2)
+SCHEMA = 3
+READABLE_SCHEMAS = (1, 2, 3)
+UNITS = ("s", "instructions")  # what a speed record's values count: seconds (time_s) or instructions
 SPEED_PHASES = ("forward", "forward_inference", "backward", "train_step")
 PHASES = (*SPEED_PHASES, "accuracy", "profile")
 STATUSES = ("ok", "skipped", "error")
@@ -32,7 +34,8 @@ def quantile(sorted_values: list[float], q: float) -> float:
 
 @dataclass
 class TimeStats:
-    """Seconds per call: summary statistics plus every raw value (and each worker process's median)."""
+    """Per-call values (seconds, or instructions for the instruction clock): summary statistics plus every raw
+    value (and each worker process's median)."""
 
     median: float
     mean: float
@@ -215,6 +218,8 @@ class Record:
     flop_per_s: float | None = None
     options: dict = field(default_factory=dict)
     profiled_phase: str | None = None  # profile records: the phase the profiler ran
+    unit: str = "s"  # speed records: "s" (the values are in time_s) or "instructions" (in instructions)
+    instructions: dict | None = None  # TimeStats of instructions per call, for [timing].clock = "instructions"
     schema: int = SCHEMA
 
     @property
@@ -262,6 +267,7 @@ def make(
     profiled_phase: str | None = None,
     counts: dict | None = None,
     metrics: dict | None = None,
+    unit: str = "s",
 ) -> Record:
     """The one constructor: a Record of `phase` for the cell `identity`, before its measured values are set.
 
@@ -292,6 +298,7 @@ def make(
         config_hash=identity.config_hash,
         options=dict(identity.options),
         profiled_phase=profiled_phase,
+        unit=unit,
     )
 
 
@@ -410,6 +417,8 @@ FIELD_CHECKS = {
     "status": _choice(STATUSES),
     "reason": _string_or_null,
     "time_s": time_problem,
+    "instructions": time_problem,
+    "unit": _choice(UNITS),
     "peak_mem_bytes": _count_or_null,
     "flops": _count_or_null,
     "flop_per_s": _rate_or_null,
@@ -425,8 +434,12 @@ def _phase_problem(data: dict) -> str | None:
         return "field profiled_phase: a profile record must name the phase it profiled"
     if data["phase"] != "profile" and data.get("profiled_phase") is not None:
         return f"field profiled_phase: only profile records have one, this is a {data['phase']} record"
-    if data["status"] == "ok" and data["phase"] in SPEED_PHASES and data.get("time_s") is None:
-        return f"field time_s: an ok {data['phase']} record must be timed, got null"
+    unit = data.get("unit", "s")
+    measured, other = ("instructions", "time_s") if unit == "instructions" else ("time_s", "instructions")
+    if data["status"] == "ok" and data["phase"] in SPEED_PHASES and data.get(measured) is None:
+        return f"field {measured}: an ok {data['phase']} record of unit {unit!r} must have it, got null"
+    if data.get(other) is not None:
+        return f"field {other}: a record of unit {unit!r} keeps its values in {measured}, not in {other}"
     if data["status"] == "ok" and isinstance(data.get("metrics"), dict):
         return metrics_problem(data["phase"], data["metrics"])
     return None

@@ -189,13 +189,16 @@ def read_planned(run_dir: str | os.PathLike) -> dict[tuple, str] | None:
 
 
 def flatten(record: Record) -> dict:
-    """One flat row: identity columns, time_* statistics, metrics as metric_* columns."""
+    """One flat row: identity columns, time_* statistics (instructions_* for the instruction clock), metrics as
+    metric_* columns."""
     row = record.to_dict()
     time_s = row.pop("time_s") or {}
-    for key in ("median", "mean", "stdev", "iqr", "min", "max", "n", "loops"):
-        row[f"time_{key}"] = time_s.get(key)
-    row["time_values"] = time_s.get("values")
-    row["time_process_medians"] = time_s.get("process_medians")
+    counts = row.pop("instructions")
+    for prefix, stats in (("time", time_s), *((("instructions", counts),) if counts else ())):
+        for key in ("median", "mean", "stdev", "iqr", "min", "max", "n", "loops"):
+            row[f"{prefix}_{key}"] = stats.get(key)
+        row[f"{prefix}_values"] = stats.get("values")
+        row[f"{prefix}_process_medians"] = stats.get("process_medians")
     metrics = row.get("metrics") or {}
     for key, value in metrics.items():
         if isinstance(value, (int, float, str)) or value is None:

@@ -35,6 +35,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processes", type=int, help="override [timing].processes (accuracy: runs at once)")
     parser.add_argument("--values", type=int, help="override [timing].values")
     parser.add_argument("--min-time", type=float, help="override [timing].min_time (seconds)")
+    parser.add_argument(
+        "--clock", choices=("wall", "thread", "instructions"), help="override [timing].clock (speed suites)"
+    )
     parser.add_argument("--profile", action="store_true", help="profile the cells instead of timing them")
     parser.add_argument(
         "--data-dir",
@@ -81,7 +84,9 @@ def speed_kind(suite: Suite, args: argparse.Namespace, only: selection.Selection
     from . import speed
 
     overrides = {"processes": args.processes, "values": args.values, "min_time": args.min_time}
-    timing = speed.effective_timing(suite, args.smoke, overrides)
+    timing = speed.effective_timing(suite, args.smoke, overrides, getattr(args, "clock", None))
+    if not args.dry_run:
+        speed.check_valgrind(timing)
     cells = selection.cells(suite.cells(), only, suite.path)
     return speed.SpeedKind(suite, timing, cells, selection.phases(suite.phases, only, suite.path), args.smoke)
 
@@ -90,7 +95,7 @@ def accuracy_kind(suite: Suite, args: argparse.Namespace, only: selection.Select
     """The accuracy kind: the suite's training runs, validated, with their data checked before any training."""
     from . import accuracy
 
-    for name in ("values", "min_time"):
+    for name in ("values", "min_time", "clock"):
         if getattr(args, name, None) is not None:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} applies to speed suites only; accuracy suites set [training] instead")

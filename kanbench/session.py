@@ -48,6 +48,7 @@ class Kind(Protocol):
     processes: int  # worker processes per lane; each request names one by its slot
     lanes: int  # groups measured at once, each by its own workers
     threads: int  # torch threads in every worker (0: torch's default)
+    under: str | None  # what the workers run under: None, or "callgrind" (the instruction clock)
 
     def cells(self) -> list[Any]: ...
     def attach(self, run_dir: Path) -> None: ...
@@ -69,6 +70,7 @@ class BaseKind:
 
     processes = 1
     lanes = 1
+    under: str | None = None
 
     def attach(self, run_dir: Path) -> None:
         """Nothing depends on the run directory."""
@@ -363,8 +365,9 @@ class LocalExecutor:
     def _pool(self):
         from .pool import WorkerPool
 
-        self.bar.note(f"starting {self.kind.processes} worker process(es)")
-        pool = WorkerPool(self.kind.processes, self.kind.threads, self.kind.handler)
+        under = f" under {self.kind.under} (torch takes a minute or two to import there)" if self.kind.under else ""
+        self.bar.note(f"starting {self.kind.processes} worker process(es){under}")
+        pool = WorkerPool(self.kind.processes, self.kind.threads, self.kind.handler, self.kind.under)
         self.torch_threads = pool.torch_threads
         self.started.append(pool)
         return pool

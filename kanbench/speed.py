@@ -16,14 +16,18 @@ from . import progress, summary
 from .errors import UsageError
 from .record import Identity, Record, SpeedMetrics, TimeStats, make
 from .session import BaseKind, Request, dry_run_line
-from .suite import BOUNDS, Cell, Suite, Timing
+from .suite import BOUNDS, CLOCK_UNITS, COUNT_LOOPS, Cell, Suite, Timing
 
 SMOKE = Timing(warmup=0, min_time=0.0002, values=2, processes=1)
+# Under callgrind a call runs about this many times slower, and each worker first imports torch there.
+CALLGRIND_SLOWDOWN, CALLGRIND_START_S = 60.0, 90.0
 DTYPE_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
 
 
-def effective_timing(suite: Suite, smoke: bool, overrides: dict[str, float | int | None]) -> Timing:
-    """The suite's timing with --smoke and the explicit overrides (processes, values, min_time) applied."""
+def effective_timing(
+    suite: Suite, smoke: bool, overrides: dict[str, float | int | None], clock: str | None = None
+) -> Timing:
+    """The suite's timing with --smoke and the explicit overrides (processes, values, min_time, clock) applied."""
     t = replace(SMOKE, threads=suite.timing.threads, cell_timeout_s=suite.timing.cell_timeout_s,
                 clock=suite.timing.clock) if smoke else suite.timing  # fmt: skip
     for name, value in overrides.items():
@@ -36,7 +40,23 @@ def effective_timing(suite: Suite, smoke: bool, overrides: dict[str, float | int
             raise UsageError(f"{flag} must be at most {BOUNDS[name]}, got {value}")
         change: dict[str, Any] = {name: value}  # one of Timing's int or float fields, by name
         t = replace(t, **change)
+    if clock is not None and clock != t.clock:
+        t = replace(t, clock=clock)
+        if clock != "wall" and t.threads != 1:
+            raise UsageError(f"--clock {clock}: needs [timing].threads = 1 in the suite (it has {t.threads})")
+        if clock != "wall" and any("cuda" in sweep["device"] for sweep in suite.sweeps):
+            raise UsageError(f"--clock {clock}: cannot time the suite's cuda cells; use --clock wall")
     return t
+
+
+def check_valgrind(t: Timing) -> None:
+    """The instruction clock needs valgrind on this machine: a UsageError naming the fix, before anything runs."""
+    import shutil
+
+    from .pool import VALGRIND_HINT
+
+    if t.clock == "instructions" and not shutil.which("valgrind"):
+        raise UsageError(f'[timing].clock = "instructions" counts with valgrind, which is not on PATH: {VALGRIND_HINT}')
 
 
 def identity(cell: Cell, suite: Suite) -> Identity:
@@ -115,6 +135,7 @@ class SpeedKind(BaseKind):
         self.suite, self.t, self.phases, self.smoke = suite, timing, phases, smoke
         self._cells = cells
         self.processes, self.threads = timing.processes, timing.threads
+        self.under = "callgrind" if timing.clock == "instructions" else None
         self.peaks: dict[str, dict] = {}
 
     def cells(self) -> list[Cell]:
@@ -128,7 +149,10 @@ class SpeedKind(BaseKind):
     def estimate(self, cell: Cell) -> float:
         """Rough wall time: per phase (values + calibration) x max(min_time, one call) per process."""
         t, call = self.t, call_estimate(cell)
-        per_phase = (t.values + 4) * max(t.min_time, call) + t.warmup * call + 0.02
+        if self.under:  # fixed loops, every call slowed by callgrind
+            per_phase = (t.values * COUNT_LOOPS + t.warmup + 2) * call * CALLGRIND_SLOWDOWN + 0.5
+        else:
+            per_phase = (t.values + 4) * max(t.min_time, call) + t.warmup * call + 0.02
         return t.processes * (len(self.phases) * per_phase * 1.5 + 0.1)
 
     def settings(self) -> dict:
@@ -160,20 +184,24 @@ class SpeedKind(BaseKind):
         ident = identity(cell, self.suite)
         failed = next((r for r in replies if r["status"] != "ok"), None)
         flops = forward_flops(cell)
+        unit = CLOCK_UNITS[self.t.clock]
         records = []
         for phase in self.phases:
             if failed:
-                record = make(ident, run_id, phase, failed["status"], failed["reason"], counts=replies[0])
+                record = make(ident, run_id, phase, failed["status"], failed["reason"], counts=replies[0], unit=unit)
                 records.append(record)
                 continue
             entries = [r["phases"].get(phase) or {"status": "error", "reason": "no result"} for r in replies]
             bad = next((e for e in entries if e["status"] != "ok"), None)
             if bad:
-                records.append(make(ident, run_id, phase, bad["status"], bad["reason"], counts=replies[0]))
+                records.append(make(ident, run_id, phase, bad["status"], bad["reason"], counts=replies[0], unit=unit))
                 continue
-            record = make(ident, run_id, phase, counts=replies[0])
+            record = make(ident, run_id, phase, counts=replies[0], unit=unit)
             stats = TimeStats.from_values([e["values"] for e in entries], entries[0]["loops"])
-            record.time_s = asdict(stats)
+            if record.unit == "instructions":
+                record.instructions = asdict(stats)
+            else:
+                record.time_s = asdict(stats)
             record.peak_mem_bytes = max(e["peak_mem_bytes"] for e in entries if "peak_mem_bytes" in e)
             metrics = SpeedMetrics(
                 flops_counted_matmul=entries[0].get("flops_counted"),
@@ -182,6 +210,7 @@ class SpeedKind(BaseKind):
             )
             if flops is not None:
                 record.flops = phase_flops(flops, phase, record.params or 0)
+            if record.flops is not None and record.time_s:
                 record.flop_per_s = record.flops / stats.median if stats.median > 0 else None
                 roofline(record, metrics, self.peaks.get(cell.device))
             record.metrics = metrics.to_dict()
@@ -191,13 +220,15 @@ class SpeedKind(BaseKind):
     def skip_records(self, cell: Cell, reason: str, run_id: str) -> list[Record]:
         """A skipped Record for every phase."""
         ident = identity(cell, self.suite)
-        return [make(ident, run_id, phase, "skipped", reason) for phase in self.phases]
+        unit = CLOCK_UNITS[self.t.clock]
+        return [make(ident, run_id, phase, "skipped", reason, unit=unit) for phase in self.phases]
 
     def dry_run(self, cells: list[Cell], why: Callable[[Cell], str | None]) -> list[str]:
         """One line per cell, then the count and an estimated time."""
         runnable = [c for c in cells if why(c) is None]
         lines = [dry_run_line(c, why(c)) for c in cells]
-        total = self.t.processes * 4.0 + sum(self.estimate(c) for c in runnable)
+        start = CALLGRIND_START_S if self.under else 4.0
+        total = self.t.processes * start + sum(self.estimate(c) for c in runnable)
         lines.append(f"{len(cells)} cells x {len(self.phases)} phases, {self.t.processes} processes: "
                      f"about {progress.duration(total)}")  # fmt: skip
         return lines

@@ -51,7 +51,9 @@ class Timing:
     processes: int = 2  # independent worker processes, each measuring every cell
     threads: int = 0  # torch threads in workers; 0 = torch's default for this machine
     cell_timeout_s: float = 600.0  # a worker that takes longer on one cell is killed and the cell is an error
-    clock: str = "wall"  # "wall" (perf_counter) or "thread" (the worker thread's CPU time; CPU, 1 thread only)
+    # "wall" (perf_counter), "thread" (the worker thread's CPU time; CPU, 1 thread only) or "instructions"
+    # (instructions counted by valgrind's callgrind; CPU, 1 thread only, valgrind installed)
+    clock: str = "wall"
 
 
 @dataclass(frozen=True)
@@ -291,6 +293,27 @@ class Checker:
         return [self.number(v, f"{key}[{i}]", int, minimum) for i, v in enumerate(value)]
 
 
+# The clocks of [timing].clock and the unit of what each measures (kanbench.timing implements them; this module
+# imports no torch). The instruction clock does not calibrate: each of its values is the mean of COUNT_LOOPS calls.
+CLOCK_UNITS = {"wall": "s", "thread": "s", "instructions": "instructions"}
+CLOCKS = tuple(CLOCK_UNITS)
+COUNT_LOOPS = 1
+
+
+def check_clock(check: Checker, timing: Timing, sweeps: tuple[dict, ...]) -> None:
+    """The clock exists, and the thread and instruction clocks get what they need: one thread, no GPU."""
+    if timing.clock not in CLOCKS:
+        check.fail("[timing].clock", f"{timing.clock!r} is not allowed; allowed: {', '.join(CLOCKS)}")
+    if timing.clock == "wall":
+        return
+    what = {"thread": "thread CPU time counts only the calling thread", "instructions": "callgrind serialises "
+            "threads and counts them all"}[timing.clock]  # fmt: skip
+    if timing.threads != 1:
+        check.fail("[timing].clock", f"{what}: it needs threads = 1")
+    if any("cuda" in sweep["device"] for sweep in sweeps):
+        check.fail("[timing].clock", f'{timing.clock} cannot time GPU work: use clock = "wall" for cuda cells')
+
+
 def _axes(check: Checker, raw: object, where: str, kind: str) -> dict:
     """One validated table of axes, with defaults filled in."""
     if not isinstance(raw, dict):
@@ -395,13 +418,7 @@ def parse(text: str, path: str = "<suite>") -> Suite:
         cell_timeout_s=check.seconds(t.get("cell_timeout_s", Timing.cell_timeout_s), "[timing].cell_timeout_s"),
         clock=t.get("clock", Timing.clock),
     )
-    if timing.clock not in ("wall", "thread"):
-        check.fail("[timing].clock", f"{timing.clock!r} is not allowed; allowed: wall, thread")
-    if timing.clock == "thread":
-        if timing.threads != 1:
-            check.fail("[timing].clock", "thread CPU time counts only the calling thread: it needs threads = 1")
-        if any("cuda" in sweep["device"] for sweep in sweeps):
-            check.fail("[timing].clock", 'thread CPU time cannot time GPU work: use clock = "wall" for cuda cells')
+    check_clock(check, timing, sweeps)
 
     lim = check.table(data, "limits", ("max_call_s", "impl"))
     impl_limits = lim.get("impl", {})

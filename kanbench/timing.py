@@ -1,12 +1,17 @@
-"""The timing engine: warm up, calibrate loops to min_time, then measure values (seconds per call).
+"""The timing engine: warm up, calibrate loops to min_time, then measure values (clock units per call).
 
-A phase supplies `run(loops) -> seconds`, which performs `loops` calls and returns the time spent in the part
-that the phase names only, with the device synchronised at both ends of every timed region.
+A phase supplies `run(loops) -> elapsed`, which performs `loops` calls and returns what the clock advanced by in
+the part that the phase names only, with the device synchronised at both ends of every timed region. A clock is
+read in start/stop pairs around each timed region (`clock() - start`) and never inside one: the instruction clock
+counts only between the two readings of a pair. Its unit is seconds for "wall" and "thread", instructions for
+"instructions" (see UNITS).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -14,11 +19,16 @@ from dataclasses import dataclass
 
 import torch
 
+from .suite import CLOCKS as CLOCKS_KNOWN
+
 MAX_LOOPS = 1_000_000
 
 # "wall": time.perf_counter, what a user waits. "thread": the calling thread's CPU time, which leaves out the time
 # a shared machine's scheduler takes the thread off its core; only meaningful on CPU with one torch thread.
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "thread": time.thread_time}
+# "instructions": instructions executed, counted by valgrind's callgrind in a worker that runs under it
+# (kanbench.pool starts such workers); deterministic where wall time is noisy, so the CI gate can use it.
+CALLGRIND_DIR_ENV = "KANBENCH_CALLGRIND_DIR"  # set by the valgrind wrapper of a worker: where its dumps go
 
 
 @dataclass
@@ -27,6 +37,101 @@ class Measurement:
 
     values: list[float]
     loops: int
+
+
+class InstructionClock:
+    """Instructions counted by callgrind between the two readings of each pair; call it in start/stop pairs.
+
+    The first reading of a pair switches collection on, the second switches it off and dumps the counts (callgrind
+    zeroes them on a dump), so the total grows by what ran in between only. toggle / toggle_and_dump are torch's
+    callgrind client requests; read_dump(n) returns the instruction total of the n-th dump. Tests inject fakes.
+    """
+
+    def __init__(self, toggle: Callable[[], None], toggle_and_dump: Callable[[], None],
+                 read_dump: Callable[[int], int]) -> None:  # fmt: skip
+        self.toggle, self.toggle_and_dump, self.read_dump = toggle, toggle_and_dump, read_dump
+        self.total = 0
+        self.dumps = 0
+        self.collecting = False
+
+    def abandon(self) -> None:
+        """End a pair that an exception left open, discarding its count, so the next reading starts a pair."""
+        if self.collecting:
+            before = self.total
+            self()
+            self.total = before
+
+    def __call__(self) -> float:
+        if not self.collecting:
+            self.collecting = True
+            self.toggle()
+            return float(self.total)
+        self.toggle_and_dump()
+        self.collecting = False
+        self.dumps += 1
+        self.total += self.read_dump(self.dumps)
+        return float(self.total)
+
+
+def dump_total(path: str) -> int:
+    """The instruction total ("totals:" line, else "summary:") of one callgrind output file."""
+    found = None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith(("totals:", "summary:")):
+                found = int(line.split()[1])
+    if found is None:
+        raise RuntimeError(f"{path}: no 'totals:' or 'summary:' line; is this a callgrind output file?")
+    return found
+
+
+@functools.cache
+def callgrind_clock() -> InstructionClock:
+    """The instruction clock of this process, which must run under callgrind (see kanbench.pool).
+
+    One per process: callgrind numbers its dumps per process, and the clock's dump count must follow it. The worker
+    starts with instrumentation off (importing torch under full instrumentation takes minutes); it is switched on
+    here, before the first count, with callgrind_control.
+    """
+    import subprocess
+
+    directory = os.environ.get(CALLGRIND_DIR_ENV)
+    if not directory:
+        raise RuntimeError(
+            'clock = "instructions" needs a worker started under valgrind --tool=callgrind (kanbench run does '
+            f"this when valgrind is installed; {CALLGRIND_DIR_ENV} is not set in this process)"
+        )
+    if not torch._C._valgrind_supported_platform():
+        raise RuntimeError('clock = "instructions": this torch build has no valgrind client requests')
+    pid = os.getpid()  # valgrind runs its client in its own process: the dumps carry this pid
+    try:
+        switched = subprocess.run(["callgrind_control", "--instr=on", str(pid)], capture_output=True, text=True,
+                                  timeout=120)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeError(f"callgrind_control (part of valgrind) could not switch instrumentation on: {exc}") from None
+    if switched.returncode != 0 or "OK" not in switched.stdout:
+        said = (switched.stdout + switched.stderr).strip()[-300:]
+        raise RuntimeError(f"callgrind_control --instr=on {pid} failed ({switched.returncode}): {said}")
+
+    def read_dump(n: int) -> int:
+        path = os.path.join(directory, f"callgrind.out.{pid}.{n}")
+        try:
+            return dump_total(path)
+        finally:
+            if os.path.exists(path):
+                os.remove(path)  # one dump per measured value: keep the disk clear
+
+    return InstructionClock(torch._C._valgrind_toggle, torch._C._valgrind_toggle_and_dump_stats, read_dump)
+
+
+def make_clock(name: str) -> Callable[[], float]:
+    """The clock a suite's [timing].clock names."""
+    if name == "instructions":
+        return callgrind_clock()
+    try:
+        return CLOCKS[name]
+    except KeyError:
+        raise ValueError(f"unknown clock {name!r}; known: {', '.join(CLOCKS_KNOWN)}") from None
 
 
 def synchronizer(device: torch.device) -> Callable[[], None]:
@@ -69,9 +174,11 @@ def calibrate(run: Callable[[int], float], min_time: float) -> int:
     return loops
 
 
-def measure(run: Callable[[int], float], warmup: int, min_time: float, values: int) -> Measurement:
-    """Warm up with `warmup` calls, calibrate loops, then take `values` values of seconds per call."""
+def measure(
+    run: Callable[[int], float], warmup: int, min_time: float, values: int, loops: int | None = None
+) -> Measurement:
+    """Warm up with `warmup` calls, calibrate loops (unless given), then take `values` values per call."""
     if warmup:
         run(warmup)
-    loops = calibrate(run, min_time)
+    loops = loops or calibrate(run, min_time)
     return Measurement([run(loops) / loops for _ in range(values)], loops)

@@ -13,6 +13,7 @@ MISSING = "-"
 TIME_UNITS = (("ns", 1e-9), ("us", 1e-6), ("ms", 1e-3), ("s", 1.0))
 BYTE_UNITS = (("B", 1), ("KiB", 2**10), ("MiB", 2**20), ("GiB", 2**30))
 FLOP_UNITS = (("FLOP", 1), ("kFLOP", 1e3), ("MFLOP", 1e6), ("GFLOP", 1e9))
+COUNT_UNITS = (("instr", 1), ("k instr", 1e3), ("M instr", 1e6), ("G instr", 1e9))
 
 
 def _scaled(value: float | None, units: tuple[tuple[str, float], ...], missing: str) -> str:
@@ -47,3 +48,13 @@ def fmt_bytes(n: float | None, missing: str = MISSING) -> str:
 def fmt_flops(n: float | None, missing: str = MISSING) -> str:
     """FLOPs as FLOP, kFLOP, MFLOP or GFLOP (decimal prefixes) with three significant digits."""
     return _scaled(n, FLOP_UNITS, missing)
+
+
+def fmt_instructions(n: float | None, missing: str = MISSING) -> str:
+    """Instruction counts as instr, k, M or G instr (decimal prefixes) with three significant digits."""
+    return _scaled(n, COUNT_UNITS, missing)
+
+
+def fmt_value(value: float | None, unit: str, missing: str = MISSING) -> str:
+    """A per-call value of a speed record in its unit: "s" (a time) or "instructions"."""
+    return fmt_instructions(value, missing) if unit == "instructions" else fmt_time(value, missing)

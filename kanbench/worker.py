@@ -10,6 +10,7 @@ import torch
 import implementations
 
 from . import checks, memory, phases, timing
+from .suite import COUNT_LOOPS
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -51,7 +52,8 @@ def build_workload(cell: dict, config_hash: str, clock: str = "wall") -> tuple[p
         "params_total": sum(p.numel() for p in model.parameters()),
         "num_basis": getattr(model.layers[0], "num_basis", 0) if hasattr(model, "layers") else 0,
     }
-    workload = phases.Workload(model, x, target, grad_out, optimizer, timing.synchronizer(device), timing.CLOCKS[clock])
+    sync, tick = timing.synchronizer(device), timing.make_clock(clock)
+    workload = phases.Workload(model, x, target, grad_out, optimizer, sync, tick)
     return workload, counts
 
 
@@ -92,7 +94,7 @@ def prepare(
             reason = f"forward gave {bad} non-finite value(s) of {out.numel()} (nan or inf) on inputs in [-1, 1]"
             return None, {**result, "status": "error", "reason": reason}
         del out
-        if first_call > max_call_s:
+        if first_call > max_call_s and clock != "instructions":  # valgrind's slowdown makes wall time moot
             reason = f"one forward call took {first_call:.3g} s > limits.max_call_s = {max_call_s:g} s"
             return None, {**result, "status": "skipped", "reason": reason}
     except Exception as exc:
@@ -102,29 +104,48 @@ def prepare(
 
 def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, max_call_s: float, first: bool) -> dict:
     """Every phase of one cell in this process: values, loops, and (in the first process) memory and FLOPs."""
-    w, result = prepare(cell, config_hash, max_call_s, t.get("clock", "wall"))
+    clock = t.get("clock", "wall")
+    w, result = prepare(cell, config_hash, max_call_s, clock)
     if w is None:
         return result
+    loops = COUNT_LOOPS if clock == "instructions" else None
     device = w.x.device
     slowdown = phases.slowdown_factor(cell["impl"])
     for name in phase_names:
         entry: dict = {"status": "ok", "reason": None}
         try:
             run = phases.phase_run(name, w, slowdown)
-            entry["first_call_s"] = run(1)  # un-timed: compiles this phase's graph for compiled cells
-            m = timing.measure(run, t["warmup"], t["min_time"], t["values"])
+            first_call = run(1)  # un-timed: compiles this phase's graph for compiled cells
+            entry["first_call_s"] = None if loops else first_call  # in seconds only
+            m = measure_counts(run, t) if loops else timing.measure(run, t["warmup"], t["min_time"], t["values"])
             entry.update(values=m.values, loops=m.loops)
             if first:
                 entry["peak_mem_bytes"] = phases.measure_once(name, w, lambda c: memory.peak_bytes(c, device))
                 entry["flops_counted"] = phases.measure_once(name, w, count_flops)
         except Exception as exc:  # one phase failing (an unsupported dtype, out of memory) spares the others
             entry = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+            if isinstance(w.clock, timing.InstructionClock):
+                w.clock.abandon()
             if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
                 torch.cuda.empty_cache()
         result["phases"][name] = entry
     del w
     gc.collect()
     return result
+
+
+def measure_counts(run, t: dict) -> timing.Measurement:
+    """The instruction clock's values, with Python's cyclic garbage collector off (as timeit does).
+
+    A collection can cost millions of instructions and falls wherever an allocation count says, not where the code
+    under test asks for it; each cell starts from a collected heap instead.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        return timing.measure(run, t["warmup"], t["min_time"], t["values"], COUNT_LOOPS)
+    finally:
+        gc.enable()
 
 
 def handle(request: dict) -> dict:

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, TINY_SUITE, kanbench
 
 from kanbench import results
-from kanbench.record import PHASES
+from kanbench.record import PHASES, SCHEMA
 from kanbench.suite import parse
 
 
@@ -27,7 +27,7 @@ def test_run_writes_a_complete_run_directory(tiny_run):
     assert {(r.config_hash, r.phase) for r in records} == expected_keys(TINY_SUITE)
     assert len(records) == len(expected_keys(TINY_SUITE))
     for r in records:
-        assert r.phase in PHASES and r.schema == 2 and r.suite == "tiny"
+        assert r.phase in PHASES and r.schema == SCHEMA and r.suite == "tiny"
         if r.device == "cuda":
             assert r.status == "skipped" and "CUDA is not available" in r.reason
             continue

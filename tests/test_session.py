@@ -141,7 +141,7 @@ def test_schema_1_records_are_upgraded_on_read():
             "time_s": None, "peak_mem_bytes": None, "flops": 8, "metrics": {"phase": "forward", "coverage": 1.0},
             "config_hash": "abc", "options": {}}  # fmt: skip
     r = record.Record.from_dict(line)
-    assert r.schema == 2 and r.profiled_phase == "forward" and r.metrics == {"coverage": 1.0}
+    assert r.schema == record.SCHEMA and r.profiled_phase == "forward" and r.metrics == {"coverage": 1.0}
     with pytest.raises(ValueError, match="field batch_size: must be an int >= 1"):
         record.Record.from_dict({**line, "batch_size": "4"})
     with pytest.raises(ValueError, match="field profiled_phase"):
@@ -151,7 +151,7 @@ def test_schema_1_records_are_upgraded_on_read():
 def test_committed_baselines_still_load():
     for run in sorted(p for p in (ROOT / "results" / "baselines").iterdir() if p.is_dir()):
         frame = results.load(run)
-        assert len(frame) and set(frame["schema"]) == {2}, run
+        assert len(frame) and set(frame["schema"]) == {record.SCHEMA}, run
 
 
 def test_metrics_are_typed_per_kind():

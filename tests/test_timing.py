@@ -5,8 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kanbench import memory, timing
-from kanbench.phases import slowdown_factor, spin
+from kanbench import memory, phases, timing
+from kanbench.phases import slowdown_factor
+from kanbench.suite import COUNT_LOOPS
+
+
+def spin(seconds: float, clock=None) -> None:
+    """Busy-wait for seconds on clock."""
+    import time
+
+    clock = clock or time.perf_counter
+    start = clock()
+    while clock() - start < seconds:
+        pass
 
 
 def test_calibration_reaches_min_time_and_measure_keeps_every_value():
@@ -50,7 +61,6 @@ def test_slowdown_knob():
     assert slowdown_factor("mlp", "bspline=1.15") == 1.0
     with pytest.raises(ValueError, match="impl=factor"):
         slowdown_factor("bspline", "bspline=fast")
-    assert spin(0.002) >= 0.002
 
 
 def test_thread_clock_counts_cpu_time_of_busy_work():
@@ -60,3 +70,99 @@ def test_thread_clock_counts_cpu_time_of_busy_work():
     assert run(3) >= 0.006
     sleeping = timing.loop_timer(lambda: time.sleep(0.01), lambda: None, clock=timing.CLOCKS["thread"])
     assert sleeping(2) < 0.01  # a thread that is off its core is not on this clock
+
+
+class FakeCallgrind:
+    """Callgrind's client requests and dumps, with an instruction counter that work advances."""
+
+    def __init__(self) -> None:
+        self.count = 0  # instructions executed so far by the "program"
+        self.collecting = False
+        self.since_dump = 0
+        self.dumps: dict[int, int] = {}
+        self.dumped = 0
+
+    def work(self, n: int) -> None:
+        self.count += n
+        if self.collecting:
+            self.since_dump += n
+
+    def toggle(self) -> None:
+        self.collecting = not self.collecting
+
+    def toggle_and_dump(self) -> None:
+        self.toggle()
+        self.dumped += 1  # callgrind numbers its dumps 1, 2, ... per process
+        self.dumps[self.dumped] = self.since_dump
+        self.since_dump = 0  # callgrind zeroes its counters on a dump
+
+    def clock(self) -> timing.InstructionClock:
+        return timing.InstructionClock(self.toggle, self.toggle_and_dump, self.dumps.pop)
+
+
+def test_instruction_clock_counts_only_inside_its_pairs():
+    cg = FakeCallgrind()
+    clock = cg.clock()
+    cg.work(1000)  # before any pair: not counted
+    start = clock()
+    cg.work(250)
+    assert clock() - start == 250
+    cg.work(999)  # between pairs (un-timed graph building, say): not counted
+    start = clock()
+    cg.work(40)
+    assert clock() - start == 40
+    assert not cg.dumps  # every dump read (and removed)
+
+
+def test_measure_with_the_instruction_clock_uses_fixed_loops():
+    cg = FakeCallgrind()
+    clock = cg.clock()
+    run = timing.loop_timer(lambda: cg.work(500), lambda: None, clock=clock)
+    m = timing.measure(run, warmup=2, min_time=0.01, values=3, loops=COUNT_LOOPS)
+    assert m.loops == COUNT_LOOPS and m.values == [500.0] * 3
+
+
+def test_an_abandoned_pair_leaves_the_clock_ready():
+    cg = FakeCallgrind()
+    clock = cg.clock()
+    clock()  # a pair opened, then the call raised
+    cg.work(77)
+    clock.abandon()
+    start = clock()
+    cg.work(5)
+    assert clock() - start == 5
+
+
+def test_dump_total_reads_callgrind_totals(tmp_path):
+    dump = tmp_path / "callgrind.out.1.1"
+    dump.write_text("# callgrind format\nversion: 1\nevents: Ir\nsummary: 1234\nfn=(1) f\n3 1234\ntotals: 1234\n")
+    assert timing.dump_total(str(dump)) == 1234
+    (tmp_path / "other").write_text("not a dump\n")
+    with pytest.raises(RuntimeError, match="totals"):
+        timing.dump_total(str(tmp_path / "other"))
+
+
+def test_instruction_clock_outside_callgrind_says_what_is_needed(monkeypatch):
+    monkeypatch.delenv(timing.CALLGRIND_DIR_ENV, raising=False)
+    timing.callgrind_clock.cache_clear()
+    with pytest.raises(RuntimeError, match="valgrind"):
+        timing.make_clock("instructions")
+    with pytest.raises(ValueError, match="known: wall, thread, instructions"):
+        timing.make_clock("sundial")
+
+
+def test_injected_slowdown_is_real_work_inside_the_call():
+    """The slowdown adds loop iterations inside the measured call: the instruction clock sees it, as wall does."""
+    cg = FakeCallgrind()
+    clock = cg.clock()
+    per_iteration = 3
+    real_busy = phases.busy
+    try:
+        phases.busy = lambda n: cg.work(per_iteration * n)  # the fake program: busy work costs instructions
+        run = timing.loop_timer(lambda: cg.work(10_000), lambda: None, clock=clock)
+        n = phases.slowdown_iterations(run, 1.5, clock)
+        assert abs(n * per_iteration - 5000) <= per_iteration  # (1.5 - 1) x 10,000 instructions
+        slow = timing.loop_timer(phases.with_busy_work(lambda: cg.work(10_000), n), lambda: None, clock=clock)
+        assert slow(2) / run(2) == pytest.approx(1.5, rel=1e-3)
+    finally:
+        phases.busy = real_busy
