@@ -11,6 +11,11 @@ each side are pooled and compared (kanbench.compare). A latency regression is re
 `--rounds` ABAB pairs restricted to the failing implementations, phases and shapes, and fails the gate only when
 the re-measure flags it again; FLOPs and memory regressions need no confirmation (they are deterministic).
 
+A suite timed with `[timing].clock = "instructions"` (suites/ci.toml) is gated on callgrind's instruction counts:
+they repeat within a fraction of a percent whatever the machine is doing, so one round per side is enough, the two
+sides run at once, and nothing is re-measured. Without valgrind the gate says so and falls back to the thread
+clock (`kanbench run --clock thread`) with its rounds and confirmation.
+
 When REF cannot be had (not a git checkout, a shallow clone, the first commit, REF without kanbench, or REF's
 `kanbench run` fails on the suite) the gate says why and exits 0 without comparing.
 
@@ -30,6 +35,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -313,11 +319,35 @@ def _conclude(
     return result
 
 
+@dataclass(frozen=True)
+class GateClock:
+    """How the gate measures a suite: instruction counts (one round per side, at once, no confirmation) or time."""
+
+    counts: bool
+    extra: tuple[str, ...] = ()  # `kanbench run` arguments both sides get (the fallback's --clock thread)
+
+
+def gate_clock(suite_path: Path, log=_log, which: Callable[[str], str | None] | None = None) -> GateClock:
+    """The suite's clock as the gate will use it; an instruction clock without valgrind falls back, saying so."""
+    import shutil
+
+    table = _timing_table(suite_path) or {}
+    if table.get("clock") != "instructions":
+        return GateClock(False)
+    if (which or shutil.which)("valgrind"):
+        log("instruction counts (callgrind): one round per side, both sides at once, no confirmation re-measure")
+        return GateClock(True)
+    log("valgrind is not installed, so this gate falls back from instruction counts to the thread clock (noisier: "
+        "rounds and a confirmation re-measure); install valgrind (Debian/Ubuntu: apt-get install valgrind) for "
+        "the instruction-count gate")  # fmt: skip
+    return GateClock(False, ("--clock", "thread"))
+
+
 def run_gate(
     repo: Path,
     suite: str | Path = DEFAULT_SUITE,
     against: str | None = None,
-    rounds: int = DEFAULT_ROUNDS,
+    rounds: int | None = None,
     settings: GateSettings | None = None,
     out: Path | None = None,
     runner: Runner = subprocess_runner,
@@ -331,6 +361,10 @@ def run_gate(
     settings, extra = settings or GateSettings(), list(extra or [])
     repo = Path(repo).resolve()
     suite_path = _suite_in(repo, suite)
+    clock = gate_clock(suite_path, log)
+    extra += clock.extra
+    rounds = rounds or (1 if clock.counts else DEFAULT_ROUNDS)
+    confirm = confirm and not clock.counts
     unavailable: RefUnavailable | None = None
     try:
         resolved = resolve_ref(repo, against)  # a REF that does not exist is a UsageError, before --out exists
@@ -355,11 +389,19 @@ def run_gate(
         cand = Side("cand", repo, suite_path, cand_env)
         result = GateResult("pass", against=against_text)
         try:
-            base, probe = _probe_base(base, ref_tree, repo, suite_path, out, runner, extra, log)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                # counts do not care what else the machine runs: the candidate's round 1 runs beside the base's
+                early = pool.submit(measure_rounds, [cand], 1, out, runner, extra, log) if clock.counts else None
+                try:
+                    base, probe = _probe_base(base, ref_tree, repo, suite_path, out, runner, extra, log)
+                finally:
+                    done = {"cand": early.result()["cand"]} if early is not None else {}
         except RefUnavailable as exc:
             return _skipped(str(exc), out, start, log, against_text)
+        except _RunFailed as exc:
+            raise UsageError(f"the working tree's kanbench run failed: {exc.describe()}") from None
         try:
-            runs = measure_rounds([base, cand], rounds, out, runner, extra, log, done={"base": [probe]})
+            runs = measure_rounds([base, cand], rounds, out, runner, extra, log, done={"base": [probe], **done})
         except _RunFailed as exc:
             if exc.side.name == "base":
                 return _skipped(f"REF's kanbench run failed: {exc.describe()}", out, start, log, against_text)
@@ -414,7 +456,7 @@ def run_baseline_gate(
     repo: Path,
     baseline: Path,
     suite: str | Path = DEFAULT_SUITE,
-    rounds: int = DEFAULT_ROUNDS,
+    rounds: int | None = None,
     settings: GateSettings | None = None,
     out: Path | None = None,
     runner: Runner = subprocess_runner,
@@ -428,6 +470,10 @@ def run_baseline_gate(
     settings, extra = settings or GateSettings(), list(extra or [])
     repo = Path(repo).resolve()
     suite_path = _suite_in(repo, suite)
+    clock = gate_clock(suite_path, log)
+    extra += clock.extra
+    rounds = rounds or (1 if clock.counts else DEFAULT_ROUNDS)
+    confirm = confirm and not clock.counts
     base_frame = compare.load_side(baseline)  # before --out exists: a bad baseline leaves nothing behind
     out = _out_dir(repo, out)
     _, cand_env = _envs(cand_slowdown)
@@ -559,8 +605,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rounds",
         type=_positive,
-        default=DEFAULT_ROUNDS,
-        help=f"interleaved rounds per side, each a fresh process (default {DEFAULT_ROUNDS})",
+        help=f"interleaved rounds per side, each a fresh process (default {DEFAULT_ROUNDS}; 1 for instruction counts)",
     )
     compare.add_gate_arguments(parser)
     parser.add_argument("--processes", type=_positive, help="override the suite's [timing].processes")

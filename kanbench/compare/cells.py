@@ -54,6 +54,7 @@ class Cell:
     """The pooled measurements of one (config_hash, phase) on one side."""
 
     identity: dict
+    unit: str = "s"  # what the values count: seconds, or instructions (the instruction clock)
     groups: list[list[float]] = field(default_factory=list)
     flops: list[int] = field(default_factory=list)
     peak_mem: list[int] = field(default_factory=list)
@@ -78,16 +79,20 @@ def ok_cells(frame, side: str) -> dict[tuple[str, str], Cell]:
         if row["status"] != "ok" or row["phase"] in ("accuracy", "profile"):
             continue
         where = f"{side} run {run_label(frame, side)}: {row['impl']} {row['phase']} ({row['config_hash']})"
-        values = row.get("time_values")
+        unit = row.get("unit") if isinstance(row.get("unit"), str) else "s"  # runs before schema 3: seconds
+        prefix, field_name = ("instructions", "instructions") if unit == "instructions" else ("time", "time_s")
+        values = row.get(f"{prefix}_values")
         if not isinstance(values, list) or not values:
-            raise ResultsError(f"{where}: status ok but time_s.values is missing or empty")
+            raise ResultsError(f"{where}: status ok but {field_name}.values is missing or empty")
         if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values):
-            raise ResultsError(f"{where}: time_s.values must be positive finite seconds, got {values[:5]!r}...")
+            raise ResultsError(f"{where}: {field_name}.values must be positive finite {unit}, got {values[:5]!r}...")
         key = (row["config_hash"], row["phase"])
         if "widths_label" not in row and isinstance(row.get("widths"), list):
             row["widths_label"] = "x".join(map(str, row["widths"]))
-        cell = cells.setdefault(key, Cell({k: row.get(k) for k in IDENTITY}))
-        cell.groups.extend(process_groups(values, row.get("time_process_medians")))
+        cell = cells.setdefault(key, Cell({k: row.get(k) for k in IDENTITY}, unit))
+        if cell.unit != unit:
+            raise ResultsError(f"{where}: measured in {unit} where another round of the cell measured {cell.unit}")
+        cell.groups.extend(process_groups(values, row.get(f"{prefix}_process_medians")))
         for name, target in (("flops", cell.flops), ("peak_mem_bytes", cell.peak_mem)):
             value = row.get(name)
             if value is not None and not (isinstance(value, float) and math.isnan(value)):

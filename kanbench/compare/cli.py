@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .cells import load_side
-from .gates import DEFAULT_ESTIMATOR, MEM_GATED_PHASES, MEM_SLACK_BYTES, GateSettings, compare_runs
+from .gates import COUNT_THRESHOLD, DEFAULT_ESTIMATOR, MEM_GATED_PHASES, MEM_SLACK_BYTES, GateSettings, compare_runs
 from .render import render
 
 
@@ -51,6 +51,13 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--alpha", type=_alpha, default=0.01, help="significance level (default 0.01)")
     parser.add_argument(
+        "--count-threshold",
+        type=_fraction,
+        default=COUNT_THRESHOLD,
+        help=f'instruction counts ([timing].clock = "instructions"): fail when more than this fraction higher '
+        f"(default {COUNT_THRESHOLD:g})",
+    )
+    parser.add_argument(
         "--estimator",
         default=DEFAULT_ESTIMATOR,
         help="statistic the latency gate compares: p10 (default), min, median, mean or pNN",
@@ -91,6 +98,7 @@ def settings_from_args(args: argparse.Namespace) -> GateSettings:
         mem_threshold=args.mem_threshold,
         mem_slack=args.mem_slack,
         mem_phases=args.mem_phases,
+        count_threshold=args.count_threshold,
     )
 
 

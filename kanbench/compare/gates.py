@@ -26,6 +26,10 @@ MEM_GATED_PHASES = ("forward", "forward_inference")
 # Environment fields whose difference makes a latency comparison doubtful; named in the notes.
 ENV_FIELDS = ("cpu_model", "cpu_count", "cpu_affinity", "torch", "python", "torch_threads", "os")
 EXIT_OK, EXIT_REGRESSION = 0, 1
+# Instruction counts (the instruction clock) of one cell repeat within a fraction of a percent between runs of the
+# same code (docs/methodology.md, "Instruction counts"), so a small threshold alone decides: no significance test,
+# no confirmation re-run.
+COUNT_THRESHOLD = 0.02
 
 
 @dataclass(frozen=True)
@@ -40,15 +44,17 @@ class GateSettings:
     mem_slack: int = MEM_SLACK_BYTES  # ... and by more than this many bytes
     mem_phases: tuple[str, ...] = MEM_GATED_PHASES  # phases whose peak memory is gated
     resamples: int = DEFAULT_RESAMPLES  # bootstrap resamples per cell
+    count_threshold: float = COUNT_THRESHOLD  # instruction counts: a cell regresses when higher by more than this
 
     def __post_init__(self) -> None:
         if self.threshold < 0 or not 0 < self.alpha < 1:
             raise UsageError(
                 f"threshold must be >= 0 and alpha in (0, 1); got threshold={self.threshold}, alpha={self.alpha}"
             )
-        if self.flops_threshold < 0 or self.mem_threshold < 0:
+        if self.flops_threshold < 0 or self.mem_threshold < 0 or self.count_threshold < 0:
             raise UsageError(
-                f"flops_threshold and mem_threshold must be >= 0; got {self.flops_threshold}, {self.mem_threshold}"
+                "flops_threshold, mem_threshold and count_threshold must be >= 0; got "
+                f"{self.flops_threshold}, {self.mem_threshold}, {self.count_threshold}"
             )
         if self.resamples < 1:
             raise UsageError(f"resamples must be >= 1; got {self.resamples}")
@@ -75,7 +81,7 @@ def verdict(ratio: float, ci_low: float, ci_high: float, p_value: float, thresho
 
 
 LATENCY_COLUMNS = (
-    "estimator", "base_n", "cand_n", "base_processes", "cand_processes", "base_median", "cand_median",
+    "unit", "estimator", "base_n", "cand_n", "base_processes", "cand_processes", "base_median", "cand_median",
     "median_ratio", "base_est", "cand_est", "ratio", "ci_low", "ci_high", "p_value", "verdict",
 )  # fmt: skip
 
@@ -102,6 +108,14 @@ def compare_frames(base, cand, settings: GateSettings | None = None, broken: boo
     rows = []
     for key in common:
         b, c = base_cells[key], cand_cells[key]
+        if b.unit != c.unit:
+            raise UsageError(
+                f"{c.identity['impl']} {key[1]} ({key[0]}): the base measured {b.unit} and the candidate {c.unit}; "
+                "runs of different clocks are not comparable (run both with the same [timing].clock)"
+            )
+        if c.unit == "instructions":
+            rows.append({**c.identity, **count_row(b.values, c.values, s.count_threshold)})
+            continue
         bv, cv = b.values, c.values
         base_est, cand_est = estimate(bv, q), estimate(cv, q)
         ratio = cand_est / base_est
@@ -112,6 +126,7 @@ def compare_frames(base, cand, settings: GateSettings | None = None, broken: boo
         rows.append(
             {
                 **c.identity,
+                "unit": "s",
                 "estimator": s.estimator,
                 "base_n": len(bv),
                 "cand_n": len(cv),
@@ -131,6 +146,26 @@ def compare_frames(base, cand, settings: GateSettings | None = None, broken: boo
         )
     frame = pd.DataFrame(rows)
     return frame.sort_values(["impl", "phase", "widths_label", "batch_size", "device", "dtype"], kind="stable")
+
+
+def count_row(base: list[float], cand: list[float], threshold: float) -> dict:
+    """The latency row of an instruction-count cell: medians compared against the threshold, spread as interval."""
+    import numpy as np
+
+    base_median, cand_median = float(np.median(base)), float(np.median(cand))
+    ratio = cand_median / base_median
+    if ratio > 1 + threshold:
+        result = "regression"
+    elif ratio < 1 / (1 + threshold):
+        result = "improvement"
+    else:
+        result = "no change"
+    return {
+        "unit": "instructions", "estimator": "median", "base_n": len(base), "cand_n": len(cand),
+        "base_processes": 1, "cand_processes": 1, "base_median": base_median, "cand_median": cand_median,
+        "median_ratio": ratio, "base_est": base_median, "cand_est": cand_median, "ratio": ratio,
+        "ci_low": min(cand) / max(base), "ci_high": max(cand) / min(base), "p_value": math.nan, "verdict": result,
+    }  # fmt: skip
 
 
 def _deterministic_verdict(

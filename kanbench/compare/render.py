@@ -28,6 +28,8 @@ def fmt_change(ratio: float | None) -> str:
 
 
 def _p(p: float) -> str:
+    if not math.isfinite(p):
+        return "-"  # instruction counts: no test, the threshold decides
     return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
 
 
@@ -38,11 +40,23 @@ def _level(comp: Comparison) -> str:
 def gate_rule(comp: Comparison) -> str:
     """One sentence: which estimator the latency gate uses and when it fails."""
     s = comp.settings
+    if len(comp.latency) and set(comp.latency["unit"]) == {"instructions"}:
+        latency = (f"instruction-count gate: median instructions per call (counted by callgrind); a cell regresses "
+                   f"when it runs more than {s.count_threshold * 100:g}% more instructions (counts repeat within a "
+                   "fraction of a percent, so no test or re-measure is needed; the interval is the range of "
+                   "count ratios).")  # fmt: skip
+        return latency + _deterministic_rule(s)
     return (
         f"latency gate: {s.estimator} of the per-call times (medians shown for reference); a cell regresses when "
         f"it is more than {s.threshold * 100:g}% slower and significant (Mann-Whitney U p < {s.alpha:g} and the "
-        f"{_level(comp)} bootstrap interval of the ratio excludes 1). Deterministic gates: FLOPs per call "
-        f"+{s.flops_threshold * 100:g}%, peak allocator bytes +{s.mem_threshold * 100:g}%"
+        f"{_level(comp)} bootstrap interval of the ratio excludes 1)." + _deterministic_rule(s)
+    )
+
+
+def _deterministic_rule(s) -> str:
+    return (
+        f" Deterministic gates: FLOPs per call +{s.flops_threshold * 100:g}%, peak allocator bytes "
+        f"+{s.mem_threshold * 100:g}%"
         + (f" (and more than {units.fmt_bytes(s.mem_slack)})" if s.mem_slack else "")
         + f" in {', '.join(s.mem_phases) or 'no'} phases."
     )
@@ -58,7 +72,8 @@ def _latency_cells(row: dict, unconfirmed: set) -> list[str]:
     if verdict_text == "regression" and (row["config_hash"], row["phase"]) in unconfirmed:
         verdict_text = "regression, not confirmed"
     return [
-        verdict_text, row["label"], units.fmt_time(row["base_median"]), units.fmt_time(row["cand_median"]),
+        verdict_text, row["label"], units.fmt_value(row["base_median"], row.get("unit", "s")),
+        units.fmt_value(row["cand_median"], row.get("unit", "s")),
         fmt_change(row["ratio"]), f"{fmt_change(row['ci_low'])} .. {fmt_change(row['ci_high'])}", _p(row["p_value"]),
     ]  # fmt: skip
 
