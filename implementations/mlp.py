@@ -9,8 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import check_grid, check_input, check_widths, edges
-
-ISO_TOLERANCE = 0.02
+from .iso import ISO_TOLERANCE, scaled_widths
 
 
 class MLP(nn.Module):
@@ -35,19 +34,7 @@ def mlp_params(widths: Sequence[int]) -> int:
 
 def iso_widths(widths: Sequence[int], target_params: int) -> list[int]:
     """Scale the hidden widths by one factor so the MLP has target_params parameters within 2%."""
-    widths = check_widths(widths)
-    base = widths if len(widths) > 2 else [widths[0], 1, widths[1]]  # no hidden layer to scale: give it one
-
-    def scale_of(s: float) -> list[int]:
-        return [base[0], *(max(1, round(w * s)) for w in base[1:-1]), base[-1]]
-
-    lo, hi = 1e-3, 1.0
-    while mlp_params(scale_of(hi)) < target_params:
-        hi *= 2
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if mlp_params(scale_of(mid)) < target_params else (lo, mid)
-    best = min((scale_of(lo), scale_of(hi)), key=lambda w: abs(mlp_params(w) - target_params))
+    best = scaled_widths(widths, target_params, mlp_params)
     error = abs(mlp_params(best) - target_params) / target_params
     if error > ISO_TOLERANCE:
         raise ValueError(
