@@ -13,9 +13,10 @@ false-positive rate, A against C for the detection rate (a detection is a failed
 of the slowed implementation). Repetitions share rounds, so they are not independent: the report gives the number
 of disjoint repetitions the pool holds beside the rates, and Wilson 95% intervals computed on that smaller number.
 
-The injected slowdown is busy work proportional to each measured call, and its measured effect can exceed the
-factor; so the report also gives the detection rate for an exact slowdown: the unchanged runs B with the slowed
-implementation's times multiplied by the factor (real noise, exact effect), as "detection_rate_exact_scaled".
+The injected slowdown is a fixed amount of busy work inside each measured call, sized once on the suite's clock, and
+on a noisy clock its measured effect can differ from the factor; so the report also gives the detection rate for an
+exact slowdown: the unchanged runs B with the slowed implementation's times multiplied by the factor (real noise,
+exact effect), as "detection_rate_exact_scaled". For suites of the instruction clock see count_gate.py.
 
 With --gate-time it also times one real `kanbench regress --against HEAD` (REF exported with git archive,
 ABAB rounds, confirmation if anything is flagged) on this checkout.

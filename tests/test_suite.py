@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kanbench.errors import UsageError
@@ -133,3 +135,14 @@ def test_thread_clock_needs_one_thread_and_the_cpu():
     )
     with pytest.raises(UsageError, match="threads = 1"):
         parse(cpu_only.replace("processes = 1", 'processes = 1\nclock = "thread"'))
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "suites").glob("*.toml")), ids=str)
+def test_every_shipped_suite_is_valid(path, monkeypatch):
+    """Each suite in suites/ loads (names, axes, options all valid) and plans at least one cell."""
+    from kanbench import suite as suite_module
+
+    monkeypatch.chdir(path.parent.parent)  # ad hoc adapters (benchmarks.originals...) resolve from the repo root
+    monkeypatch.syspath_prepend(str(path.parent.parent))
+    loaded = suite_module.load(path)
+    assert loaded.kind == "accuracy" or loaded.cell_count() > 0
