@@ -114,8 +114,12 @@ class WorkerPool:
             self.executable = callgrind_wrapper(self.scratch)
         elif under is not None:
             raise ValueError(f"WorkerPool(under={under!r}): only None or 'callgrind'")
-        for i in range(size):
-            self._start(i)
+        try:
+            for i in range(size):
+                self._start(i)
+        except BaseException:  # a worker that failed to start, or Ctrl-C while starting: stop those already up
+            self.close()
+            raise
 
     def _start(self, index: int) -> None:
         parent, child = self.context.Pipe()
@@ -140,6 +144,10 @@ class WorkerPool:
             raise RuntimeError(
                 f"worker for {self.target} died while starting ({_death(process.exitcode)}){self._log_tail()}"
             ) from None
+        except BaseException:  # Ctrl-C while it starts: it is not in self.workers yet, so stop it here
+            process.kill()
+            process.join(5)
+            raise
         self.torch_threads = hello["torch_threads"]
         self.workers[index] = (process, parent)
 
