@@ -158,6 +158,9 @@ def test_ctrl_c_is_reported_by_the_parent_only(tmp_path):
         [sys.executable, "-m", "kanbench", "run", str(suite), "--out", str(tmp_path / "run")],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, start_new_session=True,
+        # a job started in the background of a non-interactive shell (nohup ... &) inherits SIGINT ignored, and so
+        # would this child; reset it, as a terminal's foreground job has it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (tmp_path / "run" / results.ENVIRONMENT).exists():
