@@ -108,7 +108,7 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
     w, result = prepare(cell, config_hash, max_call_s, clock)
     if w is None:
         return result
-    loops = COUNT_LOOPS if clock == "instructions" else None
+    counting = clock == "instructions"
     device = w.x.device
     slowdown = phases.slowdown_factor(cell["impl"])
     for name in phase_names:
@@ -116,8 +116,8 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
         try:
             run = phases.phase_run(name, w, slowdown)
             first_call = run(1)  # un-timed: compiles this phase's graph for compiled cells
-            entry["first_call_s"] = None if loops else first_call  # in seconds only
-            m = measure_counts(run, t) if loops else timing.measure(run, t["warmup"], t["min_time"], t["values"])
+            entry["first_call_s"] = None if counting else first_call  # in seconds only
+            m = measure_counts(run, t) if counting else timing.measure(run, t["warmup"], t["min_time"], t["values"])
             entry.update(values=m.values, loops=m.loops)
             if first:
                 entry["peak_mem_bytes"] = phases.measure_once(name, w, lambda c: memory.peak_bytes(c, device))
