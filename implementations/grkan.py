@@ -33,6 +33,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .common import LayerStack, check_input, check_widths, edges
 from .iso import resolve_widths
@@ -54,22 +55,100 @@ DENOMINATORS = ("terms", "sum")
 ORIGINAL = {"iso_to": None}  # KAT's GR-KAN on the widths given; its other settings are the defaults
 
 
-def rational(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, denominator: str = "terms") -> torch.Tensor:
-    """P(x) / Q(x) for x (..., C), a (m + 1, C or 1) and b (n, C): Horner's rule in x for P, in |x| for Q."""
-    p = a[-1]
-    for coef in a.flip(0)[1:]:
-        p = torch.addcmul(coef, p, x)  # coef + p x
-    if b.shape[0] == 0:
-        return p
-    if denominator == "terms":  # 1 + sum_j |b_j| |x|^j
-        ax, q = x.abs(), b[-1].abs()
-        for coef in b.flip(0)[1:]:
-            q = torch.addcmul(coef.abs(), q, ax)
-        return p / (q * ax).add_(1)
-    s = b[-1]  # 1 + |sum_j b_j x^j|
-    for coef in b.flip(0)[1:]:
-        s = torch.addcmul(coef, s, x)
-    return p / (s * x).abs().add_(1)
+def rational(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, denominator: str = "terms", group_of: torch.Tensor | None = None
+) -> torch.Tensor:
+    """P(x) / Q(x) for x (..., C): Horner's rule in x for P, in |x| (or x) for Q. a is (m + 1, C or 1) and b (n, C),
+    or with group_of (C,) naming each channel's column, a (m + 1, groups or 1) and b (n, groups)."""
+    flat = x.reshape(-1, x.shape[-1])
+    return Rational.apply(flat, a.contiguous(), b.contiguous(), group_of, denominator).reshape(x.shape)
+
+
+def horner(z: torch.Tensor, coefs: torch.Tensor) -> torch.Tensor:
+    """sum_k coefs[k] z^k in a new tensor, for coefs (K >= 1, C or 1) and z (R, C)."""
+    if coefs.shape[0] == 1:
+        return coefs[0].expand_as(z).clone()
+    *rest, second, top = coefs.unbind(0)
+    p = torch.addcmul(second, top, z)
+    for coef in reversed(rest):
+        torch.addcmul(coef, p, z, out=p)
+    return p
+
+
+def power_sums(weight: torch.Tensor, z: torch.Tensor, first: int, count: int, per_channel: bool) -> torch.Tensor:
+    """(count, C or 1): the sums over rows of weight z^k for k = first .. first + count - 1, over every channel too
+    unless per_channel."""
+    t = weight * z if first else weight.clone()
+    sums = []
+    for k in range(count):
+        sums.append(t.sum(0) if per_channel else t.sum().reshape(1))
+        if k + 1 < count:
+            t.mul_(z)
+    return torch.stack(sums)
+
+
+def per_channel(coefs: torch.Tensor, group_of: torch.Tensor | None) -> torch.Tensor:
+    """Coefficients (K, groups) as (K, C), each channel its group's column; (K, 1) and group_of None as they are."""
+    return coefs if group_of is None or coefs.shape[1] == 1 else coefs.index_select(1, group_of)
+
+
+def per_group(grad: torch.Tensor, like: torch.Tensor, group_of: torch.Tensor | None) -> torch.Tensor:
+    """The gradient of per_channel's input from that of its output: each group's channels summed."""
+    if group_of is None or like.shape[1] == 1:
+        return grad
+    return torch.zeros_like(like).index_add_(1, group_of, grad)
+
+
+class Rational(torch.autograd.Function):
+    """P(x) / Q(x) for x (R, C): saves x, the coefficients, Q and the output, and computes the gradients from the
+    formulas, where autograd would keep every Horner step and take about twice as long (measured in
+    docs/methodology.md)."""
+
+    @staticmethod
+    def forward(ctx, x, a, b, group_of, denominator):
+        ctx.denominator, ctx.group_of = denominator, group_of
+        ac, bc = per_channel(a, group_of), per_channel(b, group_of)
+        p = horner(x, ac)
+        if b.shape[0] == 0:
+            ctx.save_for_backward(x, a, b, None, None)
+            return p
+        z, c = (x.abs(), bc.abs()) if denominator == "terms" else (x, bc)
+        t = horner(z, c).mul_(z)  # T(z) = sum_j c_j z^j, j = 1..n: >= 0 in the terms form
+        q = (t if denominator == "terms" else t.abs_()).add_(1)
+        out = p.div_(q)
+        ctx.save_for_backward(x, a, b, q, out)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, a, b, q, out = ctx.saved_tensors
+        group_of, needs = ctx.group_of, ctx.needs_input_grad
+        m, n = a.shape[0] - 1, b.shape[0]
+        ac = per_channel(a, group_of)
+        orders = torch.arange(1, max(m, n) + 1, dtype=x.dtype, device=x.device).unsqueeze(-1)
+        u = grad if n == 0 else grad / q  # dL/dP
+        grad_a = per_group(power_sums(u, x, 0, m + 1, ac.shape[1] > 1), a, group_of) if needs[1] else None
+        slope = horner(x, ac[1:] * orders[:m])  # P'(x)
+        if n == 0:
+            return slope.mul_(u) if needs[0] else None, grad_a, None, None, None
+        terms = ctx.denominator == "terms"
+        bc = per_channel(b, group_of)
+        z, c = (x.abs(), bc.abs()) if terms else (x, bc)
+        w = u * out  # -dL/dQ = g P / Q^2
+        if terms:  # dQ/dz = T'(z) with dz/dx = sign(x); dQ/db_j = sign(b_j) z^j
+            side = x.sign()
+        else:  # Q = 1 + |T(x)|: dQ/dx = sign(T) T'(x); dQ/db_j = sign(T) x^j
+            w.mul_(horner(z, c).mul_(z).sign_())
+        grad_b = None
+        if needs[2]:
+            grad_b = power_sums(w, z, 1, n, True).neg_()
+            grad_b = per_group(grad_b.mul_(bc.sign()) if terms else grad_b, b, group_of)
+        grad_x = None
+        if needs[0]:
+            dq = horner(z, c * orders[:n])  # T'(z)
+            grad_x = slope.mul_(u).sub_((dq.mul_(side) if terms else dq).mul_(w))
+        return grad_x, grad_a, grad_b, None, None
 
 
 class GroupRational(nn.Module):
@@ -97,8 +176,7 @@ class GroupRational(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.channels, f"GroupRational({self.channels}, groups={self.groups})")
-        a = self.numerator if self.numerator.shape[0] == 1 else self.numerator[self.group_of]  # (1 or C, m + 1)
-        return rational(x, a.T, self.denominator[self.group_of].T, self.denominator_form)
+        return rational(x, self.numerator.T, self.denominator.T, self.denominator_form, self.group_of)
 
     @torch.no_grad()
     def gain(self) -> float:

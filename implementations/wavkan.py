@@ -15,9 +15,10 @@ the formula above and nothing else, which is the default here. The code adds a B
 base=True adds the SiLU base branch W_b silu(x) that its comments suggest.
 
 Fairness: there is no per-input basis (num_basis = 0), so the registry's `wavkan` scales the hidden widths to the
-B-spline KAN's parameter count (implementations.iso). Memory: the (N, out, in) tensor of u is inherent to a
-per-edge wavelet; the custom backward keeps only x and the parameters and recomputes u, where autograd would keep
-about five such tensors.
+B-spline KAN's parameter count (implementations.iso). Speed and memory: u has N x out x in elements, one per edge
+and row; it is never held whole. Forward and backward build it a block of outputs at a time, sized to stay in cache
+(CHUNK_ELEMENTS), and the backward keeps only x and the parameters and recomputes u, where autograd would keep about
+five (N, out, in) tensors.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from .iso import resolve_widths
 WAVELETS = ("mexican_hat", "morlet", "dog")
 MEXICAN_HAT = 2 / (math.sqrt(3) * math.pi**0.25)
 MORLET_OMEGA = 5.0
+CHUNK_ELEMENTS = 1 << 17  # 512 KiB of float32 per block of u: about one core's L2 here (measured: docs/methodology.md)
+CHUNK_ELEMENTS_GPU = 1 << 26
 ORIGINAL = {"iso_to": None, "batch_norm": True}  # Wav-KAN's code as published (wavKAN.py trains [784, 32, 10])
 
 
@@ -50,39 +53,66 @@ def wavelet(name: str, u: torch.Tensor) -> torch.Tensor:
 
 
 def wavelet_and_slope(name: str, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(psi(u), psi'(u)), for the backward."""
-    envelope = torch.exp(-0.5 * u * u)
-    if name == "mexican_hat":
-        u2 = u * u
-        return MEXICAN_HAT * (u2 - 1) * envelope, MEXICAN_HAT * u * (3 - u2) * envelope
+    """(psi(u), psi'(u)), for the backward: three tensors of u's size allocated, u left as it is."""
     if name == "morlet":
-        cos, sin = torch.cos(MORLET_OMEGA * u), torch.sin(MORLET_OMEGA * u)
-        return cos * envelope, -(MORLET_OMEGA * sin + u * cos) * envelope
-    return -u * envelope, (u * u - 1) * envelope  # dog
+        envelope = u.square().mul_(-0.5).exp_()
+        wave = torch.mul(u, MORLET_OMEGA)
+        cos = torch.cos(wave)
+        slope = wave.sin_().mul_(MORLET_OMEGA).addcmul_(u, cos).mul_(envelope).neg_()
+        return cos.mul_(envelope), slope
+    u2 = u.square()
+    envelope = torch.mul(u2, -0.5).exp_()
+    if name == "mexican_hat":
+        slope = torch.sub(3, u2).mul_(u).mul_(envelope).mul_(MEXICAN_HAT)
+        return u2.sub_(1).mul_(envelope).mul_(MEXICAN_HAT), slope
+    return envelope.mul(u).neg_(), u2.sub_(1).mul_(envelope)  # dog
+
+
+def output_chunks(x: torch.Tensor, out_features: int) -> list[slice]:
+    """Slices of the outputs whose (outputs, N, in) block of u has about CHUNK_ELEMENTS elements (at least one
+    output): a block stays in the CPU's cache through the dozen passes over it; on a GPU a block is a launch."""
+    n, i = x.shape
+    target = CHUNK_ELEMENTS if x.device.type == "cpu" else CHUNK_ELEMENTS_GPU
+    step = max(1, target // max(1, n * i))
+    return [slice(k, min(out_features, k + step)) for k in range(0, out_features, step)]
 
 
 class WaveletEdges(torch.autograd.Function):
-    """sum_i w[o, i] psi((x_i - t[o, i]) / s[o, i]) for x (N, in): saves x and the parameters, not u."""
+    """sum_i w[o, i] psi((x_i - t[o, i]) / s[o, i]) for x (N, in): saves x and the parameters, not u.
+
+    u is built per block of outputs in (outputs, N, in) layout, so the weighted sum over inputs and the weight's
+    gradient are batched matrix products (no (N, out, in) product is materialised, and FLOP counters see them)."""
 
     @staticmethod
     def forward(ctx, x, weight, translation, scale, name):
         ctx.name = name
         ctx.save_for_backward(x, weight, translation, scale)
-        u = torch.sub(x.unsqueeze(1), translation).div_(scale)  # (N, out, in)
-        return wavelet(name, u).mul_(weight).sum(-1)
+        y = x.new_empty(weight.shape[0], x.shape[0])  # (out, N)
+        inverse = scale.reciprocal()
+        for block in output_chunks(x, weight.shape[0]):
+            u = torch.sub(x, translation[block].unsqueeze(1)).mul_(inverse[block].unsqueeze(1))
+            torch.bmm(wavelet(name, u), weight[block].unsqueeze(-1), out=y[block].unsqueeze(-1))
+        return y.T
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
         x, weight, translation, scale = ctx.saved_tensors
-        u = torch.sub(x.unsqueeze(1), translation).div_(scale)
-        psi, slope = wavelet_and_slope(ctx.name, u)
-        grad_weight = torch.einsum("no,noi->oi", grad, psi)
-        h = slope.mul_(grad.unsqueeze(-1)).mul_(weight / scale)  # dL/du du/dx, with du/dx = -du/dt = 1 / s
-        grad_x = h.sum(1) if ctx.needs_input_grad[0] else None
-        grad_translation = -h.sum(0)
-        grad_scale = -h.mul_(u).sum(0)  # du/ds = -u / s
-        return grad_x, grad_weight, grad_translation, grad_scale, None
+        inverse = scale.reciprocal()
+        rows = grad.T.unsqueeze(1).contiguous()  # (out, 1, N)
+        factor = weight * inverse  # dL/du du/dx = g w psi'(u) / s; du/dt = -1 / s; du/ds = -u / s
+        grad_x = torch.zeros_like(x)
+        grad_weight, grad_translation, grad_scale = (torch.empty_like(weight) for _ in range(3))
+        for block in output_chunks(x, weight.shape[0]):
+            u = torch.sub(x, translation[block].unsqueeze(1)).mul_(inverse[block].unsqueeze(1))
+            psi, slope = wavelet_and_slope(ctx.name, u)
+            torch.bmm(rows[block], psi, out=grad_weight[block].unsqueeze(1))
+            h = slope.mul_(rows[block].transpose(1, 2)).mul_(factor[block].unsqueeze(1))  # (outputs, N, in)
+            grad_x.add_(h.sum(0))
+            torch.sum(h, 1, out=grad_translation[block])
+            torch.sum(h.mul_(u), 1, out=grad_scale[block])
+        grad_x = grad_x if ctx.needs_input_grad[0] else None
+        return grad_x, grad_weight, grad_translation.neg_(), grad_scale.neg_(), None
 
 
 class WavKANLayer(nn.Module):
@@ -162,12 +192,13 @@ def flop_breakdown(
     widths: Sequence[int], grid_size: int, spline_order: int, batch: int, wavelet: str = "mexican_hat",
     iso_to: str | None = None, batch_norm: bool = False, base: bool = False,
 ) -> dict[str, int]:  # fmt: skip
-    """Forward FLOPs: the base branch's matmul exactly (the wavelet sum is elementwise); the wavelets as op counts."""
+    """Forward FLOPs: the weighted sum over inputs (a batched matrix product) and the base branch's matmul exactly;
+    the wavelets as op counts."""
     widths = model_widths(widths, grid_size, spline_order, wavelet, iso_to, batch_norm, base)
-    per_edge = {"mexican_hat": 11, "morlet": 10, "dog": 9}[wavelet]  # u: 2, envelope: 3, psi: 2-4, w psi and sum: 2
+    per_edge = {"mexican_hat": 9, "morlet": 8, "dog": 7}[wavelet]  # u: 2, envelope: 3, psi: 2-4
     matmul = elementwise = 0
     for i, o in edges(widths):
-        matmul += 2 * batch * i * o if base else 0
+        matmul += 2 * batch * i * o * (1 + bool(base))
         elementwise += (
             batch * i * o * per_edge + (batch * (4 * i + o) if base else 0) + (4 * batch * o if batch_norm else 0)
         )

@@ -80,24 +80,20 @@ def test_chebykan_original_gradient_is_nan_where_tanh_saturates_and_ours_is_not(
     assert torch.isnan(grads[1]).any()
 
 
-@pytest.fixture
-def float64_default():
-    """The original JacobiKANLayer makes its basis with torch.ones(...) in the default dtype, whatever x's is."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(before)
-
-
-def test_jacobikan_original_works_in_the_default_dtype_only():
+def test_jacobikan_original_layer_works_in_the_default_dtype_only_and_the_stack_sets_it():
+    """The original JacobiKANLayer makes its basis with torch.ones(...) in the default dtype, whatever x's is: alone
+    it fails in float64; the stack sets the default dtype to the input's around it (and puts it back)."""
     ours, original = pair("jacobikan", [3, 2], 4, 2)
-    ours(torch.rand(4, 3, dtype=torch.float64))
+    x = torch.rand(4, 3, dtype=torch.float64)
+    ours(x)
     with pytest.raises(RuntimeError, match="expected scalar type"):
-        original(torch.rand(4, 3, dtype=torch.float64))
+        original.layers[0](x)
+    assert original(x).dtype == torch.float64
+    assert torch.get_default_dtype() == torch.float32
 
 
 @pytest.mark.parametrize("options", [{}, {"a": 0.5, "b": 2.0, "degree": 6}], ids=str)
-def test_jacobikan_is_the_original(options, float64_default):
+def test_jacobikan_is_the_original(options):
     ours, original = pair("jacobikan", [5, 4, 3], 4, 2, **options)
     with torch.no_grad():
         for a, b in zip(ours.layers, original.layers):

@@ -69,6 +69,26 @@ def test_layer_is_the_wavelet_sum(name):
     np.testing.assert_allclose(layer(x).detach().numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", wavkan.WAVELETS)
+def test_blocks_of_outputs_do_not_change_the_result(name, monkeypatch):
+    """One output per block (the smallest) gives what one block for everything gives, forward and backward."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    params = [torch.randn(4, 5, dtype=torch.float64) for _ in range(3)]
+    params[2] = params[2].abs() + 0.5  # scale
+    params = [p.requires_grad_() for p in params]
+
+    def value_and_grads():
+        y = wavkan.WaveletEdges.apply(x, *params, name)
+        return (y, *torch.autograd.grad(y, (x, *params), torch.ones_like(y)))
+
+    whole = value_and_grads()
+    monkeypatch.setattr(wavkan, "CHUNK_ELEMENTS", 1)
+    assert len(wavkan.output_chunks(x, 4)) == 4
+    for blocked, one in zip(value_and_grads(), whole):
+        torch.testing.assert_close(blocked, one, rtol=1e-12, atol=1e-12)
+
+
 def test_wavelet_edges_keep_only_x_and_the_parameters_for_backward():
     """The memory claim of the module docstring: nothing of size (N, out, in) is saved for the backward."""
     layer = wavkan.WavKANLayer(5, 7)
@@ -126,6 +146,38 @@ def test_rational_matches_numpy(form, degrees):
     x = torch.from_numpy(X).unsqueeze(-1)
     got = grkan.rational(x, torch.from_numpy(a).unsqueeze(-1), torch.from_numpy(b).reshape(n, 1), form)
     np.testing.assert_allclose(got[:, 0].numpy(), numpy_rational(X, a, b, form), rtol=1e-12, atol=1e-12)
+
+
+def plain_rational(x, a, b, form):
+    """The formula in autograd's own ops, per channel: the reference for the custom backward."""
+    p = sum(a[k] * x**k for k in range(a.shape[0]))
+    if b.shape[0] == 0:
+        return p
+    if form == "terms":
+        return p / (1 + sum(b[j - 1].abs() * x.abs() ** j for j in range(1, b.shape[0] + 1)))
+    return p / (1 + sum(b[j - 1] * x**j for j in range(1, b.shape[0] + 1)).abs())
+
+
+@pytest.mark.parametrize("form", grkan.DENOMINATORS)
+@pytest.mark.parametrize("degrees", [(5, 4), (1, 2), (3, 0)])
+@pytest.mark.parametrize("shared", [True, False])
+def test_rational_backward_is_autograd_s_of_the_formula(form, degrees, shared):
+    """The hand-written gradients (x, and the coefficients through the channel -> group map) against autograd
+    differentiating the formula, and gradcheck on the Function itself."""
+    torch.manual_seed(0)
+    (m, n), groups = degrees, 3
+    group_of = torch.tensor([0, 0, 1, 1, 2, 2, 2])
+    x = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+    a = torch.randn(m + 1, 1 if shared else groups, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(n, groups, dtype=torch.float64, requires_grad=True)
+    got = grkan.rational(x, a, b, form, group_of)
+    expected = plain_rational(x, a if shared else a[:, group_of], b[:, group_of], form)
+    g = torch.randn_like(got)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    inputs = (x, a, b) if n else (x, a)  # no denominator: b is not an input of the formula
+    for mine, theirs in zip(torch.autograd.grad(got, inputs, g), torch.autograd.grad(expected, inputs, g)):
+        torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x, a, b: grkan.rational(x, a, b, form, group_of), (x, a, b))
 
 
 def test_the_two_denominators_differ_where_kat_s_do():

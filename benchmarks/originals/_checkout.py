@@ -82,13 +82,18 @@ class OriginalStack(nn.Module):
     """The original's layers in sequence on (..., in) input; column=True feeds them (rows, in, 1) as ReLU-KAN wants.
 
     Each layer gets the in_features and num_basis attributes kanbench reads off a model (the originals name them
-    otherwise); nothing else of the original is changed.
+    otherwise); nothing else of the original is changed. input_dtype_default=True runs the layers with torch's
+    default dtype set to the input's, for an original that makes its tensors in the default dtype (a no-op in
+    float32).
     """
 
-    def __init__(self, layers: list[nn.Module], widths: list[int], num_basis: int, column: bool = False) -> None:
+    def __init__(
+        self, layers: list[nn.Module], widths: list[int], num_basis: int, column: bool = False,
+        input_dtype_default: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.layers = nn.ModuleList(layers)
-        self.widths, self.column = widths, column
+        self.widths, self.column, self.input_dtype_default = widths, column, input_dtype_default
         for layer, i in zip(self.layers, widths):
             vars(layer).update(in_features=i, num_basis=num_basis)  # plain attributes, as nn.Module sets ints
 
@@ -98,6 +103,14 @@ class OriginalStack(nn.Module):
         x = x.reshape(-1, self.widths[0])  # the originals take (rows, in) and flatten anything else themselves
         if self.column:
             x = x.unsqueeze(-1)
-        for layer in self.layers:
-            x = layer(x)
+        default = torch.get_default_dtype()
+        switch = self.input_dtype_default and x.dtype != default and x.dtype.is_floating_point
+        if switch:
+            torch.set_default_dtype(x.dtype)
+        try:
+            for layer in self.layers:
+                x = layer(x)
+        finally:
+            if switch:
+                torch.set_default_dtype(default)
         return x.reshape(*lead, self.widths[-1])

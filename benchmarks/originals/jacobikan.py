@@ -6,7 +6,8 @@
 
 Its JacobiKANLayer(in, out, degree, a, b) fills a (rows, in, degree + 1) tensor by the three-term recurrence, slice
 by slice, and contracts with einsum; degree is G + k - 1 as in `jacobikan` unless given, a = b = 1. That tensor is
-made by torch.ones in the default dtype, so a model in any other dtype (float64, bfloat16) fails in the einsum.
+made by torch.ones in the default dtype, so a model in any other dtype (float64, bfloat16) fails in the einsum; the
+stack runs it with the default dtype set to the input's (input_dtype_default), which changes nothing in float32.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def build(
     D = resolve_degree(grid_size, spline_order, degree)
     a, b = jacobikan.check_ab(a, b)
     original = CHECKOUT.load()
-    return OriginalStack([original.JacobiKANLayer(i, o, D, a, b) for i, o in edges(widths)], widths, D + 1)
+    layers = [original.JacobiKANLayer(i, o, D, a, b) for i, o in edges(widths)]
+    return OriginalStack(layers, widths, D + 1, input_dtype_default=True)
 
 
 def param_count(
