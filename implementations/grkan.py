@@ -58,10 +58,11 @@ ORIGINAL = {"iso_to": None}  # KAT's GR-KAN on the widths given; its other setti
 def rational(
     x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, denominator: str = "terms", group_of: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """P(x) / Q(x) for x (..., C): Horner's rule in x for P, in |x| (or x) for Q. a is (m + 1, C or 1) and b (n, C),
-    or with group_of (C,) naming each channel's column, a (m + 1, groups or 1) and b (n, groups)."""
-    flat = x.reshape(-1, x.shape[-1])
-    return Rational.apply(flat, a.contiguous(), b.contiguous(), group_of, denominator).reshape(x.shape)
+    """P(x) / Q(x) for x (..., C): Horner's rule in x for P, in |x| (or x) for Q. Coefficients as the parameters
+    hold them: a (1 or rows, m + 1), b (rows, n), each channel using row group_of[c] (row c without group_of)."""
+    flat = x if x.dim() == 2 else x.reshape(-1, x.shape[-1])
+    y = Rational.apply(flat, a, b, group_of, denominator)
+    return y if x.dim() == 2 else y.reshape(x.shape)
 
 
 def horner(z: torch.Tensor, coefs: torch.Tensor) -> torch.Tensor:
@@ -77,14 +78,18 @@ def horner(z: torch.Tensor, coefs: torch.Tensor) -> torch.Tensor:
 
 def power_sums(weight: torch.Tensor, z: torch.Tensor, first: int, count: int, per_channel: bool) -> torch.Tensor:
     """(count, C or 1): the sums over rows of weight z^k for k = first .. first + count - 1, over every channel too
-    unless per_channel."""
-    t = weight * z if first else weight.clone()
-    sums = []
-    for k in range(count):
-        sums.append(t.sum(0) if per_channel else t.sum().reshape(1))
-        if k + 1 < count:
-            t.mul_(z)
-    return torch.stack(sums)
+    unless per_channel. The count products go into one tensor, summed at once (two dispatches fewer per power)."""
+    terms = weight.new_empty((count, *weight.shape))
+    torch.mul(weight, z, out=terms[0]) if first else terms[0].copy_(weight)
+    for k in range(1, count):
+        torch.mul(terms[k - 1], z, out=terms[k])
+    return terms.sum(1) if per_channel else terms.sum((1, 2)).unsqueeze(-1)
+
+
+def slope_coefs(coefs: torch.Tensor) -> torch.Tensor:
+    """For coefs[k] of z^(k + 1), k = 0 .., the coefficients of the derivative: (k + 1) coefs[k] of z^k."""
+    k = torch.arange(1, coefs.shape[0] + 1, dtype=coefs.dtype, device=coefs.device)
+    return coefs * k.unsqueeze(-1)
 
 
 def per_channel(coefs: torch.Tensor, group_of: torch.Tensor | None) -> torch.Tensor:
@@ -107,6 +112,7 @@ class Rational(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, a, b, group_of, denominator):
         ctx.denominator, ctx.group_of = denominator, group_of
+        a, b = a.T, b.T  # coefficient-major: row k holds every group's coefficient of z^k
         ac, bc = per_channel(a, group_of), per_channel(b, group_of)
         p = horner(x, ac)
         if b.shape[0] == 0:
@@ -123,32 +129,29 @@ class Rational(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad):
         x, a, b, q, out = ctx.saved_tensors
-        group_of, needs = ctx.group_of, ctx.needs_input_grad
-        m, n = a.shape[0] - 1, b.shape[0]
+        group_of, (need_x, need_a, need_b) = ctx.group_of, ctx.needs_input_grad[:3]
+        n = b.shape[0]  # a and b were saved coefficient-major
         ac = per_channel(a, group_of)
-        orders = torch.arange(1, max(m, n) + 1, dtype=x.dtype, device=x.device).unsqueeze(-1)
         u = grad if n == 0 else grad / q  # dL/dP
-        grad_a = per_group(power_sums(u, x, 0, m + 1, ac.shape[1] > 1), a, group_of) if needs[1] else None
-        slope = horner(x, ac[1:] * orders[:m])  # P'(x)
-        if n == 0:
-            return slope.mul_(u) if needs[0] else None, grad_a, None, None, None
+        grad_a = per_group(power_sums(u, x, 0, a.shape[0], ac.shape[1] > 1), a, group_of) if need_a else None
+        grad_x = horner(x, slope_coefs(ac[1:])).mul_(u) if need_x else None  # P'(x) dL/dP; the Q part follows
+        grad_a = None if grad_a is None else grad_a.T
+        if n == 0 or not (need_x or need_b):
+            return grad_x, grad_a, None, None, None
         terms = ctx.denominator == "terms"
         bc = per_channel(b, group_of)
         z, c = (x.abs(), bc.abs()) if terms else (x, bc)
-        w = u * out  # -dL/dQ = g P / Q^2
-        if terms:  # dQ/dz = T'(z) with dz/dx = sign(x); dQ/db_j = sign(b_j) z^j
-            side = x.sign()
-        else:  # Q = 1 + |T(x)|: dQ/dx = sign(T) T'(x); dQ/db_j = sign(T) x^j
+        w = u.mul_(out)  # -dL/dQ = g P / Q^2 (u is not needed any more)
+        if not terms:  # Q = 1 + |T(x)|: dQ/dx = sign(T) T'(x); dQ/db_j = sign(T) x^j
             w.mul_(horner(z, c).mul_(z).sign_())
         grad_b = None
-        if needs[2]:
+        if need_b:  # terms: dQ/db_j = sign(b_j) z^j
             grad_b = power_sums(w, z, 1, n, True).neg_()
             grad_b = per_group(grad_b.mul_(bc.sign()) if terms else grad_b, b, group_of)
-        grad_x = None
-        if needs[0]:
-            dq = horner(z, c * orders[:n])  # T'(z)
-            grad_x = slope.mul_(u).sub_((dq.mul_(side) if terms else dq).mul_(w))
-        return grad_x, grad_a, grad_b, None, None
+        if need_x:  # terms: dQ/dx = T'(z) sign(x)
+            dq = horner(z, slope_coefs(c)).mul_(w)
+            grad_x.sub_(dq.mul_(x.sign()) if terms else dq)
+        return grad_x, grad_a, None if grad_b is None else grad_b.T, None, None
 
 
 class GroupRational(nn.Module):
@@ -176,13 +179,13 @@ class GroupRational(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.channels, f"GroupRational({self.channels}, groups={self.groups})")
-        return rational(x, self.numerator.T, self.denominator.T, self.denominator_form, self.group_of)
+        return rational(x, self.numerator, self.denominator, self.denominator_form, self.group_of)
 
     @torch.no_grad()
     def gain(self) -> float:
         """1 / sqrt(E[F(x)^2]) for x ~ N(0, 1) with group 0's coefficients (all groups are equal at init)."""
         x = torch.linspace(-12, 12, 24001, dtype=torch.float64).unsqueeze(-1)
-        a, b = self.numerator[:1].double().T, self.denominator[:1].double().T
+        a, b = self.numerator[:1].double(), self.denominator[:1].double()
         density = torch.exp(-0.5 * x**2) / math.sqrt(2 * math.pi)
         return float(torch.trapezoid((rational(x, a, b, self.denominator_form) ** 2 * density)[:, 0], x[:, 0])) ** -0.5
 

@@ -36,10 +36,11 @@ def scaled_widths(widths: Sequence[int], target: int, count: Callable[[list[int]
 def resolve_widths(
     widths: Sequence[int], grid_size: int, spline_order: int, iso_to: str | None, count: Callable[[list[int]], int]
 ) -> list[int]:
-    """The widths a model is built on: as given (iso_to=None), or scaled to the iso_to adapter's parameter count."""
+    """The widths a model is built on: as given (iso_to None, or "none" as a suite file writes it: TOML has no
+    null), or scaled to the iso_to adapter's parameter count."""
     widths = check_widths(widths)
     check_grid(grid_size, spline_order)  # a sweep's bad G or k must fail here too, though only iso_to reads them
-    if iso_to is None:
+    if iso_to is None or iso_to == "none":
         return widths
     from . import get  # the registry, for the KAN whose parameter count is matched
 

@@ -141,6 +141,29 @@ def test_claims_match_our_cells(tmp_path):
     assert not benchmarking.measured and set(benchmarking.rows[0][4:]) == {"—"}
 
 
+def test_zoo_claims_match_our_cells(tmp_path):
+    """ReLU-KAN's speed table (pykan / relukan train step, per device) and KAN-benchmarking's zoo rows."""
+    run = report_synthetic.write_run(
+        tmp_path, impls=("pykan", "relukan", "bspline", "chebykan"), widths=([2, 5, 1], [1000, 1000, 1]),
+        batches=(64,), devices=("cpu",), accuracy=False, profile=False, suite="zoo-claims",
+    )  # fmt: skip
+    df, _ = data.combine(data.read_runs([run]))
+    blocks = claims.claim_blocks(df)
+    relu = next(
+        b for b in blocks if b.title.startswith("ReLU-KAN vs the original KAN, training, f4") and "GPU" in b.title
+    )
+    assert relu.measured and relu.rows[0][1] == "×21.4"  # 23.12 s / 1.08 s
+    ours = data.timing_rows(df)
+    step = ours[(ours.phase == "train_step") & (ours.widths_label == "2x5x1")].set_index("impl").time_median
+    assert relu.rows[0][-1] == f"batch 64: {summary.fmt_ratio(step['pykan'] / step['relukan'])}"
+    f5 = next(b for b in blocks if b.title.startswith("ReLU-KAN vs the original KAN, training, f5"))
+    assert not f5.measured and f5.rows[0][-1] == "—"  # no 4x4x2x1 cells in this run
+    benchmarking = next(b for b in blocks if b.title.startswith("KAN-benchmarking, 1000 → 1000 → 1, batch 100, GPU"))
+    labels = [row[0] for row in benchmarking.rows]
+    assert {"ChebyKAN, degree 9", "ReLU-KAN", "Wav-KAN", "FourierKAN, gridsize 5"} <= set(labels)
+    assert not benchmarking.measured  # batch 100 is not in this run
+
+
 def test_results_text_is_escaped(run_dir, tmp_path):
     weird = report_synthetic.write_run(tmp_path, impls=("bspline", EVIL, "mlp"), widths=([4, 2],), batches=(8,),
                                        devices=("cpu", EVIL), accuracy=False, profile=False, evil=EVIL)  # fmt: skip

@@ -144,7 +144,7 @@ def test_rational_matches_numpy(form, degrees):
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=m + 1), rng.normal(size=n)
     x = torch.from_numpy(X).unsqueeze(-1)
-    got = grkan.rational(x, torch.from_numpy(a).unsqueeze(-1), torch.from_numpy(b).reshape(n, 1), form)
+    got = grkan.rational(x, torch.from_numpy(a).unsqueeze(0), torch.from_numpy(b).reshape(1, n), form)
     np.testing.assert_allclose(got[:, 0].numpy(), numpy_rational(X, a, b, form), rtol=1e-12, atol=1e-12)
 
 
@@ -168,10 +168,10 @@ def test_rational_backward_is_autograd_s_of_the_formula(form, degrees, shared):
     (m, n), groups = degrees, 3
     group_of = torch.tensor([0, 0, 1, 1, 2, 2, 2])
     x = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
-    a = torch.randn(m + 1, 1 if shared else groups, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(n, groups, dtype=torch.float64, requires_grad=True)
+    a = torch.randn(1 if shared else groups, m + 1, dtype=torch.float64, requires_grad=True)  # as the parameters
+    b = torch.randn(groups, n, dtype=torch.float64, requires_grad=True)
     got = grkan.rational(x, a, b, form, group_of)
-    expected = plain_rational(x, a if shared else a[:, group_of], b[:, group_of], form)
+    expected = plain_rational(x, a.T if shared else a[group_of].T, b[group_of].T, form)
     g = torch.randn_like(got)
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
     inputs = (x, a, b) if n else (x, a)  # no denominator: b is not an input of the formula
@@ -311,6 +311,15 @@ def test_iso_is_off_by_default_in_the_builders_and_on_in_the_registry():
     assert implementations.get("grkan").options == {"iso_to": "bspline"}
     assert wavkan.param_count([10, 20, 5]) == 3 * (10 * 20 + 20 * 5)
     assert grkan.param_count([10, 20, 5]) == (6 + 4 * 8 + 10 * 20 + 20) + (6 + 4 * 8 + 20 * 5 + 5)
+
+
+@pytest.mark.parametrize("name", ["wavkan", "grkan"])
+def test_a_suite_turns_iso_off_with_none(name):
+    """TOML has no null: [options.wavkan] iso_to = "none" gives the original's widths, as iso_to=None does."""
+    a = implementations.get(name)
+    assert a.param_count([10, 20, 5], 5, 3, iso_to="none") == a.param_count([10, 20, 5], 5, 3, iso_to=None)
+    assert a.param_count([10, 20, 5], 5, 3, iso_to="none") != a.param_count([10, 20, 5], 5, 3)
+    assert [layer.in_features for layer in a.build([10, 20, 5], 5, 3, iso_to="none").layers] == [10, 20]
 
 
 # --- the layer contract without a basis ---

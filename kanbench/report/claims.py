@@ -16,6 +16,12 @@ FAST_KAN_PAPER = 'arXiv:2405.06721 (Li, "Kolmogorov-Arnold Networks are Radial B
 EFFICIENT_KAN = "https://github.com/Blealtan/efficient-kan"
 FASTER_KAN = "https://github.com/AthanasiosDelis/faster-kan"
 KAN_BENCHMARKING = "https://github.com/Jerry-Master/KAN-benchmarking"
+RELU_KAN = "https://github.com/quiqi/relu_kan"
+RELU_KAN_METHOD = (
+    "time.time() around 500 full-batch Adam steps on 1000 points (MSE), one run; ours: the median train step, so "
+    "the ratio is per step; their KAN is pykan of 2024 with its defaults (symbolic branch on), ours pykan in its "
+    "speed configuration"
+)
 
 
 @dataclass(frozen=True)
@@ -121,11 +127,21 @@ CLAIMS = (
             Timing("rswaf", "backward", 2.01e-3, "faster-kan"),
             Timing("mlp", "forward", 0.49e-3, "MLP, 10x hidden"),
             Timing("mlp", "backward", 1.07e-3, "MLP, 10x hidden"),
+            Timing("chebykan", "forward", 1.03e-3, "ChebyKAN, degree 9"),
+            Timing("chebykan", "backward", 1.21e-3, "ChebyKAN, degree 9"),
+            Timing("fourierkan", "forward", 17.93e-3, "FourierKAN, gridsize 5 (peak 1.96 GB)"),
+            Timing("fourierkan", "backward", 14.40e-3, "FourierKAN, gridsize 5"),
+            Timing("wavkan", "forward", 28.55e-3, "Wav-KAN (peak 5.28 GB)"),
+            Timing("wavkan", "backward", 65.31e-3, "Wav-KAN"),
+            Timing("relukan", "forward", 3.22e-3, "ReLU-KAN"),
+            Timing("relukan", "backward", 55.12e-3, "ReLU-KAN"),
         ),
         "NVIDIA RTX A5000",
-        "mean of 10 repetitions after 1 warm-up",
-        f"{KAN_BENCHMARKING} README",
-        "a second committed table of the same setup differs by up to ~65 %",
+        "one CUDA event pair around one call, mean of 10 repetitions after 1 warm-up; backward is loss.backward()",
+        f"{KAN_BENCHMARKING} README and benchmark.py",
+        "a second committed table of the same setup differs by up to ~65 %; ChebyKAN degree 9 and FourierKAN "
+        "gridsize 5 are 10 bases per edge (suites/zoo-claims.toml builds ours so, and Wav-KAN at its own widths); "
+        "Wav-KAN's and ReLU-KAN's settings are not stated",
         {"mlp": (1000, 10000, 1)},
     ),
     TimeClaim(
@@ -174,6 +190,27 @@ CLAIMS = (
         "not stated",
         f"{FASTER_KAN} README",
         "measured with 16 bases for FastKAN/FasterKAN (ours: G + k = 8 for every KAN)",
+    ),
+    *(
+        RatioClaim(
+            f"relukan-{f}-{where}",
+            f"ReLU-KAN vs the original KAN, training, {f} on {' → '.join(map(str, widths))}, G = {G} ({where.upper()})",
+            widths,
+            "train_step",
+            "pykan",
+            "relukan",
+            kan / relu,
+            f"a {where.upper()}, model not stated",
+            RELU_KAN_METHOD,
+            f'{RELU_KAN} README (speed table; exp_speed.py), the basis of its "20 times faster"',
+            f"published {kan} s vs {relu} s; ours at batch 1000 in suites/zoo-claims.toml",
+        )
+        for f, widths, G, where, kan, relu in (
+            ("f4", (2, 5, 1), 5, "cpu", 11.30, 1.57),
+            ("f4", (2, 5, 1), 5, "gpu", 23.12, 1.08),
+            ("f5", (4, 4, 2, 1), 10, "cpu", 19.23, 2.26),
+            ("f5", (4, 4, 2, 1), 10, "gpu", 34.38, 1.15),
+        )
     ),
     AccuracyClaim(
         "fastkan-mnist",
