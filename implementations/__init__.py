@@ -9,6 +9,7 @@ model = a.build(widths=[784, 64, 10], grid_size=5, spline_order=3)   # the famil
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.metadata
@@ -64,6 +65,19 @@ BUILTIN: dict[str, Adapter] = {
                 options={"iso_to": "bspline"}),
     )
 }  # fmt: skip
+# memory="lean" beside the default for every family whose basis contraction implementations.lean takes: the same
+# function and parameters, keeping each layer's input instead of its basis
+LEAN = ("bspline-fast", "fastkan", "rswaf", "chebykan", "jacobikan", "fourierkan", "relukan")
+
+
+def _darker(colour: str) -> str:
+    """#rrggbb at 65 % brightness: a lean variant is its family's colour, darker."""
+    return "#" + "".join(f"{int(int(colour[i : i + 2], 16) * 0.65):02x}" for i in (1, 3, 5))
+
+
+for _name in LEAN:
+    _lean = BUILTIN[_name].variant(f"{_name}-lean", f"{_name} with memory='lean' (keeps x, not basis)", memory="lean")
+    BUILTIN[_lean.name] = dataclasses.replace(_lean, colour=_darker(BUILTIN[_name].colour))
 
 
 @functools.cache

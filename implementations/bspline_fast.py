@@ -25,6 +25,7 @@ from torch import nn
 
 from .bspline import BSplineKANLayer, param_count  # noqa: F401 (the same parameters as bspline)
 from .common import LayerStack, check_input, check_widths, edges
+from .lean import lean_linear, set_memory
 
 
 @functools.cache
@@ -85,6 +86,7 @@ def horner(poly: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 class BSplineFastKANLayer(BSplineKANLayer):
     """`bspline`'s layer (same parameters, init and state_dict), its bases evaluated in closed form."""
 
+    memory = "default"  # "lean": implementations.lean (set by build)
     # buffers (register_buffer), declared for the type checker
     poly: torch.Tensor
     slope_poly: torch.Tensor
@@ -169,6 +171,21 @@ class BSplineFastKANLayer(BSplineKANLayer):
             slope.add_(torch.add(n, shift).clamp_max_(0).pow_(k - 1), alpha=alpha)
         return slope.mul_(sign).mul_(grad).sum(1).mul_((-1) ** (k - 1) * k * self.q)
 
+    def basis_and_slope(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, dB/dx), both (N, K, I), in one pass (dense, k >= 2): the slope's powers are the basis's but one."""
+        k = self.spline_order
+        d = torch.sub(self.offsets, x.unsqueeze(1), alpha=self.q)  # sigma (c - w)
+        sign = d.sign()
+        n = d.abs_().sub_(self.shifts[0]).clamp_max_(0)  # -a_0
+        lower = n.pow(k - 1)
+        basis, slope = lower * n, lower
+        for alpha, shift in zip(self.alphas[1:], self.shifts[1:]):
+            ni = torch.add(n, shift).clamp_max_(0)
+            li = ni.pow(k - 1)
+            basis.add_(li * ni, alpha=alpha)
+            slope.add_(li, alpha=alpha)
+        return (basis.neg_() if k % 2 else basis), slope.mul_(sign).mul_((-1) ** (k - 1) * k * self.q)
+
     def spans(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(u, index, real) of x (..., I): local coordinate (..., 1, I), the k + 1 bases m = s - k .. s of each
         input's span as (..., k + 1, I) indices clamped into 0..K-1, and whether each of them exists."""
@@ -186,9 +203,19 @@ class BSplineFastKANLayer(BSplineKANLayer):
         check_input(x, self.in_features, f"BSplineFastKANLayer({self.in_features} -> {self.out_features})")
         if self.contraction == "gather":
             return self.forward_gather(x)
+        if self.memory == "lean":
+            return self.lean_forward(x)
         if x.dim() == 2:
             return kan_linear(self, x)
         return kan_linear(self, x.reshape(-1, self.in_features)).reshape(*x.shape[:-1], self.out_features)
+
+    def lean_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """kan_linear's output keeping x, not the basis: silu(x) and the closed-form basis are its features."""
+        weight = self.spline_weight.transpose(1, 2) * self.spline_scaler.unsqueeze(1)  # (O, K, I), as kan_linear
+        block = _BlockBasis if self.dense else _Basis  # dense: basis and slope of a block in one pass
+        basis = lambda u, p: block.apply(u, self).view(u.shape[0], -1)  # noqa: E731
+        silu = lambda u, p: F.silu(u)  # noqa: E731
+        return lean_linear(x, [(silu, self.base_weight), (basis, weight.view(weight.shape[0], -1))])
 
     def forward_gather(self, x: torch.Tensor) -> torch.Tensor:
         """Only the k + 1 touched coefficient rows of each input (embedding_bag), through autograd."""
@@ -231,10 +258,33 @@ class _Basis(torch.autograd.Function):
         return ctx.layer.basis_grad(grad.contiguous(), x), None
 
 
-def build(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options) -> LayerStack:
+class _BlockBasis(torch.autograd.Function):
+    """_Basis for one block of rows of the lean contraction: the slope is computed with the basis and kept (a block
+    is small), so the backward is one product."""
+
+    @staticmethod
+    def forward(ctx, x, layer):
+        if not ctx.needs_input_grad[0]:
+            return layer.basis_rows(x)
+        basis, slope = layer.basis_and_slope(x)
+        ctx.save_for_backward(slope)
+        return basis
+
+    @staticmethod
+    def backward(ctx, grad):
+        (slope,) = ctx.saved_tensors
+        return slope.mul_(grad).sum(1), None
+
+
+def build(
+    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, memory: str = "default", **options
+) -> LayerStack:
     """A B-spline KAN with closed-form bases; state_dict-compatible with `bspline`."""
     widths = check_widths(widths)
-    return LayerStack([BSplineFastKANLayer(i, o, grid_size, spline_order, **options) for i, o in edges(widths)])
+    stack = LayerStack([BSplineFastKANLayer(i, o, grid_size, spline_order, **options) for i, o in edges(widths)])
+    if memory == "lean" and options.get("contraction", "dense") != "dense":
+        raise ValueError(f"memory='lean' takes contraction='dense' only, got contraction={options['contraction']!r}")
+    return set_memory(stack, memory)
 
 
 def flop_breakdown(

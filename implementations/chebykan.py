@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import LayerStack, check_grid, check_input, check_widths, edges
+from .lean import lean_linear, norm_params, normalize, set_memory
 
 
 def check_degree(degree: object) -> int:
@@ -50,6 +51,8 @@ class PolynomialKANLayer(nn.Module):
         self.coef = nn.Parameter(torch.empty(out_features, in_features, self.num_basis))
         nn.init.normal_(self.coef, mean=0.0, std=1 / (in_features * self.num_basis))
 
+    memory = "default"  # "lean": implementations.lean (set by build)
+
     def polynomials(self, t: torch.Tensor) -> torch.Tensor:
         """(..., in) -> (..., in, D + 1): P_0(t) .. P_D(t)."""
         raise NotImplementedError
@@ -61,6 +64,9 @@ class PolynomialKANLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_features, f"{type(self).__name__}({self.in_features} -> {self.out_features})")
+        if self.memory == "lean":  # keep x instead of the basis (implementations.lean)
+            basis = lambda u, p: self.polynomials(torch.tanh(normalize(u, self.layernorm, p))).flatten(-2)  # noqa: E731
+            return lean_linear(x, [(basis, self.coef.flatten(1))], norm_params(self.layernorm))
         return F.linear(self.basis(x).flatten(-2), self.coef.flatten(1))
 
     def extra_repr(self) -> str:
@@ -81,13 +87,15 @@ class ChebyKANLayer(PolynomialKANLayer):
 
 
 def polynomial_stack(
-    layer: type[PolynomialKANLayer], widths: Sequence[int], degree: int, hidden_layernorm: bool, **options
-) -> LayerStack:
+    layer: type[PolynomialKANLayer], widths: Sequence[int], degree: int, hidden_layernorm: bool, memory: str,
+    **options,
+) -> LayerStack:  # fmt: skip
     """One layer per pair of widths; with hidden_layernorm every layer but the first normalizes its input."""
     pairs = enumerate(edges(widths))
-    return LayerStack(
+    stack = LayerStack(
         [layer(i, o, degree, input_layernorm=hidden_layernorm and n > 0, **options) for n, (i, o) in pairs]
     )
+    return set_memory(stack, memory)
 
 
 def polynomial_param_count(widths: Sequence[int], degree: int, hidden_layernorm: bool) -> int:
@@ -112,10 +120,12 @@ def build(
     spline_order: int = 3,
     degree: int | None = None,
     hidden_layernorm: bool = False,
+    memory: str = "default",
 ) -> LayerStack:
     """A ChebyKAN with G + k polynomials per edge (degree G + k - 1), or of the given degree."""
     widths = check_widths(widths)
-    return polynomial_stack(ChebyKANLayer, widths, resolve_degree(grid_size, spline_order, degree), hidden_layernorm)
+    D = resolve_degree(grid_size, spline_order, degree)
+    return polynomial_stack(ChebyKANLayer, widths, D, hidden_layernorm, memory)
 
 
 def param_count(
@@ -124,6 +134,7 @@ def param_count(
     spline_order: int = 3,
     degree: int | None = None,
     hidden_layernorm: bool = False,
+    memory: str = "default",
 ) -> int:
     """Trainable parameters: in * out * (D + 1) per layer (+ 2 * in per normalized layer)."""
     return polynomial_param_count(widths, resolve_degree(grid_size, spline_order, degree), hidden_layernorm)
@@ -136,6 +147,7 @@ def flop_breakdown(
     batch: int,
     degree: int | None = None,
     hidden_layernorm: bool = False,
+    memory: str = "default",
 ) -> dict[str, int]:
     """Forward FLOPs: the matmul exactly; tanh and the recurrence (2 ops per degree) as an estimate."""
     D = resolve_degree(grid_size, spline_order, degree)

@@ -9,12 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import LayerStack, check_grid, check_input, check_widths, edges
+from .lean import lean_linear, norm_params, normalize, set_memory
 
 
 class FastKANLayer(nn.Module):
     """out = W_spline vec(exp(-((LN(x) - c_j) / h)^2)) + Linear(silu(x))."""
 
     centres: torch.Tensor  # a buffer (register_buffer), declared for the type checker
+    memory = "default"  # "lean": implementations.lean (set by build)
 
     def __init__(
         self,
@@ -43,23 +45,40 @@ class FastKANLayer(nn.Module):
     def basis(self, x: torch.Tensor) -> torch.Tensor:
         """(..., in) -> (..., in, K) Gaussian RBF values of the normalized input."""
         u = self.layernorm(x) if self.layernorm is not None else x
+        return self.rbf(u)
+
+    def rbf(self, u: torch.Tensor) -> torch.Tensor:
+        """(..., in) -> (..., in, K): exp(-((u - c_j) / h)^2)."""
         return torch.exp(-(((u.unsqueeze(-1) - self.centres) / self.h) ** 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_features, f"FastKANLayer({self.in_features} -> {self.out_features})")
+        if self.memory == "lean":
+            return self.lean_forward(x)
         out = F.linear(self.basis(x).flatten(-2), self.spline_weight)
         if self.base is not None:
             out = out + self.base(F.silu(x))
         return out
 
+    def lean_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The same output, keeping x instead of the basis (the base branch's silu(x) is a feature too)."""
+        terms = [(lambda u, p: self.rbf(normalize(u, self.layernorm, p)).flatten(-2), self.spline_weight)]
+        if self.base is not None:
+            terms.append((lambda u, p: F.silu(u), self.base.weight))
+        bias = self.base.bias if self.base is not None else None
+        return lean_linear(x, terms, norm_params(self.layernorm), bias)
+
     def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}, K={self.num_basis}, h={self.h:.4g}"
 
 
-def build(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options) -> LayerStack:
+def build(
+    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, memory: str = "default", **options
+) -> LayerStack:
     """A FastKAN with G + k centres per input."""
     widths = check_widths(widths)
-    return LayerStack([FastKANLayer(i, o, grid_size, spline_order, **options) for i, o in edges(widths)])
+    stack = LayerStack([FastKANLayer(i, o, grid_size, spline_order, **options) for i, o in edges(widths)])
+    return set_memory(stack, memory)
 
 
 def param_count(

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import LayerStack, check_grid, check_input, check_widths, edges
+from .lean import lean_linear, set_memory
 
 
 def resolve_num_basis(grid_size: int, spline_order: int, frequencies: int | None) -> int:
@@ -43,6 +44,7 @@ class FourierKANLayer(nn.Module):
     """out = W vec([cos(k x_i)]_k, [sin(k x_i)]_k) + bias; K_c = ceil(n / 2) cosines, K_s = floor(n / 2) sines."""
 
     freqs: torch.Tensor  # a buffer (register_buffer), declared for the type checker
+    memory = "default"  # "lean": implementations.lean (set by build)
 
     def __init__(
         self, in_features: int, out_features: int, num_basis: int, use_bias: bool = True, smooth_init: bool = False
@@ -65,6 +67,8 @@ class FourierKANLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_features, f"FourierKANLayer({self.in_features} -> {self.out_features})")
+        if self.memory == "lean":  # keep x instead of the basis (implementations.lean)
+            return lean_linear(x, [(lambda u, p: self.basis(u).flatten(-2), self.coef.flatten(1))], bias=self.bias)
         return F.linear(self.basis(x).flatten(-2), self.coef.flatten(1), self.bias)
 
     def extra_repr(self) -> str:
@@ -79,11 +83,12 @@ def build(
     frequencies: int | None = None,
     use_bias: bool = True,
     smooth_init: bool = False,
+    memory: str = "default",
 ) -> LayerStack:
     """A FourierKAN with G + k cos/sin bases per edge, or 2 * frequencies of them."""
     widths = check_widths(widths)
     n = resolve_num_basis(grid_size, spline_order, frequencies)
-    return LayerStack([FourierKANLayer(i, o, n, use_bias, smooth_init) for i, o in edges(widths)])
+    return set_memory(LayerStack([FourierKANLayer(i, o, n, use_bias, smooth_init) for i, o in edges(widths)]), memory)
 
 
 def param_count(
@@ -93,6 +98,7 @@ def param_count(
     frequencies: int | None = None,
     use_bias: bool = True,
     smooth_init: bool = False,
+    memory: str = "default",
 ) -> int:
     """Trainable parameters: in * out * n coefficients and out biases per layer."""
     n = resolve_num_basis(grid_size, spline_order, frequencies)
@@ -107,6 +113,7 @@ def flop_breakdown(
     frequencies: int | None = None,
     use_bias: bool = True,
     smooth_init: bool = False,
+    memory: str = "default",
 ) -> dict[str, int]:
     """Forward FLOPs: the matmul exactly; k x, cos and sin (one op per basis and the product) as an estimate."""
     n = resolve_num_basis(grid_size, spline_order, frequencies)

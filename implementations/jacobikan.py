@@ -78,11 +78,12 @@ def build(
     a: float = 1.0,
     b: float = 1.0,
     hidden_layernorm: bool = False,
+    memory: str = "default",
 ) -> LayerStack:
     """A JacobiKAN with G + k polynomials P^(a,b) per edge (degree G + k - 1), or of the given degree."""
     widths = check_widths(widths)
     D = resolve_degree(grid_size, spline_order, degree)
-    return polynomial_stack(JacobiKANLayer, widths, D, hidden_layernorm, a=a, b=b)
+    return polynomial_stack(JacobiKANLayer, widths, D, hidden_layernorm, memory, a=a, b=b)
 
 
 def param_count(
@@ -93,6 +94,7 @@ def param_count(
     a: float = 1.0,
     b: float = 1.0,
     hidden_layernorm: bool = False,
+    memory: str = "default",
 ) -> int:
     """Trainable parameters: in * out * (D + 1) per layer (+ 2 * in per normalized layer); a and b are fixed."""
     check_ab(a, b)
@@ -108,6 +110,7 @@ def flop_breakdown(
     a: float = 1.0,
     b: float = 1.0,
     hidden_layernorm: bool = False,
+    memory: str = "default",
 ) -> dict[str, int]:
     """Forward FLOPs: the matmul exactly; tanh and the recurrence (5 ops per degree) as an estimate."""
     check_ab(a, b)

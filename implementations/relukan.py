@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import LayerStack, check_grid, check_input, check_widths, edges
+from .lean import lean_linear, set_memory
 
 
 def check_range(grid_range: object) -> tuple[float, float]:
@@ -71,18 +72,28 @@ class ReLUKANLayer(nn.Module):
         nn.init.uniform_(self.spline_weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
+    memory = "default"  # "lean": implementations.lean (set by build)
+
     def basis(self, x: torch.Tensor) -> torch.Tensor:
         """(..., in) -> (..., in, G + k) bump values."""
-        x = x.unsqueeze(-1)
-        return (self.r * F.relu(self.ends - x) * F.relu(x - self.starts)) ** 2
+        return bumps(x, self.starts, self.ends, self.r)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_features, f"ReLUKANLayer({self.in_features} -> {self.out_features})")
+        if self.memory == "lean":  # keep x instead of the basis (implementations.lean)
+            basis = lambda u, p: bumps(u, p[0], p[1], self.r).flatten(-2)  # noqa: E731
+            return lean_linear(x, [(basis, self.spline_weight)], (self.starts, self.ends), self.bias)
         return F.linear(self.basis(x).flatten(-2), self.spline_weight, self.bias)
 
     def extra_repr(self) -> str:
         trainable = self.starts.requires_grad
         return f"{self.in_features} -> {self.out_features}, K={self.num_basis}, trainable_grid={trainable}"
+
+
+def bumps(x: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, r: float) -> torch.Tensor:
+    """(..., in) -> (..., in, G + k): [r ReLU(e - x) ReLU(x - s)]^2 for starts s and ends e (in, G + k)."""
+    x = x.unsqueeze(-1)
+    return (r * F.relu(ends - x) * F.relu(x - starts)) ** 2
 
 
 def build(
@@ -91,12 +102,14 @@ def build(
     spline_order: int = 3,
     grid_range: tuple[float, float] = (0.0, 1.0),
     trainable_grid: bool = True,
+    memory: str = "default",
 ) -> LayerStack:
     """A ReLU-KAN with G + k bumps per edge."""
     widths = check_widths(widths)
-    return LayerStack(
+    stack = LayerStack(
         [ReLUKANLayer(i, o, grid_size, spline_order, grid_range, trainable_grid) for i, o in edges(widths)]
     )
+    return set_memory(stack, memory)
 
 
 def param_count(
@@ -105,6 +118,7 @@ def param_count(
     spline_order: int = 3,
     grid_range: tuple[float, float] = (0.0, 1.0),
     trainable_grid: bool = True,
+    memory: str = "default",
 ) -> int:
     """Trainable parameters: in * K * out weights, out biases, and 2 * in * K grid ends when trainable."""
     check_grid(grid_size, spline_order)
@@ -120,6 +134,7 @@ def flop_breakdown(
     batch: int,
     grid_range: tuple[float, float] = (0.0, 1.0),
     trainable_grid: bool = True,
+    memory: str = "default",
 ) -> dict[str, int]:
     """Forward FLOPs: the matmul exactly; two subtractions, two ReLUs, two products and the square per bump."""
     check_grid(grid_size, spline_order)

@@ -10,6 +10,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .common import LayerStack, check_grid, check_input, check_widths, edges
+from .lean import lean_linear, norm_params, normalize, set_memory
 
 
 class RSWAFBasis(torch.autograd.Function):
@@ -68,6 +69,8 @@ class RSWAFKANLayer(nn.Module):
         self.spline_weight = nn.Parameter(torch.empty(out_features, in_features * self.num_basis))
         nn.init.xavier_uniform_(self.spline_weight)
 
+    memory = "default"  # "lean": implementations.lean (set by build)
+
     def basis(self, x: torch.Tensor) -> torch.Tensor:
         """(..., in) -> (..., in, K) RSWAF values of the normalized input."""
         u = self.layernorm(x) if self.layernorm is not None else x
@@ -75,16 +78,23 @@ class RSWAFKANLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_features, f"RSWAFKANLayer({self.in_features} -> {self.out_features})")
+        if self.memory == "lean":  # keep x instead of the basis (implementations.lean)
+            basis = lambda u, p: rswaf_basis(normalize(u, self.layernorm, p[:-2]), p[-2], p[-1]).flatten(-2)  # noqa: E731
+            params = (*norm_params(self.layernorm), self.centres, self.inv_h)
+            return lean_linear(x, [(basis, self.spline_weight)], params)
         return F.linear(self.basis(x).flatten(-2), self.spline_weight)
 
     def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}, K={self.num_basis}"
 
 
-def build(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options) -> LayerStack:
+def build(
+    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, memory: str = "default", **options
+) -> LayerStack:
     """An RSWAF KAN with G + k centres per input."""
     widths = check_widths(widths)
-    return LayerStack([RSWAFKANLayer(i, o, grid_size, spline_order, **options) for i, o in edges(widths)])
+    stack = LayerStack([RSWAFKANLayer(i, o, grid_size, spline_order, **options) for i, o in edges(widths)])
+    return set_memory(stack, memory)
 
 
 def param_count(
