@@ -119,7 +119,7 @@ class _LeanLinear(torch.autograd.Function):
             wanted = [p for p, n in zip(ps, need_p) if n]
             for gw, feat in zip(grad_w, features):
                 if gw is not None:
-                    gw += torch.mm(g.t(), feat.detach())
+                    gw.addmm_(g.t(), feat.detach())
             inputs = ([xb] if need_x else []) + wanted
             differentiable = [(feat, w) for feat, w in zip(features, weights) if feat.requires_grad]
             if not inputs or not differentiable:

@@ -164,6 +164,17 @@ def test_zoo_claims_match_our_cells(tmp_path):
     assert not benchmarking.measured  # batch 100 is not in this run
 
 
+def test_memory_figure_gives_bytes_per_sample(frame):
+    assert figures.bytes_per_sample([256, 1024, 4096], [1000 + 3 * 256, 1000 + 3 * 1024, 1000 + 3 * 4096]) == 3.0
+    assert figures.bytes_per_sample([64, 64], [1.0, 2.0]) is None
+    fig = figures.memory_figure(frame).figure
+    shown = [t for t in fig.data if t.showlegend]
+    assert shown and all(t.name.endswith("/sample") for t in shown)
+    first = shown[0]
+    slope = figures.bytes_per_sample(list(first.x), list(first.y))
+    assert first.name.endswith(f"· {summary.fmt_bytes(slope)}/sample")
+
+
 def test_results_text_is_escaped(run_dir, tmp_path):
     weird = report_synthetic.write_run(tmp_path, impls=("bspline", EVIL, "mlp"), widths=([4, 2],), batches=(8,),
                                        devices=("cpu", EVIL), accuracy=False, profile=False, evil=EVIL)  # fmt: skip

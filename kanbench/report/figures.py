@@ -167,6 +167,14 @@ def _int(v) -> str:
     return "?" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
 
 
+def bytes_per_sample(batches: list[int], peaks: list[float]) -> float | None:
+    """Least-squares slope of peak bytes against batch size, or None with fewer than two batch sizes."""
+    if len(set(batches)) < 2:
+        return None
+    mb, mp = sum(batches) / len(batches), sum(peaks) / len(peaks)
+    return sum((b - mb) * (p - mp) for b, p in zip(batches, peaks)) / sum((b - mb) ** 2 for b in batches)
+
+
 def memory_figure(df: pd.DataFrame) -> Figure:
     """Peak memory above the resident baseline against batch size, phase x device."""
     title = "Peak memory vs batch size"
@@ -185,18 +193,23 @@ def memory_figure(df: pd.DataFrame) -> Figure:
             for impl in ordered_impls(cell["impl"]):
                 s = cell[cell["impl"] == impl].sort_values("batch_size")
                 values = s["peak_mem_bytes"].astype(float)
+                slope = bytes_per_sample(list(s["batch_size"]), list(values))
+                per_sample = f" · {fmt_bytes(slope)}/sample" if slope is not None else ""
                 fig.add_trace(
                     go.Scatter(
                         x=list(s["batch_size"]), y=[max(v, 1.0) for v in values], mode="lines+markers",
-                        name=esc(impl), legendgroup=esc(impl), showlegend=impl not in shown,
+                        name=esc(impl) + per_sample, legendgroup=esc(impl), showlegend=impl not in shown,
                         line=line_style(impl, palette), marker=dict(color=palette[impl]), hoverinfo="text",
-                        text=[f"{esc(impl)} batch {b}: {fmt_bytes(v)}" for b, v in zip(s["batch_size"], values)],
+                        text=[f"{esc(impl)} batch {b}: {fmt_bytes(v)}{per_sample}"
+                              for b, v in zip(s["batch_size"], values)],
                     ),
                     row=i + 1, col=j + 1,
                 )  # fmt: skip
                 shown.add(impl)
     caption = "Held fixed: " + ", ".join(held) + ". Peak allocator bytes during one call, above what was allocated "
-    caption += "before the phase began (0 is drawn as 1 B on the log axis); log axes."
+    caption += "before the phase began (0 is drawn as 1 B on the log axis); log axes. The legend's bytes per sample "
+    caption += "is the least-squares slope of peak memory against batch size (first panel an implementation is in; "
+    caption += "hover for each panel's)."
     return Figure("memory-vs-batch", title, fig, caption)
 
 
