@@ -57,6 +57,22 @@ class PolynomialKANLayer(nn.Module):
         """(..., in) -> (..., in, D + 1): P_0(t) .. P_D(t)."""
         raise NotImplementedError
 
+    def three_term(self) -> tuple[float, float, list[tuple[float, float, float]]]:
+        """(alpha, beta, [(A_n, B_n, C_n), n = 2..D]): P_0 = 1, P_1 = alpha + beta t,
+        P_n = (A_n t + B_n) P_(n-1) - C_n P_(n-2)."""
+        raise NotImplementedError
+
+    def polynomials_and_slopes(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P_d(t), P_d'(t)), each (..., in, D + 1), from the recurrence and its derivative
+        P_n' = A_n P_(n-1) + (A_n t + B_n) P_(n-1)' - C_n P_(n-2)'."""
+        alpha, beta, recurrence = self.three_term()
+        P, S = [torch.ones_like(t), t * beta + alpha], [torch.zeros_like(t), torch.full_like(t, beta)]
+        for A, B, C in recurrence:
+            factor = t * A + B
+            P.append(torch.sub(factor * P[-1], P[-2], alpha=C))
+            S.append(torch.sub(factor * S[-1], S[-2], alpha=C).add_(P[-2], alpha=A))
+        return torch.stack(P[: self.num_basis], dim=-1), torch.stack(S[: self.num_basis], dim=-1)
+
     def basis(self, x: torch.Tensor) -> torch.Tensor:
         """(..., in) -> (..., in, D + 1): the polynomials of tanh of the (normalized) input."""
         u = self.layernorm(x) if self.layernorm is not None else x
@@ -65,7 +81,7 @@ class PolynomialKANLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_features, f"{type(self).__name__}({self.in_features} -> {self.out_features})")
         if self.memory == "lean":  # keep x instead of the basis (implementations.lean)
-            basis = lambda u, p: self.polynomials(torch.tanh(normalize(u, self.layernorm, p))).flatten(-2)  # noqa: E731
+            basis = lambda u, p: _PolynomialBlock.apply(normalize(u, self.layernorm, p), self).flatten(-2)  # noqa: E731
             return lean_linear(x, [(basis, self.coef.flatten(1))], norm_params(self.layernorm))
         return F.linear(self.basis(x).flatten(-2), self.coef.flatten(1))
 
@@ -84,6 +100,29 @@ class ChebyKANLayer(PolynomialKANLayer):
         for _ in range(2, self.num_basis):
             T.append(two_t * T[-1] - T[-2])
         return torch.stack(T[: self.num_basis], dim=-1)
+
+    def three_term(self) -> tuple[float, float, list[tuple[float, float, float]]]:
+        """T_1 = t; A = 2, B = 0, C = 1."""
+        return 0.0, 1.0, [(2.0, 0.0, 1.0)] * (self.num_basis - 2)
+
+
+class _PolynomialBlock(torch.autograd.Function):
+    """P_d(tanh u) of one block of rows of the lean contraction, with its slope computed alongside and kept (a block
+    is small), so the backward is one product: dP/du = P'(t) (1 - t^2)."""
+
+    @staticmethod
+    def forward(ctx, u, layer):
+        t = torch.tanh(u)
+        if not ctx.needs_input_grad[0]:
+            return layer.polynomials(t)
+        values, slopes = layer.polynomials_and_slopes(t)
+        ctx.save_for_backward(slopes.mul_(torch.mul(t, t).neg_().add_(1).unsqueeze(-1)))
+        return values
+
+    @staticmethod
+    def backward(ctx, grad):
+        (slopes,) = ctx.saved_tensors
+        return slopes.mul_(grad).sum(-1), None
 
 
 def polynomial_stack(

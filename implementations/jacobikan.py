@@ -66,6 +66,10 @@ class JacobiKANLayer(PolynomialKANLayer):
             P.append((A * t + B) * P[-1] - C * P[-2])
         return torch.stack(P[: self.num_basis], dim=-1)
 
+    def three_term(self) -> tuple[float, float, list[tuple[float, float, float]]]:
+        """P_1 = ((a - b) + (a + b + 2) t) / 2, then the recurrence above."""
+        return (self.a - self.b) / 2, (self.a + self.b + 2) / 2, self.recurrence
+
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, a={self.a:g}, b={self.b:g}"
 

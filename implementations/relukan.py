@@ -13,6 +13,8 @@ our own code.
   only once a trainable grid has moved.
 - Trainable grid: s and e are per-input parameters (in, G + k), trainable by default as in the original at 79eab7a
   (its train_ab=True; before that commit they were fixed); `trainable_grid=False` fixes them.
+- The bumps are one autograd Function (Bumps) with closed-form gradients that keeps x, s and e for the backward;
+  autograd of the formula kept three tensors of the basis's size.
 - The original contracts the (G + k) x in basis with a Conv2d whose kernel covers it whole, i.e. a full linear map
   plus bias; here F.linear on the flattened basis computes the same function, and the weights are initialised as
   that Conv2d's (uniform, bound 1 / sqrt(in (G + k)), bias too).
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .common import LayerStack, check_grid, check_input, check_widths, edges
 from .lean import lean_linear, set_memory
@@ -92,8 +95,33 @@ class ReLUKANLayer(nn.Module):
 
 def bumps(x: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, r: float) -> torch.Tensor:
     """(..., in) -> (..., in, G + k): [r ReLU(e - x) ReLU(x - s)]^2 for starts s and ends e (in, G + k)."""
-    x = x.unsqueeze(-1)
-    return (r * F.relu(ends - x) * F.relu(x - starts)) ** 2
+    return Bumps.apply(x, starts, ends, r)
+
+
+class Bumps(torch.autograd.Function):
+    """B = r^2 a^2 b^2 with a = ReLU(e - x), b = ReLU(x - s): saves x, s and e (autograd would keep a, b and their
+    product, each of the basis's size) and differentiates in closed form, zero wherever a bump is:
+    dB/dx = 2 r^2 a b (a - b), dB/de = 2 r^2 a b^2, dB/ds = -2 r^2 a^2 b."""
+
+    @staticmethod
+    def forward(ctx, x, starts, ends, r):
+        ctx.r = r
+        ctx.save_for_backward(x, starts, ends)
+        u = x.unsqueeze(-1)
+        return torch.sub(ends, u).relu_().mul_(torch.sub(u, starts).relu_()).square_().mul_(r * r)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, starts, ends = ctx.saved_tensors
+        u = x.unsqueeze(-1)
+        a, b = torch.sub(ends, u).relu_(), torch.sub(u, starts).relu_()
+        gab = a.mul(b).mul_(grad).mul_(2 * ctx.r * ctx.r)  # dL/dB 2 r^2 a b
+        rows = tuple(range(gab.dim() - 2))  # every dimension but (in, G + k): the parameters' gradients sum them
+        grad_x = torch.sub(a, b).mul_(gab).sum(-1) if ctx.needs_input_grad[0] else None
+        grad_ends = torch.mul(gab, b).sum(rows) if ctx.needs_input_grad[2] else None
+        grad_starts = gab.mul_(a).sum(rows).neg_() if ctx.needs_input_grad[1] else None
+        return grad_x, grad_starts, grad_ends, None
 
 
 def build(

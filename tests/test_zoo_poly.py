@@ -16,6 +16,7 @@ import torch
 from scipy import special
 
 import implementations
+from implementations import relukan
 from implementations.chebykan import ChebyKANLayer
 from implementations.fourierkan import FourierKANLayer
 from implementations.jacobikan import JacobiKANLayer
@@ -175,6 +176,42 @@ def test_relu_basis_matches_the_formula(G, k):
     torch.testing.assert_close(layer.ends.detach()[0], torch.arange(-k, G) / G + (k + 1) / G)
     # the grid is held in float32 (0.1 is not exact): a bump of slope <= 8 moves by up to 1e-6
     np.testing.assert_allclose(basis_of(layer, x), relu_bumps(x, G, k), rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [ChebyKANLayer(3, 2, 6), JacobiKANLayer(3, 2, 5, a=0.5, b=2.0), ChebyKANLayer(3, 2, 0), JacobiKANLayer(3, 2, 1)],
+    ids=["cheby", "jacobi", "cheby-0", "jacobi-1"],
+)
+def test_polynomials_and_slopes_are_the_polynomials_and_their_derivatives(layer):
+    """The fused recurrence (the lean mode's) against polynomials() and autograd's derivative of it."""
+    t = torch.linspace(-0.99, 0.99, 41, dtype=torch.float64).reshape(-1, 1).expand(41, 3).clone().requires_grad_()
+    values, slopes = layer.polynomials_and_slopes(t)
+    expected = layer.polynomials(t)
+    torch.testing.assert_close(values, expected, rtol=1e-12, atol=1e-12)
+    for d in range(layer.num_basis):
+        if not expected.requires_grad:  # degree 0: the constant alone
+            assert not slopes.any()
+            continue
+        (grad,) = torch.autograd.grad(expected[..., d].sum(), t, retain_graph=True, materialize_grads=True)
+        torch.testing.assert_close(slopes[..., d], grad, rtol=1e-10, atol=1e-10)
+
+
+def test_relu_bumps_backward_is_autograd_s_of_the_formula():
+    """The closed-form gradients (x, starts, ends) against autograd of [r ReLU(e - x) ReLU(x - s)]^2, gradcheck,
+    and only x, s and e kept for the backward."""
+    torch.manual_seed(0)
+    x = (torch.rand(6, 3, 4, dtype=torch.float64) * 1.6 - 0.3).requires_grad_()
+    s = (torch.rand(4, 5, dtype=torch.float64) * 0.5).requires_grad_()
+    e = (s.detach() + 0.4 + torch.rand(4, 5, dtype=torch.float64) * 0.3).requires_grad_()
+    got = relukan.bumps(x, s, e, 3.0)
+    assert [tuple(t.shape) for t in got.grad_fn.saved_tensors] == [(6, 3, 4), (4, 5), (4, 5)]
+    expected = (3.0 * torch.relu(e - x.unsqueeze(-1)) * torch.relu(x.unsqueeze(-1) - s)) ** 2
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-14)
+    g = torch.randn_like(got)
+    for mine, theirs in zip(torch.autograd.grad(got, (x, s, e), g), torch.autograd.grad(expected, (x, s, e), g)):
+        torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x, s, e: relukan.bumps(x, s, e, 3.0), (x, s, e))
 
 
 def test_relu_bumps_peak_at_one_and_cover_zero_one_k_plus_one_deep():
