@@ -16,7 +16,7 @@ import importlib.metadata
 
 from .adapter import Adapter, Info, LazyFunction
 
-__all__ = ["ENTRY_POINT_GROUP", "BUILTIN", "Adapter", "Info", "LazyFunction", "names", "info", "get"]
+__all__ = ["ENTRY_POINT_GROUP", "BUILTIN", "LEAN", "Adapter", "Info", "LazyFunction", "names", "info", "get"]
 
 ENTRY_POINT_GROUP = "kanbench.implementations"
 PYKAN_HINT = "pip install 'kanbench[pykan]'"
