@@ -76,13 +76,20 @@ def horner(z: torch.Tensor, coefs: torch.Tensor) -> torch.Tensor:
     return p
 
 
+SMALL = 1 << 15  # elements: below, power_sums takes one cumprod (fewer calls); above, the multiplies (4x faster)
+
+
 def power_sums(weight: torch.Tensor, z: torch.Tensor, first: int, count: int, per_channel: bool) -> torch.Tensor:
     """(count, C or 1): the sums over rows of weight z^k for k = first .. first + count - 1, over every channel too
-    unless per_channel. The count products go into one tensor, summed at once (two dispatches fewer per power)."""
-    terms = weight.new_empty((count, *weight.shape))
-    torch.mul(weight, z, out=terms[0]) if first else terms[0].copy_(weight)
-    for k in range(1, count):
-        torch.mul(terms[k - 1], z, out=terms[k])
+    unless per_channel. The count products go into one tensor, summed at once."""
+    if weight.numel() <= SMALL:  # per-call overhead dominates: weight z^k for every k from one cumulative product
+        start = weight * z if first else weight
+        terms = torch.cat([start.unsqueeze(0), z.expand(count - 1, *z.shape)]).cumprod(0)
+    else:
+        terms = weight.new_empty((count, *weight.shape))
+        torch.mul(weight, z, out=terms[0]) if first else terms[0].copy_(weight)
+        for k in range(1, count):
+            torch.mul(terms[k - 1], z, out=terms[k])
     return terms.sum(1) if per_channel else terms.sum((1, 2)).unsqueeze(-1)
 
 

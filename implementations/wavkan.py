@@ -73,7 +73,8 @@ def output_chunks(x: torch.Tensor, out_features: int) -> list[slice]:
     output): a block stays in the CPU's cache through the dozen passes over it; on a GPU a block is a launch."""
     n, i = x.shape
     target = CHUNK_ELEMENTS if x.device.type == "cpu" else CHUNK_ELEMENTS_GPU
-    step = max(1, target // max(1, n * i))
+    count = max(1, min(out_features, round(out_features * n * i / target)))  # blocks up to 1.5x the target: no
+    step = -(-out_features // count)  # sliver of a last block, whose calls would cost as much as a whole one
     return [slice(k, min(out_features, k + step)) for k in range(0, out_features, step)]
 
 

@@ -180,6 +180,20 @@ def test_rational_backward_is_autograd_s_of_the_formula(form, degrees, shared):
     assert torch.autograd.gradcheck(lambda x, a, b: grkan.rational(x, a, b, form, group_of), (x, a, b))
 
 
+@pytest.mark.parametrize(("first", "count", "per_channel"), [(0, 6, False), (1, 4, True), (0, 1, True)])
+def test_power_sums_small_and_large_paths_agree(first, count, per_channel, monkeypatch):
+    """The cumulative-product path (small inputs) and the multiply path (large ones) give the same sums."""
+    torch.manual_seed(0)
+    w, z = torch.randn(9, 7, dtype=torch.float64), torch.randn(9, 7, dtype=torch.float64)
+    small = grkan.power_sums(w, z, first, count, per_channel)
+    monkeypatch.setattr(grkan, "SMALL", 0)
+    large = grkan.power_sums(w, z, first, count, per_channel)
+    expected = torch.stack([(w * z ** (first + k)).sum(0) for k in range(count)])
+    expected = expected if per_channel else expected.sum(1, keepdim=True)
+    torch.testing.assert_close(small, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(large, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_the_two_denominators_differ_where_kat_s_do():
     """ "terms" (KAT's CUDA/Triton kernels) and "sum" (the paper, fit.py) agree when every b_j x^j >= 0 only."""
     a, b = np.array([0.1, 1, 0.5, 0.2, 0.1, 0.05]), np.array([-0.3, 0.2, 0.1, 0.05])
