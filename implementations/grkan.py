@@ -76,21 +76,49 @@ def horner(z: torch.Tensor, coefs: torch.Tensor) -> torch.Tensor:
     return p
 
 
-SMALL = 1 << 15  # elements: below, power_sums takes one cumprod (fewer calls); above, the multiplies (4x faster)
+SMALL = 1 << 15  # elements of x: below, the powers are stacked once and kept (few calls: per-call overhead rules)
 
 
 def power_sums(weight: torch.Tensor, z: torch.Tensor, first: int, count: int, per_channel: bool) -> torch.Tensor:
     """(count, C or 1): the sums over rows of weight z^k for k = first .. first + count - 1, over every channel too
     unless per_channel. The count products go into one tensor, summed at once."""
-    if weight.numel() <= SMALL:  # per-call overhead dominates: weight z^k for every k from one cumulative product
-        start = weight * z if first else weight
-        terms = torch.cat([start.unsqueeze(0), z.expand(count - 1, *z.shape)]).cumprod(0)
-    else:
-        terms = weight.new_empty((count, *weight.shape))
-        torch.mul(weight, z, out=terms[0]) if first else terms[0].copy_(weight)
-        for k in range(1, count):
-            torch.mul(terms[k - 1], z, out=terms[k])
+    terms = weight.new_empty((count, *weight.shape))
+    torch.mul(weight, z, out=terms[0]) if first else terms[0].copy_(weight)
+    for k in range(1, count):
+        torch.mul(terms[k - 1], z, out=terms[k])
     return terms.sum(1) if per_channel else terms.sum((1, 2)).unsqueeze(-1)
+
+
+class Powers:
+    """z^0 .. z^top of an input z (R, C): stacked once (rows, for small inputs, where every call costs more than its
+    arithmetic) or evaluated on demand by Horner's rule and running products (rows None: no extra memory)."""
+
+    def __init__(self, z: torch.Tensor, rows: torch.Tensor | None) -> None:
+        self.z, self.rows = z, rows
+
+    @staticmethod
+    def stack(z: torch.Tensor, top: int) -> torch.Tensor:
+        """(top + 1, R, C): z^0 .. z^top, each power the previous one times z."""
+        rows = z.new_empty((top + 1, *z.shape))
+        powers = rows.unbind(0)
+        powers[0].fill_(1)
+        for k in range(1, top + 1):
+            torch.mul(powers[k - 1], z, out=powers[k])
+        return rows
+
+    def poly(self, coefs: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """sum_k coefs[k] z^(first + k) in a new tensor, for coefs (K, C or 1) and first 0 or 1."""
+        if self.rows is None:
+            p = horner(self.z, coefs)
+            return p.mul_(self.z) if first else p
+        return (self.rows[first : first + coefs.shape[0]] * coefs.unsqueeze(1)).sum(0)
+
+    def sums(self, weight: torch.Tensor, first: int, count: int, per_channel: bool) -> torch.Tensor:
+        """power_sums(weight, z, first, count, per_channel)."""
+        if self.rows is None:
+            return power_sums(weight, self.z, first, count, per_channel)
+        terms = self.rows[first : first + count] * weight
+        return terms.sum(1) if per_channel else terms.sum((1, 2)).unsqueeze(-1)
 
 
 def slope_coefs(coefs: torch.Tensor) -> torch.Tensor:
@@ -112,53 +140,56 @@ def per_group(grad: torch.Tensor, like: torch.Tensor, group_of: torch.Tensor | N
 
 
 class Rational(torch.autograd.Function):
-    """P(x) / Q(x) for x (R, C): saves x, the coefficients, Q and the output, and computes the gradients from the
-    formulas, where autograd would keep every Horner step and take about twice as long (measured in
-    docs/methodology.md)."""
+    """P(x) / Q(x) for x (R, C): saves x, the coefficients, Q and the output (and, for a small x, its stacked powers)
+    and computes the gradients from the formulas, where autograd would keep every Horner step."""
 
     @staticmethod
     def forward(ctx, x, a, b, group_of, denominator):
         ctx.denominator, ctx.group_of = denominator, group_of
         a, b = a.T, b.T  # coefficient-major: row k holds every group's coefficient of z^k
         ac, bc = per_channel(a, group_of), per_channel(b, group_of)
-        p = horner(x, ac)
-        if b.shape[0] == 0:
-            ctx.save_for_backward(x, a, b, None, None)
+        m, n, small = a.shape[0] - 1, b.shape[0], x.numel() <= SMALL
+        X = Powers(x, Powers.stack(x, max(m, n)) if small else None)
+        p = X.poly(ac)
+        if n == 0:
+            ctx.save_for_backward(x, a, b, None, None, X.rows, None)
             return p
-        z, c = (x.abs(), bc.abs()) if denominator == "terms" else (x, bc)
-        t = horner(z, c).mul_(z)  # T(z) = sum_j c_j z^j, j = 1..n: >= 0 in the terms form
-        q = (t if denominator == "terms" else t.abs_()).add_(1)
+        terms = denominator == "terms"
+        z, c = (x.abs(), bc.abs()) if terms else (x, bc)
+        Z = Powers(z, Powers.stack(z, n) if small and terms else X.rows)
+        t = Z.poly(c, first=1)  # T(z) = sum_j c_j z^j, j = 1..n: >= 0 in the terms form
+        q = (t if terms else t.abs_()).add_(1)
         out = p.div_(q)
-        ctx.save_for_backward(x, a, b, q, out)
+        ctx.save_for_backward(x, a, b, q, out, X.rows, Z.rows if terms else None)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        x, a, b, q, out = ctx.saved_tensors
+        x, a, b, q, out, x_rows, z_rows = ctx.saved_tensors
         group_of, (need_x, need_a, need_b) = ctx.group_of, ctx.needs_input_grad[:3]
         n = b.shape[0]  # a and b were saved coefficient-major
-        ac = per_channel(a, group_of)
+        ac, X = per_channel(a, group_of), Powers(x, x_rows)
         u = grad if n == 0 else grad / q  # dL/dP
-        grad_a = per_group(power_sums(u, x, 0, a.shape[0], ac.shape[1] > 1), a, group_of) if need_a else None
-        grad_x = horner(x, slope_coefs(ac[1:])).mul_(u) if need_x else None  # P'(x) dL/dP; the Q part follows
-        grad_a = None if grad_a is None else grad_a.T
+        grad_a = per_group(X.sums(u, 0, a.shape[0], ac.shape[1] > 1), a, group_of).T if need_a else None
+        grad_x = X.poly(slope_coefs(ac[1:])).mul_(u) if need_x else None  # P'(x) dL/dP; the Q part follows
         if n == 0 or not (need_x or need_b):
             return grad_x, grad_a, None, None, None
         terms = ctx.denominator == "terms"
         bc = per_channel(b, group_of)
         z, c = (x.abs(), bc.abs()) if terms else (x, bc)
+        Z = Powers(z, z_rows) if terms else X
         w = u.mul_(out)  # -dL/dQ = g P / Q^2 (u is not needed any more)
         if not terms:  # Q = 1 + |T(x)|: dQ/dx = sign(T) T'(x); dQ/db_j = sign(T) x^j
-            w.mul_(horner(z, c).mul_(z).sign_())
+            w.mul_(Z.poly(c, first=1).sign_())
         grad_b = None
         if need_b:  # terms: dQ/db_j = sign(b_j) z^j
-            grad_b = power_sums(w, z, 1, n, True).neg_()
-            grad_b = per_group(grad_b.mul_(bc.sign()) if terms else grad_b, b, group_of)
+            grad_b = Z.sums(w, 1, n, True).neg_()
+            grad_b = per_group(grad_b.mul_(bc.sign()) if terms else grad_b, b, group_of).T
         if need_x:  # terms: dQ/dx = T'(z) sign(x)
-            dq = horner(z, slope_coefs(c)).mul_(w)
+            dq = Z.poly(slope_coefs(c)).mul_(w)
             grad_x.sub_(dq.mul_(x.sign()) if terms else dq)
-        return grad_x, grad_a, None if grad_b is None else grad_b.T, None, None
+        return grad_x, grad_a, grad_b, None, None
 
 
 class GroupRational(nn.Module):

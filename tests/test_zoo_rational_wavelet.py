@@ -161,9 +161,11 @@ def plain_rational(x, a, b, form):
 @pytest.mark.parametrize("form", grkan.DENOMINATORS)
 @pytest.mark.parametrize("degrees", [(5, 4), (1, 2), (3, 0)])
 @pytest.mark.parametrize("shared", [True, False])
-def test_rational_backward_is_autograd_s_of_the_formula(form, degrees, shared):
+@pytest.mark.parametrize("stacked", [True, False], ids=["stacked-powers", "horner"])
+def test_rational_backward_is_autograd_s_of_the_formula(form, degrees, shared, stacked, monkeypatch):
     """The hand-written gradients (x, and the coefficients through the channel -> group map) against autograd
-    differentiating the formula, and gradcheck on the Function itself."""
+    differentiating the formula, and gradcheck on the Function itself; both ways of evaluating the powers."""
+    monkeypatch.setattr(grkan, "SMALL", 1 << 30 if stacked else 0)
     torch.manual_seed(0)
     (m, n), groups = degrees, 3
     group_of = torch.tensor([0, 0, 1, 1, 2, 2, 2])
@@ -181,17 +183,16 @@ def test_rational_backward_is_autograd_s_of_the_formula(form, degrees, shared):
 
 
 @pytest.mark.parametrize(("first", "count", "per_channel"), [(0, 6, False), (1, 4, True), (0, 1, True)])
-def test_power_sums_small_and_large_paths_agree(first, count, per_channel, monkeypatch):
-    """The cumulative-product path (small inputs) and the multiply path (large ones) give the same sums."""
+def test_power_sums_stacked_and_running_agree(first, count, per_channel):
+    """The stacked powers (small inputs) and the running products (large ones) give the same sums."""
     torch.manual_seed(0)
     w, z = torch.randn(9, 7, dtype=torch.float64), torch.randn(9, 7, dtype=torch.float64)
-    small = grkan.power_sums(w, z, first, count, per_channel)
-    monkeypatch.setattr(grkan, "SMALL", 0)
-    large = grkan.power_sums(w, z, first, count, per_channel)
     expected = torch.stack([(w * z ** (first + k)).sum(0) for k in range(count)])
     expected = expected if per_channel else expected.sum(1, keepdim=True)
-    torch.testing.assert_close(small, expected, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(large, expected, rtol=1e-12, atol=1e-12)
+    stacked = grkan.Powers(z, grkan.Powers.stack(z, first + count)).sums(w, first, count, per_channel)
+    running = grkan.Powers(z, None).sums(w, first, count, per_channel)
+    torch.testing.assert_close(stacked, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(running, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_the_two_denominators_differ_where_kat_s_do():
