@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import LayerStack, check_grid, check_input, check_widths, edges
-from .lean import lean_linear, norm_params, normalize, set_memory
+from .lean import Features, lean_linear, norm_params, normalize, set_memory
 
 
 class FastKANLayer(nn.Module):
@@ -62,7 +62,9 @@ class FastKANLayer(nn.Module):
 
     def lean_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The same output, keeping x instead of the basis (the base branch's silu(x) is a feature too)."""
-        terms = [(lambda u, p: self.rbf(normalize(u, self.layernorm, p)).flatten(-2), self.spline_weight)]
+        terms: list[tuple[Features, torch.Tensor]] = [
+            (lambda u, p: self.rbf(normalize(u, self.layernorm, p)).flatten(-2), self.spline_weight)
+        ]
         if self.base is not None:
             terms.append((lambda u, p: F.silu(u), self.base.weight))
         bias = self.base.bias if self.base is not None else None

@@ -186,7 +186,7 @@ class Rational(torch.autograd.Function):
         if need_b:  # terms: dQ/db_j = sign(b_j) z^j
             grad_b = Z.sums(w, 1, n, True).neg_()
             grad_b = per_group(grad_b.mul_(bc.sign()) if terms else grad_b, b, group_of).T
-        if need_x:  # terms: dQ/dx = T'(z) sign(x)
+        if grad_x is not None:  # terms: dQ/dx = T'(z) sign(x)
             dq = Z.poly(slope_coefs(c)).mul_(w)
             grad_x.sub_(dq.mul_(x.sign()) if terms else dq)
         return grad_x, grad_a, grad_b, None, None

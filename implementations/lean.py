@@ -107,7 +107,7 @@ class _LeanLinear(torch.autograd.Function):
         weights, params = tensors[: ctx.count], tensors[ctx.count :]
         need = ctx.needs_input_grad
         need_x, need_w, need_p = need[0], need[3 : 3 + ctx.count], need[3 + ctx.count :]
-        grad_x = torch.empty_like(x) if need_x else None
+        grad_x = torch.zeros_like(x) if need_x else None  # blocks whose features do not depend on x stay 0
         grad_w = [torch.zeros_like(w) if n else None for w, n in zip(weights, need_w)]
         grad_p = [torch.zeros_like(p) if n else None for p, n in zip(params, need_p)]
         for rows in row_blocks(x, sum(w.shape[1] for w in weights)):
@@ -123,16 +123,16 @@ class _LeanLinear(torch.autograd.Function):
             inputs = ([xb] if need_x else []) + wanted
             differentiable = [(feat, w) for feat, w in zip(features, weights) if feat.requires_grad]
             if not inputs or not differentiable:
-                if need_x:
-                    grad_x[rows] = 0
                 continue
-            found = torch.autograd.grad(
-                [feat for feat, _ in differentiable], inputs, [g @ w for _, w in differentiable], allow_unused=True
+            found = list(
+                torch.autograd.grad(
+                    [feat for feat, _ in differentiable], inputs, [g @ w for _, w in differentiable], allow_unused=True
+                )
             )
-            found = list(found)
-            if need_x:
+            if grad_x is not None:
                 gx = found.pop(0)
-                grad_x[rows] = 0 if gx is None else gx
+                if gx is not None:
+                    grad_x[rows] = gx
             for gp, value in zip([gp for gp in grad_p if gp is not None], found):
                 if value is not None:
                     gp.add_(value)

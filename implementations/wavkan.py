@@ -112,8 +112,13 @@ class WaveletEdges(torch.autograd.Function):
             grad_x.add_(h.sum(0))
             torch.sum(h, 1, out=grad_translation[block])
             torch.sum(h.mul_(u), 1, out=grad_scale[block])
-        grad_x = grad_x if ctx.needs_input_grad[0] else None
-        return grad_x, grad_weight, grad_translation.neg_(), grad_scale.neg_(), None
+        return (
+            grad_x if ctx.needs_input_grad[0] else None,
+            grad_weight,
+            grad_translation.neg_(),
+            grad_scale.neg_(),
+            None,
+        )
 
 
 class WavKANLayer(nn.Module):
