@@ -118,8 +118,8 @@ class _LeanLinear(torch.autograd.Function):
                 features = [f(xb, ps) for f in ctx.functions]
             wanted = [p for p, n in zip(ps, need_p) if n]
             for gw, feat in zip(grad_w, features):
-                if gw is not None:
-                    gw.addmm_(g.t(), feat.detach())
+                if gw is not None:  # in place, as addmm (not addmm_) so that FLOP counters see it
+                    torch.addmm(gw, g.t(), feat.detach(), out=gw)
             inputs = ([xb] if need_x else []) + wanted
             differentiable = [(feat, w) for feat, w in zip(features, weights) if feat.requires_grad]
             if not inputs or not differentiable:

@@ -135,3 +135,19 @@ def test_lean_variants_are_registered():
         variant = implementations.get(f"{name}-lean")
         assert variant.options.get("memory") == "lean"
         assert implementations.info(f"{name}-lean").family == implementations.info(name).family
+
+
+@pytest.mark.parametrize("name", implementations.LEAN)
+def test_flop_counters_see_the_same_backward_matmuls(name):
+    """The blocks' products are plain mm / addmm, so FlopCounterMode counts the backward as in the default mode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counted = {}
+    for mode in ("default", "lean"):
+        torch.manual_seed(0)
+        model = implementations.get(name).build([16, 16], 5, 3, memory=mode)
+        y = model(torch.rand(8, 16) * 2 - 1)
+        with FlopCounterMode(display=False) as counter:
+            y.backward(torch.randn_like(y))
+        counted[mode] = counter.get_total_flops()
+    assert counted["lean"] == counted["default"] > 0
