@@ -54,8 +54,12 @@ class PolynomialKANLayer(nn.Module):
     memory = "default"  # "lean": implementations.lean (set by build)
 
     def polynomials(self, t: torch.Tensor) -> torch.Tensor:
-        """(..., in) -> (..., in, D + 1): P_0(t) .. P_D(t)."""
-        raise NotImplementedError
+        """(..., in) -> (..., in, D + 1): P_0(t) .. P_D(t) by the three-term recurrence."""
+        alpha, beta, recurrence = self.three_term()
+        P = [torch.ones_like(t), t * beta + alpha]
+        for A, B, C in recurrence:
+            P.append((t * A + B) * P[-1] - C * P[-2])
+        return torch.stack(P[: self.num_basis], dim=-1)
 
     def three_term(self) -> tuple[float, float, list[tuple[float, float, float]]]:
         """(alpha, beta, [(A_n, B_n, C_n), n = 2..D]): P_0 = 1, P_1 = alpha + beta t,

@@ -79,13 +79,20 @@ def horner(z: torch.Tensor, coefs: torch.Tensor) -> torch.Tensor:
 SMALL = 1 << 15  # elements of x: below, the powers are stacked once and kept (few calls: per-call overhead rules)
 
 
+def running_products(start: torch.Tensor, z: torch.Tensor, count: int) -> torch.Tensor:
+    """(count, R, C): start, start z, start z^2, .. in one tensor."""
+    rows = z.new_empty((count, *z.shape))
+    products = rows.unbind(0)
+    products[0].copy_(start)
+    for k in range(1, count):
+        torch.mul(products[k - 1], z, out=products[k])
+    return rows
+
+
 def power_sums(weight: torch.Tensor, z: torch.Tensor, first: int, count: int, per_channel: bool) -> torch.Tensor:
     """(count, C or 1): the sums over rows of weight z^k for k = first .. first + count - 1, over every channel too
     unless per_channel. The count products go into one tensor, summed at once."""
-    terms = weight.new_empty((count, *weight.shape))
-    torch.mul(weight, z, out=terms[0]) if first else terms[0].copy_(weight)
-    for k in range(1, count):
-        torch.mul(terms[k - 1], z, out=terms[k])
+    terms = running_products(weight * z if first else weight, z, count)
     return terms.sum(1) if per_channel else terms.sum((1, 2)).unsqueeze(-1)
 
 
@@ -99,12 +106,7 @@ class Powers:
     @staticmethod
     def stack(z: torch.Tensor, top: int) -> torch.Tensor:
         """(top + 1, R, C): z^0 .. z^top, each power the previous one times z."""
-        rows = z.new_empty((top + 1, *z.shape))
-        powers = rows.unbind(0)
-        powers[0].fill_(1)
-        for k in range(1, top + 1):
-            torch.mul(powers[k - 1], z, out=powers[k])
-        return rows
+        return running_products(torch.ones((), dtype=z.dtype, device=z.device), z, top + 1)
 
     def poly(self, coefs: torch.Tensor, first: int = 0) -> torch.Tensor:
         """sum_k coefs[k] z^(first + k) in a new tensor, for coefs (K, C or 1) and first 0 or 1."""

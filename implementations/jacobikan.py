@@ -19,8 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
-
 from .chebykan import PolynomialKANLayer, polynomial_flops, polynomial_param_count, polynomial_stack, resolve_degree
 from .common import LayerStack, check_widths
 
@@ -58,13 +56,6 @@ class JacobiKANLayer(PolynomialKANLayer):
         B = (s - 1) * (a * a - b * b) / (2 * n * (n + a + b) * (s - 2))
         C = (n + a - 1) * (n + b - 1) * s / (n * (n + a + b) * (s - 2))
         return A, B, C
-
-    def polynomials(self, t: torch.Tensor) -> torch.Tensor:
-        """P_0^(a,b)(t) .. P_D^(a,b)(t) by the three-term recurrence."""
-        P = [torch.ones_like(t), ((self.a - self.b) + (self.a + self.b + 2) * t) / 2]
-        for A, B, C in self.recurrence:
-            P.append((A * t + B) * P[-1] - C * P[-2])
-        return torch.stack(P[: self.num_basis], dim=-1)
 
     def three_term(self) -> tuple[float, float, list[tuple[float, float, float]]]:
         """P_1 = ((a - b) + (a + b + 2) t) / 2, then the recurrence above."""
