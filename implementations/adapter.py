@@ -167,12 +167,14 @@ class Adapter:
     def flop_breakdown(
         self, widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, batch: int = 1, **options
     ) -> dict[str, int]:
-        """Forward FLOPs of one call by kind: "matmul" (exact) and "elementwise" (estimate)."""
+        """FLOPs of one call by kind: forward "matmul" (exact) and "elementwise" (estimate), and, where the adapter
+        says, "matmul_backward" (exact, for one backward with the model input not requiring grad)."""
         return _called(self.flop_counter)(widths, grid_size, spline_order, batch, **{**self.options, **options})
 
     def flops(self, widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, batch: int = 1, **options) -> int:
         """Analytic forward FLOP estimate of one call."""
-        return sum(self.flop_breakdown(widths, grid_size, spline_order, batch, **options).values())
+        breakdown = self.flop_breakdown(widths, grid_size, spline_order, batch, **options)
+        return breakdown["matmul"] + breakdown["elementwise"]
 
     def basis_functions(self, model) -> list[tuple[object, str]]:
         """(owner, attribute) of each function outside layer.basis that evaluates the model's basis (see basis_hook)."""

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerStack, check_grid, check_input, check_widths, edges
+from .common import LayerStack, check_grid, check_input, check_widths, backward_matmul, edges
 
 
 def uniform_knots(grid_size: int, spline_order: int, grid_range: tuple[float, float]) -> torch.Tensor:
@@ -99,8 +99,7 @@ def flop_breakdown(widths: Sequence[int], grid_size: int, spline_order: int, bat
     G, k = grid_size, spline_order
     K = G + k
     per_input = 3 * (G + 2 * k) + sum(7 * (G + 2 * k - p) for p in range(1, k + 1)) + 4  # indicators, levels, silu
-    matmul = elementwise = 0
-    for i, o in edges(check_widths(widths)):
-        matmul += 2 * batch * i * o + 2 * batch * i * K * o
-        elementwise += batch * i * per_input + o * i * K + batch * o
-    return {"matmul": matmul, "elementwise": elementwise}
+    layers = edges(check_widths(widths))
+    per_layer = [2 * batch * i * o + 2 * batch * i * K * o for i, o in layers]
+    elementwise = sum(batch * i * per_input + o * i * K + batch * o for i, o in layers)
+    return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}

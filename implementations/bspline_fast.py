@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bspline import BSplineKANLayer, param_count  # noqa: F401 (the same parameters as bspline)
-from .common import LayerStack, check_input, check_widths, edges
+from .common import LayerStack, check_input, check_widths, backward_matmul, edges
 from .lean import lean_linear, set_memory
 
 
@@ -293,14 +293,14 @@ def flop_breakdown(
     """Forward FLOPs: the matmuls exactly; the closed-form bases (or the gathered k + 1 rows) as estimates."""
     k, K = spline_order, grid_size + spline_order
     dense = contraction == "dense"
-    matmul = elementwise = 0
+    per_layer, elementwise = [], 0
     for i, o in edges(check_widths(widths)):
         # embedding_bag is no matmul to FlopCounterMode, so the gathered multiply-adds count as elementwise
         spline = 2 * batch * i * (K if dense else k + 1) * o
-        matmul += 2 * batch * i * o + (spline if dense else 0)
+        per_layer.append(2 * batch * i * o + (spline if dense else 0))
         if dense and k >= 2:
             per_input = K * (4 + 4 * len(cardinal_terms(k)[1])) + 4  # |w - c| and each truncated power; silu
         else:
             per_input = 6 + 2 * (k + 1) ** 2 + K + 4  # span and u, Horner, the scatter; silu
         elementwise += batch * i * per_input + o * i * K + (0 if dense else spline)
-    return {"matmul": matmul, "elementwise": elementwise}
+    return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}

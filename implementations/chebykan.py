@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerStack, check_grid, check_input, check_widths, edges
+from .common import LayerStack, check_grid, check_input, check_widths, backward_matmul, edges
 from .lean import lean_linear, norm_params, normalize, set_memory
 
 
@@ -152,9 +152,13 @@ def polynomial_flops(
 ) -> dict[str, int]:
     """The matmul exactly; tanh, LayerNorm and per_degree ops of the recurrence per polynomial as an estimate."""
     layers = edges(check_widths(widths))
-    matmul = sum(2 * batch * i * (degree + 1) * o for i, o in layers)
+    per_layer = [2 * batch * i * (degree + 1) * o for i, o in layers]
     per_input = [1 + per_degree * degree + (8 if hidden_layernorm and n > 0 else 0) for n in range(len(layers))]
-    return {"matmul": matmul, "elementwise": sum(batch * i * p for (i, _), p in zip(layers, per_input))}
+    return {
+        "matmul": sum(per_layer),
+        "elementwise": sum(batch * i * p for (i, _), p in zip(layers, per_input)),
+        "matmul_backward": backward_matmul(per_layer),
+    }
 
 
 def build(

@@ -56,3 +56,13 @@ class LayerStack(nn.Module):
 def edges(widths: Sequence[int]) -> list[tuple[int, int]]:
     """(in, out) of each layer."""
     return list(zip(widths[:-1], widths[1:]))
+
+
+def backward_matmul(per_layer: Sequence[int], first_input_grad: bool = False) -> int:
+    """Matmul FLOPs of one backward through contractions costing per_layer forward FLOPs, the model input without grad.
+
+    Each contraction's weight gradient costs its forward again, and so does its operand's gradient, except in the
+    first layer when nothing trainable lies between the model input and the operand (first_input_grad False):
+    autograd skips that product, so backward is less than twice forward.
+    """
+    return 2 * sum(per_layer) - (0 if first_input_grad or not per_layer else per_layer[0])

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerStack, check_grid, check_input, check_widths, edges
+from .common import LayerStack, check_grid, check_input, check_widths, backward_matmul, edges
 from .lean import Features, lean_linear, norm_params, normalize, set_memory
 
 
@@ -99,9 +99,10 @@ def flop_breakdown(
 ) -> dict[str, int]:
     """Forward FLOPs: the matmuls exactly; LayerNorm, RBF and SiLU as estimated op counts."""
     K = grid_size + spline_order
-    matmul = elementwise = 0
-    for i, o in edges(check_widths(widths)):
-        matmul += 2 * batch * i * K * o + (2 * batch * i * o if use_base else 0)
-        per_input = 4 * K + (8 if use_layernorm else 0) + (4 if use_base else 0)  # sub, div, square, exp per centre
-        elementwise += batch * i * per_input + (2 * batch * o if use_base else 0)
-    return {"matmul": matmul, "elementwise": elementwise}
+    layers = edges(check_widths(widths))
+    rbf = [2 * batch * i * K * o for i, o in layers]
+    base = [2 * batch * i * o if use_base else 0 for i, o in layers]
+    per_input = 4 * K + (8 if use_layernorm else 0) + (4 if use_base else 0)  # sub, div, square, exp per centre
+    elementwise = sum(batch * i * per_input + (2 * batch * o if use_base else 0) for i, o in layers)
+    backward = backward_matmul(rbf, first_input_grad=use_layernorm) + backward_matmul(base)
+    return {"matmul": sum(rbf) + sum(base), "elementwise": elementwise, "matmul_backward": backward}

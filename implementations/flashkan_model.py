@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .common import LayerStack, check_grid, check_input, check_widths, edges
+from .common import LayerStack, check_grid, check_input, check_widths, backward_matmul, edges
 
 
 class FlashkanLayer(nn.Module):
@@ -77,7 +77,7 @@ def flop_breakdown(widths: Sequence[int], grid_size: int, spline_order: int, bat
     """Forward FLOPs: the two einsums per layer exactly; the truncated powers and SiLU as estimates."""
     K = grid_size + spline_order
     layers = edges(check_widths(widths))
-    matmul = sum(2 * batch * o * i * (K + 1) for i, o in layers)
+    per_layer = [2 * batch * o * i * (K + 1) for i, o in layers]
     # per basis: u (2), five clamps with four shifts (9), five cubes (10), four multiply-adds and the 1/6 (9)
     elementwise = sum(batch * (i * (30 * K + 4) + o) for i, o in layers)
-    return {"matmul": matmul, "elementwise": elementwise}
+    return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerStack, check_grid, check_input, check_widths, edges
+from .common import LayerStack, check_grid, check_input, check_widths, backward_matmul, edges
 from .lean import lean_linear, set_memory
 
 
@@ -118,7 +118,9 @@ def flop_breakdown(
     """Forward FLOPs: the matmul exactly; k x, cos and sin (one op per basis and the product) as an estimate."""
     n = resolve_num_basis(grid_size, spline_order, frequencies)
     layers = edges(check_widths(widths))
+    per_layer = [2 * batch * i * n * o for i, o in layers]
     return {
-        "matmul": sum(2 * batch * i * n * o for i, o in layers),
+        "matmul": sum(per_layer),
         "elementwise": sum(batch * i * ((n + 1) // 2 + n) + (batch * o if use_bias else 0) for i, o in layers),
+        "matmul_backward": backward_matmul(per_layer),
     }

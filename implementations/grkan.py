@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import LayerStack, check_input, check_widths, edges
+from .common import LayerStack, check_input, check_widths, backward_matmul, edges
 from .iso import resolve_widths
 
 # (a_0 .. a_5, b_1 .. b_4) from kat_rational/init.json at 181bae8; other degrees start from identity only.
@@ -335,6 +335,8 @@ def flop_breakdown(
     widths = model_widths(widths, grid_size, spline_order, groups, init, degrees, shared_numerator, denominator, iso_to)
     m, n = degrees
     per_input = 2 * m + (2 * n + 3 if n else 0)  # multiply-adds of P and Q, |x|, + 1, divide
-    matmul = sum(2 * batch * i * o for i, o in edges(widths))
+    per_layer = [2 * batch * i * o for i, o in edges(widths)]
     elementwise = sum(batch * (i * per_input + o) for i, o in edges(widths))  # + bias
-    return {"matmul": matmul, "elementwise": elementwise}
+    # the rational's trainable coefficients lie before every linear layer, the first included
+    return {"matmul": sum(per_layer), "elementwise": elementwise,
+            "matmul_backward": backward_matmul(per_layer, first_input_grad=True)}  # fmt: skip

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .common import check_grid, check_input, check_widths, edges
+from .common import check_grid, check_input, check_widths, backward_matmul, edges
 
 
 class InkanLayer(nn.Module):
@@ -66,6 +66,6 @@ def param_count(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3
 def flop_breakdown(widths: Sequence[int], grid_size: int, spline_order: int, batch: int, **options) -> dict[str, int]:
     """Forward FLOPs: one packed matmul per layer exactly; the local cubic pieces and SiLU as estimates."""
     K = grid_size + spline_order
-    matmul = sum(2 * batch * o * i * (K + 1) for i, o in edges(check_widths(widths)))
+    per_layer = [2 * batch * o * i * (K + 1) for i, o in edges(check_widths(widths))]
     elementwise = sum(batch * i * (40 + 4) for i, _ in edges(check_widths(widths)))
-    return {"matmul": matmul, "elementwise": elementwise}
+    return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}

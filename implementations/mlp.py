@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import check_grid, check_input, check_widths, edges
+from .common import check_grid, check_input, check_widths, backward_matmul, edges
 from .iso import ISO_TOLERANCE, scaled_widths
 
 
@@ -70,6 +70,6 @@ def param_count(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3
 def flop_breakdown(widths: Sequence[int], grid_size: int, spline_order: int, batch: int, **options) -> dict[str, int]:
     """Forward FLOPs: the matmuls exactly; bias adds and SiLU as estimated op counts."""
     resolved = _resolve(widths, grid_size, spline_order, dict(options))
-    matmul = sum(2 * batch * i * o for i, o in edges(resolved))
+    per_layer = [2 * batch * i * o for i, o in edges(resolved)]
     elementwise = sum(batch * o for _, o in edges(resolved)) + sum(4 * batch * w for w in resolved[1:-1])
-    return {"matmul": matmul, "elementwise": elementwise}
+    return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}

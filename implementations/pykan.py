@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .common import check_grid, check_input, check_widths, edges
+from .common import check_grid, check_input, check_widths, backward_matmul, edges
 
 
 class PykanLayer(nn.Module):
@@ -88,8 +88,7 @@ def flop_breakdown(widths: Sequence[int], grid_size: int, spline_order: int, bat
     G, k = grid_size, spline_order
     K = G + k
     per_input = 3 * (G + 2 * k) + sum(7 * (G + 2 * k - p) for p in range(1, k + 1)) + 4
-    matmul = elementwise = 0
-    for i, o in edges(check_widths(widths)):
-        matmul += 2 * batch * i * K * o
-        elementwise += batch * i * per_input + 5 * batch * i * o + 4 * batch * o
-    return {"matmul": matmul, "elementwise": elementwise}
+    layers = edges(check_widths(widths))
+    per_layer = [2 * batch * i * K * o for i, o in layers]
+    elementwise = sum(batch * i * per_input + 5 * batch * i * o + 4 * batch * o for i, o in layers)
+    return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import LayerStack, check_grid, check_input, check_widths, edges
+from .common import LayerStack, check_grid, check_input, check_widths, backward_matmul, edges
 from .lean import lean_linear, set_memory
 
 
@@ -169,7 +169,9 @@ def flop_breakdown(
     check_range(grid_range)
     K = grid_size + spline_order
     layers = edges(check_widths(widths))
+    per_layer = [2 * batch * i * K * o for i, o in layers]
     return {
-        "matmul": sum(2 * batch * i * K * o for i, o in layers),
+        "matmul": sum(per_layer),
         "elementwise": sum(7 * batch * i * K + batch * o for i, o in layers),
+        "matmul_backward": backward_matmul(per_layer, first_input_grad=trainable_grid),  # the bumps' ends
     }

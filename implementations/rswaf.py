@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import LayerStack, check_grid, check_input, check_widths, edges
+from .common import LayerStack, check_grid, check_input, check_widths, backward_matmul, edges
 from .lean import lean_linear, norm_params, normalize, set_memory
 
 
@@ -113,12 +113,14 @@ def param_count(
 
 
 def flop_breakdown(
-    widths: Sequence[int], grid_size: int, spline_order: int, batch: int, use_layernorm=True, **options
-) -> dict[str, int]:
+    widths: Sequence[int], grid_size: int, spline_order: int, batch: int, use_layernorm=True, trainable_grid=False,
+    trainable_inv_h=False, **options,
+) -> dict[str, int]:  # fmt: skip
     """Forward FLOPs: the matmul exactly; LayerNorm and the tanh basis as estimated op counts."""
     K = grid_size + spline_order
-    matmul = elementwise = 0
-    for i, o in edges(check_widths(widths)):
-        matmul += 2 * batch * i * K * o
-        elementwise += batch * i * (5 * K + (8 if use_layernorm else 0))  # sub, mul, tanh, square, 1 - per centre
-    return {"matmul": matmul, "elementwise": elementwise}
+    layers = edges(check_widths(widths))
+    per_layer = [2 * batch * i * K * o for i, o in layers]
+    elementwise = sum(batch * i * (5 * K + (8 if use_layernorm else 0)) for i, _ in layers)  # sub, mul, tanh, ...
+    trainable = use_layernorm or trainable_grid or trainable_inv_h  # a parameter before the basis of layer 1
+    backward = backward_matmul(per_layer, first_input_grad=trainable)
+    return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward}

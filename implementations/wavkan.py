@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import LayerStack, check_input, check_widths, edges
+from .common import LayerStack, check_input, check_widths, backward_matmul, edges
 from .iso import resolve_widths
 
 WAVELETS = ("mexican_hat", "morlet", "dog")
@@ -202,10 +202,13 @@ def flop_breakdown(
     the wavelets as op counts."""
     widths = model_widths(widths, grid_size, spline_order, wavelet, iso_to, batch_norm, base)
     per_edge = {"mexican_hat": 9, "morlet": 8, "dog": 7}[wavelet]  # u: 2, envelope: 3, psi: 2-4
-    matmul = elementwise = 0
-    for i, o in edges(widths):
-        matmul += 2 * batch * i * o * (1 + bool(base))
-        elementwise += (
-            batch * i * o * per_edge + (batch * (4 * i + o) if base else 0) + (4 * batch * o if batch_norm else 0)
-        )
-    return {"matmul": matmul, "elementwise": elementwise}
+    layers = edges(widths)
+    wavelets = [2 * batch * i * o for i, o in layers]
+    linear = [2 * batch * i * o if base else 0 for i, o in layers]
+    elementwise = sum(
+        batch * i * o * per_edge + (batch * (4 * i + o) if base else 0) + (4 * batch * o if batch_norm else 0)
+        for i, o in layers
+    )
+    # the weighted sum's operand gradient is elementwise (one weight per edge): only its weight gradient is a bmm
+    backward = sum(wavelets) + backward_matmul(linear)
+    return {"matmul": sum(wavelets) + sum(linear), "elementwise": elementwise, "matmul_backward": backward}

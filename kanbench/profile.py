@@ -16,7 +16,7 @@ from . import escape, progress, table, units
 from .errors import UsageError
 from .record import Record, make
 from .session import BaseKind, Request, dry_run_line
-from .speed import call_estimate, forward_flops, identity, phase_flops
+from .speed import call_estimate, flop_breakdown, identity, phase_flops
 from .suite import Cell, Profile, Suite
 
 SMOKE = Profile(wait=0, warmup=1, active=1, repeat=1, record_shapes=False, profile_memory=False, with_stack=False)
@@ -97,7 +97,7 @@ class ProfileKind(BaseKind):
 
     def records(self, cell: Cell, replies: list[dict], run_id: str) -> list[Record]:
         """One Record with phase "profile" per profiled phase; profiled_phase names it."""
-        reply, ident, flops = replies[0], identity(cell, self.suite), forward_flops(cell)
+        reply, ident, flops = replies[0], identity(cell, self.suite), flop_breakdown(cell)
         out = []
         for phase in self.phases:
             entry = reply["phases"].get(phase) if reply["status"] == "ok" else None

@@ -74,30 +74,40 @@ def identity(cell: Cell, suite: Suite) -> Identity:
     )  # fmt: skip
 
 
-def forward_flops(cell: Cell) -> int | None:
-    """The adapter's analytic forward FLOPs of one call, or None if it cannot say."""
+def flop_breakdown(cell: Cell) -> dict[str, int] | None:
+    """The adapter's analytic FLOPs of one call by kind (implementations.Adapter.flop_breakdown), or None."""
     import implementations
 
     try:
         adapter = implementations.get(cell.spec)
-        return adapter.flops(list(cell.widths), cell.grid_size, cell.spline_order, cell.batch_size,
-                             **dict(cell.options))  # fmt: skip
+        return adapter.flop_breakdown(list(cell.widths), cell.grid_size, cell.spline_order, cell.batch_size,
+                                      **dict(cell.options))  # fmt: skip
     except Exception:  # an estimate only: a cell that cannot be built fails in its worker, with its reason
         return None
 
 
 def call_estimate(cell: Cell) -> float:
     """Rough seconds of one forward call: the adapter's FLOPs at ~10 GFLOP/s (1 TFLOP/s on CUDA)."""
-    return (forward_flops(cell) or 0) / (1e12 if cell.device == "cuda" else 1e10)
+    breakdown = flop_breakdown(cell)
+    forward = phase_flops(breakdown, "forward", 0) if breakdown else 0
+    return (forward or 0) / (1e12 if cell.device == "cuda" else 1e10)
 
 
-def phase_flops(analytic: int, phase: str, params: int) -> int:
-    """FLOPs of one call of a phase from the forward estimate (see docs/methodology.md)."""
+def phase_flops(breakdown: dict[str, int], phase: str, params: int) -> int | None:
+    """FLOPs of one call of a phase (see docs/methodology.md); None where the adapter does not give its backward.
+
+    Backward matmuls are the adapter's exact count (the model input needs no gradient, so the first layer's
+    input-gradient product often never runs); elementwise work is estimated at twice the forward's.
+    """
+    forward = breakdown["matmul"] + breakdown["elementwise"]
     if phase in ("forward", "forward_inference"):
-        return analytic
+        return forward
+    if "matmul_backward" not in breakdown:
+        return None
+    backward = breakdown["matmul_backward"] + 2 * breakdown["elementwise"]
     if phase == "backward":
-        return 2 * analytic
-    return 3 * analytic + 12 * params  # train_step: forward, backward, AdamW update
+        return backward
+    return forward + backward + 12 * params  # train_step: forward, backward, AdamW update
 
 
 def device_peaks(cells: list[Cell], threads: int, measure: bool = True) -> dict[str, dict]:
@@ -183,7 +193,7 @@ class SpeedKind(BaseKind):
         """One Record per phase from the replies of every worker process."""
         ident = identity(cell, self.suite)
         failed = next((r for r in replies if r["status"] != "ok"), None)
-        flops = forward_flops(cell)
+        flops = flop_breakdown(cell)
         unit = CLOCK_UNITS[self.t.clock]
         records = []
         for phase in self.phases:

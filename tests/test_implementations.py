@@ -362,6 +362,32 @@ def test_matmul_flops_equal_flop_counter(name, options, shape):
     assert a.flops(widths, 4, 2, batch, **options) == breakdown["matmul"] + breakdown["elementwise"]
 
 
+@pytest.mark.parametrize(("name", "options"), OPTION_CASES, ids=str)
+@pytest.mark.parametrize("shape", [(8,), (2, 3)], ids=["batch", "batch-seq"])
+def test_backward_and_train_step_matmul_flops_equal_flop_counter(name, options, shape):
+    """The phases as the harness runs them (kanbench.phases): the model input needs no gradient."""
+    from kanbench import phases, timing
+
+    a = adapter(name)
+    widths = [20, 30, 5] if name == "mlp-iso" else [6, 7, 3]
+    model = a.build(widths, grid_size=4, spline_order=2, **options)
+    x = torch.rand(*shape, widths[0]) * 2 - 1
+    target = torch.randn(*shape, widths[-1])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    w = phases.Workload(model, x, target, torch.randn_like(target), optimizer, lambda: None, timing.make_clock("wall"))
+    batch = x.numel() // widths[0]
+    breakdown = a.flop_breakdown(widths, 4, 2, batch, **options)
+
+    def counted(call) -> int:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            call()
+        return counter.get_total_flops()
+
+    assert phases.measure_once("backward", w, counted) == breakdown["matmul_backward"]
+    assert phases.measure_once("train_step", w, counted) == breakdown["matmul"] + breakdown["matmul_backward"]
+
+
 # --- bad input ---
 
 

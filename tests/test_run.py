@@ -42,13 +42,19 @@ def test_run_writes_a_complete_run_directory(tiny_run):
     assert (tiny_run / "suite.toml").read_text() == TINY_SUITE
 
 
-def test_forward_flops_match_the_flop_counter(tiny_run):
-    for r in results.read_records(tiny_run):
-        if r.status == "ok" and r.phase == "forward":
-            import implementations
+def test_every_phase_flops_match_the_flop_counter(tiny_run):
+    import implementations
 
-            matmul = implementations.get(r.impl).flop_breakdown(r.widths, r.grid_size, r.spline_order, r.batch_size)
-            assert r.metrics["flops_counted_matmul"] == matmul["matmul"], r.impl
+    from kanbench.speed import phase_flops
+
+    ok = [r for r in results.read_records(tiny_run) if r.status == "ok"]
+    assert {r.phase for r in ok} >= {"forward", "backward", "train_step"}
+    for r in ok:
+        b = implementations.get(r.impl).flop_breakdown(r.widths, r.grid_size, r.spline_order, r.batch_size)
+        matmul = {"forward": b["matmul"], "forward_inference": b["matmul"], "backward": b["matmul_backward"],
+                  "train_step": b["matmul"] + b["matmul_backward"]}[r.phase]  # fmt: skip
+        assert r.metrics["flops_counted_matmul"] == matmul, (r.impl, r.phase)
+        assert r.flops == phase_flops(b, r.phase, r.params), (r.impl, r.phase)
 
 
 def test_pyperf_reads_the_run(tiny_run):
