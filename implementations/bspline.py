@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerStack, check_grid, check_input, check_widths, backward_matmul, edges
+from .common import LayerStack, backward_matmul, check_grid, check_input, check_widths, edges
 
 
 def uniform_knots(grid_size: int, spline_order: int, grid_range: tuple[float, float]) -> torch.Tensor:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bspline import BSplineKANLayer, param_count  # noqa: F401 (the same parameters as bspline)
-from .common import LayerStack, check_input, check_widths, backward_matmul, edges
+from .common import LayerStack, backward_matmul, check_input, check_widths, edges
 from .lean import lean_linear, set_memory
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerStack, check_grid, check_input, check_widths, backward_matmul, edges
+from .common import LayerStack, backward_matmul, check_grid, check_input, check_widths, edges
 from .lean import Features, lean_linear, norm_params, normalize, set_memory
 
 

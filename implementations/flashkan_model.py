@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .common import LayerStack, check_grid, check_input, check_widths, backward_matmul, edges
+from .common import LayerStack, backward_matmul, check_grid, check_input, check_widths, edges
 
 
 class FlashkanLayer(nn.Module):

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerStack, check_grid, check_input, check_widths, backward_matmul, edges
+from .common import LayerStack, backward_matmul, check_grid, check_input, check_widths, edges
 from .lean import lean_linear, set_memory
 
 

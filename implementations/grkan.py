@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import LayerStack, check_input, check_widths, backward_matmul, edges
+from .common import LayerStack, backward_matmul, check_input, check_widths, edges
 from .iso import resolve_widths
 
 # (a_0 .. a_5, b_1 .. b_4) from kat_rational/init.json at 181bae8; other degrees start from identity only.

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import check_grid, check_input, check_widths, backward_matmul, edges
+from .common import backward_matmul, check_grid, check_input, check_widths, edges
 from .iso import ISO_TOLERANCE, scaled_widths
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .common import check_grid, check_input, check_widths, backward_matmul, edges
+from .common import backward_matmul, check_grid, check_input, check_widths, edges
 
 
 class PykanLayer(nn.Module):

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import LayerStack, check_grid, check_input, check_widths, backward_matmul, edges
+from .common import LayerStack, backward_matmul, check_grid, check_input, check_widths, edges
 from .lean import lean_linear, set_memory
 
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import LayerStack, check_input, check_widths, backward_matmul, edges
+from .common import LayerStack, backward_matmul, check_input, check_widths, edges
 from .iso import resolve_widths
 
 WAVELETS = ("mexican_hat", "morlet", "dog")

@@ -97,12 +97,15 @@ class SpeedMetrics:
     bytes_estimate: int | None = None
     arithmetic_intensity: float | None = None
     fraction_of_peak: float | None = None
+    # compiled cells, per process: what dynamo compiled for the cell (graphs, frames, graph_breaks, compile_s)
+    compiled: list[dict | None] | None = None
 
     def to_dict(self) -> dict:
-        """JSON-ready, without the roofline keys that were not computed."""
+        """JSON-ready, without the keys that do not apply (roofline not computed, an eager cell)."""
         data = asdict(self)
-        if data["fraction_of_peak"] is None:
-            del data["fraction_of_peak"]
+        for key in ("fraction_of_peak", "compiled"):
+            if data[key] is None:
+                del data[key]
         return data
 
 
@@ -145,7 +148,7 @@ _NUMBER = (int, float)
 METRIC_TYPES: dict[str, dict[str, tuple]] = {
     "speed": {"flops_counted_matmul": (int, None), "first_call_s": (list,), "first_forward_s": (list,),
               "bytes_estimate": (int, None), "arithmetic_intensity": (*_NUMBER, None),
-              "fraction_of_peak": (*_NUMBER, None)},
+              "fraction_of_peak": (*_NUMBER, None), "compiled": (list,)},
     "accuracy": {"dataset": (str,), "seed": (int,), "metric": (str,), "final_test": _NUMBER, "best_val": _NUMBER,
                  "test_at_best_val": _NUMBER, "diverged": (bool,), "epochs": (int,), "train_time_s": _NUMBER,
                  "curve": (dict,)},

@@ -217,6 +217,7 @@ class SpeedKind(BaseKind):
                 flops_counted_matmul=entries[0].get("flops_counted"),
                 first_call_s=[e.get("first_call_s") for e in entries],
                 first_forward_s=[r.get("first_forward_s") for r in replies],
+                compiled=[r.get("compiled") for r in replies] if cell.compile else None,
             )
             if flops is not None:
                 record.flops = phase_flops(flops, phase, record.params or 0)

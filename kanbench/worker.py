@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import gc
 import hashlib
+from dataclasses import replace
 
 import torch
 
 import implementations
 
-from . import checks, memory, phases, timing
+from . import checks, compilation, memory, phases, timing
 from .suite import COUNT_LOOPS
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -38,7 +39,7 @@ def build_workload(cell: dict, config_hash: str, clock: str = "wall") -> tuple[p
     model = adapter.build(cell["widths"], cell["grid_size"], cell["spline_order"], **cell["options"])
     model = model.to(device=device, dtype=dtype).train()
     if cell.get("compile"):
-        model = torch.compile(model)  # compiles lazily: the first call of each phase pays, un-timed
+        model = compilation.compile_model(model)  # compiles lazily: the first call of each phase pays, un-timed
     gen = torch.Generator().manual_seed(seed_of(config_hash) + 1)
     batch, n_in, n_out = cell["batch_size"], cell["widths"][0], cell["widths"][-1]
     x = (torch.rand(batch, n_in, generator=gen) * 2 - 1).to(device=device, dtype=dtype)  # inside every KAN's grid
@@ -82,8 +83,8 @@ def prepare(
         w, counts = build_workload(cell, config_hash, clock)
         result.update(counts)
         probe = timing.loop_timer(phases.forward_call(w), w.sync)
-        result["first_forward_s"] = probe(1)  # includes compilation for compiled cells
-        first_call = probe(1) if cell.get("compile") else result["first_forward_s"]
+        result["first_forward_s"] = probe(1)  # includes compilation, and on CUDA the context and library set-up
+        first_call = probe(1)  # a warm call for the max_call_s bound
         out = w.model(w.x)
         expected = (cell["batch_size"], cell["widths"][-1])
         if tuple(out.shape) != expected:
@@ -105,11 +106,13 @@ def prepare(
 def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, max_call_s: float, first: bool) -> dict:
     """Every phase of one cell in this process: values, loops, and (in the first process) memory and FLOPs."""
     clock = t.get("clock", "wall")
+    since = compilation.snapshot()
     w, result = prepare(cell, config_hash, max_call_s, clock)
     if w is None:
         return result
     counting = clock == "instructions"
     device = w.x.device
+    uncompiled = replace(w, model=compilation.eager(w.model))  # FlopCounterMode on a compiled model disables dynamo
     slowdown = phases.slowdown_factor(cell["impl"])
     for name in phase_names:
         entry: dict = {"status": "ok", "reason": None}
@@ -121,7 +124,7 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
             entry.update(values=m.values, loops=m.loops)
             if first:
                 entry["peak_mem_bytes"] = phases.measure_once(name, w, lambda c: memory.peak_bytes(c, device))
-                entry["flops_counted"] = phases.measure_once(name, w, count_flops)
+                entry["flops_counted"] = phases.measure_once(name, uncompiled, count_flops)
         except Exception as exc:  # one phase failing (an unsupported dtype, out of memory) spares the others
             entry = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
             if isinstance(w.clock, timing.InstructionClock):
@@ -129,7 +132,13 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
             if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
                 torch.cuda.empty_cache()
         result["phases"][name] = entry
-    del w
+    if cell.get("compile"):
+        result["compiled"] = compilation.stats(since)
+        eager = compilation.fell_back(result["compiled"])
+        for name, entry in result["phases"].items():
+            if eager and entry["status"] == "ok":
+                result["phases"][name] = {"status": "error", "reason": eager}
+    del w, uncompiled
     gc.collect()
     return result
 

@@ -44,7 +44,6 @@ def test_run_writes_a_complete_run_directory(tiny_run):
 
 def test_every_phase_flops_match_the_flop_counter(tiny_run):
     import implementations
-
     from kanbench.speed import phase_flops
 
     ok = [r for r in results.read_records(tiny_run) if r.status == "ok"]
