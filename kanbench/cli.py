@@ -51,6 +51,7 @@ MODULE_COMMANDS = [
     ("regress", "kanbench.regress", "interleaved latency gate of the working tree against a git ref"),
     ("profile", "kanbench.run:profile", "torch.profiler traces and op breakdowns of a suite's cells"),
     ("machine", "kanbench.machine", "measure this device's peak FLOP/s and memory bandwidth"),
+    ("selfcheck", "kanbench.selfcheck", "prove the measurements on this machine (sync, memory, GEMM, noise)"),
 ]
 
 

@@ -1,0 +1,78 @@
+"""`kanbench selfcheck`: the checks pass on a sound harness here, and each one can fail."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import kanbench
+
+from kanbench import selfcheck, timing
+
+
+def test_selfcheck_on_cpu_prints_one_line_per_check(tmp_path):
+    proc = kanbench("selfcheck", "--device", "cpu", env={**os.environ, "KANBENCH_CACHE": str(tmp_path)})
+    lines = proc.stdout.splitlines()
+    verdicts = {line.split()[1]: line.split()[0] for line in lines if line.startswith(("PASS", "FAIL"))}
+    assert list(verdicts) == list(selfcheck.CHECKS), proc.stdout + proc.stderr
+    # these hold on any sound machine, loaded or not; gemm and stability report this machine's state
+    assert verdicts["sync"] == verdicts["memory"] == verdicts["overhead"] == "PASS", proc.stdout
+    assert proc.returncode == (1 if "FAIL" in verdicts.values() else 0), proc.stdout
+    assert lines[-1].startswith(f"{list(verdicts.values()).count('PASS')} passed")
+
+
+def test_sync_check_fails_when_a_region_reads_the_clock_before_the_sync(monkeypatch):
+    def early_clock(call, sync, context=None, clock=None):
+        def run(loops):
+            start = timing.time.perf_counter()
+            for _ in range(loops):
+                call()
+            elapsed = timing.time.perf_counter() - start
+            sync()  # too late: the device work is not inside the region
+            return elapsed
+
+        return run
+
+    assert selfcheck.check_sync("cpu").ok
+    monkeypatch.setattr(timing, "loop_timer", early_clock)
+    result = selfcheck.check_sync("cpu")
+    assert not result.ok and "synchronised" in result.detail
+
+
+def test_verdicts_say_what_was_needed():
+    assert selfcheck.sync_verdict(0.02, 0.0201, 0.0002).ok
+    assert not selfcheck.sync_verdict(0.02, 0.018, 0.0002).ok  # missed device work
+    assert not selfcheck.sync_verdict(0.02, 0.0201, 0.015).ok  # the control waited: it proves nothing
+    assert selfcheck.memory_verdict(12 * 2**20, 12 * 2**20 + 2**16).ok
+    bad = selfcheck.memory_verdict(12 * 2**20, 13 * 2**20)
+    assert not bad.ok and "8.33% off" in bad.detail
+    assert selfcheck.gemm_verdict(60e9, 100e9, 2048).ok
+    assert "stale" in selfcheck.gemm_verdict(120e9, 100e9, 2048).detail
+    assert "throttled" in selfcheck.gemm_verdict(10e9, 100e9, 2048).detail
+    assert not selfcheck.overhead_verdict(0.5e-3, 1e-8).ok
+    steady = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.0]
+    assert selfcheck.stability_verdict(steady, None).ok
+    assert not selfcheck.stability_verdict([1.0, 1.3, 0.7, 1.0, 1.5, 0.8, 1.0, 1.2], None).ok
+    throttled = selfcheck.stability_verdict(steady, (1200.0, 1980.0))
+    assert not throttled.ok and "1200 of 1980 MHz" in throttled.detail
+
+
+def test_a_check_that_raises_is_a_fail(monkeypatch):
+    def broken(device, threads):
+        raise RuntimeError("no allocator events")
+
+    monkeypatch.setattr(selfcheck, "CHECKS", {"memory": broken})
+    lines: list[str] = []
+    (result,) = selfcheck.run_checks("cpu", 1, lines.append)
+    assert not result.ok and lines == ["FAIL memory     raised RuntimeError: no allocator events"]
+
+
+@pytest.mark.parametrize(("args", "message"), [(["--device", "cuda"], "CUDA is not available"),
+                                               (["--threads", "-1"], "--threads must be >= 0")])  # fmt: skip
+def test_bad_requests_exit_2(args, message):
+    import torch
+
+    if args[0] == "--device" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = kanbench("selfcheck", *args)
+    assert proc.returncode == 2 and message in proc.stderr
