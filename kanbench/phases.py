@@ -19,7 +19,7 @@ from typing import TypeVar, cast
 import torch
 from torch import nn
 
-from .timing import loop_timer
+from .timing import Split, loop_timer
 
 T = TypeVar("T")
 
@@ -35,6 +35,7 @@ class Workload:
     optimizer: torch.optim.Optimizer | None
     sync: Callable[[], None]
     clock: Callable[[], float] = time.perf_counter  # timing.CLOCKS[suite's [timing].clock]
+    split: Split | None = None  # CUDA: regions timed by events, host time beside (timing.split_for)
 
 
 def forward_call(w: Workload) -> Callable[[], object]:
@@ -64,12 +65,31 @@ def train_step_call(w: Workload) -> Callable[[], object]:
 
 
 def backward_run(w: Workload, extra: int = 0) -> Callable[[int], float]:
-    """run(loops): per call, build the graph un-timed, then time out.backward(grad_out) alone (+ busy(extra))."""
+    """run(loops): per call, build the graph un-timed, then time out.backward(grad_out) alone (+ busy(extra)).
+
+    With a split (CUDA) each backward is bracketed by events, with no host sync per call: the device time is the
+    events' sum, taken with one sync at the end, and split.host the host's time issuing the backwards.
+    """
     model, x, grad_out, sync = w.model, w.x, w.grad_out, w.sync
-    clock = w.clock
+    clock, split = w.clock, w.split
 
     def run(loops: int) -> float:
         total = 0.0
+        if split is not None:
+            for _ in range(loops):
+                model.zero_grad(set_to_none=True)
+                out = model(x)
+                start = clock()
+                split.events.start()
+                out.backward(grad_out)
+                if extra:
+                    busy(extra)
+                split.events.stop()
+                total += clock() - start
+            split.host = total
+            device = split.events.take()
+            sync()
+            return device
         for _ in range(loops):
             model.zero_grad(set_to_none=True)
             out = model(x)
@@ -103,7 +123,7 @@ def _run(phase: str, w: Workload, extra: int) -> Callable[[int], float]:
     if extra:
         call = with_busy_work(call, extra)
     context = torch.inference_mode if phase == "forward_inference" else nullcontext
-    return loop_timer(call, w.sync, context, w.clock)
+    return loop_timer(call, w.sync, context, w.clock, w.split)
 
 
 def measure_once(phase: str, w: Workload, measure: Callable[[Callable[[], object]], T]) -> T:

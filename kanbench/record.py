@@ -99,11 +99,15 @@ class SpeedMetrics:
     fraction_of_peak: float | None = None
     # compiled cells, per process: what dynamo compiled for the cell (graphs, frames, graph_breaks, compile_s)
     compiled: list[dict | None] | None = None
+    # CUDA cells (time_s from CUDA events): the host's seconds per call issuing the work, as TimeStats, and whether
+    # the host took at least as long as the device (launch-bound: the GPU waited for the CPU)
+    host_time_s: dict | None = None
+    launch_bound: bool | None = None
 
     def to_dict(self) -> dict:
-        """JSON-ready, without the keys that do not apply (roofline not computed, an eager cell)."""
+        """JSON-ready, without the keys that do not apply (roofline not computed, an eager cell, a CPU cell)."""
         data = asdict(self)
-        for key in ("fraction_of_peak", "compiled"):
+        for key in ("fraction_of_peak", "compiled", "host_time_s", "launch_bound"):
             if data[key] is None:
                 del data[key]
         return data
@@ -148,7 +152,8 @@ _NUMBER = (int, float)
 METRIC_TYPES: dict[str, dict[str, tuple]] = {
     "speed": {"flops_counted_matmul": (int, None), "first_call_s": (list,), "first_forward_s": (list,),
               "bytes_estimate": (int, None), "arithmetic_intensity": (*_NUMBER, None),
-              "fraction_of_peak": (*_NUMBER, None), "compiled": (list,)},
+              "fraction_of_peak": (*_NUMBER, None), "compiled": (list,), "host_time_s": (dict,),
+              "launch_bound": (bool,)},
     "accuracy": {"dataset": (str,), "seed": (int,), "metric": (str,), "final_test": _NUMBER, "best_val": _NUMBER,
                  "test_at_best_val": _NUMBER, "diverged": (bool,), "epochs": (int,), "train_time_s": _NUMBER,
                  "curve": (dict,)},

@@ -203,6 +203,8 @@ def flatten(record: Record) -> dict:
     for key, value in metrics.items():
         if isinstance(value, (int, float, str)) or value is None:
             row[f"metric_{key}"] = value
+    host = metrics.get("host_time_s")  # CUDA cells: the host's issue time beside the event-timed device time
+    row["host_time_median"] = host.get("median") if isinstance(host, dict) else None
     row["widths_label"] = "x".join(str(w) for w in record.widths)
     return row
 

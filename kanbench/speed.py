@@ -219,6 +219,10 @@ class SpeedKind(BaseKind):
                 first_forward_s=[r.get("first_forward_s") for r in replies],
                 compiled=[r.get("compiled") for r in replies] if cell.compile else None,
             )
+            if all("host_values" in e for e in entries):  # event-timed (CUDA): the host's issue time beside
+                host = TimeStats.from_values([e["host_values"] for e in entries], entries[0]["loops"])
+                metrics.host_time_s = asdict(host)
+                metrics.launch_bound = host.median >= stats.median
             if flops is not None:
                 record.flops = phase_flops(flops, phase, record.params or 0)
             if record.flops is not None and record.time_s:

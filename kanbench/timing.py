@@ -5,6 +5,10 @@ the part that the phase names only, with the device synchronised at both ends of
 read in start/stop pairs around each timed region (`clock() - start`) and never inside one: the instruction clock
 counts only between the two readings of a pair. Its unit is seconds for "wall" and "thread", instructions for
 "instructions" (see UNITS).
+
+On CUDA a run times with events instead (Split): it returns the device seconds between events recorded on the
+stream at the region's ends, and keeps beside them the host seconds spent issuing the calls (the clock read before
+the closing sync). Host time at or above device time means the GPU waited for the CPU: the cell is launch-bound.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -37,6 +42,54 @@ class Measurement:
 
     values: list[float]
     loops: int
+    host_values: list[float] | None = None  # with a Split: host seconds per call of issuing them, beside values
+
+
+class EventClock:
+    """Device seconds of timed regions from events recorded on the device's stream.
+
+    start() and stop() record an event each and never wait; take() waits for the last event once and returns the
+    seconds between each start and its stop since the previous take(), summed. make_event builds one event with
+    record(), synchronize() and elapsed_time(other) -> milliseconds (torch.cuda.Event; tests inject fakes).
+    """
+
+    def __init__(self, make_event: Callable[[], Any]) -> None:
+        self.make_event = make_event
+        self.pairs: list[tuple[Any, Any]] = []
+        self.opened: Any = None
+
+    def start(self) -> None:
+        self.opened = self.make_event()
+        self.opened.record()
+
+    def stop(self) -> None:
+        end = self.make_event()
+        end.record()
+        self.pairs.append((self.opened, end))
+        self.opened = None
+
+    def take(self) -> float:
+        if not self.pairs:
+            return 0.0
+        self.pairs[-1][1].synchronize()
+        total = sum(start.elapsed_time(end) for start, end in self.pairs) / 1e3
+        self.pairs.clear()
+        return total
+
+
+@dataclass
+class Split:
+    """Event-timed regions: a run returns the events' device seconds and leaves its host seconds in `host`."""
+
+    events: EventClock
+    host: float = 0.0
+
+
+def split_for(device: torch.device) -> Split | None:
+    """A Split timed by CUDA events on a CUDA device; None on CPU, whose work the host clock sees whole."""
+    if device.type != "cuda":
+        return None
+    return Split(EventClock(lambda: torch.cuda.Event(enable_timing=True)))
 
 
 class InstructionClock:
@@ -146,15 +199,28 @@ def loop_timer(
     sync: Callable[[], None],
     context: Callable[[], AbstractContextManager] = nullcontext,
     clock: Callable[[], float] = time.perf_counter,
+    split: Split | None = None,
 ) -> Callable[[int], float]:
-    """run(loops) for a call that is timed whole: sync, clock, loops calls, sync, clock, all inside context()."""
+    """run(loops) for a call that is timed whole: sync, clock, loops calls, sync, clock, all inside context().
+
+    With a split: sync, clock, start event, loops calls, stop event, clock (the host's issue time, into
+    split.host), sync; run returns the device seconds between the events.
+    """
 
     def run(loops: int) -> float:
         with context():
             sync()
             start = clock()
+            if split is not None:
+                split.events.start()
             for _ in range(loops):
                 call()
+            if split is not None:
+                split.events.stop()
+                split.host = clock() - start
+                device = split.events.take()
+                sync()
+                return device
             sync()
             return clock() - start
 
@@ -175,10 +241,17 @@ def calibrate(run: Callable[[int], float], min_time: float) -> int:
 
 
 def measure(
-    run: Callable[[int], float], warmup: int, min_time: float, values: int, loops: int | None = None
-) -> Measurement:
-    """Warm up with `warmup` calls, calibrate loops (unless given), then take `values` values per call."""
+    run: Callable[[int], float], warmup: int, min_time: float, values: int, loops: int | None = None,
+    split: Split | None = None,
+) -> Measurement:  # fmt: skip
+    """Warm up with `warmup` calls, calibrate loops (unless given), then take `values` values per call (and with
+    a split, the host seconds per call beside each)."""
     if warmup:
         run(warmup)
     loops = loops or calibrate(run, min_time)
-    return Measurement([run(loops) / loops for _ in range(values)], loops)
+    out, hosts = [], []
+    for _ in range(values):
+        out.append(run(loops) / loops)
+        if split is not None:
+            hosts.append(split.host / loops)
+    return Measurement(out, loops, hosts if split is not None else None)

@@ -54,7 +54,8 @@ def build_workload(cell: dict, config_hash: str, clock: str = "wall") -> tuple[p
         "num_basis": getattr(model.layers[0], "num_basis", 0) if hasattr(model, "layers") else 0,
     }
     sync, tick = timing.synchronizer(device), timing.make_clock(clock)
-    workload = phases.Workload(model, x, target, grad_out, optimizer, sync, tick)
+    split = timing.split_for(device) if clock == "wall" else None  # CUDA: device time from events
+    workload = phases.Workload(model, x, target, grad_out, optimizer, sync, tick, split)
     return workload, counts
 
 
@@ -120,8 +121,13 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
             run = phases.phase_run(name, w, slowdown)
             first_call = run(1)  # un-timed: compiles this phase's graph for compiled cells
             entry["first_call_s"] = None if counting else first_call  # in seconds only
-            m = measure_counts(run, t) if counting else timing.measure(run, t["warmup"], t["min_time"], t["values"])
+            if counting:
+                m = measure_counts(run, t)
+            else:
+                m = timing.measure(run, t["warmup"], t["min_time"], t["values"], split=w.split)
             entry.update(values=m.values, loops=m.loops)
+            if m.host_values is not None:
+                entry["host_values"] = m.host_values
             if first:
                 entry["peak_mem_bytes"] = phases.measure_once(name, w, lambda c: memory.peak_bytes(c, device))
                 entry["flops_counted"] = phases.measure_once(name, uncompiled, count_flops)

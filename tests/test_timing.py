@@ -166,3 +166,83 @@ def test_injected_slowdown_is_real_work_inside_the_call():
         assert slow(2) / run(2) == pytest.approx(1.5, rel=1e-3)
     finally:
         phases.busy = real_busy
+
+
+class FakeGPU:
+    """An asynchronous device on a simulated timeline: the host pays `launch` per call, the device `work`.
+
+    Events complete when the work queued before them has run; synchronize() moves the host to the device's end."""
+
+    def __init__(self, launch: float, work: float) -> None:
+        self.launch, self.work = launch, work
+        self.host = self.device = 0.0
+        self.syncs = 0
+
+    def clock(self) -> float:
+        return self.host
+
+    def call(self) -> None:
+        self.host += self.launch
+        self.device = max(self.device, self.host) + self.work
+
+    def sync(self) -> None:
+        self.syncs += 1
+        self.host = max(self.host, self.device)
+
+    def event(self):
+        gpu = self
+
+        class Event:
+            def record(self) -> None:
+                self.at = max(gpu.device, gpu.host)  # completes once the work queued before it has run
+                gpu.device = self.at
+
+            def synchronize(self) -> None:
+                gpu.host = max(gpu.host, self.at)
+
+            def elapsed_time(self, end) -> float:
+                return (end.at - self.at) * 1e3  # milliseconds, as torch.cuda.Event
+
+        return Event()
+
+
+@pytest.mark.parametrize(("launch", "work", "bound"), [(1e-6, 1e-4, False), (1e-4, 1e-6, True)])
+def test_event_split_gives_device_time_and_the_host_time_beside_it(launch, work, bound):
+    gpu = FakeGPU(launch, work)
+    split = timing.Split(timing.EventClock(gpu.event))
+    run = timing.loop_timer(gpu.call, gpu.sync, clock=gpu.clock, split=split)
+    m = timing.measure(run, warmup=1, min_time=0.001, values=3, split=split)
+    per_call = max(launch, work)  # the device runs back to back, or waits for each launch
+    assert m.values == pytest.approx([per_call] * 3, rel=0.02)
+    assert m.host_values == pytest.approx([launch] * 3)
+    assert (m.host_values[0] >= m.values[0] * 0.98) is bound  # launch-bound: the host is the bottleneck
+
+
+def test_event_timed_backward_syncs_once_per_run_not_per_call():
+    gpu = FakeGPU(1e-6, 1e-4)
+
+    class Out:
+        def backward(self, grad):
+            gpu.call()
+
+    class Model:
+        def zero_grad(self, set_to_none=True):
+            pass
+
+        def __call__(self, x):
+            gpu.call()  # the forward that builds the graph: queued, not timed
+            return Out()
+
+    split = timing.Split(timing.EventClock(gpu.event))
+    w = phases.Workload(Model(), None, None, None, None, gpu.sync, gpu.clock, split)
+    run = phases.backward_run(w)
+    device = run(5)
+    assert gpu.syncs == 1
+    assert device == pytest.approx(5 * 1e-4)  # the backwards only, though each forward ran in between on the device
+    assert split.host == pytest.approx(5 * 1e-6)
+
+
+def test_no_split_on_cpu():
+    assert timing.split_for(torch.device("cpu")) is None
+    m = timing.measure(lambda loops: loops * 1e-3, 0, 0.001, 2)
+    assert m.host_values is None

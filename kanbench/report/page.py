@@ -486,6 +486,23 @@ def notes_section(page: Page) -> str:
                 f"<h3>Diverged training runs</h3><p>{len(diverged)} accuracy run(s) diverged (a non-finite loss); "
                 f'their final metric is not a measure of the model:</p><p class="cells">{lines}</p>'
             )
+    frame = page.frame
+    if "metric_launch_bound" in frame:
+        bound = frame[(frame["status"] == "ok") & frame["metric_launch_bound"].eq(True)]
+        out.append("<h3>Launch-bound cells</h3>")
+        if bound.empty:
+            out.append('<p class="empty">None: in every event-timed (CUDA) cell the device took longer than the host '
+                       "took to issue its work.</p>")  # fmt: skip
+        else:
+            header = ["implementation", "phase", "device", "dtype", "widths", "G", "batch", "device time", "host time"]
+            rows = [[*_where(r), *(f'<td class="num">{fmt_time(x)}</td>' for x in (r.time_median, r.host_time_median))]
+                    for r in bound.itertuples()]  # fmt: skip
+            out.append(
+                f"<p>{len(bound)} cell(s) kept the GPU waiting: the host took at least as long to issue the calls as "
+                "the device took to run them, so their times measure Python and launch overhead, not the kernels "
+                "(CUDA graphs or larger batches would show the kernels).</p>"
+            )
+            out.append(_table(header, rows))
     out.append("<h3>Noisy timings</h3>")
     n = page.noisy
     if n.empty:
