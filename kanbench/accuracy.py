@@ -5,10 +5,11 @@ the seeds to mean and standard deviation.
     [axes]                      grid_size (required), spline_order, device, dtype (float32 | float64),
                                 dataset (which [datasets.NAME] tables to run; default all), seed (default 0, 1, 2)
     [training]                  optimizer, lr, weight_decay, momentum, schedule, gamma, epochs, batch_size,
-                                eval_batch_size, max_run_s, workers
+                                eval_batch_size, max_run_s, workers, gpu_workers (runs trained at once on
+                                one GPU; default 1, so train times are not contended)
     [datasets.NAME]             widths (required), normalize = [mean, std], implementations, n_train, n_val,
                                 n_test, data_seed, data_dir, validate_on ("val" | "test"), and any [training]
-                                key but workers (per-dataset override)
+                                key but workers and gpu_workers (per-dataset override)
 
 Records carry time_s = null: epoch wall times live in metrics.curve.epoch_time_s and metrics.train_time_s, so the
 timing tools (pyperf export, compare) never mistake a training run for a timed phase. No torch is imported at module
@@ -45,7 +46,7 @@ RECIPE_DEFAULTS: dict = {
     "eval_batch_size": 256,
     "max_run_s": 3600.0,  # wall time of one run, training + evaluation: projected after 10 steps, checked per epoch
 }
-TRAINING_KEYS = (*RECIPE_DEFAULTS, "workers")
+TRAINING_KEYS = (*RECIPE_DEFAULTS, "workers", "gpu_workers")
 DATA_KEYS = ("widths", "normalize", "implementations", "n_train", "n_val", "n_test", "data_seed", "data_dir",
              "validate_on")  # fmt: skip
 FUNCTION_SIZE_DEFAULT = 1000
@@ -110,6 +111,7 @@ class Plan:
     cells: list[TrainCell]
     workers: int
     threads: int
+    gpu_workers: int = 1  # of those, at most this many on one GPU at once
 
 
 def _recipe(raw: dict, base: dict, where: str, check: Checker) -> dict:
@@ -230,6 +232,8 @@ def plan(suite: Suite, smoke: bool = False, data_dir: str | None = None) -> Plan
     training = check.entries(suite.extra.get("training", {}), "[training]", TRAINING_KEYS)
     base = _recipe(training, RECIPE_DEFAULTS, "[training]", check)
     workers = check.number(training.get("workers", 1), "[training].workers", int, 1, maximum=BOUNDS["processes"])
+    gpu_workers = check.number(training.get("gpu_workers", 1), "[training].gpu_workers", int, 1,
+                               maximum=BOUNDS["processes"])  # fmt: skip
 
     tables = suite.extra.get("datasets", {})
     if not isinstance(tables, dict) or not tables:
@@ -285,7 +289,7 @@ def plan(suite: Suite, smoke: bool = False, data_dir: str | None = None) -> Plan
                 for seed in seeds:
                     cells.append(TrainCell(impl, name, w, g, k, device, dtype, seed, options, recipe_items, spec_items,
                                            suite.sources.get(impl, "")))  # fmt: skip
-    return Plan(cells, workers, suite.timing.threads)
+    return Plan(cells, workers, suite.timing.threads, gpu_workers)
 
 
 def split_sizes(cell: TrainCell) -> tuple[int, int, int]:
@@ -410,7 +414,17 @@ class AccuracyKind(BaseKind):
 
     def before_workers(self, cells: list[TrainCell], environment: dict, bar: progress.Progress) -> None:
         """Say how many runs train at once."""
-        bar.note(f"training {len(cells)} run(s), {self.lanes} at a time")
+        on_gpu = sum(c.device == "cuda" for c in cells)
+        gpu = (
+            f" (cuda runs {self.plan.gpu_workers} at a time: [training].gpu_workers)"
+            if on_gpu and self.lanes > 1
+            else ""
+        )
+        bar.note(f"training {len(cells)} run(s), {self.lanes} at a time{gpu}")
+
+    def shared_device(self, group: list[TrainCell]) -> tuple[str, int] | None:
+        """cuda runs share the one visible GPU: [training].gpu_workers of them at once (default 1)."""
+        return ("cuda", self.plan.gpu_workers) if group[0].device == "cuda" else None
 
     def requests(self, group: list[TrainCell], group_index: int) -> list[Request]:
         """One request per run; the worker stops itself at max_run_s, long before the timeout."""

@@ -27,11 +27,31 @@ def load_handler(target: str) -> Callable[[Any], dict]:
     return getattr(importlib.import_module(module_name), attr)
 
 
+def sticky_device_error(exc: BaseException) -> bool:
+    """Whether exc is a CUDA error that poisons this process's CUDA context (an illegal address, a device-side
+    assert, a failed kernel): every later CUDA call in the process fails with it too, under other cells' names.
+    Out of memory is not one: the caching allocator recovers from it."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return False
+    accelerator_error = getattr(torch, "AcceleratorError", None)
+    if accelerator_error is not None and isinstance(exc, accelerator_error):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(mark in text for mark in STICKY_MARKS)
+
+
+STICKY_MARKS = ("CUDA error", "device-side assert", "illegal memory access", "CUBLAS_STATUS_EXECUTION_FAILED",
+                "cudaErrorLaunchFailure", "unspecified launch failure")  # fmt: skip
+
+
 def serve(conn, threads: int, target: str) -> None:
     """A worker's loop: say hello, then send handler(request) for each request until None or EOF (the parent died).
 
-    An exception becomes an error reply, so one bad cell never ends the worker. Ctrl-C reaches the whole process
-    group; only the parent reports it, the worker just stops.
+    An exception becomes an error reply, so one bad cell never ends the worker; a reply with "restart" true (or a
+    sticky CUDA error escaping the handler) ends it after the reply is sent, and the pool starts a fresh one.
+    Ctrl-C reaches the whole process group; only the parent reports it, the worker just stops.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
@@ -51,8 +71,10 @@ def serve(conn, threads: int, target: str) -> None:
             reply = handler(request)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
-            reply = {"status": "error", "reason": reason, "phases": {}}
+            reply = {"status": "error", "reason": reason, "phases": {}, "restart": sticky_device_error(exc)}
         conn.send(reply)
+        if reply.get("restart"):
+            return
 
 
 def _death(exitcode: int | None) -> str:
@@ -163,7 +185,11 @@ class WorkerPool:
         try:
             conn.send(request)
             if conn.poll(timeout):
-                return conn.recv()
+                reply = conn.recv()
+                if isinstance(reply, dict) and reply.get("restart"):  # its CUDA context is poisoned: a fresh one
+                    self._kill(index)
+                    self._start(index)
+                return reply
             reason = f"worker exceeded [timing].cell_timeout_s = {timeout:g} s and was killed"
         except (EOFError, OSError):
             process.join(5)

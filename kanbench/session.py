@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,6 +63,8 @@ class Kind(Protocol):
     def dry_run(self, cells: list[Any], why: Callable[[Any], str | None]) -> list[str]: ...
     def summary(self, records: list[Record]) -> str: ...
     def epilogue(self, run_dir: Path) -> list[str]: ...
+    # (device key, groups allowed on it at once) when lanes must share a device, e.g. ("cuda", 1)
+    def shared_device(self, group: list[Any]) -> tuple[str, int] | None: ...
 
 
 class BaseKind:
@@ -85,6 +87,10 @@ class BaseKind:
     def epilogue(self, run_dir: Path) -> list[str]:
         """Nothing after the run dir line."""
         return []
+
+    def shared_device(self, group: list[Any]) -> tuple[str, int] | None:
+        """No device that limits how many groups run at once (see LocalExecutor.run)."""
+        return None
 
 
 @dataclass
@@ -392,17 +398,25 @@ class LocalExecutor:
 
         free: queue.Queue = queue.Queue()
         lock = threading.Lock()
+        # a group on a shared device (a GPU) waits for one of that device's slots: lanes never contend on it
+        slots: dict[str, threading.Semaphore] = {}
+        for group in groups:
+            shared = self.kind.shared_device(group)
+            if shared:
+                slots.setdefault(shared[0], threading.Semaphore(shared[1]))
 
         def one(index: int, group: list[Any]) -> list[tuple[Any, list[dict]]]:
-            try:
-                pool = free.get_nowait()
-            except queue.Empty:
-                with lock:
-                    pool = self._pool()
-            try:
-                return self._group(pool, group, index)
-            finally:
-                free.put(pool)
+            shared = self.kind.shared_device(group)
+            with slots[shared[0]] if shared else nullcontext():
+                try:
+                    pool = free.get_nowait()
+                except queue.Empty:
+                    with lock:
+                        pool = self._pool()
+                try:
+                    return self._group(pool, group, index)
+                finally:
+                    free.put(pool)
 
         with ThreadPoolExecutor(max_workers=self.kind.lanes) as threads:
             futures = [threads.submit(one, i, g) for i, g in enumerate(groups)]

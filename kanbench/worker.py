@@ -11,7 +11,10 @@ import torch
 import implementations
 
 from . import checks, compilation, memory, phases, timing
+from .pool import sticky_device_error
 from .suite import COUNT_LOOPS
+
+STICKY_NOTE = " (a sticky CUDA error: this worker process is replaced before the next cell)"
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -100,7 +103,8 @@ def prepare(
             reason = f"one forward call took {first_call:.3g} s > limits.max_call_s = {max_call_s:g} s"
             return None, {**result, "status": "skipped", "reason": reason}
     except Exception as exc:
-        return None, {**result, "status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+        reason = f"{type(exc).__name__}: {exc}"
+        return None, {**result, "status": "error", "reason": reason, "restart": sticky_device_error(exc)}
     return w, result
 
 
@@ -137,6 +141,12 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
                 w.clock.abandon()
             if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
                 torch.cuda.empty_cache()
+            if sticky_device_error(exc):  # the rest of this process's CUDA work would fail with it
+                result["restart"] = True
+                result["phases"][name] = {**entry, "reason": entry["reason"] + STICKY_NOTE}
+                for rest in phase_names[phase_names.index(name) + 1 :]:
+                    result["phases"][rest] = {"status": "error", "reason": f"not measured: {name} hit{STICKY_NOTE}"}
+                break
         result["phases"][name] = entry
     if cell.get("compile"):
         result["compiled"] = compilation.stats(since)

@@ -163,6 +163,7 @@ BAD = [
     ({"epochs = 1": "epochs = 1\nmomentum = 0.9"}, r'momentum: applies only to optimizer = "sgd"'),
     ({"epochs = 1": "epochs = 0"}, r"\[training\].epochs: must be >= 1"),
     ({"lr = 1e-2": "lr = -1"}, r"\[training\].lr: must be > 0"),
+    ({"epochs = 1": "epochs = 1\ngpu_workers = 0"}, r"\[training\].gpu_workers: must be >= 1"),
     ({"epochs = 1": "epochs = 1\nbogus = 1"}, r"\[training\].bogus: unknown key"),
     ({"widths = [[64, 16, 10]]": "widths = [[784, 8, 10]]"}, r"digits has 64 inputs and 10 outputs"),
     ({"widths = [[64, 16, 10]]": "widths = [[64, 8, 1]]"}, r"must start with 64 and end with 10"),

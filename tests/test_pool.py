@@ -1,0 +1,95 @@
+"""The worker pool replaces a worker whose CUDA context a sticky error poisoned, and keeps one after an OOM."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kanbench import phases, pool, worker
+
+
+def test_a_sticky_cuda_error_replaces_the_worker_and_out_of_memory_does_not():
+    workers = pool.WorkerPool(1, 1, "pool_handlers:handle")
+    try:
+        first = workers.measure(0, "pid", 120)["pid"]
+        oom = workers.measure(0, "oom", 120)
+        assert oom["status"] == "error" and "out of memory" in oom["reason"] and not oom["restart"]
+        assert workers.measure(0, "pid", 120)["pid"] == first
+        crash = workers.measure(0, "crash", 120)
+        assert crash["status"] == "error" and "illegal memory access" in crash["reason"] and crash["restart"]
+        assert workers.measure(0, "pid", 120)["pid"] != first  # a fresh process serves the next cell
+    finally:
+        workers.close()
+
+
+@pytest.mark.parametrize(
+    ("exc", "sticky"),
+    [(RuntimeError("CUDA error: device-side assert triggered"), True),
+     (RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED when calling cublasSgemm"), True),
+     (torch.OutOfMemoryError("CUDA out of memory"), False),
+     (RuntimeError("mat1 and mat2 shapes cannot be multiplied"), False),
+     (ValueError("CUDA error in a message of another type"), False)],
+)  # fmt: skip
+def test_sticky_device_errors(exc, sticky):
+    assert pool.sticky_device_error(exc) is sticky
+
+
+def test_a_phase_with_a_sticky_error_ends_the_cell_and_asks_for_a_restart(monkeypatch):
+    real = phases.phase_run
+
+    def failing(name, w, slowdown=1.0):
+        if name == "backward":
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return real(name, w, slowdown)
+
+    monkeypatch.setattr(phases, "phase_run", failing)
+    cell = {"impl": "mlp", "widths": [4, 3], "grid_size": 3, "spline_order": 3, "batch_size": 2, "device": "cpu",
+            "dtype": "float32", "options": {}}  # fmt: skip
+    timing = {"warmup": 0, "min_time": 0.0001, "values": 2, "clock": "wall"}
+    result = worker.measure_cell(cell, "h", ["forward", "backward", "train_step"], timing, 60.0, False)
+    assert result["restart"] is True
+    assert result["phases"]["forward"]["status"] == "ok"
+    assert "sticky CUDA error" in result["phases"]["backward"]["reason"]
+    assert result["phases"]["train_step"] == {"status": "error", "reason": "not measured: backward hit"
+                                              + worker.STICKY_NOTE}  # fmt: skip
+
+
+def test_lanes_share_a_gpu_one_group_at_a_time():
+    import io
+    import threading
+    import time
+
+    from kanbench import progress, session
+
+    running = {"cuda": 0, "cpu": 0}
+    most = {"cuda": 0, "cpu": 0}
+    lock = threading.Lock()
+
+    class FakePool:
+        def measure(self, slot, payload, timeout):
+            with lock:
+                running[payload] += 1
+                most[payload] = max(most[payload], running[payload])
+            time.sleep(0.05)
+            with lock:
+                running[payload] -= 1
+            return {"status": "ok"}
+
+    class Kind(session.BaseKind):
+        lanes = 3
+
+        def requests(self, group, index):
+            return [session.Request(0, c, c, 10.0, c) for c in group]
+
+        def shared_device(self, group):
+            return ("cuda", 1) if group[0] == "cuda" else None
+
+    class Executor(session.LocalExecutor):
+        def _pool(self):
+            return FakePool()
+
+    groups = [["cuda"], ["cpu"], ["cpu"], ["cuda"], ["cuda"], ["cpu"]]
+    bar = progress.Progress(len(groups), 1.0, quiet=True, stream=io.StringIO())
+    out = list(Executor(Kind(), bar).run(groups))
+    assert len(out) == 6
+    assert most["cuda"] == 1 and most["cpu"] >= 2  # the GPU's groups in turn, the CPU's side by side
