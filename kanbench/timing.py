@@ -242,10 +242,11 @@ def calibrate(run: Callable[[int], float], min_time: float) -> int:
 
 def measure(
     run: Callable[[int], float], warmup: int, min_time: float, values: int, loops: int | None = None,
-    split: Split | None = None,
+    split: Split | None = None, after: Callable[[], object] | None = None,
 ) -> Measurement:  # fmt: skip
     """Warm up with `warmup` calls, calibrate loops (unless given), then take `values` values per call (and with
-    a split, the host seconds per call beside each)."""
+    a split, the host seconds per call beside each); after(), if given, runs between values, outside them (a
+    clock sampler)."""
     if warmup:
         run(warmup)
     loops = loops or calibrate(run, min_time)
@@ -254,4 +255,6 @@ def measure(
         out.append(run(loops) / loops)
         if split is not None:
             hosts.append(split.host / loops)
+        if after is not None:
+            after()
     return Measurement(out, loops, hosts if split is not None else None)

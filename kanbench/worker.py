@@ -10,7 +10,7 @@ import torch
 
 import implementations
 
-from . import checks, compilation, memory, phases, timing
+from . import checks, compilation, gpu, memory, phases, timing
 from .pool import sticky_device_error
 from .suite import COUNT_LOOPS
 
@@ -108,6 +108,29 @@ def prepare(
     return w, result
 
 
+class ClockLog:
+    """The SM clock (MHz) read after every value of a CUDA phase: {"min": lowest seen, "max": the device's maximum}.
+
+    Empty off CUDA and without nvidia-ml-py (environment.json["gpu"]["nvml_reason"] says why)."""
+
+    _readers: dict = {}  # per device index, once per process: opening nvml is not free
+
+    def __init__(self, device: torch.device):
+        self.seen: dict = {}
+        self.read = None
+        if device.type == "cuda":
+            index = device.index or 0
+            if index not in self._readers:
+                self._readers[index] = gpu.sm_clock_reader(index)
+            self.read = self._readers[index]
+
+    def sample(self) -> None:
+        """Read the clock once."""
+        if self.read is not None:
+            now, top = self.read()
+            self.seen = {"min": min(now, self.seen.get("min", now)), "max": top}
+
+
 def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, max_call_s: float, first: bool) -> dict:
     """Every phase of one cell in this process: values, loops, and (in the first process) memory and FLOPs."""
     clock = t.get("clock", "wall")
@@ -125,13 +148,16 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
             run = phases.phase_run(name, w, slowdown)
             first_call = run(1)  # un-timed: compiles this phase's graph for compiled cells
             entry["first_call_s"] = None if counting else first_call  # in seconds only
+            clocks = ClockLog(device)
             if counting:
                 m = measure_counts(run, t)
             else:
-                m = timing.measure(run, t["warmup"], t["min_time"], t["values"], split=w.split)
+                m = timing.measure(run, t["warmup"], t["min_time"], t["values"], split=w.split, after=clocks.sample)
             entry.update(values=m.values, loops=m.loops)
             if m.host_values is not None:
                 entry["host_values"] = m.host_values
+            if clocks.seen:
+                entry["sm_clock_mhz"] = clocks.seen
             if first:
                 entry["peak_mem_bytes"] = phases.measure_once(name, w, lambda c: memory.peak_bytes(c, device))
                 entry["flops_counted"] = phases.measure_once(name, uncompiled, count_flops)

@@ -17,7 +17,7 @@ def test_figures_are_cached_per_machine(tmp_path, monkeypatch):
     monkeypatch.setenv("KANBENCH_CACHE", str(tmp_path))
     calls = []
 
-    def fake_measure(device, threads):
+    def fake_measure(device, threads, dtype="float32"):
         calls.append((device, threads))
         return {"device": device, "threads": threads, "peak_flop_per_s": 1e9, "peak_bytes_per_s": 1e9, "method": "x"}
 
@@ -29,3 +29,17 @@ def test_figures_are_cached_per_machine(tmp_path, monkeypatch):
     machine.figures("cpu", 2)  # another thread count is another machine configuration
     assert calls == [("cpu", 1), ("cpu", 2)]
     assert (tmp_path / "machine.json").exists()
+
+
+def test_machine_peak_shapes():
+    assert machine.peak_for({"peak_flop_per_s": 1e12}, "peak_flop_per_s", "cuda:0", "float32") == 1e12
+    assert machine.peak_for({"peak_flop_per_s": {"float32": 2e12}}, "peak_flop_per_s", "cpu", "float32") == 2e12
+    nested = {"peak_flop_per_s": {"cuda": {"float32": 3e12, "bfloat16": 9e12}}}
+    assert machine.peak_for(nested, "peak_flop_per_s", "cuda:0", "bfloat16") == 9e12
+    assert machine.peak_for(nested, "peak_flop_per_s", "cpu", "float32") is None
+    assert machine.peak_for(None, "peak_flop_per_s", "cpu", "float32") is None
+    assert machine.peak_for({}, "peak_bytes_per_s", "cpu", "float32") is None
+    # a run over several devices keeps each device's ceilings apart
+    run = {"peak_flop_per_s": 1.0, "by_device": {"cuda": {"peak_flop_per_s": {"float32": 5e13, "bfloat16": 7e14}}}}
+    assert machine.peak_for(run, "peak_flop_per_s", "cuda:0", "bfloat16") == 7e14
+    assert machine.peak_for(run, "peak_flop_per_s", "cuda", "float16") is None  # never another dtype's ceiling

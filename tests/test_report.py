@@ -75,16 +75,6 @@ def test_memory_flops_accuracy_profile_figures(frame):
     assert figures.profile_figure(frame, "device_categories").figure is None  # CPU profiles have no device time
 
 
-def test_machine_peak_shapes():
-    assert data.peak_for({"peak_flop_per_s": 1e12}, "peak_flop_per_s", "cuda:0", "float32") == 1e12
-    assert data.peak_for({"peak_flop_per_s": {"float32": 2e12}}, "peak_flop_per_s", "cpu", "float32") == 2e12
-    nested = {"peak_flop_per_s": {"cuda": {"float32": 3e12, "bfloat16": 9e12}}}
-    assert data.peak_for(nested, "peak_flop_per_s", "cuda:0", "bfloat16") == 9e12
-    assert data.peak_for(nested, "peak_flop_per_s", "cpu", "float32") is None
-    assert data.peak_for(None, "peak_flop_per_s", "cpu", "float32") is None
-    assert data.peak_for({}, "peak_bytes_per_s", "cpu", "float32") is None
-
-
 def test_pareto_front():
     # (time, accuracy): the second point is slower and worse than the first, the third slower and better
     assert figures.pareto_front([(1.0, 0.9), (2.0, 0.8), (3.0, 0.95)], higher_is_better=True) == [0, 2]

@@ -239,6 +239,12 @@ def environment_notes(base, cand) -> list[str]:
     for key in ENV_FIELDS:
         if key in benv and key in cenv and benv[key] != cenv[key]:
             notes.append(f"environment differs: {key} {benv[key]!r} (base) vs {cenv[key]!r} (candidate)")
+    bgpu, cgpu = benv.get("gpu") or {}, cenv.get("gpu") or {}
+    for key, what in (("name", "GPU models"), ("uuid", "GPUs"), ("driver_version", "GPU drivers")):
+        if bgpu.get(key) and cgpu.get(key) and bgpu[key] != cgpu[key]:
+            notes.append(f"the runs used different {what}: {bgpu[key]!r} (base) vs {cgpu[key]!r} (candidate)")
+            if key == "name":
+                break  # another model is another GPU: the UUID line would say nothing more
     for side, env in (("base", benv), ("candidate", cenv)):
         slowdown = (env.get("env_vars") or {}).get("KANBENCH_SLOWDOWN")
         if slowdown:

@@ -183,20 +183,3 @@ class References:
             return False
         grids = {r["grid_size"] for r in rows}
         return reference == "mlp" or (len(grids) > 1 and len({r["params"] for r in rows}) == 1)
-
-
-def peak_for(machine: dict | None, key: str, device: str, dtype: str) -> float | None:
-    """A machine peak (e.g. peak_flop_per_s) for a device and dtype from environment["machine"], if given.
-
-    Accepts a number, a {dtype: number} or {device: number} map, or {device: {dtype: number}}.
-    """
-    if not isinstance(machine, dict):
-        return None
-    value = machine.get(key)
-    for level in range(3):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value) if value > 0 else None
-        if not isinstance(value, dict) or level == 2:
-            return None
-        value = next((value[k] for k in (device, device.split(":")[0], dtype) if k in value), None)
-    return None

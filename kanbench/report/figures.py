@@ -13,7 +13,9 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from .data import REFERENCES, impl_rank, ordered_impls, peak_for, registered, timing_rows
+from kanbench.machine import peak_for
+
+from .data import REFERENCES, impl_rank, ordered_impls, registered, timing_rows
 from .summary import fmt_bytes, fmt_time, speed_phases
 
 # Registered implementations bring their colour (implementations.info); the rest get one of these, by name.
@@ -265,14 +267,6 @@ def flops_figure(df: pd.DataFrame, environments: dict[str, dict | None]) -> Figu
     return Figure("flops-vs-batch", title, fig, caption)
 
 
-def device_peak(machine: dict | None, key: str, device: str, dtype: str) -> float | None:
-    """A ceiling for one device: environment["machine"]["by_device"][device] when a run stores several devices."""
-    by_device = (machine or {}).get("by_device") if isinstance(machine, dict) else None
-    if isinstance(by_device, dict) and isinstance(by_device.get(device.split(":")[0]), dict):
-        return peak_for(by_device[device.split(":")[0]], key, device, dtype)
-    return peak_for(machine, key, device, dtype)
-
-
 ROOFLINE_SYMBOLS = {"forward": "circle", "forward_inference": "diamond", "backward": "square", "train_step": "x"}
 
 
@@ -312,7 +306,7 @@ def roofline_figure(df: pd.DataFrame, environments: dict[str, dict | None]) -> F
             shown.add(impl)
         machine = next((environments.get(r) or {} for r in set(cell["run"])), {}).get("machine")
         dtype = str(cell["dtype"].iloc[0])
-        flops, bandwidth = (device_peak(machine, k, device, dtype) for k in ("peak_flop_per_s", "peak_bytes_per_s"))
+        flops, bandwidth = (peak_for(machine, k, device, dtype) for k in ("peak_flop_per_s", "peak_bytes_per_s"))
         if flops and bandwidth:
             lo = min(float(cell["metric_arithmetic_intensity"].min()), flops / bandwidth) / 4
             hi = max(float(cell["metric_arithmetic_intensity"].max()), flops / bandwidth) * 4

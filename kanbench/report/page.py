@@ -184,13 +184,22 @@ def _env_get(env: dict | None, *keys, default=None):
     return default if value is None else value
 
 
+def _clock_text(clock) -> str:
+    if isinstance(clock, dict) and clock.get("max"):
+        return f"{clock['min']:.0f} of {clock['max']:.0f} MHz ({clock['min'] / clock['max']:.0%})"
+    return "—"
+
+
 def _device_text(info: RunInfo) -> str:
     env = info.environment
     parts = []
     for d in info.devices:
-        if d.startswith("cuda"):
-            names = _env_get(env, "cuda", "devices", default=[])
-            parts.append(f"{d} ({', '.join(map(str, names)) or 'GPU name not recorded'})")
+        if d.startswith("cuda"):  # environment["gpu"] since 2026-12-02, cuda.devices before
+            names = [n for n in [_env_get(env, "gpu", "name", default="")] if n]
+            names = names or _env_get(env, "cuda", "devices", default=[])
+            driver = _env_get(env, "gpu", "driver_version", default="")
+            name = ", ".join(map(str, names)) or "GPU name not recorded"
+            parts.append(f"{d} ({name}{', driver ' + str(driver) if driver else ''})")
         else:
             parts.append(f"{d} ({_env_get(env, 'cpu_model', default='CPU model not recorded')})")
     return "; ".join(parts) or "—"
@@ -501,6 +510,21 @@ def notes_section(page: Page) -> str:
                 f"<p>{len(bound)} cell(s) kept the GPU waiting: the host took at least as long to issue the calls as "
                 "the device took to run them, so their times measure Python and launch overhead, not the kernels "
                 "(CUDA graphs or larger batches would show the kernels).</p>"
+            )
+            out.append(_table(header, rows))
+    if "metric_throttled" in frame:
+        hot = frame[(frame["status"] == "ok") & frame["metric_throttled"].eq(True)]
+        out.append("<h3>Throttled cells</h3>")
+        if hot.empty:
+            out.append('<p class="empty">None: in every CUDA cell whose SM clock was read (nvidia-ml-py) it stayed '
+                       "at or above 75% of its maximum.</p>")  # fmt: skip
+        else:
+            header = ["implementation", "phase", "device", "dtype", "widths", "G", "batch", "lowest SM clock"]
+            rows = [[*_where(r), f'<td class="num">{e(_clock_text(r.metric_sm_clock_mhz))}</td>']
+                    for r in hot.itertuples()]  # fmt: skip
+            out.append(
+                f"<p>{len(hot)} cell(s) ran while the GPU's SM clock fell below 75% of its maximum (nvbench's rule: "
+                "power or thermal limits, or another process): their times are slower than the device can run.</p>"
             )
             out.append(_table(header, rows))
     out.append("<h3>Noisy timings</h3>")
