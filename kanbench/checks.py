@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch.func import functional_call
 
@@ -10,11 +12,23 @@ import implementations
 TINY_WIDTHS = [3, 4, 2]
 
 
-def gradcheck_model(adapter: implementations.Adapter, options: dict, grid_size: int = 3, spline_order: int = 3) -> None:
-    """Float64 shape check and gradcheck (input and every trainable parameter) of a tiny model; raises on failure."""
+def tiny_model(adapter: implementations.Adapter, options: dict, grid_size: int, spline_order: int):
+    """The float64 model and input every check uses (seeded, so each call builds the same weights)."""
     torch.manual_seed(0)
     model = adapter.build(TINY_WIDTHS, grid_size, spline_order, **options).double()
-    x = (torch.rand(5, TINY_WIDTHS[0], dtype=torch.float64) * 1.8 - 0.9).requires_grad_()
+    x = torch.rand(5, TINY_WIDTHS[0], dtype=torch.float64) * 1.8 - 0.9
+    return model, x
+
+
+def gradcheck_model(
+    adapter: implementations.Adapter, options: dict, grid_size: int = 3, spline_order: int = 3,
+    device: str = "cpu", move: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+) -> None:  # fmt: skip
+    """Float64 shape check and gradcheck (input and every trainable parameter) of a tiny model on device (moved
+    there by move, default .to(device)); raises on failure."""
+    model, x = tiny_model(adapter, options, grid_size, spline_order)
+    model = move(model) if move else model.to(device)
+    x = x.to(device).requires_grad_()
     out = model(x)
     if out.shape != (5, TINY_WIDTHS[-1]):
         raise AssertionError(f"output shape {tuple(out.shape)} != expected (5, {TINY_WIDTHS[-1]})")
@@ -25,18 +39,65 @@ def gradcheck_model(adapter: implementations.Adapter, options: dict, grid_size: 
         return functional_call(model, dict(zip(names, flat)), (inp,))
 
     if not torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-5, rtol=1e-4, raise_exception=False):
-        raise AssertionError("float64 gradcheck failed: the backward does not match the forward")
+        where = "" if device == "cpu" else f" on {device}"
+        raise AssertionError(f"float64 gradcheck failed{where}: the backward does not match the forward")
 
+
+def values_and_gradients(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The output and the gradients of the input and every trainable parameter for a fixed output gradient, on
+    the CPU."""
+    x = x.clone().requires_grad_()
+    out = model(x)
+    grad_out = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape).to(out.device)
+    out.backward(grad_out)
+    found = {"output": out.detach(), "input gradient": x.grad}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            found[f"gradient of {name}"] = p.grad if p.grad is not None else torch.zeros_like(p)
+    return {k: v.detach().cpu() for k, v in found.items()}
+
+
+def agrees_with_cpu(
+    adapter: implementations.Adapter, options: dict, device: str, grid_size: int = 3, spline_order: int = 3,
+    move: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+) -> None:  # fmt: skip
+    """The same float64 values and gradients on device as on the CPU, from the same weights and input; raises
+    naming the first quantity that differs."""
+    reference, x = tiny_model(adapter, options, grid_size, spline_order)
+    there, _ = tiny_model(adapter, options, grid_size, spline_order)
+    there.load_state_dict(reference.state_dict())
+    there = move(there) if move else there.to(device)
+    want = values_and_gradients(reference, x)
+    got = values_and_gradients(there, x.to(device))
+    for name, expected in want.items():
+        diff = (got[name] - expected).abs()
+        bound = AGREE_ATOL + AGREE_RTOL * expected.abs()
+        if got[name].shape != expected.shape or not bool((diff <= bound).all()):
+            worst = float(diff.max()) if got[name].shape == expected.shape else float("nan")
+            raise AssertionError(f"{name} on {device} differs from the CPU's by up to {worst:.3g} in float64 "
+                                 f"(allowed {AGREE_ATOL:g} + {AGREE_RTOL:g} x |value|)")  # fmt: skip
+
+
+# float64 on another device: different summation orders and fused kernels, never more than rounding
+AGREE_ATOL, AGREE_RTOL = 1e-10, 1e-8
 
 _verdicts: dict[tuple, str | None] = {}
 
 
-def check_once(impl: str, options: dict) -> str | None:
-    """None if impl (with these options) passed its checks in this process, else the reason it failed."""
-    key = (impl, tuple(sorted(options.items())))
+def check_once(impl: str, options: dict, device: str = "cpu") -> str | None:
+    """None if impl (with these options) passed its checks on device in this process, else the reason it failed.
+
+    On the CPU: a float64 gradcheck. On another device, before any of its cells is timed: a float64 gradcheck
+    there, and the same values and gradients as on the CPU."""
+    key = (impl, tuple(sorted(options.items())), device)
     if key not in _verdicts:
         try:
-            gradcheck_model(implementations.get(impl), options)
+            adapter = implementations.get(impl)
+            gradcheck_model(adapter, options)
+            if device != "cpu":
+                target = "cuda:0" if device == "cuda" else device
+                gradcheck_model(adapter, options, device=target)
+                agrees_with_cpu(adapter, options, target)
             _verdicts[key] = None
         except Exception as exc:
             _verdicts[key] = f"correctness check failed before timing: {type(exc).__name__}: {exc}"

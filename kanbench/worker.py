@@ -80,7 +80,7 @@ def prepare(
     reply to send (an error or a skip, with its reason).
     """
     result: dict = {"status": "ok", "reason": None, "phases": {}}
-    problem = checks.check_once(spec_of(cell), cell["options"])
+    problem = checks.check_once(spec_of(cell), cell["options"], cell["device"])
     if problem:
         return None, {**result, "status": "error", "reason": problem}
     try:

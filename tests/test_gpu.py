@@ -9,7 +9,8 @@ import pytest
 import torch
 from conftest import TINY_SUITE
 
-from kanbench import env, gpu, machine, session, speed, timing, worker
+import implementations
+from kanbench import checks, env, gpu, machine, session, speed, timing, worker
 from kanbench.compare import gates
 from kanbench.record import Record
 from kanbench.suite import parse
@@ -187,3 +188,55 @@ def test_compare_says_when_the_runs_used_different_gpus_or_drivers():
     models = gates.environment_notes(side("H100", "GPU-1", "580"), side("H200", "GPU-2", "580"))
     assert [n for n in models if "different" in n] == ["the runs used different GPU models: 'H100' (base) vs 'H200' "
                                                        "(candidate)"]  # fmt: skip
+
+
+class Doubled(torch.autograd.Function):
+    """Identity forward, twice the gradient: a device kernel whose backward is wrong."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return 2 * grad
+
+
+class WrongBackward(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return Doubled.apply(self.inner(x))
+
+
+def perturbed(model):
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-6)  # a device whose kernel is off by a little
+    return model
+
+
+@pytest.mark.parametrize("name", implementations.names())
+def test_every_implementation_can_be_checked_against_the_cpu(name):
+    adapter = implementations.get(name)
+    if not adapter.available()[0]:
+        pytest.skip(adapter.available()[1])
+    checks.agrees_with_cpu(adapter, {}, "cpu")  # the machinery (same weights, every gradient) runs for every one
+
+
+def test_a_device_that_differs_from_the_cpu_is_not_timed(monkeypatch):
+    adapter = implementations.get("bspline")
+    with pytest.raises(AssertionError, match=r"output on cpu differs from the CPU's by up to"):
+        checks.agrees_with_cpu(adapter, {}, "cpu", move=perturbed)
+    with pytest.raises(AssertionError, match=r"input gradient on cpu differs"):
+        checks.agrees_with_cpu(adapter, {}, "cpu", move=WrongBackward)
+    with pytest.raises(AssertionError, match=r"float64 gradcheck failed: the backward does not match"):
+        checks.gradcheck_model(adapter, {}, move=WrongBackward)
+    # the worker asks for both before a non-CPU device's first cell of an implementation
+    asked = []
+    monkeypatch.setattr(checks, "gradcheck_model", lambda a, o, device="cpu", **k: asked.append(("grad", device)))
+    monkeypatch.setattr(checks, "agrees_with_cpu", lambda a, o, device, **k: asked.append(("cpu", device)))
+    assert checks.check_once("mlp", {"bias": False}, "cuda") is None
+    assert asked == [("grad", "cpu"), ("grad", "cuda:0"), ("cpu", "cuda:0")]
+    assert checks.check_once("mlp", {"bias": False}, "cuda") is None and len(asked) == 3  # once per process

@@ -237,7 +237,8 @@ def adapter():
 def test_a_wrong_forward_says_what_was_wrong(tmp_path, monkeypatch, mode, needle):
     from kanbench import checks, worker
 
-    monkeypatch.setattr(checks, "check_once", lambda impl, options: None)  # the forward's own check, not gradcheck's
+    # the forward's own check, not gradcheck's
+    monkeypatch.setattr(checks, "check_once", lambda impl, options, device="cpu": None)
     (tmp_path / "badmodels.py").write_text(BAD_MODELS)
     monkeypatch.syspath_prepend(str(tmp_path))
     cell = {"impl": "bad", "source": "badmodels:adapter", "widths": [6, 3], "grid_size": 3, "spline_order": 3,
