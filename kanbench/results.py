@@ -205,6 +205,8 @@ def flatten(record: Record) -> dict:
             row[f"metric_{key}"] = value
     host = metrics.get("host_time_s")  # CUDA cells: the host's issue time beside the event-timed device time
     row["host_time_median"] = host.get("median") if isinstance(host, dict) else None
+    clock = metrics.get("sm_clock_mhz")  # CUDA cells with nvml: the lowest SM clock seen and the maximum
+    row["sm_clock_min_mhz"], row["sm_clock_max_mhz"] = (clock["min"], clock["max"]) if clock else (None, None)
     row["widths_label"] = "x".join(str(w) for w in record.widths)
     return row
 

@@ -240,3 +240,36 @@ def test_a_device_that_differs_from_the_cpu_is_not_timed(monkeypatch):
     assert checks.check_once("mlp", {"bias": False}, "cuda") is None
     assert asked == [("grad", "cpu"), ("grad", "cuda:0"), ("cpu", "cuda:0")]
     assert checks.check_once("mlp", {"bias": False}, "cuda") is None and len(asked) == 3  # once per process
+
+
+def test_the_report_lists_throttled_and_launch_bound_cells(tmp_path):
+    from kanbench import results
+    from kanbench.record import TimeStats
+    from kanbench.report import build_page, data, page
+
+    def record(impl, config_hash, **metrics):
+        return Record(
+            run_id="r", suite="s", impl=impl, family="mlp", phase="forward", device="cuda", dtype="bfloat16",
+            batch_size=8, widths=[4, 2], grid_size=5, spline_order=3, num_basis=0, params=10, params_total=10,
+            status="ok", reason=None, peak_mem_bytes=1, flops=None, config_hash=config_hash, options={},
+            time_s=TimeStats.from_values([[1e-5] * 5], loops=10).__dict__,
+            metrics={"flops_counted_matmul": None, "first_call_s": [1e-3], "first_forward_s": [1e-3], **metrics},
+        )  # fmt: skip
+
+    host = TimeStats.from_values([[2e-5] * 5], loops=10).__dict__
+    run = tmp_path / "r"
+    run.mkdir()
+    results.create(run)
+    for r in (record("mlp", "h1", sm_clock_mhz={"min": 1200.0, "max": 1980.0}, throttled=True),
+              record("mlp-iso", "h2", host_time_s=host, launch_bound=True, sm_clock_mhz={"min": 1980.0, "max": 1980.0},
+                     throttled=False)):  # fmt: skip
+        results.append(run, r)
+    results.write_environment(run, {"gpu": {"name": "NVIDIA H200", "driver_version": "580.65"}})
+    built = build_page(data.read_runs([run]))
+    assert "cuda (NVIDIA H200, driver 580.65)" in page.what_was_run(built)
+    html = page.notes_section(built)
+    throttled = html.split("<h3>Throttled cells</h3>")[1].split("<h3>")[0]
+    assert "1 cell(s) ran while the GPU's SM clock fell below 75%" in throttled
+    assert "1200 of 1980 MHz (61%)" in throttled
+    assert "mlp-iso" not in throttled
+    assert "1 cell(s) kept the GPU waiting" in html.split("<h3>Launch-bound cells</h3>")[1]

@@ -184,9 +184,9 @@ def _env_get(env: dict | None, *keys, default=None):
     return default if value is None else value
 
 
-def _clock_text(clock) -> str:
-    if isinstance(clock, dict) and clock.get("max"):
-        return f"{clock['min']:.0f} of {clock['max']:.0f} MHz ({clock['min'] / clock['max']:.0%})"
+def _clock_text(low, high) -> str:
+    if _finite(low) and _finite(high) and high:
+        return f"{low:.0f} of {high:.0f} MHz ({low / high:.0%})"
     return "—"
 
 
@@ -520,7 +520,7 @@ def notes_section(page: Page) -> str:
                        "at or above 75% of its maximum.</p>")  # fmt: skip
         else:
             header = ["implementation", "phase", "device", "dtype", "widths", "G", "batch", "lowest SM clock"]
-            rows = [[*_where(r), f'<td class="num">{e(_clock_text(r.metric_sm_clock_mhz))}</td>']
+            rows = [[*_where(r), f'<td class="num">{e(_clock_text(r.sm_clock_min_mhz, r.sm_clock_max_mhz))}</td>']
                     for r in hot.itertuples()]  # fmt: skip
             out.append(
                 f"<p>{len(hot)} cell(s) ran while the GPU's SM clock fell below 75% of its maximum (nvbench's rule: "
