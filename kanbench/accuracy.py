@@ -223,6 +223,8 @@ def plan(suite: Suite, smoke: bool = False, data_dir: str | None = None) -> Plan
             check.fail(f"[axes].{key}", f"accuracy suites set this per dataset or recipe: use {instead}")
     if isinstance(raw_axes, dict) and raw_axes.get("compile", [False]) != [False]:
         check.fail("[axes].compile", "accuracy suites train eager models only; allowed: [false]")
+    if isinstance(raw_axes, dict) and raw_axes.get("precision", ["pure"]) != ["pure"]:
+        check.fail("[axes].precision", 'accuracy suites train in the dtype itself; allowed: ["pure"]')
     for i, dtype in enumerate(suite.axes["dtype"]):
         check.choice(dtype, f"[axes].dtype[{i}]", ACCURACY_DTYPES)
     seeds = list(suite.axes.get("seed", DEFAULT_SEEDS))

@@ -12,9 +12,9 @@ import math
 import os
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
@@ -36,16 +36,29 @@ class Workload:
     sync: Callable[[], None]
     clock: Callable[[], float] = time.perf_counter  # timing.CLOCKS[suite's [timing].clock]
     split: Split | None = None  # CUDA: regions timed by events, host time beside (timing.split_for)
+    # precision = "amp": the float32 model's forward (and loss) run under this autocast context; float16 train
+    # steps scale the loss with a GradScaler (whose step reads found-inf on the host, as every AMP loop does)
+    autocast: Callable[[], AbstractContextManager] | None = None
+    scaler: Any = None
 
 
-def forward_call(w: Workload) -> Callable[[], object]:
-    """One training-mode forward with autograd recording (the graph is freed when the output is dropped)."""
-    return functools.partial(w.model, w.x)
+def forward_call(w: Workload) -> Callable[[], torch.Tensor]:
+    """One training-mode forward with autograd recording (the graph is freed when the output is dropped); under
+    autocast for amp cells, entered per call as a training loop does."""
+    if w.autocast is None:
+        return functools.partial(w.model, w.x)
+    model, x, autocast = w.model, w.x, w.autocast
+
+    def amp_forward():
+        with autocast():
+            return model(x)
+
+    return amp_forward
 
 
-def inference_call(w: Workload) -> Callable[[], object]:
+def inference_call(w: Workload) -> Callable[[], torch.Tensor]:
     """One forward; phase_run times it inside one torch.inference_mode() region around the whole loop."""
-    return functools.partial(w.model, w.x)
+    return forward_call(w)
 
 
 def train_step_call(w: Workload) -> Callable[[], object]:
@@ -53,15 +66,32 @@ def train_step_call(w: Workload) -> Callable[[], object]:
     # None (a model without trainable parameters) fails on the first call: train_step is then an error
     model, x, target, opt = w.model, w.x, w.target, cast(torch.optim.Optimizer, w.optimizer)
     loss_fn = nn.functional.mse_loss
+    if w.autocast is None:
 
-    def call():
+        def call():
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), target)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return call
+    autocast, scaler = w.autocast, w.scaler
+
+    def amp_call():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), target)
-        loss.backward()
-        opt.step()
+        with autocast():
+            loss = loss_fn(model(x), target)
+        if scaler is None:  # bfloat16: float32's exponent range, no scaling
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         return loss
 
-    return call
+    return amp_call
 
 
 def backward_run(w: Workload, extra: int = 0) -> Callable[[int], float]:
@@ -70,15 +100,15 @@ def backward_run(w: Workload, extra: int = 0) -> Callable[[int], float]:
     With a split (CUDA) each backward is bracketed by events, with no host sync per call: the device time is the
     events' sum, taken with one sync at the end, and split.host the host's time issuing the backwards.
     """
-    model, x, grad_out, sync = w.model, w.x, w.grad_out, w.sync
-    clock, split = w.clock, w.split
+    model, grad_out, sync = w.model, w.grad_out, w.sync
+    clock, split, forward = w.clock, w.split, forward_call(w)
 
     def run(loops: int) -> float:
         total = 0.0
         if split is not None:
             for _ in range(loops):
                 model.zero_grad(set_to_none=True)
-                out = model(x)
+                out = forward()
                 start = clock()
                 split.events.start()
                 out.backward(grad_out)
@@ -92,7 +122,7 @@ def backward_run(w: Workload, extra: int = 0) -> Callable[[int], float]:
             return device
         for _ in range(loops):
             model.zero_grad(set_to_none=True)
-            out = model(x)
+            out = forward()
             sync()
             start = clock()
             out.backward(grad_out)
@@ -130,7 +160,7 @@ def measure_once(phase: str, w: Workload, measure: Callable[[Callable[[], object
     """measure(call) applied to one call of the phase; backward's graph is built before, outside measure."""
     if phase == "backward":
         w.model.zero_grad(set_to_none=True)
-        out = w.model(w.x)
+        out = forward_call(w)()
         w.sync()
         return measure(lambda: out.backward(w.grad_out))
     if phase == "forward_inference":

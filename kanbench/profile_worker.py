@@ -105,12 +105,12 @@ def step_function(phase: str, w: phases.Workload) -> Callable[[], None]:
             sync()
 
     if phase == "backward":
-        model, x, grad_out = w.model, w.x, w.grad_out
+        model, forward, grad_out = w.model, phases.forward_call(w), w.grad_out
 
         def backward_step() -> None:
             with record_function(oc.UNTIMED_RANGE):
                 model.zero_grad(set_to_none=True)
-                out = model(x)
+                out = forward()
                 sync()
             out.backward(grad_out)
             untimed_sync()

@@ -31,14 +31,20 @@ KINDS = ("speed", "accuracy", "profile")
 SPEED_PHASES = ("forward", "forward_inference", "backward", "train_step")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
-AXES_DEFAULTS = {"spline_order": [3], "device": ["cpu"], "dtype": ["float32"], "compile": [False]}
-CELL_AXES = ("widths", "grid_size", "spline_order", "batch_size", "device", "dtype", "compile")  # a Cell's, in order
+AXES_DEFAULTS = {"spline_order": [3], "device": ["cpu"], "dtype": ["float32"], "compile": [False],
+                 "precision": ["pure"]}  # fmt: skip
+# a Cell's, in order
+CELL_AXES = ("widths", "grid_size", "spline_order", "batch_size", "device", "dtype", "compile", "precision")
+PRECISIONS = ("pure", "amp")  # pure: model and inputs in the dtype; amp: float32 model under autocast to the dtype
+AMP_DTYPES = ("bfloat16", "float16")
 AXES_REQUIRED = ("widths", "grid_size", "batch_size")
 
 
 def impl_label(impl: str, options: dict | None) -> str:
-    """The implementation's name, marked "+compile" for a torch.compile cell so it never merges with the eager one."""
-    return f"{impl}+compile" if (options or {}).get("compile") else impl
+    """The implementation's name, marked "+compile" for a torch.compile cell and "+amp" for an autocast one, so
+    they never merge with the eager, pure-precision cell."""
+    options = options or {}
+    return impl + ("+compile" if options.get("compile") else "") + ("+amp" if options.get("precision") == "amp" else "")
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class Cell:
     options: tuple[tuple[str, object], ...] = ()
     compile: bool = False  # timed under torch.compile (compile time is recorded apart, never inside a value)
     source: str = ""  # how the suite named impl when that is not the adapter's own name ("module:factory")
+    precision: str = "pure"  # "amp": a float32 model run under autocast to dtype (PRECISIONS)
 
     @property
     def spec(self) -> str:
@@ -116,6 +123,8 @@ class Cell:
         data["options"] = dict(self.options)
         if not self.compile:
             del data["compile"]  # hashes of eager cells stay what they were before the compile axis existed
+        if self.precision == "pure":
+            del data["precision"]  # likewise before the precision axis
         return data
 
     @property
@@ -126,12 +135,13 @@ class Cell:
     @property
     def group_key(self) -> tuple:
         """Cells equal but for the implementation: measured side by side."""
-        return (self.widths, self.grid_size, self.spline_order, self.batch_size, self.device, self.dtype, self.compile)
+        return (self.widths, self.grid_size, self.spline_order, self.batch_size, self.device, self.dtype, self.compile,
+                self.precision)  # fmt: skip
 
     def label(self) -> str:
         """Short human-readable name."""
         w = "x".join(map(str, self.widths))
-        impl = impl_label(self.impl, {"compile": self.compile})
+        impl = impl_label(self.impl, {"compile": self.compile, "precision": self.precision})
         return f"{impl} {w} G{self.grid_size} k{self.spline_order} b{self.batch_size} {self.device} {self.dtype}"
 
 
@@ -174,11 +184,15 @@ class Suite:
         """The union of each sweep's cartesian product, every implementation side by side, in a fixed order."""
         out: dict[str, Cell] = {}
         for a in self.sweeps or (self.axes,):
-            for widths, g, k, batch, device, dtype, compiled in itertools.product(*(a[key] for key in CELL_AXES)):
+            for widths, g, k, batch, device, dtype, compiled, precision in itertools.product(
+                *(a[key] for key in CELL_AXES)
+            ):
+                if precision == "amp" and dtype not in AMP_DTYPES:
+                    continue  # autocast to float32 is the pure cell: docs/suite-schema.md
                 for impl in self.implementations:
                     options = tuple(sorted(self.options.get(impl, {}).items()))
                     source = self.sources.get(impl, "")
-                    cell = Cell(impl, tuple(widths), g, k, batch, device, dtype, options, compiled, source)
+                    cell = Cell(impl, tuple(widths), g, k, batch, device, dtype, options, compiled, source, precision)
                     out.setdefault(cell.config_hash, cell)  # sweeps may overlap
         return list(out.values())
 
@@ -350,6 +364,9 @@ def _axes(check: Checker, raw: object, where: str, kind: str) -> dict:
         check.fail(f"{where}.compile", f"must be a non-empty list of true/false, got {axes['compile']!r}")
     for i, value in enumerate(axes["compile"]):
         check.boolean(value, f"{where}.compile[{i}]")
+    check.string_list(axes["precision"], f"{where}.precision", PRECISIONS)
+    if "amp" in axes["precision"] and not set(axes["dtype"]) & set(AMP_DTYPES):
+        check.fail(f"{where}.precision", f'"amp" autocasts to bfloat16 or float16, and {where}.dtype has neither')
     return axes
 
 

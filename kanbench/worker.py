@@ -38,16 +38,18 @@ def build_workload(cell: dict, config_hash: str, clock: str = "wall") -> tuple[p
     """The model, inputs, target, output gradient and optimizer of a cell, plus its parameter counts."""
     adapter = implementations.get(spec_of(cell))
     device, dtype = resolve_device(cell["device"]), DTYPES[cell["dtype"]]
+    amp = cell.get("precision", "pure") == "amp"
+    held = torch.float32 if amp else dtype  # amp: float32 weights and inputs, the dtype only inside autocast
     torch.manual_seed(seed_of(config_hash))
     model = adapter.build(cell["widths"], cell["grid_size"], cell["spline_order"], **cell["options"])
-    model = model.to(device=device, dtype=dtype).train()
+    model = model.to(device=device, dtype=held).train()
     if cell.get("compile"):
         model = compilation.compile_model(model)  # compiles lazily: the first call of each phase pays, un-timed
     gen = torch.Generator().manual_seed(seed_of(config_hash) + 1)
     batch, n_in, n_out = cell["batch_size"], cell["widths"][0], cell["widths"][-1]
-    x = (torch.rand(batch, n_in, generator=gen) * 2 - 1).to(device=device, dtype=dtype)  # inside every KAN's grid
-    target = torch.randn(batch, n_out, generator=gen).to(device=device, dtype=dtype)
-    grad_out = torch.randn(batch, n_out, generator=gen).to(device=device, dtype=dtype)
+    x = (torch.rand(batch, n_in, generator=gen) * 2 - 1).to(device=device, dtype=held)  # inside every KAN's grid
+    target = torch.randn(batch, n_out, generator=gen).to(device=device, dtype=held)
+    grad_out = torch.randn(batch, n_out, generator=gen).to(device=device, dtype=dtype)  # as the output comes
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-3) if trainable else None  # None: train_step is an error
     counts = {
@@ -59,6 +61,9 @@ def build_workload(cell: dict, config_hash: str, clock: str = "wall") -> tuple[p
     sync, tick = timing.synchronizer(device), timing.make_clock(clock)
     split = timing.split_for(device) if clock == "wall" else None  # CUDA: device time from events
     workload = phases.Workload(model, x, target, grad_out, optimizer, sync, tick, split)
+    if amp:
+        workload.autocast = lambda: torch.autocast(device.type, dtype=dtype)
+        workload.scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     return workload, counts
 
 
@@ -89,7 +94,7 @@ def prepare(
         probe = timing.loop_timer(phases.forward_call(w), w.sync)
         result["first_forward_s"] = probe(1)  # includes compilation, and on CUDA the context and library set-up
         first_call = probe(1)  # a warm call for the max_call_s bound
-        out = w.model(w.x)
+        out = phases.forward_call(w)()
         expected = (cell["batch_size"], cell["widths"][-1])
         if tuple(out.shape) != expected:
             reason = f"forward gave shape {tuple(out.shape)}, expected {expected}"

@@ -18,7 +18,7 @@ IDENTITY = [
     "config_hash", "impl", "phase", "device", "dtype", "batch_size", "widths_label", "grid_size", "spline_order",
     "options",
 ]  # fmt: skip
-# Label fields in reading order; "impl" carries +compile, so "options" shows the other options only.
+# Label fields in reading order; "impl" carries +compile and +amp, so "options" shows the other options only.
 LABEL_FIELDS = ("impl", "phase", "widths", "grid_size", "spline_order", "batch_size", "device", "dtype", "options")
 
 
@@ -123,7 +123,7 @@ def label_parts(row: dict) -> dict[str, str]:
         "batch_size": text("batch_size", "b{}"),
         "device": text("device"),
         "dtype": text("dtype"),
-        "options": ",".join(f"{k}={v}" for k, v in sorted(options.items()) if k != "compile"),
+        "options": ",".join(f"{k}={v}" for k, v in sorted(options.items()) if k not in ("compile", "precision")),
     }
 
 
