@@ -7,6 +7,7 @@ region before every call, so only the backward pass itself is on the clock.
 from __future__ import annotations
 
 import functools
+import glob
 import itertools
 import math
 import os
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import torch
@@ -40,6 +42,7 @@ class Workload:
     # steps scale the loss with a GradScaler (whose step reads found-inf on the host, as every AMP loop does)
     autocast: Callable[[], AbstractContextManager] | None = None
     scaler: Any = None
+    flush: Callable[[], None] | None = None  # cache = "cold": run un-timed before every timed call
 
 
 def forward_call(w: Workload) -> Callable[[], torch.Tensor]:
@@ -94,65 +97,147 @@ def train_step_call(w: Workload) -> Callable[[], object]:
     return amp_call
 
 
-def backward_run(w: Workload, extra: int = 0) -> Callable[[int], float]:
-    """run(loops): per call, build the graph un-timed, then time out.backward(grad_out) alone (+ busy(extra)).
+def per_call_run(
+    prepare: Callable[[], T], timed: Callable[[T], object], w: Workload,
+    context: Callable[[], AbstractContextManager] = nullcontext,
+) -> Callable[[int], float]:  # fmt: skip
+    """run(loops): per call, prepare() un-timed, then time timed(prepared) alone; the loop inside context().
 
-    With a split (CUDA) each backward is bracketed by events, with no host sync per call: the device time is the
-    events' sum, taken with one sync at the end, and split.host the host's time issuing the backwards.
+    With a split (CUDA) each timed call is bracketed by events, with no host sync per call: the device time is the
+    events' sum, taken with one sync at the end, and split.host the host's time issuing the timed calls.
     """
-    model, grad_out, sync = w.model, w.grad_out, w.sync
-    clock, split, forward = w.clock, w.split, forward_call(w)
+    sync, clock, split = w.sync, w.clock, w.split
 
     def run(loops: int) -> float:
         total = 0.0
-        if split is not None:
+        with context():
+            if split is not None:
+                for _ in range(loops):
+                    state = prepare()
+                    start = clock()
+                    split.events.start()
+                    timed(state)
+                    split.events.stop()
+                    total += clock() - start
+                split.host = total
+                device = split.events.take()
+                sync()
+                return device
             for _ in range(loops):
-                model.zero_grad(set_to_none=True)
-                out = forward()
+                state = prepare()
+                sync()
                 start = clock()
-                split.events.start()
-                out.backward(grad_out)
-                if extra:
-                    busy(extra)
-                split.events.stop()
+                timed(state)
+                sync()
                 total += clock() - start
-            split.host = total
-            device = split.events.take()
-            sync()
-            return device
-        for _ in range(loops):
-            model.zero_grad(set_to_none=True)
-            out = forward()
-            sync()
-            start = clock()
-            out.backward(grad_out)
-            if extra:
-                busy(extra)
-            sync()
-            total += clock() - start
         return total
 
     return run
 
 
+def backward_run(w: Workload, extra: int = 0) -> Callable[[int], float]:
+    """run(loops): per call, build the graph un-timed (and flush the cache, for cold cells), then time
+    out.backward(grad_out) alone (+ busy(extra))."""
+    model, grad_out, forward, flush = w.model, w.grad_out, forward_call(w), w.flush
+
+    def prepare() -> torch.Tensor:
+        model.zero_grad(set_to_none=True)
+        out = forward()
+        if flush is not None:
+            flush()
+        return out
+
+    def timed(out: torch.Tensor) -> None:
+        out.backward(grad_out)
+        if extra:
+            busy(extra)
+
+    return per_call_run(prepare, timed, w)
+
+
+def cache_bytes(device: torch.device) -> int:
+    """The last-level cache the device's work runs through: a GPU's L2, else the largest CPU cache sysfs lists."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).L2_cache_size)
+    sizes = []
+    for entry in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        text = Path(entry).read_text().strip().upper()
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        sizes.append(int(text.rstrip("KMG")) * scale)
+    return max(sizes, default=32 * 2**20)  # unknown: a 32 MiB last-level cache, larger than most
+
+
+def cache_flusher(device: torch.device, nbytes: int | None = None) -> Callable[[], None]:
+    """flush(): zero a buffer of twice the last-level cache on device (do_bench's rule), evicting what calls left."""
+    buffer = torch.empty((nbytes or 2 * cache_bytes(device)) // 4, dtype=torch.int32, device=device)
+
+    def flush() -> None:
+        buffer.zero_()
+
+    return flush
+
+
 CALLS = {"forward": forward_call, "forward_inference": inference_call, "train_step": train_step_call}
 
 
-def phase_run(phase: str, w: Workload, slowdown: float = 1.0) -> Callable[[int], float]:
-    """run(loops) -> clock units for one phase; slowdown > 1 adds that much real work inside each call."""
+def phase_run(phase: str, w: Workload, slowdown: float = 1.0, graphs: bool = False) -> Callable[[int], float]:
+    """run(loops) -> clock units for one phase; slowdown > 1 adds that much real work inside each call; graphs
+    times replays of the call captured in a CUDA graph (graph_problem says when it cannot be)."""
+    if graphs:
+        return _run(phase, w, 0, captured(phase, w))
     run = _run(phase, w, 0)
     if slowdown != 1.0:
         run = _run(phase, w, slowdown_iterations(run, slowdown, w.clock))
     return run
 
 
-def _run(phase: str, w: Workload, extra: int) -> Callable[[int], float]:
+def graph_problem(phase: str, w: Workload, compiled: bool) -> str | None:
+    """Why this phase of this workload cannot be timed as CUDA graph replays, or None."""
+    if w.x.device.type != "cuda":
+        return f"cuda_graphs needs a CUDA device; this cell is on {w.x.device.type}"
+    if phase == "backward":
+        return (
+            "cuda_graphs: a replay cannot rebuild the autograd graph that backward consumes, and backward "
+            "alone cannot be captured apart from its forward; train_step replays forward + backward + step"
+        )
+    if compiled:
+        return "cuda_graphs with compile: use torch.compile's own CUDA graphs (mode='reduce-overhead')"
+    if phase == "train_step" and w.scaler is not None:
+        return "cuda_graphs: GradScaler's step reads found-inf on the host, which a captured step cannot do"
+    return None
+
+
+def captured(phase: str, w: Workload, warmup: int = 3) -> Callable[[], None]:
+    """The phase's call captured in a CUDA graph as torch.cuda.graphs documents: warmed up on a side stream (cuBLAS
+    workspaces, autograd and optimizer state allocated there), captured once; returns the graph's replay."""
+    call = CALLS[phase](w)
+    context = torch.inference_mode if phase == "forward_inference" else nullcontext
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side), context():
+        for _ in range(warmup):
+            call()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), context():
+        outputs = call()  # lives in the graph's memory pool; every replay rewrites it
+
+    def replay() -> None:
+        graph.replay()
+
+    replay.outputs = outputs  # type: ignore[attr-defined]  # held as long as the replay is
+    return replay
+
+
+def _run(phase: str, w: Workload, extra: int, replay: Callable[[], None] | None = None) -> Callable[[int], float]:
     if phase == "backward":
         return backward_run(w, extra)
-    call = CALLS[phase](w)
+    call = replay or CALLS[phase](w)
     if extra:
         call = with_busy_work(call, extra)
     context = torch.inference_mode if phase == "forward_inference" else nullcontext
+    if w.flush is not None:  # cold: every call timed on its own, after the flush
+        return per_call_run(w.flush, lambda _: call(), w, context)
     return loop_timer(call, w.sync, context, w.clock, w.split)
 
 

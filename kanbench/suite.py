@@ -37,14 +37,17 @@ AXES_DEFAULTS = {"spline_order": [3], "device": ["cpu"], "dtype": ["float32"], "
 CELL_AXES = ("widths", "grid_size", "spline_order", "batch_size", "device", "dtype", "compile", "precision")
 PRECISIONS = ("pure", "amp")  # pure: model and inputs in the dtype; amp: float32 model under autocast to the dtype
 AMP_DTYPES = ("bfloat16", "float16")
+CACHES = ("hot", "cold")
 AXES_REQUIRED = ("widths", "grid_size", "batch_size")
 
 
 def impl_label(impl: str, options: dict | None) -> str:
-    """The implementation's name, marked "+compile" for a torch.compile cell and "+amp" for an autocast one, so
-    they never merge with the eager, pure-precision cell."""
-    options = options or {}
-    return impl + ("+compile" if options.get("compile") else "") + ("+amp" if options.get("precision") == "amp" else "")
+    """The implementation's name marked by its cell's modes ("+compile", "+amp", "+cold", "+graphs"), so a cell
+    never merges with the eager, pure-precision, hot-cache, ungraphed one."""
+    o = options or {}
+    marks = (("+compile", o.get("compile")), ("+amp", o.get("precision") == "amp"), ("+cold", o.get("cache") == "cold"),
+             ("+graphs", o.get("cuda_graphs")))  # fmt: skip
+    return impl + "".join(mark for mark, on in marks if on)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,13 @@ class Timing:
     # "wall" (perf_counter), "thread" (the worker thread's CPU time; CPU, 1 thread only) or "instructions"
     # (instructions counted by valgrind's callgrind; CPU, 1 thread only, valgrind installed)
     clock: str = "wall"
+    cache: str = "hot"  # "cold": a buffer of twice the last-level cache zeroed, un-timed, before every call
+    cuda_graphs: bool = False  # true: time replays of the phase's call captured in a CUDA graph
+
+    def modes(self) -> tuple[tuple[str, object], ...]:
+        """The non-default measurement modes, which every cell's key and label carry."""
+        return tuple((k, v) for k, v in (("cache", self.cache), ("cuda_graphs", self.cuda_graphs))
+                     if v != getattr(Timing, k))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,7 @@ class Cell:
     compile: bool = False  # timed under torch.compile (compile time is recorded apart, never inside a value)
     source: str = ""  # how the suite named impl when that is not the adapter's own name ("module:factory")
     precision: str = "pure"  # "amp": a float32 model run under autocast to dtype (PRECISIONS)
+    modes: tuple[tuple[str, object], ...] = ()  # the suite's non-default [timing] modes (Timing.modes)
 
     @property
     def spec(self) -> str:
@@ -125,6 +136,9 @@ class Cell:
             del data["compile"]  # hashes of eager cells stay what they were before the compile axis existed
         if self.precision == "pure":
             del data["precision"]  # likewise before the precision axis
+        data["modes"] = dict(self.modes)
+        if not self.modes:
+            del data["modes"]
         return data
 
     @property
@@ -136,12 +150,12 @@ class Cell:
     def group_key(self) -> tuple:
         """Cells equal but for the implementation: measured side by side."""
         return (self.widths, self.grid_size, self.spline_order, self.batch_size, self.device, self.dtype, self.compile,
-                self.precision)  # fmt: skip
+                self.precision, self.modes)  # fmt: skip
 
     def label(self) -> str:
         """Short human-readable name."""
         w = "x".join(map(str, self.widths))
-        impl = impl_label(self.impl, {"compile": self.compile, "precision": self.precision})
+        impl = impl_label(self.impl, {"compile": self.compile, "precision": self.precision, **dict(self.modes)})
         return f"{impl} {w} G{self.grid_size} k{self.spline_order} b{self.batch_size} {self.device} {self.dtype}"
 
 
@@ -192,7 +206,8 @@ class Suite:
                 for impl in self.implementations:
                     options = tuple(sorted(self.options.get(impl, {}).items()))
                     source = self.sources.get(impl, "")
-                    cell = Cell(impl, tuple(widths), g, k, batch, device, dtype, options, compiled, source, precision)
+                    cell = Cell(impl, tuple(widths), g, k, batch, device, dtype, options, compiled, source, precision,
+                                self.timing.modes())  # fmt: skip
                     out.setdefault(cell.config_hash, cell)  # sweeps may overlap
         return list(out.values())
 
@@ -318,6 +333,10 @@ def check_clock(check: Checker, timing: Timing, sweeps: tuple[dict, ...]) -> Non
     """The clock exists, and the thread and instruction clocks get what they need: one thread, no GPU."""
     if timing.clock not in CLOCKS:
         check.fail("[timing].clock", f"{timing.clock!r} is not allowed; allowed: {', '.join(CLOCKS)}")
+    if timing.cache not in CACHES:
+        check.fail("[timing].cache", f"{timing.cache!r} is not allowed; allowed: {', '.join(CACHES)}")
+    if timing.clock != "wall" and (timing.cache != "hot" or timing.cuda_graphs):
+        check.fail("[timing].clock", f'{timing.clock} cannot go with cache = "cold" or cuda_graphs: use "wall"')
     if timing.clock == "wall":
         return
     what = {"thread": "thread CPU time counts only the calling thread", "instructions": "callgrind serialises "
@@ -434,6 +453,8 @@ def parse(text: str, path: str = "<suite>") -> Suite:
         threads=check.number(t.get("threads", Timing.threads), "[timing].threads", int, 0, maximum=BOUNDS["threads"]),
         cell_timeout_s=check.seconds(t.get("cell_timeout_s", Timing.cell_timeout_s), "[timing].cell_timeout_s"),
         clock=t.get("clock", Timing.clock),
+        cache=t.get("cache", Timing.cache),
+        cuda_graphs=check.boolean(t.get("cuda_graphs", Timing.cuda_graphs), "[timing].cuda_graphs"),
     )
     check_clock(check, timing, sweeps)
 

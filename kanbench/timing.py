@@ -227,29 +227,29 @@ def loop_timer(
     return run
 
 
-def calibrate(run: Callable[[int], float], min_time: float) -> int:
-    """Smallest power-of-two-ish loop count whose run lasts at least min_time."""
+def calibrate(run: Callable[[int], float], min_time: float, max_loops: int = MAX_LOOPS) -> int:
+    """Smallest power-of-two-ish loop count whose run lasts at least min_time (at most max_loops)."""
     loops = 1
-    while loops < MAX_LOOPS:
+    while loops < max_loops:
         elapsed = run(loops)
         if elapsed >= min_time:
             return loops
         # aim 20% past min_time, but never grow more than 10x at once: the first calls can be slow
         wanted = math.ceil(loops * 1.2 * min_time / max(elapsed, 1e-9))
-        loops = min(max(loops * 2, min(wanted, loops * 10)), MAX_LOOPS)
+        loops = min(max(loops * 2, min(wanted, loops * 10)), max_loops)
     return loops
 
 
 def measure(
     run: Callable[[int], float], warmup: int, min_time: float, values: int, loops: int | None = None,
-    split: Split | None = None, after: Callable[[], object] | None = None,
+    split: Split | None = None, after: Callable[[], object] | None = None, max_loops: int = MAX_LOOPS,
 ) -> Measurement:  # fmt: skip
-    """Warm up with `warmup` calls, calibrate loops (unless given), then take `values` values per call (and with
-    a split, the host seconds per call beside each); after(), if given, runs between values, outside them (a
-    clock sampler)."""
+    """Warm up with `warmup` calls, calibrate loops (unless given; at most max_loops), then take `values` values
+    per call (and with a split, the host seconds per call beside each); after(), if given, runs between values,
+    outside them (a clock sampler)."""
     if warmup:
         run(warmup)
-    loops = loops or calibrate(run, min_time)
+    loops = loops or calibrate(run, min_time, max_loops)
     out, hosts = [], []
     for _ in range(values):
         out.append(run(loops) / loops)

@@ -14,6 +14,8 @@ from . import checks, compilation, gpu, memory, phases, timing
 from .pool import sticky_device_error
 from .suite import COUNT_LOOPS
 
+# cold cells flush the cache before every call, un-timed: a value of at most this many calls bounds the wall time
+COLD_MAX_LOOPS = 32
 STICKY_NOTE = " (a sticky CUDA error: this worker process is replaced before the next cell)"
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -51,7 +53,9 @@ def build_workload(cell: dict, config_hash: str, clock: str = "wall") -> tuple[p
     target = torch.randn(batch, n_out, generator=gen).to(device=device, dtype=held)
     grad_out = torch.randn(batch, n_out, generator=gen).to(device=device, dtype=dtype)  # as the output comes
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=1e-3) if trainable else None  # None: train_step is an error
+    modes = cell.get("modes", {})
+    graphs = bool(modes.get("cuda_graphs")) and device.type == "cuda"  # a captured step needs its state on device
+    optimizer = torch.optim.AdamW(trainable, lr=1e-3, capturable=graphs) if trainable else None  # None: an error
     counts = {
         "family": adapter.family,
         "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -61,9 +65,11 @@ def build_workload(cell: dict, config_hash: str, clock: str = "wall") -> tuple[p
     sync, tick = timing.synchronizer(device), timing.make_clock(clock)
     split = timing.split_for(device) if clock == "wall" else None  # CUDA: device time from events
     workload = phases.Workload(model, x, target, grad_out, optimizer, sync, tick, split)
-    if amp:
-        workload.autocast = lambda: torch.autocast(device.type, dtype=dtype)
+    if amp:  # graph capture needs autocast's weight-cast cache off (torch.cuda.graphs' rule)
+        workload.autocast = lambda: torch.autocast(device.type, dtype=dtype, cache_enabled=not graphs)
         workload.scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
+    if modes.get("cache") == "cold":
+        workload.flush = phases.cache_flusher(device)
     return workload, counts
 
 
@@ -147,17 +153,25 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
     device = w.x.device
     uncompiled = replace(w, model=compilation.eager(w.model))  # FlopCounterMode on a compiled model disables dynamo
     slowdown = phases.slowdown_factor(cell["impl"])
+    modes = cell.get("modes", {})
+    graphs = bool(modes.get("cuda_graphs"))
+    max_loops = COLD_MAX_LOOPS if w.flush is not None else timing.MAX_LOOPS
     for name in phase_names:
         entry: dict = {"status": "ok", "reason": None}
+        problem = phases.graph_problem(name, w, bool(cell.get("compile"))) if graphs else None
+        if problem:
+            result["phases"][name] = {"status": "skipped", "reason": problem}
+            continue
         try:
-            run = phases.phase_run(name, w, slowdown)
+            run = phases.phase_run(name, w, slowdown, graphs)
             first_call = run(1)  # un-timed: compiles this phase's graph for compiled cells
             entry["first_call_s"] = None if counting else first_call  # in seconds only
             clocks = ClockLog(device)
             if counting:
                 m = measure_counts(run, t)
             else:
-                m = timing.measure(run, t["warmup"], t["min_time"], t["values"], split=w.split, after=clocks.sample)
+                m = timing.measure(run, t["warmup"], t["min_time"], t["values"], split=w.split, after=clocks.sample,
+                                   max_loops=max_loops)  # fmt: skip
             entry.update(values=m.values, loops=m.loops)
             if m.host_values is not None:
                 entry["host_values"] = m.host_values
