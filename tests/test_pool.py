@@ -37,10 +37,10 @@ def test_sticky_device_errors(exc, sticky):
 def test_a_phase_with_a_sticky_error_ends_the_cell_and_asks_for_a_restart(monkeypatch):
     real = phases.phase_run
 
-    def failing(name, w, slowdown=1.0):
+    def failing(name, w, *args):
         if name == "backward":
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
-        return real(name, w, slowdown)
+        return real(name, w, *args)
 
     monkeypatch.setattr(phases, "phase_run", failing)
     cell = {"impl": "mlp", "widths": [4, 3], "grid_size": 3, "spline_order": 3, "batch_size": 2, "device": "cpu",
