@@ -104,9 +104,10 @@ def accuracy_kind(suite: Suite, args: argparse.Namespace, only: selection.Select
     plan = accuracy.plan(suite, smoke=args.smoke, data_dir=getattr(args, "data_dir", None))
     cells = selection.cells(plan.cells, only, suite.path)
     workers = accuracy.worker_count(args.processes, plan.workers)
+    kind = accuracy.AccuracyKind(suite, plan, cells, workers, args.smoke, verbose=not args.quiet)
     if not args.dry_run:
-        accuracy.check_datasets(shard(cells, args.shard))
-    return accuracy.AccuracyKind(suite, plan, cells, workers, args.smoke, verbose=not args.quiet)
+        accuracy.check_datasets(shard(cells, args.shard, kind.estimate))  # the cells session.run will measure
+    return kind
 
 
 def profile_kind(suite: Suite, args: argparse.Namespace, only: selection.Selection):

@@ -262,7 +262,7 @@ def _check_settings(run_dir: Path, stored: dict, current: dict) -> None:
 
 def run(kind: Kind, suite: Suite, options: Options) -> int:
     """Plan, then (unless a dry run) measure every cell of the kind not yet in the run directory."""
-    cells = shard(kind.cells(), options.shard)
+    cells = shard(kind.cells(), options.shard, kind.estimate)
     if options.dry_run:
         *listed, total = kind.dry_run(cells, availability(cells))
         if len(listed) > DRY_RUN_LINES:  # a listing no one reads: the first ones, then the total

@@ -10,6 +10,7 @@ import itertools
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -212,15 +213,32 @@ class Suite:
         return list(out.values())
 
 
-def shard(cells: list[C], spec: str | None) -> list[C]:
-    """Cells of shard K of N ("K/N", 1-based): whole groups, dealt round-robin, so shards keep impls side by side.
+def shard(cells: list[C], spec: str | None, cost: Callable[[C], float] | None = None) -> list[C]:
+    """Cells of shard K of N ("K/N", 1-based): whole groups (impls stay side by side), balanced by cost.
 
-    Works for the cells of every kind: anything with a group_key.
+    Each device's groups are dealt apart, longest first, each to the shard with the least cost so far, so every
+    shard gets about 1/N of the CPU work and 1/N of the GPU work, and shards stay even on a machine where one
+    device's cells are skips. cost(cell) (a kind's estimate; default 1 a cell) depends on the suite alone, so every
+    machine computes the same partition. Works for the cells of every kind: anything with a group_key.
     """
     if spec is None:
         return cells
     k, n = parse_shard(spec)
-    return [c for i, group in enumerate(groups_of(cells)) if i % n == k - 1 for c in group]
+    groups = groups_of(cells)
+    price = cost or (lambda cell: 1.0)
+    costs = [sum(price(c) for c in group) for group in groups]
+    by_device: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        by_device.setdefault(str(getattr(group[0], "device", "")), []).append(i)
+    mine = set()
+    for indices in by_device.values():
+        loads = [0.0] * n
+        for i in sorted(indices, key=lambda i: (-costs[i], i)):
+            target = min(range(n), key=lambda s: (loads[s], s))
+            loads[target] += costs[i]
+            if target == k - 1:
+                mine.add(i)
+    return [c for i, group in enumerate(groups) if i in mine for c in group]
 
 
 def groups_of(cells: list[C]) -> list[list[C]]:
