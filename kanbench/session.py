@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +55,7 @@ class Kind(Protocol):
     def attach(self, run_dir: Path) -> None: ...
     def keys(self, cell: Any) -> list[tuple[str, str, str | None]]: ...
     def estimate(self, cell: Any) -> float: ...
+    def one_time_s(self, impl: str) -> float: ...  # an implementation's cost once a run: checks, first calls
     def requests(self, group: list[Any], group_index: int) -> list[Request]: ...
     def records(self, cell: Any, replies: list[dict], run_id: str) -> list[Record]: ...
     def skip_records(self, cell: Any, reason: str, run_id: str) -> list[Record]: ...
@@ -91,6 +93,10 @@ class BaseKind:
     def shared_device(self, group: list[Any]) -> tuple[str, int] | None:
         """No device that limits how many groups run at once (see LocalExecutor.run)."""
         return None
+
+    def one_time_s(self, impl: str) -> float:
+        """No cost beyond the cells' own estimates."""
+        return 0.0
 
 
 def describe_gpu(cells: list[Any], environment: dict, threads: int) -> None:
@@ -310,7 +316,8 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
     reasons = {id(c): why(c) for c in todo}
     runnable = [c for c in todo if reasons[id(c)] is None]
     # skips take no time: only what will be measured counts towards the ETA, or it would race to 0 s
-    bar = progress.Progress(len(todo), sum(kind.estimate(c) for c in runnable) / kind.lanes, quiet=options.quiet)
+    total = sum(kind.estimate(c) for c in runnable) + sum(kind.one_time_s(i) for i in {c.impl for c in runnable})
+    bar = progress.Progress(len(todo), total / kind.lanes, quiet=options.quiet)
     if done:
         bar.note(f"resuming {escape.terminal(run_dir)}: {len(cells) - len(todo)} of {len(cells)} cells already done")
     run_id = run_dir.name
@@ -331,10 +338,22 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
         if runnable:
             kind.before_workers(runnable, environment, bar)
             describe_gpu(runnable, environment, kind.threads)
-            for cell, replies in executor.run(groups_of(runnable)):
+            groups = groups_of(runnable)
+            group_of = {id(c): group for group in groups for c in group}
+            seen: set[int] = set()
+            impls: set[str] = set()
+            for cell, replies in executor.run(groups):
                 records = write(kind.records(cell, replies, run_id))
                 outcome = escape.terminal(kind.outcome(cell, records))
-                bar.advance(f"{cell.label()}{outcome}", kind.estimate(cell) / kind.lanes)
+                group = group_of[id(cell)]
+                first = id(group) not in seen  # a group's cells come when the whole group has finished
+                spent = 0.0
+                if first:
+                    seen.add(id(group))
+                    new = {c.impl for c in group} - impls
+                    impls |= new
+                    spent = (sum(kind.estimate(c) for c in group) + sum(map(kind.one_time_s, new))) / kind.lanes
+                bar.advance(f"{cell.label()}{outcome}", spent, settles=first)
     finally:
         executor.close()
         environment["worker_torch_threads"] = executor.torch_threads or kind.threads or environment["torch_threads"]
@@ -360,12 +379,14 @@ def status_line(records: list[Record]) -> str:
     """How many records are ok, skipped (grouped by reason) and failed (with the first failure's reason)."""
     counts = {s: sum(r.status == s for r in records) for s in ("ok", "skipped", "error")}
     lines = [f"{len(records)} records: {counts['ok']} ok, {counts['skipped']} skipped, {counts['error']} error"]
-    reasons: dict[str, int] = {}
+    reasons: dict[str, list[str]] = {}  # reasons that differ only in their numbers ("took 0.285 s") are one
     for r in records:
         if r.status == "skipped":
             first = (r.reason or "no reason given").splitlines()[0]
-            reasons[first] = reasons.get(first, 0) + 1
-    lines += [f"  {n} skipped: {escape.terminal(reason)[:160]}" for reason, n in reasons.items()]
+            reasons.setdefault(re.sub(r"\d+(\.\d+)?", "#", first), []).append(first)
+    for seen in reasons.values():
+        shown = seen[0] if len(set(seen)) == 1 else f"{seen[0]} (e.g.; {len(set(seen))} variants)"
+        lines.append(f"  {len(seen)} skipped: {escape.terminal(shown)[:160]}")
     bad = next((r for r in records if r.status == "error"), None)
     if bad is not None:
         reason = escape.terminal((bad.reason or "").splitlines()[0] if bad.reason else "")
@@ -389,6 +410,7 @@ class LocalExecutor:
         pool = WorkerPool(self.kind.processes, self.kind.threads, self.kind.handler, self.kind.under)
         self.torch_threads = pool.torch_threads
         self.started.append(pool)
+        self.bar.begin()
         return pool
 
     def _group(self, pool, group: list[Any], index: int) -> list[tuple[Any, list[dict]]]:

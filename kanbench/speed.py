@@ -21,6 +21,7 @@ from .suite import BOUNDS, CLOCK_UNITS, COUNT_LOOPS, Cell, Suite, Timing
 SMOKE = Timing(warmup=0, min_time=0.0002, values=2, processes=1)
 # Under callgrind a call runs about this many times slower, and each worker first imports torch there.
 CALLGRIND_SLOWDOWN, CALLGRIND_START_S = 60.0, 90.0
+ONE_TIME_S = 0.5  # per worker and implementation: the float64 gradcheck and the first calls of its ops
 DTYPE_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
 
 
@@ -173,6 +174,11 @@ class SpeedKind(BaseKind):
             per_phase = (t.values + 4) * max(t.min_time, call) + t.warmup * call + 0.02
         return t.processes * (len(self.phases) * per_phase * 1.5 + 0.1)
 
+    def one_time_s(self, impl: str) -> float:
+        """Each worker's correctness check and first calls of an implementation (0.54 s a worker on quick.toml
+        here: its first group took 5.4 s more than its cells' estimates)."""
+        return self.t.processes * ONE_TIME_S * (CALLGRIND_SLOWDOWN if self.under else 1.0)
+
     def settings(self) -> dict:
         """The effective timing, stored in environment.json and checked on --resume."""
         return {"timing": asdict(self.t), "phases": list(self.phases), "smoke": self.smoke}
@@ -258,6 +264,7 @@ class SpeedKind(BaseKind):
         lines = [dry_run_line(c, why(c)) for c in cells]
         start = CALLGRIND_START_S if self.under else 4.0
         total = self.t.processes * start + sum(self.estimate(c) for c in runnable)
+        total += sum(self.one_time_s(impl) for impl in {c.impl for c in runnable})
         lines.append(f"{len(cells)} cells x {len(self.phases)} phases, {self.t.processes} processes: "
                      f"about {progress.duration(total)}")  # fmt: skip
         return lines

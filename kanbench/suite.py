@@ -59,7 +59,9 @@ class Timing:
     min_time: float = 0.01  # seconds per measured value; loops are calibrated to reach it
     values: int = 5  # measured values per worker process
     processes: int = 2  # independent worker processes, each measuring every cell
-    threads: int = 0  # torch threads in workers; 0 = torch's default for this machine
+    # torch threads in workers; 0 = torch's default. One by default: a neighbour on a shared core then stalls no
+    # parallel region (docs/methodology.md, "Threads on shared machines")
+    threads: int = 1
     cell_timeout_s: float = 600.0  # a worker that takes longer on one cell is killed and the cell is an error
     # "wall" (perf_counter), "thread" (the worker thread's CPU time; CPU, 1 thread only) or "instructions"
     # (instructions counted by valgrind's callgrind; CPU, 1 thread only, valgrind installed)

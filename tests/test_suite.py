@@ -134,8 +134,9 @@ def test_thread_clock_needs_one_thread_and_the_cpu():
         parse(cpu_only.replace("processes = 1", 'processes = 1\nclock = "thread"\nthreads = 1')).timing.clock
         == "thread"
     )
+    assert parse(cpu_only.replace("processes = 1", 'processes = 1\nclock = "thread"')).timing.threads == 1  # default
     with pytest.raises(UsageError, match="threads = 1"):
-        parse(cpu_only.replace("processes = 1", 'processes = 1\nclock = "thread"'))
+        parse(cpu_only.replace("processes = 1", 'processes = 1\nclock = "thread"\nthreads = 2'))
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "suites").glob("*.toml")), ids=str)
