@@ -105,7 +105,7 @@ def test_the_instruction_clock_needs_one_thread_and_the_cpu(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text(CPU_SUITE)
     assert parse_suite(path).timing.clock == "instructions"
-    for text, message in ((CPU_SUITE.replace("threads = 1\n", ""), "it needs threads = 1"),
+    for text, message in ((CPU_SUITE.replace("threads = 1\n", "threads = 2\n"), "it needs threads = 1"),
                           (CPU_SUITE.replace('["cpu"]', '["cpu", "cuda"]'), "cannot time GPU work")):  # fmt: skip
         path.write_text(text)
         with pytest.raises(UsageError, match=message):

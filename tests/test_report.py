@@ -337,3 +337,13 @@ def test_compiled_cells_keep_their_own_rows(tmp_path):
     frame = data.prepare(pd.DataFrame([results.flatten(r) for r in (eager, compiled)]))
     assert sorted(frame["impl"]) == ["bspline", "bspline+compile"]
     assert frame.set_index("impl")["time_median"].to_dict() == {"bspline": 2e-3, "bspline+compile": 1e-3}
+
+
+def test_error_metrics_spanning_decades_get_a_log_axis():
+    import pandas as pd
+
+    rmse = pd.DataFrame({"metric_metric": ["test_rmse"] * 3, "metric_final_test": [0.003, 0.05, 1.24]})
+    assert figures.log_metric(rmse)  # on a linear axis 0.003 sits at zero beside 1.24
+    assert not figures.log_metric(rmse.assign(metric_final_test=[0.2, 0.3, 0.5]))  # within a decade: linear
+    accuracy = pd.DataFrame({"metric_metric": ["test_accuracy"] * 2, "metric_final_test": [0.01, 0.97]})
+    assert not figures.log_metric(accuracy)

@@ -318,7 +318,7 @@ def roofline_figure(df: pd.DataFrame, environments: dict[str, dict | None]) -> F
             )  # fmt: skip
             ceilings.append(f"{esc(device)}: {flops / 1e9:.3g} GFLOP/s, {bandwidth / 1e9:.3g} GB/s")
     fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOP per byte moved, estimate)")
-    fig.update_yaxes(type="log", title_text="achieved FLOP/s")
+    fig.update_yaxes(type="log", title_text="achieved FLOP/s", exponentformat="SI")  # 100G, not plotly's "100B"
     caption = (
         "One point per (implementation, phase, shape); symbols: circle forward, diamond inference, square backward, "
         "x train step. Intensity = analytic FLOPs / (parameter bytes + the phase's peak allocation), a lower bound "
@@ -360,13 +360,23 @@ def accuracy_figures(df: pd.DataFrame) -> list[Figure]:
     ]
 
 
-def _dataset_grid(datasets: list[str], y_titles: list[str], x_title: str, log_x: bool = False) -> go.Figure:
+def _dataset_grid(groups: list[pd.DataFrame], datasets: list[str], x_title: str, log_x: bool = False) -> go.Figure:
     fig = make_subplots(rows=1, cols=len(datasets), subplot_titles=[esc(d) for d in datasets], horizontal_spacing=0.1)
-    for j, t in enumerate(y_titles):
-        fig.update_yaxes(title_text=t, row=1, col=j + 1)
+    for j, group in enumerate(groups):
+        log_y = log_metric(group)  # an RMSE from 0.003 to 1.24 would sit at zero on a linear axis
+        title = _y_title(group) + (" (log)" if log_y else "")
+        fig.update_yaxes(title_text=title, type="log" if log_y else "-", exponentformat="SI", row=1, col=j + 1)
         fig.update_xaxes(title_text=x_title, type="log" if log_x else "-", row=1, col=j + 1)
     fig.update_layout(height=420, margin=dict(l=70, r=20, t=60, b=80), legend=dict(title_text="implementation"))
     return fig
+
+
+def log_metric(group: pd.DataFrame) -> bool:
+    """Whether a dataset's metric is an error (RMSE, loss) whose positive values span a decade or more."""
+    metric = str(group["metric_metric"].dropna().iloc[0]) if group["metric_metric"].notna().any() else ""
+    values = pd.to_numeric(group.get("metric_final_test", pd.Series(dtype=float)), errors="coerce").dropna()
+    values = values[values > 0]
+    return ("rmse" in metric or "loss" in metric) and len(values) > 1 and values.max() >= 10 * values.min()
 
 
 def _y_title(group: pd.DataFrame) -> str:
@@ -376,7 +386,7 @@ def _y_title(group: pd.DataFrame) -> str:
 
 def _final_figure(acc: pd.DataFrame, datasets: list[str], palette: dict) -> Figure:
     groups = [acc[acc["metric_dataset"].astype(str) == d] for d in datasets]
-    fig = _dataset_grid(datasets, [_y_title(g) for g in groups], "implementation")
+    fig = _dataset_grid(groups, datasets, "implementation")
     shown = set()
     for j, group in enumerate(groups):
         multi = group.groupby("impl")["widths_label"].nunique().max() > 1
@@ -429,7 +439,7 @@ def _curves_figure(acc: pd.DataFrame, datasets: list[str], palette: dict) -> Fig
     groups = [acc[acc["metric_dataset"].astype(str) == d] for d in datasets]
     if not any(_curve_of(m) for m in acc["metrics"]):
         return Figure("learning-curves", title, None, empty_reason="no accuracy record carries metrics.curve")
-    fig = _dataset_grid(datasets, [_y_title(g) for g in groups], "epoch")
+    fig = _dataset_grid(groups, datasets, "epoch")
     shown: set[str] = set()
     which: set[str] = set()
     for j, group in enumerate(groups):
@@ -494,7 +504,7 @@ def _pareto_figure(acc: pd.DataFrame, datasets: list[str], palette: dict) -> Fig
     if "metric_train_time_s" not in acc or acc["metric_train_time_s"].isna().all():
         return Figure("accuracy-pareto", title, None, empty_reason="no accuracy record carries train_time_s")
     groups = [acc[acc["metric_dataset"].astype(str) == d] for d in datasets]
-    fig = _dataset_grid(datasets, [_y_title(g) for g in groups], "training time, s (log)", log_x=True)
+    fig = _dataset_grid(groups, datasets, "training time, s (log)", log_x=True)
     shown = set()
     for j, group in enumerate(groups):
         metric = str(group["metric_metric"].dropna().iloc[0]) if group["metric_metric"].notna().any() else ""

@@ -447,6 +447,19 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def _flagged(frame, column: str, title: str, empty: str, explain: str, headers: list[str], cells) -> list[str]:
+    """A notes subsection: the ok cells whose metric column is true, with cells(row) beside each, or none."""
+    if column not in frame:
+        return []
+    flagged = frame[(frame["status"] == "ok") & frame[column].eq(True)]
+    out = [f"<h3>{title}</h3>"]
+    if flagged.empty:
+        return [*out, f'<p class="empty">{empty}</p>']
+    header = ["implementation", "phase", "device", "dtype", "widths", "G", "batch", *headers]
+    rows = [[*_where(r), *cells(r)] for r in flagged.itertuples()]
+    return [*out, f"<p>{len(flagged)} {explain}</p>", _table(header, rows)]
+
+
 def _where(r) -> list[str]:
     return [e(r.impl), e(r.phase), e(r.device), e(r.dtype), e(r.widths_label), e(r.grid_size), e(r.batch_size)]
 
@@ -496,37 +509,23 @@ def notes_section(page: Page) -> str:
                 f'their final metric is not a measure of the model:</p><p class="cells">{lines}</p>'
             )
     frame = page.frame
-    if "metric_launch_bound" in frame:
-        bound = frame[(frame["status"] == "ok") & frame["metric_launch_bound"].eq(True)]
-        out.append("<h3>Launch-bound cells</h3>")
-        if bound.empty:
-            out.append('<p class="empty">None: in every event-timed (CUDA) cell the device took longer than the host '
-                       "took to issue its work.</p>")  # fmt: skip
-        else:
-            header = ["implementation", "phase", "device", "dtype", "widths", "G", "batch", "device time", "host time"]
-            rows = [[*_where(r), *(f'<td class="num">{fmt_time(x)}</td>' for x in (r.time_median, r.host_time_median))]
-                    for r in bound.itertuples()]  # fmt: skip
-            out.append(
-                f"<p>{len(bound)} cell(s) kept the GPU waiting: the host took at least as long to issue the calls as "
-                "the device took to run them, so their times measure Python and launch overhead, not the kernels "
-                "(CUDA graphs or larger batches would show the kernels).</p>"
-            )
-            out.append(_table(header, rows))
-    if "metric_throttled" in frame:
-        hot = frame[(frame["status"] == "ok") & frame["metric_throttled"].eq(True)]
-        out.append("<h3>Throttled cells</h3>")
-        if hot.empty:
-            out.append('<p class="empty">None: in every CUDA cell whose SM clock was read (nvidia-ml-py) it stayed '
-                       "at or above 75% of its maximum.</p>")  # fmt: skip
-        else:
-            header = ["implementation", "phase", "device", "dtype", "widths", "G", "batch", "lowest SM clock"]
-            rows = [[*_where(r), f'<td class="num">{e(_clock_text(r.sm_clock_min_mhz, r.sm_clock_max_mhz))}</td>']
-                    for r in hot.itertuples()]  # fmt: skip
-            out.append(
-                f"<p>{len(hot)} cell(s) ran while the GPU's SM clock fell below 75% of its maximum (nvbench's rule: "
-                "power or thermal limits, or another process): their times are slower than the device can run.</p>"
-            )
-            out.append(_table(header, rows))
+    out += _flagged(
+        frame, "metric_launch_bound", "Launch-bound cells",
+        "None: in every event-timed (CUDA) cell the device took longer than the host took to issue its work.",
+        "cell(s) kept the GPU waiting: the host took at least as long to issue the calls as the device took to run "
+        "them, so their times measure Python and launch overhead, not the kernels (CUDA graphs or larger batches "
+        "would show the kernels).",
+        ["device time", "host time"],
+        lambda r: [f'<td class="num">{fmt_time(x)}</td>' for x in (r.time_median, r.host_time_median)],
+    )  # fmt: skip
+    out += _flagged(
+        frame, "metric_throttled", "Throttled cells",
+        "None: in every CUDA cell whose SM clock was read (nvidia-ml-py) it stayed at or above 75% of its maximum.",
+        "cell(s) ran while the GPU's SM clock fell below 75% of its maximum (nvbench's rule: power or thermal "
+        "limits, or another process): their times are slower than the device can run.",
+        ["lowest SM clock"],
+        lambda r: [f'<td class="num">{e(_clock_text(r.sm_clock_min_mhz, r.sm_clock_max_mhz))}</td>'],
+    )  # fmt: skip
     out.append("<h3>Noisy timings</h3>")
     n = page.noisy
     if n.empty:
