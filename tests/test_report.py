@@ -347,3 +347,9 @@ def test_error_metrics_spanning_decades_get_a_log_axis():
     assert not figures.log_metric(rmse.assign(metric_final_test=[0.2, 0.3, 0.5]))  # within a decade: linear
     accuracy = pd.DataFrame({"metric_metric": ["test_accuracy"] * 2, "metric_final_test": [0.01, 0.97]})
     assert not figures.log_metric(accuracy)
+
+
+def test_the_answer_comes_first(report_html):
+    assert report_html.index('<section id="answer">') < report_html.index('<section id="run">')
+    first = report_html.split('<section id="answer">')[1].split("</section>")[0]
+    assert "Configuration: <b>" in first and "B-spline against FastKAN" in first and "rank" in first

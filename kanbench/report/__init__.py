@@ -22,7 +22,7 @@ import pandas as pd
 from kanbench.errors import UsageError
 from kanbench.results import ResultsError
 
-from . import claims, data, figures, page, summary
+from . import answer, claims, data, figures, page, summary
 from .comparison import compare_runs, comparison_figure
 from .page import read_embedded
 
@@ -121,7 +121,7 @@ def build_page(runs: list[data.Run], threshold: float = 0.10, alpha: float = 0.0
         sweep=summary.sweep_ratios(df), figures=sections, accuracy_table=_accuracy_table(df),
         profile_table=_profile_table(df), claims=claims.claim_blocks(df), comparison=comparison,
         comparison_figure=comp_figure, problems=summary.problem_records(df), noisy=summary.noisy_records(df),
-        title=title, warnings=warnings,
+        title=title, warnings=warnings, answer=answer.build(df),
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ import kanbench
 from kanbench.compare import Comparison
 from kanbench.record import PHASES
 
+from .answer import RULE, Answer, fmt_config
 from .claims import Block as ClaimBlock
 from .comparison import VERDICT_ORDER, sorted_cells
 from .data import impl_rank
@@ -163,6 +164,7 @@ class Page:
     noisy: pd.DataFrame
     title: str
     warnings: list[str] = field(default_factory=list)
+    answer: Answer | None = None
 
 
 def _table(header: list[str], rows: list[list[str]], classes: list[str] | None = None) -> str:
@@ -277,6 +279,36 @@ def summary_table_html(table: SummaryTable, index: int) -> str:
     body = _table(["implementation", *map(e, columns)], rows)
     hidden = "" if index == 0 else " hidden"
     return f'<div class="summary-table" id="summary-{index}"{hidden}><h3>{e(table.title)}</h3>{body}</div>'
+
+
+def answer_section(page: Page) -> str:
+    """First on the page: one configuration's implementations ranked per phase, each gap resolved or not."""
+    found = page.answer
+    if found is None or not found.ranks:
+        return '<p class="notice">No speed measurements to rank (see Notes).</p>'
+    phases = list(found.ranks)
+    depth = max(len(v) for v in found.ranks.values())
+    rows = []
+    for i in range(depth):
+        row = [f"{i + 1}"]
+        for phase in phases:
+            ranked = found.ranks[phase]
+            if i >= len(ranked):
+                row.append("<td></td>")
+                continue
+            r = ranked[i]
+            iso = f' <span class="ratio">{r.vs_iso:.2f}x mlp-iso</span>' if r.vs_iso is not None else ""
+            gap = {True: " &lt;", False: " ≈", None: ""}[r.resolved]
+            row.append(f'<td class="num"><b>{e(r.impl)}</b> {e(fmt_time(r.median))}{iso}{gap}</td>')
+        rows.append(row)
+    out = [f"<p>Configuration: <b>{e(fmt_config(found.config))}</b></p>",
+           "<p><b>B-spline against FastKAN</b> (bspline-fast vs fastkan): " + "; ".join(map(e, found.verdict)) + "</p>",
+           _table(["rank", *map(e, phases)], rows)]  # fmt: skip
+    out.append('<p class="caption">Fastest first, per phase: median time per call and its ratio to mlp-iso (an MLP '
+               "with the B-spline KAN's parameter count). &lt;: faster than the next one, the two interquartile "
+               "ranges apart (resolved); ≈: the ranges overlap, so this data cannot order the two. Configuration "
+               f"chosen by rule: {e(RULE)}; every other configuration is in the tables below.</p>")  # fmt: skip
+    return "".join(out)
 
 
 def summary_section(page: Page) -> str:
@@ -629,6 +661,7 @@ def render(page: Page, plotly_js: str, data_filename: str) -> str:
         "img-src data: blob:; font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'"
     )
     sections = [
+        ("answer", "The answer", answer_section(page)),
         ("run", "What was run", what_was_run(page)),
         ("summary", "Which one, at what cost", summary_section(page)),
         ("scaling", "Scaling", "".join(figure_html(f) for f in page.figures.get("scaling", []))),

@@ -1,0 +1,42 @@
+"""The report's answer: the configuration rule, ranks per phase with resolved gaps, the B-spline vs FastKAN verdict."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from kanbench.report import answer
+
+
+def row(impl, median, spread=0.01, phase="forward", device="cpu", widths="784x64x10", batch=64):
+    values = [median * (1 - spread), median, median * (1 + spread)] * 3
+    return {"impl": impl, "phase": phase, "status": "ok", "speed": True, "time_median": median, "time_values": values,
+            "device": device, "dtype": "float32", "widths_label": widths, "grid_size": 5, "spline_order": 3,
+            "batch_size": batch}  # fmt: skip
+
+
+def test_the_mnist_shape_is_chosen_on_the_gpu_when_there_is_one():
+    rows = pd.DataFrame([row("mlp", 1.0, widths="100x100", batch=8), row("fastkan", 2.0, widths="100x100", batch=8),
+                         row("mlp", 1.0), row("mlp", 0.5, device="cuda")])  # fmt: skip
+    assert answer.choose(rows)["device"] == "cuda" and answer.choose(rows)["widths_label"] == "784x64x10"
+    other = pd.DataFrame([row("mlp", 1.0, widths="100x100"), row("fastkan", 2.0, widths="100x100"),
+                          row("mlp", 1.0, widths="64x64")])  # fmt: skip
+    assert answer.choose(other)["widths_label"] == "100x100"  # no MNIST shape: the most implementations
+
+
+def test_gaps_are_resolved_only_where_the_interquartile_ranges_are_apart():
+    rows = pd.DataFrame([row("mlp", 1.0), row("mlp-iso", 2.0), row("bspline-fast", 3.0, spread=0.2),
+                         row("fastkan", 3.3, spread=0.2)])  # fmt: skip
+    found = answer.build(rows)
+    ranked = found.ranks["forward"]
+    assert [r.impl for r in ranked] == ["mlp", "mlp-iso", "bspline-fast", "fastkan"]
+    assert [r.resolved for r in ranked] == [True, True, False, None]
+    assert ranked[2].vs_iso == 1.5
+    assert found.verdict == ["forward: indistinguishable (ratio 0.91)"]
+    apart = answer.build(pd.DataFrame([row("bspline-fast", 1.0), row("fastkan", 2.0)]))
+    assert apart.verdict == ["forward: bspline-fast 2.00x faster"]
+
+
+def test_without_bspline_fast_the_verdict_names_the_suite_that_answers_it():
+    found = answer.build(pd.DataFrame([row("bspline", 1.0), row("fastkan", 2.0)]))
+    assert "suites/fast-bspline.toml" in found.verdict[0]
+    assert answer.build(pd.DataFrame([row("mlp", 1.0)]).assign(status="error")) is None
