@@ -99,6 +99,14 @@ class BaseKind:
         return 0.0
 
 
+def _load() -> list[float] | None:
+    """The machine's 1, 5 and 15 minute load averages (how busy it was beside the run), where the OS tells."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def describe_gpu(cells: list[Any], environment: dict, threads: int) -> None:
     """environment["gpu"], read in a worker process, when a cell runs on cuda and the kind has not read it."""
     if "gpu" in environment or not any(getattr(c, "device", None) == "cuda" for c in cells):
@@ -306,7 +314,8 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
         environment = {}
     if not environment:
         environment = env.fingerprint()
-        environment["run"] = {"kind": kind.name, "argv": options.argv, **settings, "started_utc": _utc()}
+        environment["run"] = {"kind": kind.name, "argv": options.argv, **settings, "started_utc": _utc(),
+                              "load_avg_start": _load()}  # fmt: skip
     else:
         environment["run"].setdefault("resumed", []).append({"argv": options.argv, "utc": _utc()})
     results.write_environment(run_dir, environment)  # now, so a killed run can still be loaded and reported
@@ -358,6 +367,7 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
         executor.close()
         environment["worker_torch_threads"] = executor.torch_threads or kind.threads or environment["torch_threads"]
         environment["run"]["finished_utc"] = _utc()
+        environment["run"]["load_avg_end"] = _load()
         records = results.read_records(run_dir, allow_empty=True) if (run_dir / results.RESULTS).exists() else []
         present = {r.key for r in records}
         environment["run"]["complete"] = all(k in present for c in cells for k in kind.keys(c))

@@ -40,3 +40,17 @@ def test_without_bspline_fast_the_verdict_names_the_suite_that_answers_it():
     found = answer.build(pd.DataFrame([row("bspline", 1.0), row("fastkan", 2.0)]))
     assert "suites/fast-bspline.toml" in found.verdict[0]
     assert answer.build(pd.DataFrame([row("mlp", 1.0)]).assign(status="error")) is None
+
+
+def test_the_answer_says_when_the_data_cannot_rank():
+    rows = pd.DataFrame([row("mlp", 0.5), row("fastkan", 1.05, spread=0.3), row("bspline", 1.1, spread=0.3)])
+    rows["noisy"] = [False, True, True]
+    found = answer.build(rows)
+    quiet = {"cpu_count": 2, "run": {"load_avg_start": [0.2, 0.1, 0.1], "load_avg_end": [0.9, 0.5, 0.3]}}
+    text = answer.trust(found, [quiet])
+    assert text.startswith("1 of 2 gaps resolved; 2 of 3 timings here have an IQR above 10% of the median.")
+    assert "Too noisy to rank" in text and "busy" not in text
+    busy = {"cpu_count": 2, "run": {"load_avg_start": [2.5, 2.0, 1.0], "load_avg_end": [0.5, 1.0, 1.0]}}
+    assert "The machine was busy beside the run (1-minute load 2.5 on 2 cores at the start)." in answer.trust(
+        found, [busy]
+    )

@@ -36,11 +36,14 @@ class Rank:
 
 @dataclass(frozen=True)
 class Answer:
-    """The configuration, its ranks per phase, and the B-spline against FastKAN verdict (or why there is none)."""
+    """The configuration, its ranks per phase, the B-spline against FastKAN verdict (or why there is none), and
+    how far the data can be trusted to order them."""
 
     config: dict
     ranks: dict[str, list[Rank]]
     verdict: list[str]
+    noisy: int = 0  # timings in the configuration with an IQR above 10% of the median
+    timings: int = 0
 
 
 def _quartiles(values: object, median: float) -> tuple[float, float]:
@@ -107,7 +110,31 @@ def build(df: pd.DataFrame) -> Answer | None:
     if config is None:
         return None
     found = ranks(rows, config)
-    return Answer(config, found, verdict(found))
+    here = rows[(rows[list(config)] == pd.Series(config)).all(axis=1)]
+    noisy = int(here["noisy"].sum()) if "noisy" in here else 0
+    return Answer(config, found, verdict(found), noisy, len(here))
+
+
+def trust(found: Answer, environments: list[dict | None]) -> str:
+    """Whether the runs can rank implementations here, and why not when they cannot."""
+    resolved = sum(bool(r.resolved) for v in found.ranks.values() for r in v)
+    gaps = sum(len(v) - 1 for v in found.ranks.values())
+    loads = []
+    for env in environments:
+        run = (env or {}).get("run") or {}
+        cores = (env or {}).get("cpu_affinity") or (env or {}).get("cpu_count")
+        for when in ("start", "end"):
+            load = run.get(f"load_avg_{when}")
+            if load and cores:
+                loads.append((load[0], cores, when))
+    busy = [f"{load:.1f} on {cores} cores at the {when}" for load, cores, when in loads if load > 0.5 * cores]
+    text = (f"{resolved} of {gaps} gaps resolved; {found.noisy} of {found.timings} timings here have an IQR above "
+            "10% of the median.")  # fmt: skip
+    if found.timings and found.noisy > found.timings / 4:
+        text += " Too noisy to rank closely spaced implementations: rerun on a quieter machine, or compare ratios."
+    if busy:
+        text += " The machine was busy beside the run (1-minute load " + "; ".join(busy) + ")."
+    return text
 
 
 def fmt_config(config: dict) -> str:

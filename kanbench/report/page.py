@@ -17,7 +17,7 @@ import kanbench
 from kanbench.compare import Comparison
 from kanbench.record import PHASES
 
-from .answer import RULE, Answer, fmt_config
+from .answer import RULE, Answer, fmt_config, trust
 from .claims import Block as ClaimBlock
 from .comparison import VERDICT_ORDER, sorted_cells
 from .data import impl_rank
@@ -301,7 +301,8 @@ def answer_section(page: Page) -> str:
             gap = {True: " &lt;", False: " ≈", None: ""}[r.resolved]
             row.append(f'<td class="num"><b>{e(r.impl)}</b> {e(fmt_time(r.median))}{iso}{gap}</td>')
         rows.append(row)
-    out = [f"<p>Configuration: <b>{e(fmt_config(found.config))}</b></p>",
+    environments = [info.environment for info in page.runs]
+    out = [f"<p>Configuration: <b>{e(fmt_config(found.config))}</b>. {e(trust(found, environments))}</p>",
            "<p><b>B-spline against FastKAN</b> (bspline-fast vs fastkan): " + "; ".join(map(e, found.verdict)) + "</p>",
            _table(["rank", *map(e, phases)], rows)]  # fmt: skip
     out.append('<p class="caption">Fastest first, per phase: median time per call and its ratio to mlp-iso (an MLP '
