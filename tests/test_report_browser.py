@@ -150,6 +150,14 @@ CHECK_PLOTS = """
     })),
     scripts: Array.from(document.scripts).map(s => s.type || "text/javascript"),
     alerts: window.__alerts || 0,
+    answer: (() => {  // where the answer's verdict and first ranked row end, against the window's height
+      const section = document.querySelector("#answer");
+      if (!section) return null;
+      const rows = section.querySelectorAll("table tr");
+      const verdict = Array.from(section.querySelectorAll("p")).find(p => p.textContent.includes("against FastKAN"));
+      return {firstRow: rows.length > 1 ? rows[1].getBoundingClientRect().bottom : null,
+              verdict: verdict ? verdict.getBoundingClientRect().bottom : null, viewport: window.innerHeight};
+    })(),
   });
 })()
 """
@@ -232,6 +240,9 @@ def _assert_page_works(check: dict, errors: list[str], urls: list[str]) -> None:
         assert plot["svg"] >= 1 and plot["data"] >= 1 and plot["traces"] >= 1 and plot["points"] >= 1, plot
     assert check["scripts"].count("text/javascript") == 2, check["scripts"]  # plotly.js and the page's own
     assert check["alerts"] == 0, "a script from the results ran"
+    answer = check["answer"]  # the answer on the first screen at 1400 x 900, without scrolling
+    assert answer and answer["firstRow"] is not None and answer["verdict"] is not None, answer
+    assert max(answer["firstRow"], answer["verdict"]) <= answer["viewport"], answer
 
 
 def test_single_run_report_renders(browser: Browser, tmp_path: Path) -> None:
