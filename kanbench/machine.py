@@ -75,7 +75,9 @@ def measure(
     from . import timing
 
     dev = torch.device(device)
-    kind = torch.float32 if dtype not in DTYPE_NAMES else getattr(torch, dtype)
+    if dtype not in DTYPE_NAMES:
+        raise ValueError(f"machine.measure(dtype={dtype!r}): allowed: {', '.join(DTYPE_NAMES)}")
+    kind = getattr(torch, dtype)
     default_n, default_bytes = SIZES["cuda" if dev.type == "cuda" else "cpu"]
     nbytes = copy_bytes or default_bytes
     saved = torch.get_num_threads()

@@ -95,18 +95,23 @@ def call_estimate(cell: Cell) -> float:
     return (forward or 0) / (1e12 if cell.device == "cuda" else 1e10)
 
 
-def phase_flops(breakdown: dict[str, int], phase: str, params: int) -> int | None:
-    """FLOPs of one call of a phase (see docs/methodology.md); None where the adapter does not give its backward.
+def phase_flops(breakdown: dict[str, int], phase: str, params: int, counted: int | None = None) -> int | None:
+    """FLOPs of one call of a phase (see docs/methodology.md); None where neither the adapter nor the FLOP counter
+    gives its backward matmuls.
 
     Backward matmuls are the adapter's exact count (the model input needs no gradient, so the first layer's
-    input-gradient product often never runs); elementwise work is estimated at twice the forward's.
+    input-gradient product often never runs), else what FlopCounterMode counted for the phase (`counted`: the
+    phase's matmuls, forward's included for train_step); elementwise work is estimated at twice the forward's.
     """
     forward = breakdown["matmul"] + breakdown["elementwise"]
     if phase in ("forward", "forward_inference"):
         return forward
-    if "matmul_backward" not in breakdown:
+    matmul_backward = breakdown.get("matmul_backward")
+    if matmul_backward is None and counted is not None:
+        matmul_backward = counted - (breakdown["matmul"] if phase == "train_step" else 0)
+    if matmul_backward is None:
         return None
-    backward = breakdown["matmul_backward"] + 2 * breakdown["elementwise"]
+    backward = matmul_backward + 2 * breakdown["elementwise"]
     if phase == "backward":
         return backward
     return forward + backward + 12 * params  # train_step: forward, backward, AdamW update
@@ -244,7 +249,7 @@ class SpeedKind(BaseKind):
                 metrics.sm_clock_mhz = {"min": min(c["min"] for c in seen), "max": max(c["max"] for c in seen)}
                 metrics.throttled = gpu.throttled(metrics.sm_clock_mhz["min"], metrics.sm_clock_mhz["max"])
             if flops is not None:
-                record.flops = phase_flops(flops, phase, record.params or 0)
+                record.flops = phase_flops(flops, phase, record.params or 0, metrics.flops_counted_matmul)
             if record.flops is not None and record.time_s:
                 record.flop_per_s = record.flops / stats.median if stats.median > 0 else None
                 roofline(record, metrics, self.peaks.get(cell.device))

@@ -170,7 +170,8 @@ def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, 
             if counting:
                 m = measure_counts(run, t)
             else:
-                m = timing.measure(run, t["warmup"], t["min_time"], t["values"], split=w.split, after=clocks.sample,
+                sample = clocks.sample if clocks.read else None  # nothing to read off CUDA or without nvml
+                m = timing.measure(run, t["warmup"], t["min_time"], t["values"], split=w.split, after=sample,
                                    max_loops=max_loops)  # fmt: skip
             entry.update(values=m.values, loops=m.loops)
             if m.host_values is not None:

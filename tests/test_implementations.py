@@ -498,3 +498,14 @@ def test_registered_implementation_keeps_the_contract(name):
         model(torch.ones(2, widths[0], dtype=torch.int64))
     with pytest.raises(ValueError, match="grid_size"):
         a.build(widths, grid_size=0)
+
+
+def test_an_adapter_without_backward_matmuls_takes_the_flop_counters_count():
+    from kanbench.speed import phase_flops
+
+    given = {"matmul": 100, "elementwise": 10, "matmul_backward": 60}
+    bare = {"matmul": 100, "elementwise": 10}
+    assert phase_flops(bare, "backward", 5, counted=60) == phase_flops(given, "backward", 5) == 80
+    assert phase_flops(bare, "train_step", 5, counted=160) == phase_flops(given, "train_step", 5) == 110 + 80 + 60
+    assert phase_flops(given, "backward", 5, counted=999) == 80  # the adapter's exact count comes first
+    assert phase_flops(bare, "backward", 5) is None

@@ -68,7 +68,8 @@ def flop_breakdown(
 ) -> dict[str, int]:
     """Its einsum is one bmm of our matmul's size; the recurrence as `jacobikan` estimates it."""
     forward = jacobikan.flop_breakdown(widths, grid_size, spline_order, batch, degree, a, b)
-    # the family's matmul_backward is not carried over: nobody has counted the original code's backward
+    # the family's matmul_backward is not carried over (it counts our backward, not the original's): the FLOP
+    # counter's count of the phase stands in for it
     return {kind: forward[kind] for kind in ("matmul", "elementwise")}
 
 

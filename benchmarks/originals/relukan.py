@@ -43,7 +43,8 @@ def flop_breakdown(
 ) -> dict[str, int]:
     """Its Conv2d counts as our matmul (2 rows out (G + k) in); the bumps as `relukan` estimates them."""
     forward = relukan.flop_breakdown(widths, grid_size, spline_order, batch, trainable_grid=trainable_grid)
-    # the family's matmul_backward is not carried over: nobody has counted the original code's backward
+    # the family's matmul_backward is not carried over (it counts our backward, not the original's): the FLOP
+    # counter's count of the phase stands in for it
     return {kind: forward[kind] for kind in ("matmul", "elementwise")}
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kanbench.record import PHASES, quantile
+from kanbench.record import PHASES
 
 from .data import CONFIG_COLUMNS, timing_rows
 
@@ -28,8 +28,8 @@ class Rank:
 
     impl: str
     median: float
-    low: float  # first quartile of every value
-    high: float  # third quartile
+    low: float  # first quartile of every value (data.prepare's time_q1)
+    high: float  # third quartile (time_q3)
     vs_iso: float | None  # median / mlp-iso's median in the same configuration
     resolved: bool | None  # from the next (slower) one; None for the last
 
@@ -46,9 +46,8 @@ class Answer:
     timings: int = 0
 
 
-def _quartiles(values: object, median: float) -> tuple[float, float]:
-    flat = sorted(float(v) for v in values) if isinstance(values, (list, tuple)) and values else [median]
-    return quantile(flat, 0.25), quantile(flat, 0.75)
+def _in(rows: pd.DataFrame, config: dict) -> pd.DataFrame:
+    return rows[(rows[list(config)] == pd.Series(config)).all(axis=1)]
 
 
 def choose(rows: pd.DataFrame) -> dict | None:
@@ -65,7 +64,7 @@ def choose(rows: pd.DataFrame) -> dict | None:
 
 def ranks(rows: pd.DataFrame, config: dict) -> dict[str, list[Rank]]:
     """Per phase, the implementations fastest first."""
-    here = rows[(rows[list(config)] == pd.Series(config)).all(axis=1)]
+    here = _in(rows, config)
     out: dict[str, list[Rank]] = {}
     for phase in [p for p in PHASES if p in set(here["phase"])]:
         mine = here[here["phase"] == phase].drop_duplicates("impl", keep="last")
@@ -73,9 +72,8 @@ def ranks(rows: pd.DataFrame, config: dict) -> dict[str, list[Rank]]:
         iso_median = float(iso.iloc[0]) if len(iso) else None
         found = []
         for r in mine.sort_values("time_median").to_dict("records"):
-            low, high = _quartiles(r.get("time_values"), float(r["time_median"]))
             ratio = float(r["time_median"]) / iso_median if iso_median else None
-            found.append((r["impl"], float(r["time_median"]), low, high, ratio))
+            found.append((r["impl"], float(r["time_median"]), float(r["time_q1"]), float(r["time_q3"]), ratio))
         out[phase] = [
             Rank(impl, median, low, high, ratio, (high < found[i + 1][2]) if i + 1 < len(found) else None)
             for i, (impl, median, low, high, ratio) in enumerate(found)
@@ -104,13 +102,14 @@ def verdict(phase_ranks: dict[str, list[Rank]]) -> list[str]:
 
 
 def build(df: pd.DataFrame) -> Answer | None:
-    """The answer for these runs' speed records, or None without any."""
+    """The answer for these runs' speed records (a frame from data.prepare: time_q1, time_q3, noisy), or None
+    without any."""
     rows = timing_rows(df)
     config = choose(rows)
     if config is None:
         return None
     found = ranks(rows, config)
-    here = rows[(rows[list(config)] == pd.Series(config)).all(axis=1)]
+    here = _in(rows, config)
     noisy = int(here["noisy"].sum()) if "noisy" in here else 0
     return Answer(config, found, verdict(found), noisy, len(here))
 
