@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import escape, results
+from . import escape, reference, results
 from .errors import UsageError
 from .record import Record
 from .suite import parse_shard
@@ -164,6 +164,9 @@ def _write(staging: Path, run_id: str, inputs: list[Input], problems: list[str])
             r.run_id = run_id
             results.append(staging, r)
             merged.append(r)
+    for item in inputs:
+        for entry in reference.read(item.path):
+            reference.append(staging, entry)
     pyperfio.write(staging, merged)
 
 

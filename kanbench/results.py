@@ -1,4 +1,4 @@
-"""The results store: run directories of results.jsonl + environment.json + suite.toml. No torch here.
+"""The results store: run directories of results.jsonl + environment.json + suite.toml (+ reference.jsonl). No torch.
 
 `kanbench.results.load("results/runs/20261129-140000-quick")` gives a DataFrame with one row per Record.
 """
@@ -10,6 +10,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import reference
 from .record import Record
 
 RESULTS = "results.jsonl"
@@ -220,4 +221,5 @@ def load(run_dir: str | os.PathLike):
     frame = pd.DataFrame([flatten(r) for r in records])
     frame.attrs["environment"] = env
     frame.attrs["run_dir"] = str(run_dir)
+    frame.attrs["reference"] = reference.read(run_dir)  # the machine's noise while it ran (kanbench.reference)
     return frame

@@ -1,8 +1,10 @@
 """The speed kind: time every phase of every cell in worker processes (kanbench.worker), one Record per phase.
 
-Cells that differ only in implementation form a group; each worker process measures a whole group, in an
-order rotated per process, so drift lands on all implementations alike. Records of a group are written once
-every process has measured it, so an interrupted run loses at most the group in flight (--resume finishes it).
+Cells that differ only in implementation form a group; each worker process measures a whole group, in an order
+rotated per process, so drift lands on all implementations alike, after timing the reference workload
+(kanbench.reference), so the run knows how much the machine itself drifted between groups. Records of a group are
+written once every process has measured it, so an interrupted run loses at most the group in flight (--resume
+finishes it).
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
-from . import gpu, machine, progress, summary
+from . import gpu, machine, progress, reference, summary
 from .errors import UsageError
 from .record import Identity, Record, SpeedMetrics, TimeStats, make
 from .session import BaseKind, Request, dry_run_line
@@ -149,6 +152,13 @@ def roofline(record: Record, metrics: SpeedMetrics, peak: dict | None) -> None:
         metrics.fraction_of_peak = record.flop_per_s / ceiling
 
 
+def group_name(cell: Cell) -> str:
+    """The group a cell is measured in, named without its implementation: "100x100 G5 k3 b8 cpu float32"."""
+    first, rest = cell.label().split(" ", 1)
+    modes = first.partition("+")[2]  # what the implementation's label adds: compile, precision, modes
+    return f"{rest} +{modes}" if modes else rest
+
+
 class SpeedKind(BaseKind):
     """Time the phases of a speed suite's cells."""
 
@@ -161,10 +171,15 @@ class SpeedKind(BaseKind):
         self.processes, self.threads = timing.processes, timing.threads
         self.under = "callgrind" if timing.clock == "instructions" else None
         self.peaks: dict[str, dict] = {}
+        self.run_dir: Path | None = None
 
     def cells(self) -> list[Cell]:
         """The cells to measure, in suite order."""
         return self._cells
+
+    def attach(self, run_dir: Path) -> None:
+        """Reference measurements go into the run directory beside the records."""
+        self.run_dir = run_dir
 
     def keys(self, cell: Cell) -> list[tuple[str, str, str | None]]:
         """One Record per phase."""
@@ -206,6 +221,9 @@ class SpeedKind(BaseKind):
                 payload = {"cell": {**cell.key, "source": cell.source}, "config_hash": cell.config_hash,
                            "phases": list(self.phases), "timing": asdict(self.t),
                            "max_call_s": self.suite.limits.for_impl(cell.impl), "first": step == 0}  # fmt: skip
+                if cell is order[0] and not self.under:  # counts do not vary with the machine: no reference
+                    payload["reference"] = {"group": group_name(cell), "cells": [c.config_hash for c in group],
+                                            "process": step, "device": cell.device}  # fmt: skip
                 label = f"{cell.label()} (process {step + 1}/{self.t.processes})"
                 out.append(Request(slot, cell, payload, self.t.cell_timeout_s, label))
         return out
@@ -213,6 +231,9 @@ class SpeedKind(BaseKind):
     def records(self, cell: Cell, replies: list[dict], run_id: str) -> list[Record]:
         """One Record per phase from the replies of every worker process."""
         ident = identity(cell, self.suite)
+        for reply in replies:
+            if "reference" in reply and self.run_dir is not None:
+                reference.append(self.run_dir, reply["reference"])
         failed = next((r for r in replies if r["status"] != "ok"), None)
         flops = flop_breakdown(cell)
         unit = CLOCK_UNITS[self.t.clock]

@@ -10,7 +10,7 @@ import torch
 
 import implementations
 
-from . import checks, compilation, gpu, memory, phases, timing
+from . import checks, compilation, gpu, memory, phases, reference, timing
 from .pool import sticky_device_error
 from .suite import COUNT_LOOPS
 
@@ -220,6 +220,16 @@ def measure_counts(run, t: dict) -> timing.Measurement:
 
 
 def handle(request: dict) -> dict:
-    """Timing worker handler (kanbench.pool): measure one cell as the speed kind's request describes."""
-    return measure_cell(request["cell"], request["config_hash"], request["phases"], request["timing"],
-                        request["max_call_s"], request["first"])  # fmt: skip
+    """Timing worker handler (kanbench.pool): measure one cell as the speed kind's request describes, after the
+    reference workload when the request asks for it (a process's first cell of a group)."""
+    ref, measured = request.get("reference"), None
+    if ref:
+        try:
+            measured = {**ref, **reference.measure(ref["device"])}
+        except Exception as exc:  # the reference describes the machine: never lose the cell over it
+            measured = {**ref, "error": f"{type(exc).__name__}: {exc}"}
+    result = measure_cell(request["cell"], request["config_hash"], request["phases"], request["timing"],
+                          request["max_call_s"], request["first"])  # fmt: skip
+    if measured is not None:
+        result["reference"] = measured
+    return result

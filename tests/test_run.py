@@ -162,6 +162,10 @@ def test_shards_merge_into_the_unsharded_cell_set(tmp_path, tiny_suite):
     proc = kanbench("merge", *map(str, outs), "--out", str(merged))
     assert proc.returncode == 0, proc.stderr
     assert {(r.config_hash, r.phase) for r in results.read_records(merged)} == expected_keys(TINY_SUITE)
+    from kanbench import reference
+
+    shard_refs = [reference.read(o) for o in outs]
+    assert all(shard_refs) and reference.read(merged) == shard_refs[0] + shard_refs[1]  # the noise of both shards
     again = kanbench("merge", str(outs[0]), str(outs[0]), "--out", str(tmp_path / "dup"))
     assert again.returncode == 2 and "is in both" in again.stderr
 
