@@ -163,7 +163,7 @@ def analyze(
         "estimators": {},
     }
     for estimator in estimators:
-        settings = compare.GateSettings(estimator=estimator)
+        settings = compare.GateSettings(estimator=estimator, relative=False)  # regress judges cell by cell
         rows = {"fp": [], "det": [], "exact": []}
         for first, confirm in reps:
             rows["fp"].append(gate_outcome(frames, first, confirm, "B", settings))

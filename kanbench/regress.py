@@ -358,7 +358,7 @@ def run_gate(
 ) -> GateResult:
     """The interleaved gate of the working tree at repo against the git ref `against` (see the module doc)."""
     start = time.perf_counter()
-    settings, extra = settings or GateSettings(), list(extra or [])
+    settings, extra = settings or GateSettings(relative=False), list(extra or [])
     repo = Path(repo).resolve()
     suite_path = _suite_in(repo, suite)
     clock = gate_clock(suite_path, log)
@@ -467,7 +467,7 @@ def run_baseline_gate(
 ) -> GateResult:
     """The working tree against a stored run (for a dedicated machine whose noise the stored run shares)."""
     start = time.perf_counter()
-    settings, extra = settings or GateSettings(), list(extra or [])
+    settings, extra = settings or GateSettings(relative=False), list(extra or [])
     repo = Path(repo).resolve()
     suite_path = _suite_in(repo, suite)
     clock = gate_clock(suite_path, log)
@@ -607,7 +607,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         help=f"interleaved rounds per side, each a fresh process (default {DEFAULT_ROUNDS}; 1 for instruction counts)",
     )
-    compare.add_gate_arguments(parser)
+    compare.add_gate_arguments(parser, relative=False)
     parser.add_argument("--processes", type=_positive, help="override the suite's [timing].processes")
     parser.add_argument("--values", type=_positive, help="override the suite's [timing].values")
     parser.add_argument("--no-confirm", action="store_true", help="fail on the first measurement, without re-measuring")

@@ -293,7 +293,8 @@ MARKDOWN_SNAPSHOT = """\
 
 latency gate: p10 of the per-call times (medians shown for reference); a cell regresses when it is more than 10% \
 slower and significant (Mann-Whitney U p < 0.01 and the 99% bootstrap interval of the ratio excludes 1). \
-Deterministic gates: FLOPs per call +5%, peak allocator bytes +5% in forward, forward_inference phases.
+Each cell judged alone (judging implementations against each other needs 3 and 8 cells). Deterministic gates: \
+FLOPs per call +5%, peak allocator bytes +5% in forward, forward_inference phases.
 
 Every cell: forward 100x100 G=5 k=3 b8 cpu float32.
 
@@ -414,8 +415,8 @@ def test_regress_takes_the_same_settings_object(tmp_path):
     regress.configure_parser(parser)
     args = parser.parse_args(["--threshold", "0.2", "--estimator", "median", "--mem-phases", "forward,backward"])
     assert compare.settings_from_args(args) == compare.GateSettings(
-        threshold=0.2, estimator="median", mem_phases=("forward", "backward")
-    )
+        threshold=0.2, estimator="median", mem_phases=("forward", "backward"), relative=False
+    )  # regress judges its interleaved rounds cell by cell
     repo = make_repo(tmp_path / "repo")
     loose = compare.GateSettings(threshold=0.5)  # a 30% slowdown is within it: no regression, no confirmation
     runner = FakeRunner(repo, slow={"bspline": 1.3})
@@ -730,3 +731,70 @@ def test_strings_from_runs_cannot_forge_markdown_or_drive_the_terminal(tmp_path,
     assert run_compare(base, cand) == 1
     table = capsys.readouterr().out
     assert not set(table) & {"\x1b", "\x07", "\r"} and "\\x1b[2J\\x07\\rok" in table
+
+
+# Per-cell factors between two runs of one commit on a noisy machine: cells scatter by about +-15% (a spread of
+# about 0.1 in log ratio), and every cell of the candidate run is 8% slower besides.
+CELL_NOISE = [1.12, 0.9, 1.05, 0.95, 1.15, 0.88, 1.0, 1.08, 0.93, 1.1, 0.97, 1.03, 0.91, 1.13, 0.96, 1.06]
+IMPLS, BATCHES = ("bspline", "fastkan", "rswaf", "mlp"), (1, 8, 64, 256)
+
+
+def noisy_pair(tmp_path: Path, slow: dict | None = None) -> tuple[Path, Path]:
+    """Two runs of 4 implementations x 4 batch sizes whose cells differ by CELL_NOISE and a common 8%; `slow`
+    multiplies an implementation's candidate times on top."""
+    base, cand = [], []
+    for i, (impl, batch) in enumerate((i, b) for i in IMPLS for b in BATCHES):
+        t = 1e-3 * (1 + i / 10)
+        base.append(record(impl, procs(t), batch_size=batch))
+        factor = 1.08 * CELL_NOISE[i] * (slow or {}).get(impl, 1.0)
+        cand.append(record(impl, procs(t * factor), batch_size=batch))
+    return write_run(tmp_path / "base", base), write_run(tmp_path / "cand", cand)
+
+
+def test_compare_judges_each_implementation_against_the_others_in_the_same_runs(tmp_path, capsys):
+    base, cand = noisy_pair(tmp_path / "same")
+    per_cell = compare.compare_runs(results.load(base), results.load(cand), compare.GateSettings(relative=False))
+    assert per_cell.failed and len(per_cell.regressions()) >= 3  # every value tight: each cell's test is sure
+    comp = compare.compare_runs(results.load(base), results.load(cand))
+    assert not comp.failed and set(comp.implementations["verdict"]) == {"no change"}
+    assert comp.shift.shift == pytest.approx(1.08, rel=0.03) and 0.05 < comp.shift.spread < 0.2
+    assert "Judged against the runs' own shift: the candidate ran x1.0" in compare.gate_rule(comp)
+    assert run_compare(base, cand) == 0 and run_compare(base, cand, "--per-cell") == 1
+    capsys.readouterr()
+    base, cand = noisy_pair(tmp_path / "slow", slow={"fastkan": 1.3})  # a real 30% slowdown of one implementation
+    comp = compare.compare_runs(results.load(base), results.load(cand))
+    rows = comp.implementations.set_index("implementation")
+    assert comp.failed and list(comp.implementation_regressions()["implementation"]) == ["fastkan"]
+    assert rows.loc["fastkan", "ratio"] == pytest.approx(1.3, rel=0.06) and rows.loc["fastkan", "z"] > 3
+    assert set(rows.drop("fastkan")["verdict"]) == {"no change"}
+    assert run_compare(base, cand) == 1
+    out = capsys.readouterr().out
+    assert "slower implementation(s): fastkan" in out and "change vs the runs' shift" in out
+
+
+def test_a_single_cell_far_beyond_the_pairs_scatter_still_fails(tmp_path):
+    base, cand = noisy_pair(tmp_path)
+    frame = results.load(cand)
+    rows = frame.index[(frame["impl"] == "rswaf") & (frame["batch_size"] == 64)]
+    for column in ("time_values", "time_process_medians"):
+        frame.loc[rows, column] = frame.loc[rows, column].apply(lambda v: [x * 3 for x in v])
+    comp = compare.compare_runs(results.load(base), frame)
+    cells = comp.latency.set_index(["impl", "batch_size"])
+    assert cells.loc[("rswaf", 64), "verdict"] == "regression" and comp.failed
+    assert (cells.drop(("rswaf", 64))["verdict"] != "regression").all()
+
+
+def test_compare_says_whether_the_runs_share_commit_machine_and_time(tmp_path):
+    env = {"cpu_model": "A", "hostname": "vm", "git_commit": "abc123def4567890",
+           "run": {"started_utc": "2026-12-03T10:00:00Z"}}  # fmt: skip
+    base = write_run(tmp_path / "base", [record("bspline", procs(1e-3))], env)
+    same = write_run(tmp_path / "same", [record("bspline", procs(1e-3))], env)
+    notes = compare.compare_runs(results.load(base), results.load(same)).notes
+    assert "both runs measured commit abc123def456" in notes
+    assert "both runs ran on the same machine (hostname 'vm', cpu_model 'A')" in notes
+    later = {**env, "hostname": "other", "git_commit": "fff", "run": {"started_utc": "2026-12-03T13:30:00Z"}}
+    other = write_run(tmp_path / "other", [record("bspline", procs(1e-3))], later)
+    notes = compare.compare_runs(results.load(base), results.load(other)).notes
+    assert any("different commits: abc123def456 (base) and fff (candidate)" in n for n in notes)
+    assert any("different machines: 'vm' (base) and 'other'" in n for n in notes)
+    assert any("3.5 hours apart" in n and "kanbench regress" in n for n in notes)

@@ -7,6 +7,9 @@ delays from other work on a shared machine only add time, so the low end of the 
 costs), a bootstrap interval that resamples worker processes and then values within them, and a two-sided
 Mann-Whitney U test over the raw values. A cell regresses only when it is slower by more than the threshold AND the
 difference is significant (p < alpha and the 1 - alpha interval excludes 1). Medians are reported for users.
+By default (GateSettings.relative; kanbench regress turns it off) implementations are judged against each other:
+an implementation regresses when its cells together are slower than the runs' common shift beyond the threshold
+and this pair's own cell-to-cell noise, a single cell only far beyond that noise (relative).
 
 Deterministic gates: FLOPs per call and peak allocator bytes per phase must not grow beyond their own thresholds.
 
@@ -14,7 +17,8 @@ Exit status: 0 no regression, 1 at least one regression (latency, FLOPs, memory,
 fails in the candidate), 2 bad input (unreadable runs, different suites, no common cells).
 
 The package, one concept a module: stats (estimators, bootstrap, Mann-Whitney, process groups), cells (reading and
-pooling runs, cell labels), gates (GateSettings, the decisions, Comparison), render (table, markdown, JSON) and
+pooling runs, cell labels), gates (GateSettings, the decisions, Comparison), relative (implementations against
+each other: the runs' shift and the pair's noise), render (table, markdown, JSON) and
 cli (`kanbench compare`). Every threshold and test option lives in one GateSettings, which kanbench regress takes too.
 """
 

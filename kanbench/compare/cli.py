@@ -41,8 +41,23 @@ def _alpha(text: str) -> float:
     return value
 
 
-def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
-    """The thresholds and test settings that compare and regress share (read back with settings_from_args)."""
+def add_gate_arguments(parser: argparse.ArgumentParser, relative: bool = True) -> None:
+    """The thresholds and test settings that compare and regress share (read back with settings_from_args);
+    relative: whether implementations are judged against each other by default (compare) or cell by cell (regress)."""
+    if relative:
+        parser.add_argument(
+            "--per-cell",
+            dest="relative",
+            action="store_false",
+            help="judge each cell alone, not each implementation against the others in the runs",
+        )
+    else:
+        parser.add_argument(
+            "--relative",
+            dest="relative",
+            action="store_true",
+            help="judge each implementation against the others in the runs, not each cell alone",
+        )
     parser.add_argument(
         "--threshold",
         type=_fraction,
@@ -99,6 +114,7 @@ def settings_from_args(args: argparse.Namespace) -> GateSettings:
         mem_slack=args.mem_slack,
         mem_phases=args.mem_phases,
         count_threshold=args.count_threshold,
+        relative=args.relative,
     )
 
 

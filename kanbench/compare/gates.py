@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 from kanbench.errors import UsageError
 
+from . import relative
 from .cells import IDENTITY, KEY, cell_label, distinguishing_fields, ok_cells, run_label, shared_label
+from .relative import RunShift
 from .stats import bootstrap_ratios, cell_seed, estimate, estimator_quantile, mann_whitney_p
 
 if TYPE_CHECKING:  # pandas is imported where a comparison is made, not with the module
@@ -45,6 +47,9 @@ class GateSettings:
     mem_phases: tuple[str, ...] = MEM_GATED_PHASES  # phases whose peak memory is gated
     resamples: int = DEFAULT_RESAMPLES  # bootstrap resamples per cell
     count_threshold: float = COUNT_THRESHOLD  # instruction counts: a cell regresses when higher by more than this
+    # judge implementations against the others in the same runs (kanbench.compare.relative): kanbench compare's
+    # way; kanbench regress judges its interleaved rounds cell by cell (relative=False), as it was measured
+    relative: bool = True
 
     def __post_init__(self) -> None:
         if self.threshold < 0 or not 0 < self.alpha < 1:
@@ -245,6 +250,7 @@ def environment_notes(base, cand) -> list[str]:
             notes.append(f"the runs used different {what}: {bgpu[key]!r} (base) vs {cgpu[key]!r} (candidate)")
             if key == "name":
                 break  # another model is another GPU: the UUID line would say nothing more
+    notes.extend(provenance_notes(benv, cenv))
     for side, env in (("base", benv), ("candidate", cenv)):
         slowdown = (env.get("env_vars") or {}).get("KANBENCH_SLOWDOWN")
         if slowdown:
@@ -255,6 +261,47 @@ def environment_notes(base, cand) -> list[str]:
             notes.append(f"the {side} run is incomplete (stopped early, or merged with --allow-partial): cells it "
                          "lacks are not compared")  # fmt: skip
     return notes
+
+
+APART_S = 3600.0  # runs started further apart than this measured a machine that may have changed beneath them
+
+
+def _started(env: dict) -> float | None:
+    import calendar
+    import time
+
+    stamp = (env.get("run") or {}).get("started_utc") if isinstance(env.get("run"), dict) else None
+    try:
+        return float(calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))) if stamp else None
+    except (TypeError, ValueError):
+        return None
+
+
+def provenance_notes(benv: dict, cenv: dict) -> list[str]:
+    """Whether the two runs measured the same commit on the same machine, and how far apart they started."""
+    notes = []
+    bc, cc = benv.get("git_commit"), cenv.get("git_commit")
+    if bc and cc:
+        notes.append(
+            f"both runs measured commit {str(bc)[:12]}"
+            if bc == cc
+            else f"the runs measured different commits: {str(bc)[:12]} (base) and {str(cc)[:12]} (candidate)"
+        )
+    bh, ch = benv.get("hostname"), cenv.get("hostname")
+    if bh and bh == ch and benv.get("cpu_model") == cenv.get("cpu_model"):  # a CPU model alone names no machine
+        notes.append(f"both runs ran on the same machine (hostname {bh!r}, cpu_model {benv.get('cpu_model')!r})")
+    elif bh and ch and bh != ch:
+        notes.append(
+            f"the runs ran on different machines: {benv['hostname']!r} (base) and {cenv['hostname']!r} "
+            "(candidate); latency ratios across machines compare the machines too"
+        )
+    b0, c0 = _started(benv), _started(cenv)
+    if b0 is not None and c0 is not None and abs(c0 - b0) > APART_S:
+        notes.append(
+            f"the runs started {abs(c0 - b0) / 3600:.1f} hours apart: the machine may have changed between "
+            "them; for an A/B of two commits measured interleaved, use kanbench regress"
+        )
+    return notes  # fmt: skip
 
 
 @dataclass
@@ -274,6 +321,16 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     # (config_hash, phase) of latency regressions that a re-measure did not reproduce (kanbench regress)
     unconfirmed: set = field(default_factory=set)
+    # with settings.relative: one row per implementation (relative.judge) and the runs' common shift; None when
+    # there were too few implementations or cells to judge them against each other
+    implementations: pd.DataFrame | None = None
+    shift: RunShift | None = None
+
+    def implementation_regressions(self):
+        """Implementations whose cells, taken together, are slower than the others' (relative judging)."""
+        if self.implementations is None:
+            return self.latency.iloc[0:0]
+        return self.implementations[self.implementations["verdict"] == "regression"]
 
     def flagged(self):
         """Latency rows with verdict regression, confirmed or not."""
@@ -292,7 +349,8 @@ class Comparison:
     @property
     def failed(self) -> bool:
         """True when any gate failed."""
-        return bool(len(self.regressions()) or len(self.deterministic_failures()) or len(self.broken))
+        return bool(len(self.regressions()) or len(self.implementation_regressions())
+                    or len(self.deterministic_failures()) or len(self.broken))  # fmt: skip
 
     @property
     def exit_code(self) -> int:
@@ -320,6 +378,9 @@ def compare_runs(base, cand, settings: GateSettings | None = None) -> Comparison
         )
     broken = status_changes(base, cand)
     latency = compare_frames(base, cand, s, broken=len(broken) > 0)
+    implementations = shift = None
+    if s.relative and len(latency):
+        latency, implementations, shift = relative.judge(latency, s.threshold, s.alpha)
     deterministic = compare_deterministic(base, cand, s)
     shared = _labelled([latency, deterministic, broken])
     base_keys = set(ok_cells(base, "base"))
@@ -336,4 +397,6 @@ def compare_runs(base, cand, settings: GateSettings | None = None) -> Comparison
         only_base=len(base_keys - cand_keys),
         only_cand=len(cand_keys - base_keys),
         notes=environment_notes(base, cand),
+        implementations=implementations,
+        shift=shift,
     )

@@ -7,6 +7,7 @@ import math
 
 from kanbench import escape, table, units
 
+from . import relative
 from .gates import VERDICTS, Comparison
 
 MAX_MD_ROWS = 200  # a GitHub comment holds 65,536 characters
@@ -49,8 +50,37 @@ def gate_rule(comp: Comparison) -> str:
     return (
         f"latency gate: {s.estimator} of the per-call times (medians shown for reference); a cell regresses when "
         f"it is more than {s.threshold * 100:g}% slower and significant (Mann-Whitney U p < {s.alpha:g} and the "
-        f"{_level(comp)} bootstrap interval of the ratio excludes 1)." + _deterministic_rule(s)
+        f"{_level(comp)} bootstrap interval of the ratio excludes 1)." + _relative_rule(comp) + _deterministic_rule(s)
     )
+
+
+def _relative_rule(comp: Comparison) -> str:
+    """How implementations were judged against each other, or why they were not."""
+    found = comp.shift
+    if found is None:
+        if not comp.settings.relative:
+            return " Each cell judged alone (--per-cell, or kanbench regress)."
+        return (f" Each cell judged alone (judging implementations against each other needs {relative.MIN_IMPLS} "
+                f"and {relative.MIN_CELLS} cells).")  # fmt: skip
+    pct = f"{comp.settings.threshold * 100:g}%"
+    return (
+        f" Judged against the runs' own shift: the candidate ran x{found.shift:.3f} the base over the median "
+        f"implementation, and its cells scatter by {found.spread:.2f} in log ratio around that (this pair's noise); "
+        f"an implementation regresses when its cells together are more than {pct} slower than the shift and "
+        f"{relative.Z_IMPL:g} standard errors out, a single cell only beyond {relative.Z_CELL:g} times the scatter "
+        "as well. A shift every implementation shares is the machine or shared code, which two runs cannot tell "
+        "apart (kanbench regress measures two commits interleaved)."
+    )
+
+
+def _implementation_rows(comp: Comparison) -> list[list[str]]:
+    if comp.implementations is None:
+        return []
+    return [[r["verdict"], r["implementation"], str(r["cells"]), fmt_change(r["ratio"]), f"{r['z']:+.1f}"]
+            for r in comp.implementations.to_dict("records")]  # fmt: skip
+
+
+IMPL_HEADER = ["verdict", "implementation", "cells", "change vs the runs' shift", "z"]
 
 
 def _deterministic_rule(s) -> str:
@@ -96,6 +126,9 @@ def summary_line(comp: Comparison) -> str:
     parts = [f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v, 0)]
     det = len(comp.deterministic_failures())
     text = f"{len(comp.latency)} cells: {', '.join(parts)}" if parts else "no cell timed in both runs"
+    slow = comp.implementation_regressions()
+    if len(slow):
+        text += f"; slower implementation(s): {', '.join(slow['implementation'])}"
     if comp.unconfirmed:
         text += f" ({len(comp.unconfirmed)} of the regressions not confirmed by a re-measure)"
     if det:
@@ -119,6 +152,9 @@ def to_table(comp: Comparison, title: str = "kanbench compare") -> str:
     if comp.shared:
         lines.append(t(shared_line(comp)))
     lines.append("")
+    impls = _implementation_rows(comp)
+    if impls:
+        lines += [table.render(IMPL_HEADER, [[t(c) for c in row] for row in impls]), ""]
     rows = [[t(c) for c in _latency_cells(r, comp.unconfirmed)] for r in comp.latency.to_dict("records")]
     lines.append(table.render(_latency_header(comp), rows))
     det = _moved_deterministic(comp)
@@ -165,6 +201,9 @@ def to_markdown(comp: Comparison, title: str = "kanbench compare") -> str:
     lines += ["", gate_rule(comp), ""]
     if comp.shared:
         lines += [f"Every cell: {escape.markdown(comp.shared)}.", ""]
+    impls = _implementation_rows(comp)
+    if impls:
+        lines += _md_table(IMPL_HEADER, impls) + [""]
     moved = comp.latency[comp.latency["verdict"] != "no change"]
     if len(moved):
         lines += _md_table(
@@ -224,6 +263,16 @@ def to_json(comp: Comparison) -> str:
             "mem_phases": list(s.mem_phases),
         },
         "summary": summary_line(comp),
+        "relative": comp.settings.relative,
+        "shift": None
+        if comp.shift is None
+        else {
+            "ratio": comp.shift.shift,
+            "spread": comp.shift.spread,
+            "implementations": comp.shift.impls,
+            "cells": comp.shift.cells,
+        },
+        "implementations": [] if comp.implementations is None else _records(comp.implementations),
         "latency": _records(comp.latency),
         "deterministic": _records(comp.deterministic),
         "broken": _records(comp.broken),

@@ -1,0 +1,113 @@
+"""Judging two runs on a noisy machine: each implementation against the others measured in the same runs.
+
+Between two back-to-back runs of one commit on a shared 2-core VM, single cells moved by 20% and more (the spread
+of log(p10 ratio) over a pair's cells was 0.13 to 0.25) and whole runs by up to 10%, while an implementation's
+cells, once the run's own shift is taken out, moved together by far less (docs/methodology.md, "Comparing two
+runs"). A per-cell test over the raw values cannot see that: it treats the values of one run as independent
+draws, when most of the difference between two runs is shared by a whole run or a whole cell. So, with at least
+MIN_IMPLS implementations and MIN_CELLS cells of seconds:
+
+- the run's shift: the median, over implementations, of each one's mean log ratio (candidate over base);
+- the spread: 1.4826 x the median absolute deviation of every cell's log ratio less the shift (this comparison's
+  own cell-to-cell noise, robust to the few cells a real change moves);
+- an implementation regresses when its mean log ratio less the shift exceeds log(1 + threshold) and Z_IMPL
+  standard errors (spread / sqrt(its cells)); improvements alike;
+- a cell regresses, beside the per-cell test of kanbench.compare.gates, only when its log ratio less the shift also
+  exceeds Z_CELL spreads: a change that large is not this pair's noise.
+
+A change every implementation shares (a slower machine, or slower code that all of them run) moves the shift, and two
+runs cannot tell those apart: the shift is reported, not judged; `kanbench regress` measures two commits
+interleaved, the instruction clock counts instead of timing. No torch here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from kanbench.suite import impl_label
+
+MIN_IMPLS = 3  # a median of fewer implementations would be one of the compared ones (or their average)
+MIN_CELLS = 8  # a spread from fewer cells says little
+Z_IMPL = 2.5  # an implementation's mean shift, in standard errors
+Z_CELL = 4.0  # a single cell's shift, in spreads of this comparison's cells
+MIN_SPREAD = 0.005  # identical synthetic runs have no spread: never divide by zero
+
+
+@dataclass(frozen=True)
+class RunShift:
+    """What the comparison as a whole says: the runs' common shift and its cell-to-cell noise."""
+
+    shift: float  # exp(median over implementations of their mean log ratio): 1.05 = the candidate ran 5% slower
+    spread: float  # robust standard deviation of the cells' log ratios less the shift
+    impls: int
+    cells: int
+
+
+def implementation(row: dict) -> str:
+    """The implementation a latency row belongs to, as its label names it ("bspline+compile")."""
+    options = row.get("options") if isinstance(row.get("options"), dict) else {}
+    return impl_label(str(row["impl"]), options)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+def run_shift(latency) -> RunShift | None:
+    """The shift and spread of the timed (seconds) rows, or None when too few implementations or cells to judge."""
+    rows = [r for r in latency.to_dict("records") if r.get("unit", "s") == "s" and r["ratio"] > 0]
+    logs: dict[str, list[float]] = {}
+    for r in rows:
+        logs.setdefault(implementation(r), []).append(math.log(r["ratio"]))
+    if len(logs) < MIN_IMPLS or len(rows) < MIN_CELLS:
+        return None
+    shift = _median([sum(v) / len(v) for v in logs.values()])
+    residuals = [x - shift for v in logs.values() for x in v]
+    spread = max(1.4826 * _median([abs(x - _median(residuals)) for x in residuals]), MIN_SPREAD)
+    return RunShift(math.exp(shift), spread, len(logs), len(rows))
+
+
+def judge(latency, threshold: float, alpha: float):
+    """(latency with the relative verdicts, one row per implementation, the RunShift), or (latency, None, None)
+    unchanged when there are too few implementations or cells to judge them against each other."""
+    import pandas as pd
+
+    found = run_shift(latency)
+    if found is None:
+        return latency, None, None
+    log_shift, limit = math.log(found.shift), math.log(1 + threshold)
+    out = latency.copy()
+    relative, z, verdicts = [], [], []
+    for r in out.to_dict("records"):
+        if r.get("unit", "s") != "s":
+            relative.append(math.nan), z.append(math.nan), verdicts.append(r["verdict"])
+            continue
+        rel = math.log(r["ratio"]) - log_shift
+        relative.append(math.exp(rel))
+        z.append(rel / found.spread)
+        if abs(rel) <= limit:
+            verdicts.append("no change")
+            continue
+        low, high = r["ci_low"] / found.shift, r["ci_high"] / found.shift
+        tested = r["p_value"] < alpha and (low > 1 if rel > 0 else high < 1)
+        beyond = abs(rel) > Z_CELL * found.spread
+        verdicts.append(("regression" if rel > 0 else "improvement") if tested and beyond else "not significant")
+    out["relative_ratio"], out["z"], out["verdict"] = relative, z, verdicts
+    rows = []
+    timed = out[out["unit"] == "s"] if "unit" in out else out
+    for impl, mine in timed.groupby([implementation(r) for r in timed.to_dict("records")], sort=False):
+        logs = [math.log(x) for x in mine["relative_ratio"]]
+        mean = sum(logs) / len(logs)
+        zscore = mean / (found.spread / math.sqrt(len(logs)))
+        if abs(mean) <= limit:
+            result = "no change"
+        elif abs(zscore) > Z_IMPL:
+            result = "regression" if mean > 0 else "improvement"
+        else:
+            result = "not significant"
+        rows.append({"implementation": impl, "cells": len(logs), "ratio": math.exp(mean), "z": zscore,
+                     "verdict": result})  # fmt: skip
+    return out, pd.DataFrame(rows, columns=["implementation", "cells", "ratio", "z", "verdict"]), found
