@@ -12,7 +12,7 @@ import math
 MISSING = "-"
 TIME_UNITS = (("ns", 1e-9), ("us", 1e-6), ("ms", 1e-3), ("s", 1.0))
 BYTE_UNITS = (("B", 1), ("KiB", 2**10), ("MiB", 2**20), ("GiB", 2**30))
-FLOP_UNITS = (("FLOP", 1), ("kFLOP", 1e3), ("MFLOP", 1e6), ("GFLOP", 1e9))
+FLOP_UNITS = (("FLOP", 1), ("kFLOP", 1e3), ("MFLOP", 1e6), ("GFLOP", 1e9), ("TFLOP", 1e12), ("PFLOP", 1e15))
 COUNT_UNITS = (("instr", 1), ("k instr", 1e3), ("M instr", 1e6), ("G instr", 1e9))
 
 
@@ -46,7 +46,7 @@ def fmt_bytes(n: float | None, missing: str = MISSING) -> str:
 
 
 def fmt_flops(n: float | None, missing: str = MISSING) -> str:
-    """FLOPs as FLOP, kFLOP, MFLOP or GFLOP (decimal prefixes) with three significant digits."""
+    """FLOPs as FLOP, kFLOP, MFLOP, GFLOP, TFLOP or PFLOP (decimal prefixes) with three significant digits."""
     return _scaled(n, FLOP_UNITS, missing)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from kanbench.reference import Noise
 from kanbench.report import answer
 
 
@@ -50,8 +51,35 @@ def test_the_answer_says_when_the_data_cannot_rank():
     quiet = {"cpu_count": 2, "run": {"load_avg_start": [0.2, 0.1, 0.1], "load_avg_end": [0.9, 0.5, 0.3]}}
     text = answer.trust(found, [quiet])
     assert text.startswith("1 of 2 gaps resolved; 2 of 3 timings here have an IQR above 10% of the median.")
-    assert "Too noisy to rank" in text and "busy" not in text
+    assert "cannot rank closely spaced implementations: more than a quarter of its timings are noisy" in text
+    assert "busy" not in text and "noise was not measured" in text
     busy = {"cpu_count": 2, "run": {"load_avg_start": [2.5, 2.0, 1.0], "load_avg_end": [0.5, 1.0, 1.0]}}
     assert "The machine was busy beside the run (1-minute load 2.5 on 2 cores at the start)." in answer.trust(
         found, [busy]
     )
+
+
+def test_the_answer_reports_the_measured_machine_noise_and_when_it_is_too_high():
+    rows = pd.DataFrame([row("bspline-fast", 1.0), row("fastkan", 1.06), row("mlp", 1.5)])
+    calm = answer.build(rows, [Noise("cpu", 10, 5e-4, 0.2, 0.02), Noise("cuda", 4, 1e-5, 0.5, 0.3)])
+    assert [n.device for n in calm.noise] == ["cpu"]  # the configuration's device only
+    assert [r.resolved for r in calm.ranks["forward"]] == [True, True, None]  # side by side: drift does not reorder
+    text = answer.trust(calm, [{}])
+    assert "drifted 20% between groups" in text and "cannot rank" not in text
+    assert "does not reorder them" in text
+    shaky = answer.build(rows, [Noise("cpu", 10, 5e-4, 0.2, 0.15)])
+    assert "cannot rank closely spaced implementations: the reference workload's own values scattered by 15%" in (
+        answer.trust(shaky, [{}])
+    )
+
+
+def test_a_resolved_gap_that_another_run_orders_the_other_way_is_reported():
+    from benchmarks import answer_repeat
+
+    first = answer.build(pd.DataFrame([row("bspline", 1.0), row("fastkan", 2.0), row("mlp", 2.02)]))
+    second = answer.build(pd.DataFrame([row("bspline", 2.2, spread=0.2), row("fastkan", 2.0), row("mlp", 2.01)]))
+    assert answer_repeat.resolved_pairs(first) == {("forward", "bspline", "fastkan"), ("forward", "bspline", "mlp")}
+    found = answer_repeat.contradictions(first, second)
+    assert found == ["forward: the first run resolves bspline < fastkan, the other has fastkan faster",
+                     "forward: the first run resolves bspline < mlp, the other has mlp faster"]  # fmt: skip
+    assert answer_repeat.contradictions(first, first) == []

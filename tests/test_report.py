@@ -225,7 +225,11 @@ def test_comparison_with_gate_verdicts(tmp_path):
     assert built.comparison_figure is not None and built.comparison_figure.figure is not None
     html = report.write_report([base, cand], tmp_path / "c.html").read_text()
     assert "Comparison of two runs" in html and 'class="regression"' in html
+    assert list(comp.implementation_regressions()["implementation"]) == ["fastkan"]  # judged against the others
+    assert "<h3>Implementations</h3>" in html and "ratio vs the runs' shift" in html
     assert "fastkan backward b64" in html  # rows named by what differs: impl, phase, batch
+    axis = built.comparison_figure.figure.layout.xaxis  # 24 cells: each named under its point
+    assert len(axis.tickvals) == 24 and "fastkan backward b64" in axis.ticktext
 
 
 def test_comparison_the_gate_declines_is_a_warning(tmp_path):
@@ -353,3 +357,33 @@ def test_the_answer_comes_first(report_html):
     assert report_html.index('<section id="answer">') < report_html.index('<section id="run">')
     first = report_html.split('<section id="answer">')[1].split("</section>")[0]
     assert "Configuration: <b>" in first and "B-spline against FastKAN" in first and "rank" in first
+
+
+def test_the_cost_against_accuracy_chart_stands_in_the_answer(report_html):
+    answer_html = report_html.split('<section id="answer">')[1].split("</section>")[0]
+    accuracy_html = report_html.split('<section id="accuracy">')[1].split("</section>")[0]
+    assert 'id="fig-accuracy-pareto"' in answer_html and "Pareto" in answer_html
+    assert 'id="fig-accuracy-pareto"' not in accuracy_html and 'href="#answer"' in accuracy_html
+
+
+def test_log_axes_read_in_the_reports_units(frame):
+    memory = figures.memory_figure(frame).figure.layout.yaxis
+    assert memory.ticktext and all(t.endswith((" B", "KiB", "MiB", "GiB")) for t in memory.ticktext)
+    timing = figures.scaling_figure(frame, "batch").figure.layout.yaxis
+    assert all(t.endswith(("ns", "µs", "ms", " s")) for t in timing.ticktext)
+    roofline = figures.roofline_figure(frame.assign(metric_arithmetic_intensity=2.0), {}).figure
+    assert all(t.endswith("FLOP/s") for t in roofline.layout.yaxis.ticktext)
+    names = {t.name for t in roofline.data}
+    assert set(frame.loc[frame.flop_per_s.notna(), "impl"]) <= names  # every implementation in the legend
+    assert (roofline.layout.height or 450) >= figures.LEGEND_ROW_PX * len(names)  # the legend fits: no scrolling
+
+
+def test_the_summary_caption_describes_only_what_the_tables_show(frame):
+    from kanbench.report import page, summary
+
+    tables = summary.summary_tables(frame)
+    full = page.summary_caption(tables)
+    assert "Accuracy: mean" in full and "<code>mlp-iso</code>" in full
+    speed_only = summary.summary_tables(frame[(frame.phase != "accuracy") & (frame.impl != "mlp-iso")])
+    caption = page.summary_caption(speed_only)
+    assert "Accuracy" not in caption and "accuracy" not in caption and "mlp-iso" not in caption

@@ -65,6 +65,7 @@ def test_fmt_flops():
     assert units.fmt_flops(999) == "999 FLOP"
     assert units.fmt_flops(1_000_000) == "1 MFLOP"
     assert units.fmt_flops(2.5e9) == "2.5 GFLOP"
+    assert units.fmt_flops(9.9e14) == "990 TFLOP" and units.fmt_flops(2e15) == "2 PFLOP"
 
 
 def test_table_fits_long_names():

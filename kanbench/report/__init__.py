@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kanbench import reference
 from kanbench.errors import UsageError
 from kanbench.results import ResultsError
 
@@ -80,6 +81,7 @@ def _profile_table(df: pd.DataFrame) -> list[tuple]:
 def build_page(runs: list[data.Run], threshold: float = 0.10, alpha: float = 0.01) -> page.Page:
     """Everything the report shows, computed from the runs."""
     df, superseded = data.combine(runs)
+    noise = [n for r in runs for n in reference.summarize(reference.read(r.path))]
     environments = {r.name: r.environment for r in runs}
     infos = [
         page.RunInfo(
@@ -100,6 +102,11 @@ def build_page(runs: list[data.Run], threshold: float = 0.10, alpha: float = 0.0
         "accuracy": figures.accuracy_figures(df),
         "profile": [figures.profile_figure(df, "categories")],
     }
+    # the cost-vs-accuracy chart answers "which one" with the ranks, so it stands in the answer when there is one
+    cost = [f for f in sections["accuracy"] if f.key == figures.PARETO_KEY and f.figure is not None]
+    if cost:
+        sections["answer"] = cost
+        sections["accuracy"] = [f for f in sections["accuracy"] if f.key != figures.PARETO_KEY]
     device_profile = figures.profile_figure(df, "device_categories")
     if device_profile.figure is not None:  # only CUDA profiles carry device time
         sections["profile"].append(device_profile)
@@ -121,7 +128,7 @@ def build_page(runs: list[data.Run], threshold: float = 0.10, alpha: float = 0.0
         sweep=summary.sweep_ratios(df), figures=sections, accuracy_table=_accuracy_table(df),
         profile_table=_profile_table(df), claims=claims.claim_blocks(df), comparison=comparison,
         comparison_figure=comp_figure, problems=summary.problem_records(df), noisy=summary.noisy_records(df),
-        title=title, warnings=warnings, answer=answer.build(df),
+        title=title, warnings=warnings, answer=answer.build(df, noise),
     )  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
 A gap is resolved when the two implementations' interquartile ranges (over every value of every process) do not
 overlap; otherwise the pair is indistinguishable on this data. The configuration is the one a reader most likely
-wants (PREFERRED), else the most completely measured.
+wants (PREFERRED), else the most completely measured. Beside it, how far the run can be trusted: its noisy timings,
+the machine's load, and its own noise measured by the reference workload (kanbench.reference).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from kanbench.record import PHASES
+from kanbench.reference import MAX_WITHIN, Noise
 
 from .data import CONFIG_COLUMNS, timing_rows
 
@@ -44,6 +46,7 @@ class Answer:
     verdict: list[str]
     noisy: int = 0  # timings in the configuration with an IQR above 10% of the median
     timings: int = 0
+    noise: tuple[Noise, ...] = ()  # the reference workload's noise on the configuration's device, per run
 
 
 def _in(rows: pd.DataFrame, config: dict) -> pd.DataFrame:
@@ -91,27 +94,28 @@ def verdict(phase_ranks: dict[str, list[Rank]]) -> list[str]:
             continue
         a, b = by[fast], by[rbf]
         ratio = a.median / b.median
-        apart = a.high < b.low or b.high < a.low
-        faster = fast if ratio < 1 else rbf
-        how = f"{max(ratio, 1 / ratio):.2f}x faster" if apart else f"indistinguishable (ratio {ratio:.2f})"
-        lines.append(f"{phase}: {faster + ' ' + how if apart else how}")
+        lo, hi = (a, b) if a.median <= b.median else (b, a)
+        resolved = lo.high < hi.low
+        how = f"{max(ratio, 1 / ratio):.2f}x faster" if resolved else f"indistinguishable (ratio {ratio:.2f})"
+        lines.append(f"{phase}: {lo.impl + ' ' + how if resolved else how}")
     if not lines:
         return [f"{fast} and {rbf} are not both in these runs: suites/fast-bspline.toml answers B-spline "
                 "against FastKAN (and the default suite has both)."]  # fmt: skip
     return lines
 
 
-def build(df: pd.DataFrame) -> Answer | None:
-    """The answer for these runs' speed records (a frame from data.prepare: time_q1, time_q3, noisy), or None
-    without any."""
+def build(df: pd.DataFrame, noise: list[Noise] | None = None) -> Answer | None:
+    """The answer for these runs' speed records (a frame from data.prepare: time_q1, time_q3, noisy) and their
+    reference noise (kanbench.reference.summarize of each run), or None without any speed record."""
     rows = timing_rows(df)
     config = choose(rows)
     if config is None:
         return None
+    mine = tuple(n for n in noise or [] if n.device == config["device"])
     found = ranks(rows, config)
     here = _in(rows, config)
     noisy = int(here["noisy"].sum()) if "noisy" in here else 0
-    return Answer(config, found, verdict(found), noisy, len(here))
+    return Answer(config, found, verdict(found), noisy, len(here), mine)
 
 
 def trust(found: Answer, environments: list[dict | None]) -> str:
@@ -129,8 +133,25 @@ def trust(found: Answer, environments: list[dict | None]) -> str:
     busy = [f"{load:.1f} on {cores} cores at the {when}" for load, cores, when in loads if load > 0.5 * cores]
     text = (f"{resolved} of {gaps} gaps resolved; {found.noisy} of {found.timings} timings here have an IQR above "
             "10% of the median.")  # fmt: skip
+    if found.noise:
+        text += f" Measured machine noise: {'; '.join(n.line() for n in found.noise)}."
+    else:
+        text += " The machine's own noise was not measured (runs from before the reference workload)."
+    why = []
     if found.timings and found.noisy > found.timings / 4:
-        text += " Too noisy to rank closely spaced implementations: rerun on a quieter machine, or compare ratios."
+        why.append("more than a quarter of its timings are noisy")
+    within = max((n.within for n in found.noise), default=0.0)
+    if within > MAX_WITHIN:
+        why.append(f"the reference workload's own values scattered by {within:.0%} (IQR over median; more than "
+                   f"{MAX_WITHIN:.0%})")  # fmt: skip
+    if why:
+        text += (" This run cannot rank closely spaced implementations: " + " and ".join(why) + "; rerun on a "
+                 "quieter machine, or compare ratios.")  # fmt: skip
+    elif found.noise:
+        text += (
+            " The implementations of a configuration are measured side by side, so the drift between groups "
+            "does not reorder them; it does move numbers across configurations (the scaling figures)."
+        )
     if busy:
         text += " The machine was busy beside the run (1-minute load " + "; ".join(busy) + ")."
     return text

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from kanbench import compare
 from kanbench.compare import Comparison, GateSettings
 
+from . import ticks
 from .data import Run, ordered_impls
 from .figures import Figure, esc
 from .summary import fmt_ratio, fmt_time
@@ -34,6 +35,10 @@ def sorted_cells(comp: Comparison) -> pd.DataFrame:
     f["_v"] = [VERDICT_ORDER.index(v) if v in VERDICT_ORDER else len(VERDICT_ORDER) for v in f["verdict"]]
     f["_r"] = -(f["ratio"].astype(float).apply(lambda r: max(r, 1 / r) if r > 0 else float("inf")))
     return f.sort_values(["_v", "_r"]).drop(columns=["_v", "_r"])
+
+
+MAX_LABELLED = 60  # cells up to which each is named on the x axis
+LABEL_CHARS = 40  # a cell's name on the axis is cut to this many characters (hover shows it whole)
 
 
 def comparison_figure(comp: Comparison) -> Figure:
@@ -66,11 +71,21 @@ def comparison_figure(comp: Comparison) -> Figure:
     threshold = comp.settings.threshold
     for bound in (1 + threshold, 1 / (1 + threshold)):
         fig.add_hline(y=bound, line=dict(color="#aaa", dash="dot", width=1))
+    if len(f) <= MAX_LABELLED:  # every cell named under its point
+        tickvals, ticktext, bottom = list(f.index), [esc(label) for label in f["label"]], 40 + 6 * LABEL_CHARS
+        xaxis = dict(tickangle=-60, title_text="")
+    else:  # too many to read: each implementation named at its first cell, a line between implementations
+        firsts = f.drop_duplicates("impl")
+        tickvals, ticktext, bottom = list(firsts.index), [esc(i) for i in firsts["impl"]], 110
+        xaxis = dict(tickangle=-45, title_text="cells by implementation (then phase, device, widths, batch)")
+        for start in tickvals[1:]:
+            fig.add_vline(x=start - 0.5, line=dict(color="#ddd", width=1))
+    xaxis.update(tickmode="array", tickvals=tickvals, ticktext=[t[:LABEL_CHARS] for t in ticktext])
     fig.update_layout(
-        height=420, yaxis=dict(type="log", title_text="candidate / baseline (log)"),
-        xaxis=dict(title_text="cell (by implementation, phase, device, widths, batch)", showticklabels=False),
-        margin=dict(l=70, r=20, t=40, b=50), legend=dict(title_text="verdict"),
+        height=380 + bottom, yaxis=dict(type="log", title_text="candidate / baseline (log)"), xaxis=xaxis,
+        margin=dict(l=70, r=20, t=40, b=bottom), legend=dict(title_text="verdict"),
     )  # fmt: skip
+    ticks.apply(fig, "plain")
     caption = (
         f"Ratio of the {comp.settings.estimator} time per call, candidate over baseline; dotted: ±{threshold:.0%}. "
         f"Bars: the gate's {1 - comp.settings.alpha:.0%} bootstrap interval."

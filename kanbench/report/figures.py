@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 from kanbench.machine import peak_for
 
+from . import ticks
 from .data import REFERENCES, impl_rank, ordered_impls, registered, timing_rows
 from .summary import fmt_bytes, fmt_time, speed_phases
 
@@ -22,6 +23,8 @@ from .summary import fmt_bytes, fmt_time, speed_phases
 PALETTE = ["#d62728", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31"]
 FACET_HEIGHT = 300
 UNITS = {"time": "s", "bytes": "B", "flops": "FLOP/s"}
+PARETO_KEY = "accuracy-pareto"
+LEGEND_ROW_PX = 21  # height of one legend entry at plotly's default font
 
 
 @dataclass
@@ -78,6 +81,13 @@ def _grid(devices: list[str], phases: list[str], x_title: str, y_title: str, y_u
         legend=dict(title_text="implementation"),
     )  # fmt: skip
     return fig
+
+
+def fit_legend(fig: go.Figure, entries: int) -> None:
+    """Make the figure tall enough that its legend shows every entry without scrolling."""
+    needed = LEGEND_ROW_PX * entries + 100
+    if (fig.layout.height or 450) < needed:
+        fig.update_layout(height=needed)
 
 
 def _ticks(fig: go.Figure, values) -> None:
@@ -158,6 +168,10 @@ def scaling_figure(df: pd.DataFrame, axis: str) -> Figure:
                     row=i + 1, col=j + 1,
                 )  # fmt: skip
                 shown_legend.add(name)
+    ticks.apply(fig, "time")
+    fit_legend(fig, len(shown_legend))
+    if axis == "width":
+        ticks.apply(fig, "plain", "x")
     caption = "Held fixed: " + ", ".join(held) + ". Points: median time per call; bars: interquartile range; "
     caption += "log axes. Dashed: the MLP baselines."
     if axis == "width":
@@ -208,6 +222,8 @@ def memory_figure(df: pd.DataFrame) -> Figure:
                     row=i + 1, col=j + 1,
                 )  # fmt: skip
                 shown.add(impl)
+    ticks.apply(fig, "bytes")
+    fit_legend(fig, len(shown))
     caption = "Held fixed: " + ", ".join(held) + ". Peak allocator bytes during one call, above what was allocated "
     caption += "before the phase began (0 is drawn as 1 B on the log axis); log axes. The legend's bytes per sample "
     caption += "is the least-squares slope of peak memory against batch size (first panel an implementation is in; "
@@ -259,6 +275,8 @@ def flops_figure(df: pd.DataFrame, environments: dict[str, dict | None]) -> Figu
                     y=p, line=dict(color="#888", dash="dash"), row=i + 1, col=j + 1,
                     annotation_text=f"machine peak {p / 1e12:.3g} TFLOP/s", annotation_position="bottom right",
                 )  # fmt: skip
+    ticks.apply(fig, "flops")
+    fit_legend(fig, len(shown))
     caption = "Held fixed: " + ", ".join(held) + ". Analytic FLOPs of one call / median time."
     if not any(peaks.values()):
         caption += " No machine peak in environment.json (run `kanbench machine` to measure one), so no peak line."
@@ -317,8 +335,23 @@ def roofline_figure(df: pd.DataFrame, environments: dict[str, dict | None]) -> F
                 row=1, col=j + 1,
             )  # fmt: skip
             ceilings.append(f"{esc(device)}: {flops / 1e9:.3g} GFLOP/s, {bandwidth / 1e9:.3g} GB/s")
+    for phase in [p for p in ROOFLINE_SYMBOLS if p in set(rows["phase"])]:  # the symbols, explained in the legend
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=f"({esc(phase)})",
+                legendgroup="phases",
+                marker=dict(color="#444", symbol=ROOFLINE_SYMBOLS[phase]),
+                hoverinfo="skip",
+            )
+        )
     fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOP per byte moved, estimate)")
-    fig.update_yaxes(type="log", title_text="achieved FLOP/s", exponentformat="SI")  # 100G, not plotly's "100B"
+    fig.update_yaxes(type="log", title_text="achieved FLOP/s")
+    ticks.apply(fig, "flops")
+    ticks.apply(fig, "plain", "x")
+    fit_legend(fig, len(shown) + len(ceilings[:1]) + len(set(rows["phase"])))
     caption = (
         "One point per (implementation, phase, shape); symbols: circle forward, diamond inference, square backward, "
         "x train step. Intensity = analytic FLOPs / (parameter bytes + the phase's peak allocation), a lower bound "
@@ -347,7 +380,7 @@ def _metric_scale(metric: str) -> tuple[float, str]:
 def accuracy_figures(df: pd.DataFrame) -> list[Figure]:
     """Final test metric per implementation and dataset (every seed and mean ± std), learning curves, Pareto."""
     acc = _accuracy_rows(df)
-    keys = ("accuracy-final", "learning-curves", "accuracy-pareto")
+    keys = ("accuracy-final", "learning-curves", PARETO_KEY)
     titles = ("Final test metric per implementation", "Learning curves", "Accuracy vs training time")
     if acc.empty:
         return [Figure(k, t, None, empty_reason="no ok accuracy records") for k, t in zip(keys, titles)]
@@ -419,6 +452,7 @@ def _final_figure(acc: pd.DataFrame, datasets: list[str], palette: dict) -> Figu
                     row=1, col=j + 1,
                 )  # fmt: skip
                 shown.add(impl)
+    ticks.apply(fig, "plain")
     caption = "Diamonds: mean over seeds with ± one standard deviation; dots: each seed's final test metric."
     return Figure("accuracy-final", "Final test metric per implementation", fig, caption)
 
@@ -473,6 +507,7 @@ def _curves_figure(acc: pd.DataFrame, datasets: list[str], palette: dict) -> Fig
                     row=1, col=j + 1,
                 )  # fmt: skip
                 shown.add(impl)
+    ticks.apply(fig, "plain")
     caption = f"Mean over seeds of the {'/'.join(sorted(which))} metric after each epoch, ± one standard deviation."
     return Figure("learning-curves", title, fig, caption)
 
@@ -502,7 +537,7 @@ def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> l
 def _pareto_figure(acc: pd.DataFrame, datasets: list[str], palette: dict) -> Figure:
     title = "Accuracy vs training time"
     if "metric_train_time_s" not in acc or acc["metric_train_time_s"].isna().all():
-        return Figure("accuracy-pareto", title, None, empty_reason="no accuracy record carries train_time_s")
+        return Figure(PARETO_KEY, title, None, empty_reason="no accuracy record carries train_time_s")
     groups = [acc[acc["metric_dataset"].astype(str) == d] for d in datasets]
     fig = _dataset_grid(groups, datasets, "training time, s (log)", log_x=True)
     shown = set()
@@ -544,9 +579,11 @@ def _pareto_figure(acc: pd.DataFrame, datasets: list[str], palette: dict) -> Fig
                 row=1, col=j + 1,
             )  # fmt: skip
             shown.add("pareto")
+    ticks.apply(fig, "plain")
+    ticks.apply(fig, "time", "x")
     caption = "Mean training time against mean final test metric over seeds (bars: ± one standard deviation); the "
-    caption += "dashed line joins the models no other model beats on both."
-    return Figure("accuracy-pareto", title, fig, caption)
+    caption += "dashed line (the Pareto front) joins the models no other model beats on both."
+    return Figure(PARETO_KEY, title, fig, caption)
 
 
 PROFILE_KINDS = {

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import pandas as pd
 
 import kanbench
-from kanbench.compare import Comparison
+from kanbench.compare import Comparison, gate_rule
 from kanbench.record import PHASES
 
 from .answer import RULE, Answer, fmt_config, trust
@@ -261,6 +261,29 @@ def _entries_html(entries, with_ratios: bool) -> str:
     return "<br>".join(parts)
 
 
+def summary_caption(tables: list[SummaryTable]) -> str:
+    """The summary tables' caption, describing only the columns and marks they show (HTML)."""
+    entries = [x for t in tables for _, _, cells in t.rows for c, xs in cells.items() if xs for x in xs]
+    shown = {c for t in tables for _, _, cells in t.rows for c, xs in cells.items() if xs}
+    refs = [r for r in ("mlp", "mlp-iso") if any(r in x.ratios for x in entries)]
+    memory = any(c.startswith("peak memory") for c in shown)
+    text = "Median seconds per call of each phase."
+    if refs:
+        said = {"mlp": "<code>mlp</code> (same widths)",
+                "mlp-iso": "<code>mlp-iso</code> (an MLP scaled to the B-spline KAN's parameter count)"}  # fmt: skip
+        text += (" Beneath each value: the value divided by that of " + " and of ".join(said[r] for r in refs)
+                 + " in the same configuration.")  # fmt: skip
+    best = ["lowest time"] + (["lowest memory"] if memory else []) + (
+        ["highest accuracy, lowest RMSE"] if "accuracy" in shown else [])  # fmt: skip
+    text += f" Green: the best of the column ({', '.join(best)}); blue: the best KAN where an MLP is best overall."
+    if any(x.noisy for x in entries):
+        text += ' <span class="noisy">≈</span> marks a noisy timing (IQR above 10 % of the median).'
+    if "accuracy" in shown:
+        text += (" Accuracy: mean ± standard deviation over seeds of the final test metric of the same "
+                 "implementation and widths.")  # fmt: skip
+    return text
+
+
 def summary_table_html(table: SummaryTable, index: int) -> str:
     """One configuration's table: a row per implementation, best cells highlighted, ratios beneath values."""
     columns = [c for c in table.columns if any(cells.get(c) for _, _, cells in table.rows)]
@@ -309,6 +332,7 @@ def answer_section(page: Page) -> str:
                "with the B-spline KAN's parameter count). &lt;: faster than the next one, the two interquartile "
                "ranges apart (resolved); ≈: the ranges overlap, so this data cannot order the two. Configuration "
                f"chosen by rule: {e(RULE)}; every other configuration is in the tables below.</p>")  # fmt: skip
+    out.extend(figure_html(f) for f in page.figures.get("answer", []))  # cost against accuracy, with accuracy runs
     return "".join(out)
 
 
@@ -330,14 +354,7 @@ def summary_section(page: Page) -> str:
             "</label></p>"
         )
     out.extend(summary_table_html(t, i) for i, t in enumerate(page.tables))
-    out.append(
-        '<p class="caption">Median seconds per call of each phase. Beneath each value: the value divided by that of '
-        "<code>mlp</code> (same widths) and of <code>mlp-iso</code> (an MLP scaled to the B-spline KAN's parameter "
-        "count) in the same configuration. Green: the best of the column (lowest time and memory, highest accuracy, "
-        "lowest RMSE); blue: the best KAN where an MLP is best overall. "
-        '<span class="noisy">≈</span> marks a noisy timing (IQR above 10 % of the median). Accuracy: mean ± '
-        "standard deviation over seeds of the final test metric of the same implementation and widths.</p>"
-    )
+    out.append(f'<p class="caption">{summary_caption(page.tables)}</p>')
     if page.sweep:
         phases = sorted({s.phase for s in page.sweep}, key=lambda p: (PHASES.index(p) if p in PHASES else 99, p))
         refs = list(dict.fromkeys(s.reference for s in page.sweep))
@@ -380,6 +397,11 @@ def accuracy_section(page: Page) -> str:
     if all(f.figure is None for f in figs) and not page.accuracy_table:
         return '<p class="empty">No accuracy records in these runs (run an accuracy suite, e.g. suites/mnist.toml).</p>'
     out = [figure_html(f) for f in figs]
+    if page.figures.get("answer"):
+        out.append(
+            '<p class="caption">Accuracy against training time, with its Pareto front, is in '
+            '<a href="#answer">The answer</a>.</p>'
+        )
     if page.accuracy_table:
         header = ["dataset", "implementation", "widths", "metric", "final test (mean ± std)", "best val", "seeds",
                   "epochs", "train time"]  # fmt: skip
@@ -433,6 +455,16 @@ def comparison_section(page: Page) -> str:
         + ", ".join(f"{int(counts.get(v, 0))} {e(v)}" for v in VERDICT_ORDER)
         + ".</p>"
     )
+    if comp.implementations is not None and len(comp.implementations):
+        rows = [[e(r.verdict), e(r.implementation), f'<td class="num">{r.cells}</td>',
+                 f'<td class="num">{e(fmt_ratio(r.ratio))}</td>', f'<td class="num">{r.z:+.1f}</td>']
+                for r in comp.implementations.itertuples()]  # fmt: skip
+        classes = [
+            r.verdict if r.verdict in ("regression", "improvement") else "" for r in comp.implementations.itertuples()
+        ]
+        header = ["verdict", "implementation", "cells", "ratio vs the runs' shift", "z"]
+        out.append("<h3>Implementations</h3>" + _table(header, rows, classes))
+        out.append(f'<p class="caption">The gate: {e(gate_rule(comp))}</p>')
     if page.comparison_figure is not None:
         out.append(figure_html(page.comparison_figure))
     header = ["verdict", "cell", "baseline median", "candidate median", f"ratio ({e(s.estimator)})", "interval", "p"]
