@@ -24,10 +24,11 @@ def test_the_eta_follows_the_pace_of_finished_groups_not_of_a_groups_first_cell(
     bar.begin()  # workers up after 4 s: start-up is no cell's time
     clock.now = 10.0  # the first group took twice its estimate; its three cells are reported together
     bar.advance("a1", 3.0, settles=True)  # the first cell of a finished group carries the group's estimate
-    assert bar.eta() == pytest.approx(6.0)  # 3 s of estimate left at the pace of 2x
+    prior = progress.PRIOR_SHARE * 6.0  # the estimate, as if this much of it had run at its own pace
+    assert bar.eta() == pytest.approx(3.0 * (6.0 + prior) / (3.0 + prior))  # 3 s of estimate left at about 2x
     bar.advance("a2", 0.0)
     bar.advance("a3", 0.0)
-    assert bar.eta() == pytest.approx(6.0)  # no jump within the group's burst of lines
+    assert bar.eta() == pytest.approx(3.0 * (6.0 + prior) / (3.0 + prior))  # no jump within the group's lines
     clock.now = 16.0
     for label in ("b1", "b2", "b3"):
         bar.advance(label, 3.0 if label == "b1" else 0.0, settles=label == "b1")
@@ -43,6 +44,17 @@ def test_once_a_second_group_finished_the_first_groups_one_time_costs_leave_the_
         clock.now = now
         bar.advance("a", 1.0, settles=True)
     assert bar.pace() == pytest.approx(1.0) and bar.eta() == pytest.approx(1.0)
+
+
+def test_one_slow_early_group_moves_the_eta_less_than_its_own_pace():
+    clock = Clock()
+    bar = progress.Progress(10, 10.0, stream=io.StringIO(), clock=clock)
+    bar.begin()
+    for now in (1.0, 2.5):  # the second group took 1.5x its estimate
+        clock.now = now
+        bar.advance("a", 1.0, settles=True)
+    assert 1.0 < bar.pace() < 1.5  # between the estimate's pace and the one group's
+    assert bar.pace() == pytest.approx((1.5 + 1.5) / (1.0 + 1.5))
 
 
 def test_without_a_terminal_a_line_names_the_cell_when_the_log_was_silent():
