@@ -29,8 +29,8 @@ from kanbench.suite import impl_label
 
 MIN_IMPLS = 3  # a median of fewer implementations would be one of the compared ones (or their average)
 MIN_CELLS = 8  # a spread from fewer cells says little
-Z_IMPL = 2.5  # an implementation's mean shift, in standard errors
-Z_CELL = 4.0  # a single cell's shift, in spreads of this comparison's cells
+Z_IMPL = 3.0  # an implementation's mean shift, in standard errors
+Z_CELL = 6.0  # a single cell's shift, in spreads of this comparison's cells
 MIN_SPREAD = 0.005  # identical synthetic runs have no spread: never divide by zero
 
 
@@ -80,10 +80,14 @@ def judge(latency, threshold: float, alpha: float):
         return latency, None, None
     log_shift, limit = math.log(found.shift), math.log(1 + threshold)
     out = latency.copy()
-    relative, z, verdicts = [], [], []
+    relative: list[float] = []
+    z: list[float] = []
+    verdicts: list[str] = []
     for r in out.to_dict("records"):
-        if r.get("unit", "s") != "s":
-            relative.append(math.nan), z.append(math.nan), verdicts.append(r["verdict"])
+        if r.get("unit", "s") != "s":  # instruction counts: judged by their own rule
+            relative.append(math.nan)
+            z.append(math.nan)
+            verdicts.append(r["verdict"])
             continue
         rel = math.log(r["ratio"]) - log_shift
         relative.append(math.exp(rel))
