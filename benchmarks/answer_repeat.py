@@ -2,10 +2,10 @@
 
     python benchmarks/answer_repeat.py RUN_A RUN_B      # e.g. two `tox -e bench` runs minutes apart
 
-For the configuration the answer picks (kanbench/report/answer.py), per phase: every pair of implementations whose
-interquartile ranges are apart in one run (a resolved gap, the answer's "<") must come in the same order, by
-median, in the other. Prints each run's answer, the resolved pairs, and every pair that came out the other way;
-exit 1 when there is one.
+For the configuration the answer picks (kanbench/report/answer.py), per phase: every pair of implementations the
+answer resolves in one run (IQRs apart and beyond the run's process spread; the answer's "<" between neighbours)
+must come in the same order, by median, in the other. Prints each run's answer, the resolved pairs, and every pair
+that came out the other way; exit 1 when there is one.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from kanbench.report import answer, data  # noqa: E402
 
 
 def resolved_pairs(found: answer.Answer) -> set[tuple[str, str, str]]:
-    """(phase, faster, slower) for every pair of implementations whose IQRs are apart."""
+    """(phase, faster, slower) for every pair of implementations the answer resolves (answer.apart)."""
     out = set()
     for phase, ranked in found.ranks.items():
         for a, b in itertools.combinations(ranked, 2):  # ranked fastest first: a.median <= b.median
-            if a.high < b.low:
+            if answer.apart(a, b, found.margin):
                 out.add((phase, a.impl, b.impl))
     return out
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from kanbench.reference import Noise
 from kanbench.report import answer
 
 
-def row(impl, median, spread=0.01, phase="forward", device="cpu", widths="784x64x10", batch=64):
+def row(impl, median, spread=0.01, phase="forward", device="cpu", widths="784x64x10", batch=64, processes=None):
     low, high = median * (1 - spread), median * (1 + spread)  # the interquartile range, as data.prepare gives it
     return {"impl": impl, "phase": phase, "status": "ok", "speed": True, "time_median": median, "time_q1": low,
-            "time_q3": high,
+            "time_q3": high, "time_process_medians": processes or [median, median],
             "device": device, "dtype": "float32", "widths_label": widths, "grid_size": 5, "spline_order": 3,
             "batch_size": batch}  # fmt: skip
 
@@ -83,3 +84,14 @@ def test_a_resolved_gap_that_another_run_orders_the_other_way_is_reported():
     assert found == ["forward: the first run resolves bspline < fastkan, the other has fastkan faster",
                      "forward: the first run resolves bspline < mlp, the other has mlp faster"]  # fmt: skip
     assert answer_repeat.contradictions(first, first) == []
+
+
+def test_a_gap_within_the_runs_process_spread_is_not_resolved():
+    # each timing's two processes disagreed by 30%: a 20% gap with IQRs apart is still within that
+    rows = pd.DataFrame([row("bspline-fast", 1.0, processes=[0.9, 1.17]), row("fastkan", 1.2, processes=[1.1, 1.43]),
+                         row("mlp", 2.0, processes=[1.8, 2.34])])  # fmt: skip
+    found = answer.build(rows)
+    assert found.margin == pytest.approx(0.3)
+    assert [r.resolved for r in found.ranks["forward"]] == [False, True, None]  # 1.2x within 30%; 1.67x beyond
+    assert found.verdict == ["forward: indistinguishable (ratio 0.83)"]
+    assert "disagreed about a single timing by up to 30%" in answer.trust(found, [{}])

@@ -1,14 +1,19 @@
 """The report's answer: for one configuration, implementations ranked per phase, and whether each gap is resolved.
 
 A gap is resolved when the two implementations' interquartile ranges (over every value of every process) do not
-overlap; otherwise the pair is indistinguishable on this data. The configuration is the one a reader most likely
-wants (PREFERRED), else the most completely measured. Beside it, how far the run can be trusted: its noisy timings,
-the machine's load, and its own noise measured by the reference workload (kanbench.reference).
+overlap and the faster is faster by more than the run's worker processes disagreed about a single timing (the
+process spread: the 90th percentile, over the configuration's timings, of slowest over fastest process median).
+The IQRs alone were not enough: two `tox -e bench` runs minutes apart ordered 16 of 295 IQR-apart pairs the other
+way, because this machine slows single cells 1.5-2x for seconds at a time, which one run's values cannot show but
+its processes' disagreement can; with the spread as a margin, none of about 220 (docs/methodology.md). Otherwise
+the pair is indistinguishable on this data. The configuration is the one a reader most likely wants (PREFERRED),
+else the most completely measured. Beside it, how far the run can be trusted: its noisy timings, the machine's
+load, and its own noise measured by the reference workload (kanbench.reference).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -22,6 +27,7 @@ PREFERRED = {"widths_label": "784x64x10", "batch_size": 64, "grid_size": 5, "dty
 RULE = ("the MNIST-shaped network 784 -> 64 -> 10 at batch 64, G = 5, float32, on the GPU where one was measured; "
         "without it, the configuration with the most implementations measured")  # fmt: skip
 VERDICT_PAIR = ("bspline-fast", "fastkan")
+SPREAD_QUANTILE = 0.9  # of the configuration's per-timing process spreads: the margin a resolved gap must exceed
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class Answer:
     noisy: int = 0  # timings in the configuration with an IQR above 10% of the median
     timings: int = 0
     noise: tuple[Noise, ...] = ()  # the reference workload's noise on the configuration's device, per run
+    margin: float = 0.0  # the process spread: a resolved gap's faster side is faster by more than this fraction
 
 
 def _in(rows: pd.DataFrame, config: dict) -> pd.DataFrame:
@@ -65,7 +72,21 @@ def choose(rows: pd.DataFrame) -> dict | None:
     return dict(zip(CONFIG_COLUMNS, counts.idxmax()))
 
 
-def ranks(rows: pd.DataFrame, config: dict) -> dict[str, list[Rank]]:
+def apart(fast: Rank, slow: Rank, margin: float) -> bool:
+    """Whether fast is resolved as faster than slow: IQRs apart, and faster by more than the margin."""
+    return fast.high < slow.low and slow.median > fast.median * (1 + margin)
+
+
+def process_spread(rows: pd.DataFrame) -> float:
+    """SPREAD_QUANTILE of (slowest / fastest process median - 1) over timings measured in several processes."""
+    spreads = []
+    for medians in rows.get("time_process_medians", pd.Series(dtype=object)):
+        if isinstance(medians, list) and len(medians) > 1 and min(medians) > 0:
+            spreads.append(max(medians) / min(medians) - 1)
+    return float(pd.Series(spreads).quantile(SPREAD_QUANTILE)) if spreads else 0.0
+
+
+def ranks(rows: pd.DataFrame, config: dict, margin: float = 0.0) -> dict[str, list[Rank]]:
     """Per phase, the implementations fastest first."""
     here = _in(rows, config)
     out: dict[str, list[Rank]] = {}
@@ -77,14 +98,13 @@ def ranks(rows: pd.DataFrame, config: dict) -> dict[str, list[Rank]]:
         for r in mine.sort_values("time_median").to_dict("records"):
             ratio = float(r["time_median"]) / iso_median if iso_median else None
             found.append((r["impl"], float(r["time_median"]), float(r["time_q1"]), float(r["time_q3"]), ratio))
-        out[phase] = [
-            Rank(impl, median, low, high, ratio, (high < found[i + 1][2]) if i + 1 < len(found) else None)
-            for i, (impl, median, low, high, ratio) in enumerate(found)
-        ]
+        ranked = [Rank(impl, median, low, high, ratio, None) for impl, median, low, high, ratio in found]
+        out[phase] = [replace(r, resolved=apart(r, ranked[i + 1], margin) if i + 1 < len(ranked) else None)
+                      for i, r in enumerate(ranked)]  # fmt: skip
     return out
 
 
-def verdict(phase_ranks: dict[str, list[Rank]]) -> list[str]:
+def verdict(phase_ranks: dict[str, list[Rank]], margin: float = 0.0) -> list[str]:
     """bspline-fast against fastkan per phase, or the sentence naming the suite that answers it."""
     fast, rbf = VERDICT_PAIR
     lines = []
@@ -95,7 +115,7 @@ def verdict(phase_ranks: dict[str, list[Rank]]) -> list[str]:
         a, b = by[fast], by[rbf]
         ratio = a.median / b.median
         lo, hi = (a, b) if a.median <= b.median else (b, a)
-        resolved = lo.high < hi.low
+        resolved = apart(lo, hi, margin)
         how = f"{max(ratio, 1 / ratio):.2f}x faster" if resolved else f"indistinguishable (ratio {ratio:.2f})"
         lines.append(f"{phase}: {lo.impl + ' ' + how if resolved else how}")
     if not lines:
@@ -112,10 +132,11 @@ def build(df: pd.DataFrame, noise: list[Noise] | None = None) -> Answer | None:
     if config is None:
         return None
     mine = tuple(n for n in noise or [] if n.device == config["device"])
-    found = ranks(rows, config)
     here = _in(rows, config)
+    margin = process_spread(here)
+    found = ranks(rows, config, margin)
     noisy = int(here["noisy"].sum()) if "noisy" in here else 0
-    return Answer(config, found, verdict(found), noisy, len(here), mine)
+    return Answer(config, found, verdict(found, margin), noisy, len(here), mine, margin)
 
 
 def trust(found: Answer, environments: list[dict | None]) -> str:
@@ -133,6 +154,11 @@ def trust(found: Answer, environments: list[dict | None]) -> str:
     busy = [f"{load:.1f} on {cores} cores at the {when}" for load, cores, when in loads if load > 0.5 * cores]
     text = (f"{resolved} of {gaps} gaps resolved; {found.noisy} of {found.timings} timings here have an IQR above "
             "10% of the median.")  # fmt: skip
+    if found.margin:
+        text += (
+            f" Its worker processes disagreed about a single timing by up to {found.margin:.0%} (the 90th "
+            "percentile of slowest over fastest process median): a gap counts as resolved only beyond that."
+        )
     if found.noise:
         text += f" Measured machine noise: {'; '.join(n.line() for n in found.noise)}."
     else:
