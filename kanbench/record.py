@@ -14,8 +14,8 @@ import statistics
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, TypedDict, TypeGuard
 
-SCHEMA = 3
-READABLE_SCHEMAS = (1, 2, 3)
+SCHEMA = 4
+READABLE_SCHEMAS = (1, 2, 3, 4)
 UNITS = ("s", "instructions")  # what a speed record's values count: seconds (time_s) or instructions
 SPEED_PHASES = ("forward", "forward_inference", "backward", "train_step")
 PHASES = (*SPEED_PHASES, "accuracy", "profile")
@@ -232,6 +232,9 @@ class Record:
     profiled_phase: str | None = None  # profile records: the phase the profiler ran
     unit: str = "s"  # speed records: "s" (the values are in time_s) or "instructions" (in instructions)
     instructions: dict | None = None  # TimeStats of instructions per call, for [timing].clock = "instructions"
+    # the node that measured it, where an executor spreads cells over machines (--executor ray): node_id,
+    # hostname and, for a cuda cell, gpu_uuid; null for the local executor (environment.json names the machine)
+    node: dict | None = None
     schema: int = SCHEMA
 
     @property
@@ -436,6 +439,7 @@ FIELD_CHECKS = {
     "flop_per_s": _rate_or_null,
     "metrics": _object_or_null,
     "options": _object,
+    "node": _object_or_null,
     "config_hash": _string,
 }
 

@@ -209,6 +209,8 @@ def flatten(record: Record) -> dict:
     clock = metrics.get("sm_clock_mhz")  # CUDA cells with nvml: the lowest SM clock seen and the maximum
     row["sm_clock_min_mhz"], row["sm_clock_max_mhz"] = (clock["min"], clock["max"]) if clock else (None, None)
     row["widths_label"] = "x".join(str(w) for w in record.widths)
+    node = record.node or {}
+    row["node_id"], row["node_host"] = node.get("node_id"), node.get("hostname")
     return row
 
 

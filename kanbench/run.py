@@ -25,6 +25,11 @@ def _common_arguments(parser: argparse.ArgumentParser, default_dir: str) -> None
     )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--yes", action="store_true", help=f"measure a sweep of more than {MAX_CELLS} cells")
+    parser.add_argument(
+        "--executor", choices=("local", "ray"), default="local",
+        help="local: worker processes here (default); ray: each cell group a Ray task, a whole GPU per cuda group",
+    )  # fmt: skip
+    parser.add_argument("--address", help="--executor ray: the Ray cluster to join (default: start a local Ray)")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +62,7 @@ def options_of(args: argparse.Namespace, run_name: str = "") -> session.Options:
     """The session options the command line asks for."""
     return session.Options(out=args.out, resume=args.resume, shard=args.shard, dry_run=args.dry_run,
                            quiet=args.quiet, only=selection.canonical(args.only), run_name=run_name,
-                           yes=args.yes)  # fmt: skip
+                           yes=args.yes, executor=args.executor, address=args.address)  # fmt: skip
 
 
 def check_size(suite: Suite, args: argparse.Namespace) -> None:

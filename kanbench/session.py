@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from . import escape, progress, results
 from .errors import UsageError
+from .ray_executor import Skipped
 from .record import Record
 from .suite import MAX_CELLS, Suite, groups_of, shard
 
@@ -132,20 +133,25 @@ class Options:
     yes: bool = False  # measure a sweep past suite.MAX_CELLS
     run_name: str = ""  # the default directory is <UTC time>-<run_name>; empty: the suite's name
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
+    executor: str = "local"  # "local": worker processes on this machine; "ray": groups as Ray tasks
+    address: str | None = None  # --executor ray: the cluster to join (None: start a local Ray)
 
 
-def availability(cells: list[Any]) -> Callable[[Any], str | None]:
-    """A function giving why a cell cannot run on this machine, or None; asks torch and each adapter once."""
+def availability(cells: list[Any], gpus: str | None = None) -> Callable[[Any], str | None]:
+    """A function giving why a cell cannot run on this machine, or None; asks torch and each adapter once.
+
+    gpus: an executor's own answer for cuda cells ("" where it has GPUs, else why not) instead of this machine's.
+    """
     import torch
 
     import implementations
 
-    cuda_ok = torch.cuda.is_available()
+    cuda_missing = (None if torch.cuda.is_available() else CUDA_MISSING) if gpus is None else (gpus or None)
     adapters: dict[str, tuple[bool, str]] = {}
 
     def why(cell: Any) -> str | None:
-        if cell.device == "cuda" and not cuda_ok:
-            return CUDA_MISSING
+        if cell.device == "cuda" and cuda_missing:
+            return cuda_missing
         if cell.spec not in adapters:
             adapters[cell.spec] = implementations.get(cell.spec).available()
         ok, reason = adapters[cell.spec]
@@ -278,7 +284,14 @@ def run(kind: Kind, suite: Suite, options: Options) -> int:
     """Plan, then (unless a dry run) measure every cell of the kind not yet in the run directory."""
     cells = shard(kind.cells(), options.shard, kind.estimate)
     if options.dry_run:
-        *listed, total = kind.dry_run(cells, availability(cells))
+        executor = make_executor(kind, options)
+        try:
+            why = availability(cells, executor.gpus())
+            *listed, total = kind.dry_run(cells, why)
+            placed = executor.placement(groups_of([c for c in cells if why(c) is None]))
+        finally:
+            executor.close()
+        listed += placed
         if len(listed) > DRY_RUN_LINES:  # a listing no one reads: the first ones, then the total
             listed = [*listed[: DRY_RUN_LINES // 2], f"... {len(listed) - DRY_RUN_LINES // 2:,} more cells not listed"]
         for line in [*listed, total]:
@@ -321,18 +334,21 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
     results.write_environment(run_dir, environment)  # now, so a killed run can still be loaded and reported
 
     todo = [c for c in cells if any(k not in done for k in kind.keys(c))]
-    why = availability(todo)
+    executor = make_executor(kind, options)
+    why = availability(todo, executor.gpus())
     reasons = {id(c): why(c) for c in todo}
     runnable = [c for c in todo if reasons[id(c)] is None]
     # skips take no time: only what will be measured counts towards the ETA, or it would race to 0 s
     total = sum(kind.estimate(c) for c in runnable) + sum(kind.one_time_s(i) for i in {c.impl for c in runnable})
-    bar = progress.Progress(len(todo), total / kind.lanes, quiet=options.quiet)
+    bar = progress.Progress(len(todo), total / executor.lanes(groups_of(runnable)), quiet=options.quiet)
+    executor.attach(bar)
     if done:
         bar.note(f"resuming {escape.terminal(run_dir)}: {len(cells) - len(todo)} of {len(cells)} cells already done")
     run_id = run_dir.name
 
-    def write(records: list[Record]) -> list[Record]:
+    def write(records: list[Record], node: dict | None = None) -> list[Record]:
         for record in records:
+            record.node = node
             if record.key not in done:  # a kill mid-group left some of a cell's records
                 results.append(run_dir, record)
         return records
@@ -342,7 +358,6 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
         if reason:
             write(kind.skip_records(cell, reason, run_id))
             bar.advance(f"{cell.label()} (skipped)", 0.0)
-    executor = LocalExecutor(kind, bar)
     try:
         if runnable:
             kind.before_workers(runnable, environment, bar)
@@ -352,7 +367,10 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
             seen: set[int] = set()
             impls: set[str] = set()
             for cell, replies in executor.run(groups):
-                records = write(kind.records(cell, replies, run_id))
+                if isinstance(replies, Skipped):  # placed where it cannot run (a node without the GPU it declared)
+                    records = write(kind.skip_records(cell, replies.reason, run_id), executor.node_of(cell))
+                else:
+                    records = write(kind.records(cell, replies, run_id), executor.node_of(cell))
                 outcome = escape.terminal(kind.outcome(cell, records))
                 group = group_of[id(cell)]
                 first = id(group) not in seen  # a group's cells come when the whole group has finished
@@ -366,6 +384,8 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
     finally:
         executor.close()
         environment["worker_torch_threads"] = executor.torch_threads or kind.threads or environment["torch_threads"]
+        if executor.nodes:  # every machine that measured a group (--executor ray)
+            environment["nodes"] = {**environment.get("nodes", {}), **executor.nodes}
         environment["run"]["finished_utc"] = _utc()
         environment["run"]["load_avg_end"] = _load()
         records = results.read_records(run_dir, allow_empty=True) if (run_dir / results.RESULTS).exists() else []
@@ -407,10 +427,32 @@ def status_line(records: list[Record]) -> str:
 class LocalExecutor:
     """Worker processes on this machine: `kind.lanes` groups at once, each lane with `kind.processes` workers."""
 
-    def __init__(self, kind: Kind, bar: progress.Progress) -> None:
-        self.kind, self.bar = kind, bar
+    def __init__(self, kind: Kind, bar: progress.Progress | None = None) -> None:
+        self.kind = kind
+        self.bar = bar or progress.Progress(0, 0.0, quiet=True)
         self.started: list = []
         self.torch_threads: int | None = None
+        self.nodes: dict[str, dict] = {}  # this machine only: environment.json describes it
+
+    def attach(self, bar: progress.Progress) -> None:
+        """Progress goes here from now on."""
+        self.bar = bar
+
+    def gpus(self) -> str | None:
+        """None: whether cuda cells can run is this machine's question (torch.cuda.is_available)."""
+        return None
+
+    def lanes(self, groups: list[list[Any]]) -> int:
+        """Groups measured at once: the kind's lanes."""
+        return self.kind.lanes
+
+    def placement(self, groups: list[list[Any]]) -> list[str]:
+        """Nothing to add to a dry run: every group runs here."""
+        return []
+
+    def node_of(self, cell: Any) -> dict | None:
+        """None: every cell ran on this machine."""
+        return None
 
     def _pool(self):
         from .pool import WorkerPool
@@ -472,6 +514,19 @@ class LocalExecutor:
         """Stop every worker process this executor started."""
         for pool in self.started:
             pool.close()
+
+
+def make_executor(kind: Kind, options: Options) -> LocalExecutor | Any:
+    """The executor --executor names: LocalExecutor, or kanbench.ray_executor.RayExecutor."""
+    if options.executor == "local":
+        if options.address:
+            raise UsageError("--address is for --executor ray (the Ray cluster to join)")
+        return LocalExecutor(kind)
+    if options.executor == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(kind, options.address)
+    raise UsageError(f"--executor {options.executor!r}: known executors are local and ray")
 
 
 def link_latest(run_dir: Path, name: str) -> None:

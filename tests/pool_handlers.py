@@ -14,3 +14,17 @@ def handle(request: str) -> dict:
     if request == "oom":
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
     return {"status": "ok", "pid": os.getpid()}
+
+
+def kill_parent_once(request: dict) -> dict:
+    """The first request that names a marker file kills this worker's parent (a Ray task's process) and never
+    replies; every later one, the marker now there, replies at once: a task that Ray must retry."""
+    import signal
+    from pathlib import Path
+
+    marker = Path(request["marker"])
+    if not marker.exists():
+        marker.write_text(str(os.getppid()))
+        os.kill(os.getppid(), signal.SIGKILL)
+        return {"status": "error", "reason": "unreachable: the parent is gone"}
+    return {"status": "ok", "pid": os.getpid(), "cell": request["cell"]}

@@ -1,0 +1,216 @@
+"""Cell groups as Ray tasks: one whole GPU per cuda group, the suite's threads in CPUs per cpu group, any node.
+
+`kanbench run SUITE --executor ray [--address ADDRESS]`. The run session plans, skips, writes every Record and
+shows progress exactly as with the local executor (it stays the only writer); each group of cells becomes one Ray
+task that starts the group's worker processes (kanbench.pool) on the node Ray chose, measures the group there as
+the local executor would, and returns the replies with the node's fingerprint. A group's processes thus share one
+node, so like is compared with like. Ray sets CUDA_VISIBLE_DEVICES for a task that asked for a GPU: "cuda" inside
+it is that GPU, held by that task alone. A task whose Ray worker or node died is retried up to MAX_RETRIES times;
+after that its cells become error records saying why. Without --address a local Ray starts over this machine's
+CPUs and GPUs. Ray is imported only here, and only when asked for (the `ray` extra).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from . import progress
+from .errors import UsageError
+
+MAX_RETRIES = 2  # Ray re-runs a task whose worker process or node died this many times
+INSTALL_HINT = "pip install 'kanbench[ray]' (or: pip install 'ray[default]')"
+NO_GPU = "the Ray cluster has no GPU (ray.cluster_resources() lists none)"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A group the executor could not run where it was placed: its cells become skip records with this reason."""
+
+    reason: str
+
+
+def import_ray():
+    """The ray module, or UsageError (exit 2) saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+def resources(device: str, threads: int) -> dict[str, float]:
+    """What one group's task asks Ray for: a whole GPU for a cuda group (and a CPU to drive it); the suite's
+    thread count in CPUs for a cpu group (its worker processes measure one at a time)."""
+    if device.startswith("cuda"):
+        return {"num_gpus": 1, "num_cpus": 1}
+    return {"num_cpus": max(threads, 1)}
+
+
+def node_info() -> dict:
+    """Who ran a task: Ray's node id, the host, and the GPU Ray gave it (its UUID), if any."""
+    import platform
+
+    import ray
+
+    info: dict[str, Any] = {"node_id": ray.get_runtime_context().get_node_id(), "hostname": platform.node()}
+    gpus = ray.get_gpu_ids()
+    if gpus:
+        info["ray_gpu_ids"] = [str(g) for g in gpus]
+        info["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                info["gpu_uuid"] = str(torch.cuda.get_device_properties(0).uuid)
+        except Exception as exc:  # the node says who it is even when its GPU does not
+            info["gpu_error"] = f"{type(exc).__name__}: {exc}"
+    return info
+
+
+def measure_group(handler: str, processes: int, threads: int, under: str | None, device: str,
+                  requests: list[tuple[int, Any, float]]) -> dict:  # fmt: skip
+    """Inside a Ray task: the group's worker processes on this node, every request served in order, then stopped.
+
+    A cuda group on a node where torch sees no GPU (a declared GPU that is not there) is skipped, saying so.
+    """
+    from . import env
+    from .pool import WorkerPool
+
+    node = node_info()
+    node["fingerprint"] = env.fingerprint()
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            reason = (f"node {node['hostname']} ({node['node_id'][:12]}) was given a GPU by Ray but "
+                      "torch.cuda.is_available() is False there")  # fmt: skip
+            return {"skipped": reason, "node": node}
+    pool = WorkerPool(processes, threads, handler, under)
+    try:
+        replies = [pool.measure(slot, payload, timeout) for slot, payload, timeout in requests]
+    finally:
+        pool.close()
+    return {"replies": replies, "node": node, "torch_threads": pool.torch_threads}
+
+
+class RayExecutor:
+    """Groups as Ray tasks over a cluster (or a local Ray): as many at once as the cluster's resources allow."""
+
+    def __init__(self, kind: Any, address: str | None = None) -> None:
+        self.ray = import_ray()
+        self.kind = kind
+        self.bar = progress.Progress(0, 0.0, quiet=True)
+        self.torch_threads: int | None = None
+        self.nodes: dict[str, dict] = {}  # node id -> fingerprint of every node that ran a group
+        self.placed: dict[int, dict] = {}  # id(cell) -> the node (id, host, GPU) that measured it
+        self.started = not self.ray.is_initialized()
+        if self.started:
+            try:
+                # workers inherit the driver's environment (CUDA and thread variables) as local workers do
+                self.ray.init(address=address, include_dashboard=False, logging_level="WARNING",
+                              log_to_driver=False, configure_logging=True)  # fmt: skip
+            except Exception as exc:
+                where = f"at {address}" if address else "on this machine"
+                raise UsageError(f"--executor ray: cannot start or reach Ray {where}: {exc}") from None
+
+    def attach(self, bar: progress.Progress) -> None:
+        """Progress goes here from now on."""
+        self.bar = bar
+
+    def cluster(self) -> dict[str, float]:
+        """The cluster's resources (CPU, GPU, memory, nodes)."""
+        total = self.ray.cluster_resources()
+        nodes = [n for n in self.ray.nodes() if n.get("Alive")]
+        return {"CPU": float(total.get("CPU", 0)), "GPU": float(total.get("GPU", 0)), "nodes": float(len(nodes))}
+
+    def gpus(self) -> str:
+        """Whether cuda cells can run: "" where the cluster has a GPU (the driver needs none), else why not."""
+        return "" if self.cluster()["GPU"] > 0 else NO_GPU
+
+    def lanes(self, groups: list[list[Any]]) -> int:
+        """How many of these groups the cluster runs at once (the ETA divides by it)."""
+        have = self.cluster()
+        cpu_groups = [g for g in groups if not str(getattr(g[0], "device", "cpu")).startswith("cuda")]
+        gpu_groups = len(groups) - len(cpu_groups)
+        per_cpu_group = resources("cpu", self.kind.threads)["num_cpus"]
+        cpu_slots = min(len(cpu_groups), int(max(have["CPU"] - min(gpu_groups, have["GPU"]), 0) // per_cpu_group))
+        return max(1, cpu_slots + min(gpu_groups, int(have["GPU"])))
+
+    def placement(self, groups: list[list[Any]]) -> list[str]:
+        """Lines for --dry-run: the cluster, what each group asks for, how many run at once."""
+        have = self.cluster()
+        lines = [f"Ray cluster: {have['nodes']:.0f} node(s), {have['CPU']:g} CPUs, {have['GPU']:g} GPUs"]
+        for group in groups:
+            ask = resources(str(group[0].device), self.kind.threads)
+            text = ", ".join(f"{k.removeprefix('num_')} {v:g}" for k, v in ask.items())
+            lines.append(f"  group {group[0].label().split(' ', 1)[1]} ({len(group)} cells): one task, {text}")
+        lines.append(f"{len(groups)} group task(s), up to {self.lanes(groups)} at once")
+        return lines
+
+    def run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[dict] | Skipped]]:
+        """(cell, replies of every worker that measured it, or Skipped), group by group as tasks finish."""
+        task = self.ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(measure_group)
+        pending: dict[Any, tuple[list[Any], list]] = {}
+        have = self.cluster()
+        self.bar.note(f"Ray: {len(groups)} group task(s) over {have['nodes']:.0f} node(s), {have['CPU']:g} CPUs, "
+                      f"{have['GPU']:g} GPUs")  # fmt: skip
+        self.bar.begin()
+        for index, group in enumerate(groups):
+            requests = self.kind.requests(group, index)
+            wire = [(r.slot, r.payload, r.timeout_s) for r in requests]
+            ask = resources(str(group[0].device), self.kind.threads)
+            ref = task.options(**ask).remote(self.kind.handler, self.kind.processes, self.kind.threads,
+                                             self.kind.under, str(group[0].device), wire)  # fmt: skip
+            pending[ref] = (group, requests)
+        while pending:
+            done, _ = self.ray.wait(list(pending), num_returns=1)
+            ref = done[0]
+            group, requests = pending.pop(ref)
+            yield from self._finished(ref, group, requests)
+
+    def _finished(self, ref: Any, group: list[Any], requests: list) -> Iterator[tuple[Any, list[dict] | Skipped]]:
+        try:
+            result = self.ray.get(ref)
+        except Exception as exc:  # retries spent: the worker or node kept dying, or the task itself failed
+            reason = (f"Ray task for this group failed after {MAX_RETRIES} retries: {type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0] if str(exc) else ''}")  # fmt: skip
+            for cell in group:
+                yield cell, [{"status": "error", "reason": reason, "phases": {}}]
+            return
+        node = result["node"]
+        fingerprint = node.pop("fingerprint", None)
+        self.nodes.setdefault(node["node_id"], fingerprint or {})
+        for cell in group:
+            self.placed[id(cell)] = node
+        if "skipped" in result:
+            for cell in group:
+                yield cell, Skipped(result["skipped"])
+            return
+        self.torch_threads = self.torch_threads or result.get("torch_threads")
+        replies: dict[int, list[dict]] = {id(c): [] for c in group}
+        for request, reply in zip(requests, result["replies"]):
+            replies[id(request.cell)].append(reply)
+        for cell in group:
+            yield cell, replies[id(cell)]
+
+    def node_of(self, cell: Any) -> dict | None:
+        """The node that measured cell (None before it ran)."""
+        return self.placed.get(id(cell))
+
+    def close(self) -> None:
+        """Shut down the Ray this executor started (a cluster it joined keeps running)."""
+        if self.started and self.ray.is_initialized():
+            self.ray.shutdown()
+
+
+def wait_for_nodes(ray: Any, count: int, timeout_s: float = 60.0) -> None:
+    """Block until the cluster shows count live nodes (tests start simulated nodes that join a moment later)."""
+    deadline = time.monotonic() + timeout_s
+    while sum(bool(n.get("Alive")) for n in ray.nodes()) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Ray shows fewer than {count} live nodes after {timeout_s:g} s")
+        time.sleep(0.2)

@@ -1,0 +1,177 @@
+"""--executor ray: cell groups as Ray tasks, the driver the only writer (local Ray and simulated clusters)."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+from kanbench import cli, progress, ray_executor, results, session
+
+try:
+    import ray
+except ImportError:  # tox's test environment installs the extra; without it only the first test can run
+    ray = None
+needs_ray = pytest.mark.skipif(ray is None, reason="the ray extra is not installed: pip install 'kanbench[ray]'")
+
+TESTS = Path(__file__).parent
+
+SUITE = """
+[suite]
+name = "raytiny"
+kind = "speed"
+implementations = ["mlp", "fastkan"]
+phases = ["forward", "backward"]
+[axes]
+widths = [[4, 3]]
+batch_size = [2, 4]
+grid_size = [5]
+device = ["cpu", "cuda"]
+dtype = ["float32"]
+[timing]
+processes = 2
+"""
+
+
+@pytest.fixture
+def suite(tmp_path: Path) -> Path:
+    path = tmp_path / "raytiny.toml"
+    path.write_text(SUITE)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_ray_left():
+    yield
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
+def keys(run: Path) -> set[tuple[str, str, str]]:
+    return {(r.config_hash, r.phase, r.status) for r in results.read_records(run)}
+
+
+def test_without_ray_the_run_exits_2_saying_how_to_install_it(suite, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    assert cli.main(["run", str(suite), "--out", str(tmp_path / "run"), "--executor", "ray", "--smoke"]) == 2
+    assert "pip install 'kanbench[ray]'" in capsys.readouterr().err
+
+
+@needs_ray
+def test_a_local_ray_measures_the_same_records_as_the_local_executor(suite, tmp_path, capsys):
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    assert cli.main(["run", str(suite), "--out", str(local), "--smoke", "--quiet"]) == 0
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")  # what --executor ray starts alone
+    assert cli.main(["run", str(suite), "--out", str(on_ray), "--smoke", "--quiet", "--executor", "ray"]) == 0
+    assert keys(on_ray) == keys(local)  # the cuda cells: skipped in both, the cluster has no GPU
+    skipped = [r for r in results.read_records(on_ray) if r.status == "skipped"]
+    assert skipped and all(r.reason == ray_executor.NO_GPU for r in skipped)
+    measured = [r for r in results.read_records(on_ray) if r.status == "ok"]
+    node = ray.get_runtime_context().get_node_id()
+    assert measured and all(r.node and r.node["node_id"] == node for r in measured)
+    assert all(r.node is None for r in results.read_records(local))
+    env = results.read_environment(on_ray)
+    assert list(env["nodes"]) == [node] and env["nodes"][node]["cpu_model"]
+    frame = results.load(on_ray)
+    assert set(frame.loc[frame.status == "ok", "node_id"]) == {node}
+
+
+@needs_ray
+def test_a_dry_run_shows_the_cluster_and_where_the_groups_go(suite, capsys):
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    assert cli.main(["run", str(suite), "--dry-run", "--executor", "ray"]) == 0
+    out = capsys.readouterr().out
+    assert "Ray cluster: 1 node(s), 2 CPUs, 0 GPUs" in out
+    assert "group 4x3 G5 k3 b2 cpu float32 (2 cells): one task, cpus 1" in out
+    assert "2 group task(s), up to 2 at once" in out
+
+
+@needs_ray
+def test_groups_follow_the_clusters_resources_and_a_gpu_that_is_not_there_is_a_skip(suite, tmp_path):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    gpu_node = cluster.add_node(num_cpus=1, num_gpus=1)  # declares a GPU this machine does not have
+    try:
+        ray.init(address=cluster.address, include_dashboard=False, logging_level="WARNING")
+        ray_executor.wait_for_nodes(ray, 2)
+        out = tmp_path / "run"
+        assert cli.main(["run", str(suite), "--out", str(out), "--smoke", "--quiet", "--executor", "ray",
+                         "--address", cluster.address]) == 0  # fmt: skip
+        records = results.read_records(out)
+        cuda = [r for r in records if r.device == "cuda"]
+        assert cuda and all(r.status == "skipped" for r in cuda)
+        assert all("was given a GPU by Ray but torch.cuda.is_available() is False" in r.reason for r in cuda)
+        assert {r.node["node_id"] for r in cuda} == {gpu_node.node_id}  # the GPU's node, nowhere else
+        cpu = [r for r in records if r.device == "cpu"]
+        assert cpu and all(r.status == "ok" for r in cpu)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+@needs_ray
+def test_a_task_whose_worker_dies_is_retried_and_each_cell_comes_back_once(tmp_path):
+    class Kind(session.BaseKind):
+        handler, processes, threads, under = "pool_handlers:kill_parent_once", 1, 1, None
+
+        def requests(self, group, index):
+            return [session.Request(0, c, {"marker": str(tmp_path / "killed"), "cell": c.label()}, 60.0, c.label())
+                    for c in group]  # fmt: skip
+
+    class Cell:
+        def __init__(self, name):
+            self.name, self.device = name, "cpu"
+
+        def label(self):
+            return f"{self.name} 4x3 cpu"
+
+    ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING",
+             runtime_env={"env_vars": {"PYTHONPATH": str(TESTS)}})  # fmt: skip
+    executor = ray_executor.RayExecutor(Kind())
+    executor.attach(progress.Progress(2, 1.0, quiet=True, stream=io.StringIO()))
+    cells = [Cell("a"), Cell("b")]
+    out = list(executor.run([cells]))
+    assert (tmp_path / "killed").exists()  # the first attempt's worker killed its task's process
+    assert [c.name for c, _ in out] == ["a", "b"]  # each cell once, from the retried task
+    assert all(replies[0]["status"] == "ok" for _, replies in out)
+
+
+@needs_ray
+def test_a_run_whose_driver_was_killed_resumes_without_losing_or_repeating_a_record(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    suite = tmp_path / "four.toml"
+    suite.write_text(
+        SUITE.replace("batch_size = [2, 4]", "batch_size = [2, 4, 8, 16]").replace('"cpu", "cuda"', '"cpu"')
+    )
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "kanbench", "run", str(suite), "--out", str(out), "--smoke", "--quiet",
+           "--executor", "ray"]  # fmt: skip
+    driver = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and driver.poll() is None:
+            path = out / results.RESULTS
+            if path.exists() and path.read_bytes().count(b"\n") >= 1:  # a group is in: kill the driver now
+                os.killpg(driver.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        driver.wait(30)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+        # the killed driver's local Ray (raylet, GCS) must not outlive the test: stop every Ray of this machine
+        subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True)
+    before = results.read_records(out, allow_partial_tail=True, allow_empty=True)
+    assert driver.returncode == -signal.SIGKILL and 0 < len(before) < 16, len(before)  # killed mid-run
+    assert cli.main(["run", str(suite), "--out", str(out), "--smoke", "--quiet", "--executor", "ray",
+                     "--resume"]) == 0  # fmt: skip
+    after = results.read_records(out)  # refuses a repeated record
+    assert len(after) == 16 and all(r.status == "ok" for r in after)  # 2 impls x 4 batches x 2 phases
+    assert {r.key for r in before} <= {r.key for r in after}
