@@ -61,14 +61,31 @@ def node_info() -> dict:
     if gpus:
         info["ray_gpu_ids"] = [str(g) for g in gpus]
         info["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                info["gpu_uuid"] = str(torch.cuda.get_device_properties(0).uuid)
-        except Exception as exc:  # the node says who it is even when its GPU does not
-            info["gpu_error"] = f"{type(exc).__name__}: {exc}"
+        found = gpu_uuid(info["cuda_visible_devices"])
+        info["gpu_uuid" if found.startswith(("GPU-", "MIG-")) else "gpu_uuid_reason"] = found
     return info
+
+
+def gpu_uuid(visible: str | None) -> str:
+    """The UUID of the first GPU in CUDA_VISIBLE_DEVICES, read without initialising CUDA in this process (the
+    task's process only starts the workers; a CUDA context here would hold memory on the GPU they measure), or why
+    it cannot be told. An index is read as nvml numbers GPUs (PCI bus order), which is CUDA's order only with
+    CUDA_DEVICE_ORDER=PCI_BUS_ID; the workers' own environment.json gpu entry names the GPU they used."""
+    first = (visible or "").split(",")[0].strip()
+    if first.startswith(("GPU-", "MIG-")):
+        return first
+    if not first.isdigit():
+        return f"CUDA_VISIBLE_DEVICES is {visible!r}: no GPU index or UUID to read"
+    try:
+        import pynvml  # type: ignore[import-not-found]
+    except ImportError:
+        return "nvidia-ml-py is not installed (pip install 'kanbench[gpu]'): no UUID for GPU " + first
+    try:
+        pynvml.nvmlInit()
+        uuid = pynvml.nvmlDeviceGetUUID(pynvml.nvmlDeviceGetHandleByIndex(int(first)))
+        return uuid.decode() if isinstance(uuid, bytes) else str(uuid)
+    except Exception as exc:  # no driver on a node that declared a GPU
+        return f"nvml could not read GPU {first}: {type(exc).__name__}: {exc}"
 
 
 def measure_group(handler: str, processes: int, threads: int, under: str | None, device: str,

@@ -175,3 +175,10 @@ def test_a_run_whose_driver_was_killed_resumes_without_losing_or_repeating_a_rec
     after = results.read_records(out)  # refuses a repeated record
     assert len(after) == 16 and all(r.status == "ok" for r in after)  # 2 impls x 4 batches x 2 phases
     assert {r.key for r in before} <= {r.key for r in after}
+
+
+def test_a_tasks_gpu_is_named_by_uuid_without_touching_cuda(monkeypatch):
+    assert ray_executor.gpu_uuid("GPU-1234-abcd,GPU-9") == "GPU-1234-abcd"  # Ray may hand out UUIDs
+    assert "no GPU index or UUID" in ray_executor.gpu_uuid("")
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    assert "nvidia-ml-py is not installed" in ray_executor.gpu_uuid("3")
