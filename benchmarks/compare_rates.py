@@ -25,13 +25,12 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.gate_rates import scaled, snapshot, wilson  # noqa: E402
+from benchmarks.gate_rates import pool_dir, scaled, snapshot, wilson  # noqa: E402
 from kanbench import compare, regress, results  # noqa: E402
 
 DEFAULT_PATTERN = "U" * 21 + "SU" * 5
@@ -128,12 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     if set(args.pattern) - {"U", "S"}:
         parser.error(f"--pattern {args.pattern!r}: only U (unchanged) and S (slowed) runs")
     slowed_impl, _, factor_text = args.slowdown.partition("=")
-    if args.analyze:
-        out = Path(args.analyze)
-    else:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        out = Path(args.out) if args.out else REPO / "results" / "runs" / f"{stamp}-compare-rates"
-        out.mkdir(parents=True, exist_ok=True)
+    out, fresh = pool_dir(args.analyze, args.out, "compare-rates")
+    if fresh:
         measure((REPO / args.suite).resolve(), args.pattern, args.slowdown, out)
     report = analyze(out, slowed_impl, float(factor_text), compare.GateSettings())
     (out / "rates.json").write_text(json.dumps(report, indent=2) + "\n")

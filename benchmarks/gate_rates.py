@@ -54,6 +54,16 @@ def snapshot(out: Path) -> Path:
     return tree
 
 
+def pool_dir(analyze: str | None, out: str | None, name: str) -> tuple[Path, bool]:
+    """(the pool's directory, whether to measure it): the one to analyse, else --out or results/runs/<UTC>-name."""
+    if analyze:
+        return Path(analyze), False
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    path = Path(out) if out else REPO / "results" / "runs" / f"{stamp}-{name}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path, True
+
+
 def measure_pool(suite: Path, rounds: int, slowdown: str, out: Path, extra: list[str]) -> None:
     """rounds x (A, B, C) fresh `kanbench run` processes of a snapshot of the working tree into out/rN/{A,B,C}."""
     tree = snapshot(out)
@@ -235,12 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     suite = (REPO / args.suite).resolve()
     slowed_impl, _, factor_text = args.slowdown.partition("=")
     factor = float(factor_text)
-    if args.analyze:
-        out = Path(args.analyze)
-    else:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        out = Path(args.out) if args.out else REPO / "results" / "runs" / f"{stamp}-gate-rates"
-        out.mkdir(parents=True, exist_ok=True)
+    out, fresh = pool_dir(args.analyze, args.out, "gate-rates")
+    if fresh:
         extra = []
         if args.processes:
             extra += ["--processes", str(args.processes)]

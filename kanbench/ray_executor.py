@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import progress
+from .env import ENV_VARS
 from .errors import UsageError
 
 MAX_RETRIES = 2  # Ray re-runs a task whose worker process or node died this many times
@@ -48,6 +49,11 @@ def resources(device: str, threads: int) -> dict[str, float]:
     if device.startswith("cuda"):
         return {"num_gpus": 1, "num_cpus": 1}
     return {"num_cpus": max(threads, 1)}
+
+
+def _amounts(ask: dict[str, float]) -> str:
+    """{"num_cpus": 4} -> "4 cpus"."""
+    return ", ".join(f"{v:g} {k.removeprefix('num_')}" for k, v in ask.items())
 
 
 def node_info() -> dict:
@@ -163,14 +169,31 @@ class RayExecutor:
         lines = [f"Ray cluster: {have['nodes']:.0f} node(s), {have['CPU']:g} CPUs, {have['GPU']:g} GPUs"]
         for group in groups:
             ask = resources(str(group[0].device), self.kind.threads)
-            text = ", ".join(f"{k.removeprefix('num_')} {v:g}" for k, v in ask.items())
-            lines.append(f"  group {group[0].label().split(' ', 1)[1]} ({len(group)} cells): one task, {text}")
+            lines.append(f"  group {group[0].label().split(' ', 1)[1]} ({len(group)} cells): one task, {_amounts(ask)}")
         lines.append(f"{len(groups)} group task(s), up to {self.lanes(groups)} at once")
         return lines
 
+    def check_fits(self, groups: list[list[Any]]) -> None:
+        """UsageError when a group asks for more than any one live node has: Ray would wait for it forever."""
+        nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
+        most = {"num_cpus": max((n.get("CPU", 0) for n in nodes), default=0),
+                "num_gpus": max((n.get("GPU", 0) for n in nodes), default=0)}  # fmt: skip
+        for group in groups:
+            ask = resources(str(group[0].device), self.kind.threads)
+            short = {k: v for k, v in ask.items() if v > most[k]}
+            if short:
+                raise UsageError(f"--executor ray: the group {group[0].label()} asks for {_amounts(short)} but the "
+                                 f"largest node has {_amounts({k: most[k] for k in short})}; lower [timing].threads "
+                                 "or add a larger node (Ray would wait for one forever)")  # fmt: skip
+
     def run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[dict] | Skipped]]:
         """(cell, replies of every worker that measured it, or Skipped), group by group as tasks finish."""
-        task = self.ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(measure_group)
+        self.check_fits(groups)
+        # a cluster's nodes do not share the driver's environment: send what the workers read (thread and CUDA
+        # variables, an injected slowdown); a local Ray's workers have it already
+        passed = {k: os.environ[k] for k in (*ENV_VARS, "KANBENCH_SLOWDOWN") if k in os.environ}
+        options = {"runtime_env": {"env_vars": passed}} if passed else {}
+        task = self.ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False, **options)(measure_group)
         pending: dict[Any, tuple[list[Any], list]] = {}
         have = self.cluster()
         self.bar.note(f"Ray: {len(groups)} group task(s) over {have['nodes']:.0f} node(s), {have['CPU']:g} CPUs, "
@@ -192,9 +215,11 @@ class RayExecutor:
     def _finished(self, ref: Any, group: list[Any], requests: list) -> Iterator[tuple[Any, list[dict] | Skipped]]:
         try:
             result = self.ray.get(ref)
-        except Exception as exc:  # retries spent: the worker or node kept dying, or the task itself failed
-            reason = (f"Ray task for this group failed after {MAX_RETRIES} retries: {type(exc).__name__}: "
-                      f"{str(exc).splitlines()[0] if str(exc) else ''}")  # fmt: skip
+        except Exception as exc:  # retries spent: the worker or node kept dying, or the task itself raised
+            died = isinstance(exc, (self.ray.exceptions.WorkerCrashedError, self.ray.exceptions.NodeDiedError))
+            how = f"its process or node died {MAX_RETRIES + 1} times" if died else "it raised"
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            reason = f"the Ray task for this group failed ({how}): {type(exc).__name__}: {first}"
             for cell in group:
                 yield cell, [{"status": "error", "reason": reason, "phases": {}}]
             return

@@ -15,6 +15,7 @@ No torch at import: the report reads reference files without it; only measure() 
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import time
@@ -77,8 +78,15 @@ def read(run_dir: str | os.PathLike) -> list[dict]:
             entry = json.loads(line)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             continue
-        values = entry.get("values") if isinstance(entry, dict) else None
-        if isinstance(values, list) and values and all(isinstance(v, (int, float)) and v > 0 for v in values):
+        if not isinstance(entry, dict) or not isinstance(entry.get("device", "cpu"), str):
+            continue
+        values = entry.get("values")
+        finite = (
+            isinstance(values, list)
+            and values
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf for v in values)
+        )
+        if finite:
             out.append(entry)
     return out
 

@@ -283,28 +283,28 @@ def _check_settings(run_dir: Path, stored: dict, current: dict) -> None:
 def run(kind: Kind, suite: Suite, options: Options) -> int:
     """Plan, then (unless a dry run) measure every cell of the kind not yet in the run directory."""
     cells = shard(kind.cells(), options.shard, kind.estimate)
-    if options.dry_run:
-        executor = make_executor(kind, options)
-        try:
+    if len(cells) > MAX_CELLS and not options.yes and not options.dry_run:
+        raise too_many_cells(len(cells))
+    executor = make_executor(kind, options)  # before any file is written: a refused executor leaves nothing
+    try:
+        if options.dry_run:
             why = availability(cells, executor.gpus())
             *listed, total = kind.dry_run(cells, why)
+            if len(listed) > DRY_RUN_LINES:  # a listing no one reads: the first ones, then the total
+                listed = [*listed[: DRY_RUN_LINES // 2],
+                          f"... {len(listed) - DRY_RUN_LINES // 2:,} more cells not listed"]  # fmt: skip
             placed = executor.placement(groups_of([c for c in cells if why(c) is None]))
-        finally:
-            executor.close()
-        listed += placed
-        if len(listed) > DRY_RUN_LINES:  # a listing no one reads: the first ones, then the total
-            listed = [*listed[: DRY_RUN_LINES // 2], f"... {len(listed) - DRY_RUN_LINES // 2:,} more cells not listed"]
-        for line in [*listed, total]:
-            print(line)
-        return 0
-    if len(cells) > MAX_CELLS and not options.yes:
-        raise too_many_cells(len(cells))
-    run_dir = open_run_dir(suite, options)
-    with locked(run_dir):
-        return _measure(kind, suite, options, cells, run_dir)
+            for line in [*listed, total, *placed]:
+                print(line)
+            return 0
+        run_dir = open_run_dir(suite, options)
+        with locked(run_dir):
+            return _measure(kind, suite, options, cells, run_dir, executor)
+    finally:
+        executor.close()
 
 
-def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_dir: Path) -> int:
+def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_dir: Path, executor: Any) -> int:
     from . import env, pyperfio
 
     kind.attach(run_dir)
@@ -334,13 +334,13 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
     results.write_environment(run_dir, environment)  # now, so a killed run can still be loaded and reported
 
     todo = [c for c in cells if any(k not in done for k in kind.keys(c))]
-    executor = make_executor(kind, options)
     why = availability(todo, executor.gpus())
     reasons = {id(c): why(c) for c in todo}
     runnable = [c for c in todo if reasons[id(c)] is None]
     # skips take no time: only what will be measured counts towards the ETA, or it would race to 0 s
     total = sum(kind.estimate(c) for c in runnable) + sum(kind.one_time_s(i) for i in {c.impl for c in runnable})
-    bar = progress.Progress(len(todo), total / executor.lanes(groups_of(runnable)), quiet=options.quiet)
+    lanes = executor.lanes(groups_of(runnable))  # groups measured at once: the whole estimate and each group's share
+    bar = progress.Progress(len(todo), total / lanes, quiet=options.quiet)
     executor.attach(bar)
     if done:
         bar.note(f"resuming {escape.terminal(run_dir)}: {len(cells) - len(todo)} of {len(cells)} cells already done")
@@ -379,7 +379,7 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
                     seen.add(id(group))
                     new = {c.impl for c in group} - impls
                     impls |= new
-                    spent = (sum(kind.estimate(c) for c in group) + sum(map(kind.one_time_s, new))) / kind.lanes
+                    spent = (sum(kind.estimate(c) for c in group) + sum(map(kind.one_time_s, new))) / lanes
                 bar.advance(f"{cell.label()}{outcome}", spent, settles=first)
     finally:
         executor.close()
@@ -511,9 +511,10 @@ class LocalExecutor:
                 yield from future.result()
 
     def close(self) -> None:
-        """Stop every worker process this executor started."""
+        """Stop every worker process this executor started (again: nothing)."""
         for pool in self.started:
             pool.close()
+        self.started = []
 
 
 def make_executor(kind: Kind, options: Options) -> LocalExecutor | Any:
@@ -525,6 +526,13 @@ def make_executor(kind: Kind, options: Options) -> LocalExecutor | Any:
     if options.executor == "ray":
         from .ray_executor import RayExecutor
 
+        if kind.name == "profile":  # its traces go to a directory on the driver; a node would write its own disk
+            raise UsageError("--executor ray does not profile yet: traces would land on the nodes; profile locally")
+        if not kind.threads:
+            raise UsageError(
+                "--executor ray needs [timing].threads (or [training].threads) >= 1: Ray sets "
+                "OMP_NUM_THREADS to a task's CPUs, so torch's default (threads = 0) cannot hold there"
+            )
         return RayExecutor(kind, options.address)
     raise UsageError(f"--executor {options.executor!r}: known executors are local and ray")
 

@@ -94,4 +94,4 @@ def test_a_gap_within_the_runs_process_spread_is_not_resolved():
     assert found.margin == pytest.approx(0.3)
     assert [r.resolved for r in found.ranks["forward"]] == [False, True, None]  # 1.2x within 30%; 1.67x beyond
     assert found.verdict == ["forward: indistinguishable (ratio 0.83)"]
-    assert "disagreed about a single timing by up to 30%" in answer.trust(found, [{}])
+    assert "In 9 of 10 timings its worker processes disagreed by 30% or less" in answer.trust(found, [{}])

@@ -758,7 +758,10 @@ def test_compare_judges_each_implementation_against_the_others_in_the_same_runs(
     comp = compare.compare_runs(results.load(base), results.load(cand))
     assert not comp.failed and set(comp.implementations["verdict"]) == {"no change"}
     assert comp.shift.shift == pytest.approx(1.08, rel=0.03) and 0.05 < comp.shift.spread < 0.2
-    assert "Judged against the runs' own shift: the candidate ran x1.0" in compare.gate_rule(comp)
+    assert f"Judged against the runs' own shift: the candidate ran x{comp.shift.shift:.3f} the base" in (
+        compare.gate_rule(comp)
+    )
+    assert comp.shift.shift != 1.0 and not any("ran 8% slower" in n for n in comp.notes)  # within the threshold
     assert run_compare(base, cand) == 0 and run_compare(base, cand, "--per-cell") == 1
     capsys.readouterr()
     base, cand = noisy_pair(tmp_path / "slow", slow={"fastkan": 1.3})  # a real 30% slowdown of one implementation
@@ -798,3 +801,15 @@ def test_compare_says_whether_the_runs_share_commit_machine_and_time(tmp_path):
     assert any("different commits: abc123def456 (base) and fff (candidate)" in n for n in notes)
     assert any("different machines: 'vm' (base) and 'other'" in n for n in notes)
     assert any("3.5 hours apart" in n and "kanbench regress" in n for n in notes)
+
+
+def test_a_shift_every_implementation_shares_is_said_not_judged(tmp_path):
+    base, cand = noisy_pair(tmp_path / "all", slow={i: 1.3 for i in IMPLS})  # 8% x 1.3: all 40% slower
+    comp = compare.compare_runs(results.load(base), results.load(cand))
+    assert not comp.failed  # judged against each other, nothing moved
+    assert any("the candidate ran 40% slower than the base over the median implementation" in n for n in comp.notes)
+    assert compare.compare_runs(results.load(base), results.load(cand), compare.GateSettings(relative=False)).failed
+    base, cand = noisy_pair(tmp_path / "most", slow={"bspline": 1.3, "fastkan": 1.3, "rswaf": 1.3})
+    comp = compare.compare_runs(results.load(base), results.load(cand))  # three of four slower: the median moved
+    assert "mlp" in set(comp.implementations.loc[comp.implementations.verdict == "improvement", "implementation"])
+    assert any("slower than the base over the median implementation" in n for n in comp.notes)  # and it says so

@@ -29,7 +29,8 @@ def test_a_torn_or_foreign_line_is_left_out_and_no_file_is_no_noise(tmp_path):
     reference.append(tmp_path, entry("a", [1.0]))
     with open(tmp_path / reference.FILE, "ab") as f:
         f.write(json.dumps({"group": "b", "error": "RuntimeError: boom"}).encode() + b"\n")
-        f.write(b'[1, 2]\n{"group": "c", "values": [-1]}\n{"group": "d", "val')
+        f.write(b'[1, 2]\n{"group": "c", "values": [-1]}\n{"group": "e", "device": null, "values": [1.0]}\n')
+        f.write(b'{"group": "f", "values": [Infinity]}\n{"group": "d", "val')
     assert [e["group"] for e in reference.read(tmp_path)] == ["a"]
 
 

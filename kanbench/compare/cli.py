@@ -43,20 +43,14 @@ def _alpha(text: str) -> float:
 
 def add_gate_arguments(parser: argparse.ArgumentParser, relative: bool = True) -> None:
     """The thresholds and test settings that compare and regress share (read back with settings_from_args);
-    relative: whether implementations are judged against each other by default (compare) or cell by cell (regress)."""
+    relative: judge implementations against each other (compare; --per-cell turns it off), or each cell alone with
+    no choice (regress: its confirmation re-measures narrowed suites, too few implementations to judge that way)."""
     if relative:
         parser.add_argument(
             "--per-cell",
             dest="relative",
             action="store_false",
             help="judge each cell alone, not each implementation against the others in the runs",
-        )
-    else:
-        parser.add_argument(
-            "--relative",
-            dest="relative",
-            action="store_true",
-            help="judge each implementation against the others in the runs, not each cell alone",
         )
     parser.add_argument(
         "--threshold",
@@ -114,7 +108,7 @@ def settings_from_args(args: argparse.Namespace) -> GateSettings:
         mem_slack=args.mem_slack,
         mem_phases=args.mem_phases,
         count_threshold=args.count_threshold,
-        relative=args.relative,
+        relative=getattr(args, "relative", False),
     )
 
 

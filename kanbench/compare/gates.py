@@ -380,7 +380,7 @@ def compare_runs(base, cand, settings: GateSettings | None = None) -> Comparison
     latency = compare_frames(base, cand, s, broken=len(broken) > 0)
     implementations = shift = None
     if s.relative and len(latency):
-        latency, implementations, shift = relative.judge(latency, s.threshold, s.alpha)
+        latency, implementations, shift = relative.judge(latency, s.threshold)
     deterministic = compare_deterministic(base, cand, s)
     shared = _labelled([latency, deterministic, broken])
     base_keys = set(ok_cells(base, "base"))
@@ -396,7 +396,7 @@ def compare_runs(base, cand, settings: GateSettings | None = None) -> Comparison
         shared=shared,
         only_base=len(base_keys - cand_keys),
         only_cand=len(cand_keys - base_keys),
-        notes=environment_notes(base, cand),
+        notes=[*environment_notes(base, cand), *filter(None, [relative.shift_note(shift, s.threshold)])],
         implementations=implementations,
         shift=shift,
     )

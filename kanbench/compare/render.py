@@ -97,20 +97,25 @@ def shared_line(comp: Comparison) -> str:
     return f"every cell: {comp.shared}" if comp.shared else ""
 
 
-def _latency_cells(row: dict, unconfirmed: set) -> list[str]:
+def _latency_cells(row: dict, unconfirmed: set, relative: bool = False) -> list[str]:
     verdict_text = row["verdict"]
     if verdict_text == "regression" and (row["config_hash"], row["phase"]) in unconfirmed:
         verdict_text = "regression, not confirmed"
-    return [
+    cells = [
         verdict_text, row["label"], units.fmt_value(row["base_median"], row.get("unit", "s")),
         units.fmt_value(row["cand_median"], row.get("unit", "s")),
         fmt_change(row["ratio"]), f"{fmt_change(row['ci_low'])} .. {fmt_change(row['ci_high'])}", _p(row["p_value"]),
     ]  # fmt: skip
+    if relative:  # what the verdict judged: the change less the runs' shift
+        rel = row.get("relative_ratio")
+        cells.append(fmt_change(rel) if isinstance(rel, float) and math.isfinite(rel) else "-")
+    return cells
 
 
 def _latency_header(comp: Comparison) -> list[str]:
-    return ["verdict", "cell", "base median", "cand median", f"change ({comp.settings.estimator})",
-            f"{_level(comp)} interval", "p"]  # fmt: skip
+    header = ["verdict", "cell", "base median", "cand median", f"change ({comp.settings.estimator})",
+              f"{_level(comp)} interval", "p"]  # fmt: skip
+    return header + (["vs the runs' shift"] if comp.shift is not None else [])
 
 
 def _det_cells(row: dict) -> list[str]:
@@ -155,7 +160,10 @@ def to_table(comp: Comparison, title: str = "kanbench compare") -> str:
     impls = _implementation_rows(comp)
     if impls:
         lines += [table.render(IMPL_HEADER, [[t(c) for c in row] for row in impls]), ""]
-    rows = [[t(c) for c in _latency_cells(r, comp.unconfirmed)] for r in comp.latency.to_dict("records")]
+    rows = [
+        [t(c) for c in _latency_cells(r, comp.unconfirmed, comp.shift is not None)]
+        for r in comp.latency.to_dict("records")
+    ]
     lines.append(table.render(_latency_header(comp), rows))
     det = _moved_deterministic(comp)
     if len(det):
@@ -208,7 +216,10 @@ def to_markdown(comp: Comparison, title: str = "kanbench compare") -> str:
     if len(moved):
         lines += _md_table(
             _latency_header(comp),
-            [_latency_cells(r, comp.unconfirmed) for r in moved.head(MAX_MD_ROWS).to_dict("records")],
+            [
+                _latency_cells(r, comp.unconfirmed, comp.shift is not None)
+                for r in moved.head(MAX_MD_ROWS).to_dict("records")
+            ],
         )
         lines.append("")
     det = _moved_deterministic(comp)
@@ -222,7 +233,10 @@ def to_markdown(comp: Comparison, title: str = "kanbench compare") -> str:
             lines.append(f"- {escape.markdown(row['label'])}: {escape.markdown(row.get('reason'))}")
         lines.append("")
     lines += [f"<details><summary>All {len(comp.latency)} cells</summary>", ""]
-    rows = [_latency_cells(r, comp.unconfirmed) for r in comp.latency.head(MAX_MD_ROWS).to_dict("records")]
+    rows = [
+        _latency_cells(r, comp.unconfirmed, comp.shift is not None)
+        for r in comp.latency.head(MAX_MD_ROWS).to_dict("records")
+    ]
     lines += _md_table(_latency_header(comp), rows)
     if len(comp.latency) > MAX_MD_ROWS:
         lines.append(f"\n... {len(comp.latency) - MAX_MD_ROWS} more cells in the JSON output")

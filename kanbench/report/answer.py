@@ -156,13 +156,18 @@ def trust(found: Answer, environments: list[dict | None]) -> str:
             "10% of the median.")  # fmt: skip
     if found.margin:
         text += (
-            f" Its worker processes disagreed about a single timing by up to {found.margin:.0%} (the 90th "
-            "percentile of slowest over fastest process median): a gap counts as resolved only beyond that."
+            f" In 9 of 10 timings its worker processes disagreed by {found.margin:.0%} or less (the 90th percentile "
+            "of slowest over fastest process median): a gap counts as resolved only beyond that."
         )
     if found.noise:
         text += f" Measured machine noise: {'; '.join(n.line() for n in found.noise)}."
     else:
         text += " The machine's own noise was not measured (runs from before the reference workload)."
+    if found.timings and not found.margin:
+        text += (
+            " Each timing came from one worker process, so the run cannot show how much one timing moves "
+            "between processes: its resolved gaps rest on the IQRs alone (measure with [timing].processes >= 2)."
+        )
     why = []
     if found.timings and found.noisy > found.timings / 4:
         why.append("more than a quarter of its timings are noisy")

@@ -69,7 +69,10 @@ def comparison_figure(comp: Comparison) -> Figure:
         )  # fmt: skip
     fig.add_hline(y=1.0, line=dict(color="#555", width=1))
     threshold = comp.settings.threshold
-    for bound in (1 + threshold, 1 / (1 + threshold)):
+    centre = comp.shift.shift if comp.shift is not None else 1.0  # verdicts judge the change less the runs' shift
+    if comp.shift is not None:
+        fig.add_hline(y=centre, line=dict(color="#1f77b4", width=1))
+    for bound in (centre * (1 + threshold), centre / (1 + threshold)):
         fig.add_hline(y=bound, line=dict(color="#aaa", dash="dot", width=1))
     if len(f) <= MAX_LABELLED:  # every cell named under its point
         tickvals, ticktext, bottom = list(f.index), [esc(label) for label in f["label"]], 40 + 6 * LABEL_CHARS
@@ -87,9 +90,11 @@ def comparison_figure(comp: Comparison) -> Figure:
     )  # fmt: skip
     ticks.apply(fig, "plain")
     caption = (
-        f"Ratio of the {comp.settings.estimator} time per call, candidate over baseline; dotted: ±{threshold:.0%}. "
-        f"Bars: the gate's {1 - comp.settings.alpha:.0%} bootstrap interval."
-    )
+        f"Ratio of the {comp.settings.estimator} time per call, candidate over baseline; dotted: ±{threshold:.0%}"
+        + (f" around the runs' shift (blue, x{centre:.3f}: the median implementation's change), which the verdicts "
+           "judge against" if comp.shift is not None else "")
+        + f". Bars: the gate's {1 - comp.settings.alpha:.0%} bootstrap interval."
+    )  # fmt: skip
     if comp.shared:
         caption += f" Every cell: {comp.shared}."
     return Figure("comparison", title, fig, caption)

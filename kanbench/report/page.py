@@ -330,8 +330,9 @@ def answer_section(page: Page) -> str:
            _table(["rank", *map(e, phases)], rows)]  # fmt: skip
     out.append('<p class="caption">Fastest first, per phase: median time per call and its ratio to mlp-iso (an MLP '
                "with the B-spline KAN's parameter count). &lt;: faster than the next one, the two interquartile "
-               "ranges apart (resolved); ≈: the ranges overlap, so this data cannot order the two. Configuration "
-               f"chosen by rule: {e(RULE)}; every other configuration is in the tables below.</p>")  # fmt: skip
+               "ranges apart and the gap wider than the run's process spread (resolved); ≈: not, so this data "
+               f"cannot order the two. Configuration chosen by rule: {e(RULE)}; every other configuration is in the "
+               "tables below.</p>")  # fmt: skip
     out.extend(figure_html(f) for f in page.figures.get("answer", []))  # cost against accuracy, with accuracy runs
     return "".join(out)
 
@@ -500,10 +501,13 @@ def comparison_headline(comp: Comparison | None) -> str:
         return ""
     counts = comp.latency["verdict"].value_counts()
     parts = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in ("regression", "improvement", "not significant"))
-    cls = "notice" if counts.get("regression", 0) else "muted"
+    cls = "notice" if comp.failed else "muted"
+    slow = comp.implementation_regressions()
+    slower = f"; slower implementation(s): {', '.join(slow['implementation'])}" if len(slow) else ""
     return (
-        f'<p class="{cls}">Comparison of {e(comp.cand_label)} with {e(comp.base_label)} over {len(comp.latency)} '
-        f"common cells: {e(parts)}, {int(counts.get('no change', 0))} no change "
+        f'<p class="{cls}">Comparison of {e(comp.cand_label)} with {e(comp.base_label)}'
+        f"{' (the gate fails)' if comp.failed else ''} over {len(comp.latency)} common cells: {e(parts)}, "
+        f"{int(counts.get('no change', 0))} no change{e(slower)} "
         '(<a href="#comparison">details</a>).</p>'
     )
 
