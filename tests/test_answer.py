@@ -54,6 +54,8 @@ def test_the_answer_says_when_the_data_cannot_rank():
     assert text.startswith("1 of 2 gaps resolved; 2 of 3 timings here have an IQR above 10% of the median.")
     assert "cannot rank closely spaced implementations: more than a quarter of its timings are noisy" in text
     assert "busy" not in text and "noise was not measured" in text
+    own = {"cpu_count": 2, "worker_torch_threads": 1, "run": {"load_avg_start": [1.3, 1.0, 1.0]}}
+    assert "busy" not in answer.trust(found, [own])  # 1.3 on 2 cores: mostly the run's own worker
     busy = {"cpu_count": 2, "run": {"load_avg_start": [2.5, 2.0, 1.0], "load_avg_end": [0.5, 1.0, 1.0]}}
     assert "The machine was busy beside the run (1-minute load 2.5 on 2 cores at the start)." in answer.trust(
         found, [busy]

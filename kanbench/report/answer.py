@@ -147,11 +147,13 @@ def trust(found: Answer, environments: list[dict | None]) -> str:
     for env in environments:
         run = (env or {}).get("run") or {}
         cores = (env or {}).get("cpu_affinity") or (env or {}).get("cpu_count")
+        own = (env or {}).get("worker_torch_threads") or 1  # the load the run's own measuring worker adds
         for when in ("start", "end"):
             load = run.get(f"load_avg_{when}")
             if load and cores:
-                loads.append((load[0], cores, when))
-    busy = [f"{load:.1f} on {cores} cores at the {when}" for load, cores, when in loads if load > 0.5 * cores]
+                loads.append((load[0], cores, when, own))
+    busy = [f"{load:.1f} on {cores} cores at the {when}" for load, cores, when, own in loads
+            if load - own > 0.5 * cores]  # fmt: skip
     text = (f"{resolved} of {gaps} gaps resolved; {found.noisy} of {found.timings} timings here have an IQR above "
             "10% of the median.")  # fmt: skip
     if found.margin:
