@@ -113,3 +113,13 @@ def test_constants_follow_loads_and_moves():
     bad["layers.0.knots"] = bad["layers.0.knots"] ** 3
     with pytest.raises(ValueError, match="uniformly spaced knots"):
         implementations.get("bspline-fast").build([3, 2], 5, 3).load_state_dict(bad)
+
+
+def test_a_move_over_knots_that_are_not_numbers_leaves_them_for_the_load():
+    """to_empty leaves whatever the memory held: NaN there must not make the move fail, only a strict load."""
+    layer = implementations.get("bspline-fast").build([3, 2], 5, 3).layers[0]
+    with torch.no_grad():
+        layer.knots.fill_(float("nan"))
+    layer.double()  # the move re-derives constants, non-strictly: garbage is skipped, not an error
+    with pytest.raises(ValueError, match="uniformly spaced knots"):
+        layer._read_knots()  # what a load does
