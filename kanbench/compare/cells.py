@@ -40,7 +40,6 @@ def load_side(path: str | Path):
     frames = [results.load(run) for run in runs]
     frame = pd.concat(frames, ignore_index=True)
     frame.attrs["environment"] = frames[0].attrs.get("environment", {})
-    frame.attrs["reference"] = [e for f in frames for e in f.attrs.get("reference", [])]
     frame.attrs["run_dir"] = str(path)
     return frame
 

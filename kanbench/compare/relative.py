@@ -23,9 +23,10 @@ interleaved, the instruction clock counts instead of timing. No torch here.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
-from kanbench.suite import impl_label
+from .cells import label_parts
 
 MIN_IMPLS = 3  # a median of fewer implementations would be one of the compared ones (or their average)
 MIN_CELLS = 8  # a spread from fewer cells says little
@@ -46,14 +47,7 @@ class RunShift:
 
 def implementation(row: dict) -> str:
     """The implementation a latency row belongs to, as its label names it ("bspline+compile")."""
-    options = row.get("options") if isinstance(row.get("options"), dict) else {}
-    return impl_label(str(row["impl"]), options)
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    n = len(ordered)
-    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    return label_parts(row)["impl"]
 
 
 def run_shift(latency) -> RunShift | None:
@@ -64,9 +58,10 @@ def run_shift(latency) -> RunShift | None:
         logs.setdefault(implementation(r), []).append(math.log(r["ratio"]))
     if len(logs) < MIN_IMPLS or len(rows) < MIN_CELLS:
         return None
-    shift = _median([sum(v) / len(v) for v in logs.values()])
+    shift = statistics.median([sum(v) / len(v) for v in logs.values()])
     residuals = [x - shift for v in logs.values() for x in v]
-    spread = max(1.4826 * _median([abs(x - _median(residuals)) for x in residuals]), MIN_SPREAD)
+    centre = statistics.median(residuals)
+    spread = max(1.4826 * statistics.median([abs(x - centre) for x in residuals]), MIN_SPREAD)
     return RunShift(math.exp(shift), spread, len(logs), len(rows))
 
 
