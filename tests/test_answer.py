@@ -89,11 +89,14 @@ def test_a_resolved_gap_that_another_run_orders_the_other_way_is_reported():
 
 
 def test_a_gap_within_the_runs_process_spread_is_not_resolved():
-    # each timing's two processes disagreed by 30%: a 20% gap with IQRs apart is still within that
+    # each timing's two processes disagreed by 30%: a gap counts only beyond both sides moving by that, 1.3^2 = 1.69
     rows = pd.DataFrame([row("bspline-fast", 1.0, processes=[0.9, 1.17]), row("fastkan", 1.2, processes=[1.1, 1.43]),
-                         row("mlp", 2.0, processes=[1.8, 2.34])])  # fmt: skip
+                         row("rswaf", 1.9, processes=[1.7, 2.21]), row("mlp", 3.3, processes=[3.0, 3.9])])  # fmt: skip
     found = answer.build(rows)
-    assert found.margin == pytest.approx(0.3)
-    assert [r.resolved for r in found.ranks["forward"]] == [False, True, None]  # 1.2x within 30%; 1.67x beyond
+    assert found.margin == pytest.approx(0.3) and answer.threshold(found.margin) == pytest.approx(1.69)
+    # 1.2x within 30%; 1.58x beyond one spread but within two; 1.74x beyond both
+    assert [r.resolved for r in found.ranks["forward"]] == [False, False, True, None]
     assert found.verdict == ["forward: indistinguishable (ratio 0.83)"]
-    assert "In 9 of 10 timings its worker processes disagreed by 30% or less" in answer.trust(found, [{}])
+    text = answer.trust(found, [{}])
+    assert "In 9 of 10 timings its worker processes disagreed by 30% or less" in text
+    assert "a ratio beyond 1.69" in text

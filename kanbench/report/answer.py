@@ -1,12 +1,13 @@
 """The report's answer: for one configuration, implementations ranked per phase, and whether each gap is resolved.
 
 A gap is resolved when the two implementations' interquartile ranges (over every value of every process) do not
-overlap and the faster is faster by more than the run's worker processes disagreed about a single timing (the
-process spread: the 90th percentile, over the configuration's timings, of slowest over fastest process median).
-The IQRs alone were not enough: two `tox -e bench` runs minutes apart ordered 16 of 295 IQR-apart pairs the other
-way, because this machine slows single cells 1.5-2x for seconds at a time, which one run's values cannot show but
-its processes' disagreement can; with the spread as a margin, none of about 220 (docs/methodology.md). Otherwise
-the pair is indistinguishable on this data. The configuration is the one a reader most likely wants (PREFERRED),
+overlap and the gap survives both implementations moving against each other by as much as the run's worker
+processes disagreed about a single timing (the process spread m: the 90th percentile, over the configuration's
+timings, of slowest over fastest process median, minus 1): slower / faster > (1 + m)^2. The IQRs alone were not
+enough: two `tox -e bench` runs minutes apart ordered 16 of 295 IQR-apart pairs the other way, because this
+machine slows single cells 1.5-2x for seconds at a time, which one run's values cannot show but its processes'
+disagreement can; a margin of one spread (1 + m) still let 0.9% of them flip, since both sides of a gap move
+(docs/methodology.md). Otherwise the pair is indistinguishable on this data. The configuration is the one a reader most likely wants (PREFERRED),
 else the most completely measured. Beside it, how far the run can be trusted: its noisy timings, the machine's
 load, and its own noise measured by the reference workload (kanbench.reference).
 """
@@ -53,7 +54,7 @@ class Answer:
     noisy: int = 0  # timings in the configuration with an IQR above 10% of the median
     timings: int = 0
     noise: tuple[Noise, ...] = ()  # the reference workload's noise on the configuration's device, per run
-    margin: float = 0.0  # the process spread: a resolved gap's faster side is faster by more than this fraction
+    margin: float = 0.0  # the process spread m: a resolved gap's ratio exceeds threshold(m) = (1 + m)^2
 
 
 def _in(rows: pd.DataFrame, config: dict) -> pd.DataFrame:
@@ -72,9 +73,14 @@ def choose(rows: pd.DataFrame) -> dict | None:
     return dict(zip(CONFIG_COLUMNS, counts.idxmax()))
 
 
+def threshold(margin: float) -> float:
+    """The ratio a resolved gap must exceed: both sides moved against each other by the process spread."""
+    return (1 + margin) ** 2
+
+
 def apart(fast: Rank, slow: Rank, margin: float) -> bool:
-    """Whether fast is resolved as faster than slow: IQRs apart, and faster by more than the margin."""
-    return fast.high < slow.low and slow.median > fast.median * (1 + margin)
+    """Whether fast is resolved as faster than slow: IQRs apart, and slow / fast beyond threshold(margin)."""
+    return fast.high < slow.low and slow.median > fast.median * threshold(margin)
 
 
 def process_spread(rows: pd.DataFrame) -> float:
@@ -159,7 +165,8 @@ def trust(found: Answer, environments: list[dict | None]) -> str:
     if found.margin:
         text += (
             f" In 9 of 10 timings its worker processes disagreed by {found.margin:.0%} or less (the 90th percentile "
-            "of slowest over fastest process median): a gap counts as resolved only beyond that."
+            "of slowest over fastest process median): a gap counts as resolved only if it survives both sides "
+            f"moving against each other by that much, a ratio beyond {threshold(found.margin):.2f}."
         )
     if found.noise:
         text += f" Measured machine noise: {'; '.join(n.line() for n in found.noise)}."
