@@ -7,9 +7,10 @@ timings, of slowest over fastest process median, minus 1): slower / faster > (1 
 enough: two `tox -e bench` runs minutes apart ordered 16 of 295 IQR-apart pairs the other way, because this
 machine slows single cells 1.5-2x for seconds at a time, which one run's values cannot show but its processes'
 disagreement can; a margin of one spread (1 + m) still let 0.9% of them flip, since both sides of a gap move
-(docs/methodology.md). Otherwise the pair is indistinguishable on this data. The configuration is the one a reader most likely wants (PREFERRED),
-else the most completely measured. Beside it, how far the run can be trusted: its noisy timings, the machine's
-load, and its own noise measured by the reference workload (kanbench.reference).
+(docs/methodology.md). Otherwise the pair is indistinguishable on this data. The configuration is the one a
+reader most likely wants (PREFERRED), else the most completely measured. Beside it, how far the run can be
+trusted: its noisy timings, the machine's load, and its own noise measured by the reference workload
+(kanbench.reference).
 """
 
 from __future__ import annotations
