@@ -100,17 +100,18 @@ class Powers:
     """z^0 .. z^top of an input z (R, C): stacked once (rows, for small inputs, where every call costs more than its
     arithmetic) or evaluated on demand by Horner's rule and running products (rows None: no extra memory)."""
 
-    def __init__(self, z: torch.Tensor, rows: torch.Tensor | None) -> None:
-        self.z, self.rows = z, rows
+    def __init__(self, z: torch.Tensor | None, rows: torch.Tensor | None) -> None:
+        self.z, self.rows = z, rows  # z is read only without rows
 
     @staticmethod
     def stack(z: torch.Tensor, top: int) -> torch.Tensor:
-        """(top + 1, R, C): z^0 .. z^top, each power the previous one times z."""
-        return running_products(torch.ones((), dtype=z.dtype, device=z.device), z, top + 1)
+        """(top + 1, R, C): z^0 .. z^top, each power the previous one times z (one cumprod: few calls)."""
+        return torch.cat((z.new_ones((1, *z.shape)), z.expand(top, *z.shape).cumprod(0)))
 
     def poly(self, coefs: torch.Tensor, first: int = 0) -> torch.Tensor:
         """sum_k coefs[k] z^(first + k) in a new tensor, for coefs (K, C or 1) and first 0 or 1."""
         if self.rows is None:
+            assert self.z is not None
             p = horner(self.z, coefs)
             return p.mul_(self.z) if first else p
         return (self.rows[first : first + coefs.shape[0]] * coefs.unsqueeze(1)).sum(0)
@@ -118,6 +119,7 @@ class Powers:
     def sums(self, weight: torch.Tensor, first: int, count: int, per_channel: bool) -> torch.Tensor:
         """power_sums(weight, z, first, count, per_channel)."""
         if self.rows is None:
+            assert self.z is not None
             return power_sums(weight, self.z, first, count, per_channel)
         terms = self.rows[first : first + count] * weight
         return terms.sum(1) if per_channel else terms.sum((1, 2)).unsqueeze(-1)
@@ -141,6 +143,11 @@ def per_group(grad: torch.Tensor, like: torch.Tensor, group_of: torch.Tensor | N
     return torch.zeros_like(like).index_add_(1, group_of, grad)
 
 
+def powers_of_abs(x: torch.Tensor, X: Powers, top: int) -> Powers:
+    """|x|^0 .. |x|^top: from x's stacked rows where it has them (|x^j| = |x|^j exactly), else on demand."""
+    return Powers(None, X.rows[: top + 1].abs()) if X.rows is not None else Powers(x.abs(), None)
+
+
 class Rational(torch.autograd.Function):
     """P(x) / Q(x) for x (R, C): saves x, the coefficients, Q and the output (and, for a small x, its stacked powers)
     and computes the gradients from the formulas, where autograd would keep every Horner step."""
@@ -157,8 +164,7 @@ class Rational(torch.autograd.Function):
             ctx.save_for_backward(x, a, b, None, None, X.rows, None)
             return p
         terms = denominator == "terms"
-        z, c = (x.abs(), bc.abs()) if terms else (x, bc)
-        Z = Powers(z, Powers.stack(z, n) if small and terms else X.rows)
+        c, Z = (bc.abs(), powers_of_abs(x, X, n)) if terms else (bc, X)
         t = Z.poly(c, first=1)  # T(z) = sum_j c_j z^j, j = 1..n: >= 0 in the terms form
         q = (t if terms else t.abs_()).add_(1)
         out = p.div_(q)
@@ -179,8 +185,7 @@ class Rational(torch.autograd.Function):
             return grad_x, grad_a, None, None, None
         terms = ctx.denominator == "terms"
         bc = per_channel(b, group_of)
-        z, c = (x.abs(), bc.abs()) if terms else (x, bc)
-        Z = Powers(z, z_rows) if terms else X
+        c, Z = (bc.abs(), Powers(None if z_rows is not None else x.abs(), z_rows)) if terms else (bc, X)
         w = u.mul_(out)  # -dL/dQ = g P / Q^2 (u is not needed any more)
         if not terms:  # Q = 1 + |T(x)|: dQ/dx = sign(T) T'(x); dQ/db_j = sign(T) x^j
             w.mul_(Z.poly(c, first=1).sign_())
