@@ -29,7 +29,7 @@ PREFERRED = {"widths_label": "784x64x10", "batch_size": 64, "grid_size": 5, "dty
 RULE = ("the MNIST-shaped network 784 -> 64 -> 10 at batch 64, G = 5, float32, on the GPU where one was measured; "
         "without it, the configuration with the most implementations measured")  # fmt: skip
 VERDICT_PAIR = ("bspline-fast", "fastkan")
-SPREAD_QUANTILE = 0.9  # of the configuration's per-timing process spreads: the margin a resolved gap must exceed
+SPREAD_QUANTILE = 0.9  # of the configuration's per-timing process spreads: the m of threshold(m)
 
 
 @dataclass(frozen=True)
