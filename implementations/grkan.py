@@ -185,7 +185,7 @@ class Rational(torch.autograd.Function):
             return grad_x, grad_a, None, None, None
         terms = ctx.denominator == "terms"
         bc = per_channel(b, group_of)
-        c, Z = (bc.abs(), Powers(None if z_rows is not None else x.abs(), z_rows)) if terms else (bc, X)
+        c, Z = (bc.abs(), Powers(x.abs() if z_rows is None else None, z_rows)) if terms else (bc, X)
         w = u.mul_(out)  # -dL/dQ = g P / Q^2 (u is not needed any more)
         if not terms:  # Q = 1 + |T(x)|: dQ/dx = sign(T) T'(x); dQ/db_j = sign(T) x^j
             w.mul_(Z.poly(c, first=1).sign_())

@@ -330,10 +330,9 @@ def answer_section(page: Page) -> str:
            _table(["rank", *map(e, phases)], rows)]  # fmt: skip
     out.append('<p class="caption">Fastest first, per phase: median time per call and its ratio to mlp-iso (an MLP '
                "with the B-spline KAN's parameter count). &lt;: faster than the next one, the two interquartile "
-               "ranges apart and the gap wider than both sides moving by the run's process spread (resolved); ≈: not, "
-               "so this data "
-               f"cannot order the two. Configuration chosen by rule: {e(RULE)}; every other configuration is in the "
-               "tables below.</p>")  # fmt: skip
+               "ranges apart and the gap wider than both sides moving by the run's process spread (resolved); ≈: "
+               f"not, so this data cannot order the two. Configuration chosen by rule: {e(RULE)}; every other "
+               "configuration is in the tables below.</p>")  # fmt: skip
     out.extend(figure_html(f) for f in page.figures.get("answer", []))  # cost against accuracy, with accuracy runs
     return "".join(out)
 
