@@ -44,11 +44,11 @@ class Progress:
         return max(self.estimate_left, 0.0) * self.pace()
 
     def pace(self) -> float:
-        """Real seconds per estimated second: the finished groups' pace (a group's cells finish together, so a
-        part of a group says nothing), leaving out the first group once another has finished (it carries each
-        worker's one-time costs: 1.35x its estimate on quick.toml here, against 0.83-1.05x for later groups),
-        shrunk towards 1 by PRIOR_SHARE of the whole estimate, so one slow early group cannot swing the ETA (on
-        default.toml here the second group alone said +32%)."""
+        """Real seconds per estimated second: the finished groups' pace (a part of a group says nothing: a speed
+        group's cells finish together, in its last process), leaving out the first group once another has
+        finished (it carries each worker's one-time costs: 1.35x its estimate on quick.toml here, against
+        0.83-1.05x for later groups), shrunk towards 1 by PRIOR_SHARE of the whole estimate, so one slow early
+        group cannot swing the ETA (on default.toml here the second group alone said +32%)."""
         marks = [(0.0, 0.0), *self.settles]
         first, last = (marks[1], marks[-1]) if len(marks) > 2 else (marks[0], marks[-1])
         real, done = last[0] - first[0], last[1] - first[1]
@@ -78,7 +78,7 @@ class Progress:
 
     def advance(self, label: str, estimate_s: float, settles: bool = False) -> None:
         """Count one cell as done and estimate_s as spent; settles: the work up to here has finished whole (the
-        first cell of a finished group, given the whole group's estimate), so the pace up to now is known."""
+        last cell of a finished group), so the pace up to now is known."""
         self.done += 1
         self.estimate_done += estimate_s
         self.estimate_left -= estimate_s

@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -364,7 +365,7 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
             describe_gpu(runnable, environment, kind.threads)
             groups = groups_of(runnable)
             group_of = {id(c): group for group in groups for c in group}
-            seen: set[int] = set()
+            unfinished = {id(group): len(group) for group in groups}
             impls: set[str] = set()
             for cell, replies in executor.run(groups):
                 if isinstance(replies, Skipped):  # placed where it cannot run (a node without the GPU it declared)
@@ -373,14 +374,12 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
                     records = write(kind.records(cell, replies, run_id), executor.node_of(cell))
                 outcome = escape.terminal(kind.outcome(cell, records))
                 group = group_of[id(cell)]
-                first = id(group) not in seen  # a group's cells come when the whole group has finished
-                spent = 0.0
-                if first:
-                    seen.add(id(group))
-                    new = {c.impl for c in group} - impls
-                    impls |= new
-                    spent = (sum(kind.estimate(c) for c in group) + sum(map(kind.one_time_s, new))) / lanes
-                bar.advance(f"{cell.label()}{outcome}", spent, settles=first)
+                unfinished[id(group)] -= 1
+                new = {cell.impl} - impls
+                impls |= new
+                spent = (kind.estimate(cell) + sum(map(kind.one_time_s, new))) / lanes
+                # the pace is known where a group has finished whole (its cells may come one by one)
+                bar.advance(f"{cell.label()}{outcome}", spent, settles=unfinished[id(group)] == 0)
     finally:
         executor.close()
         environment["worker_torch_threads"] = executor.torch_threads or kind.threads or environment["torch_threads"]
@@ -465,15 +464,25 @@ class LocalExecutor:
         self.bar.begin()
         return pool
 
-    def _group(self, pool, group: list[Any], index: int) -> list[tuple[Any, list[dict]]]:
+    def _group(self, pool, group: list[Any], index: int) -> Iterator[tuple[Any, list[dict]]]:
+        """(cell, replies) for the group's cells in order, each as soon as its last request is answered: a run
+        interrupted mid-group (an accuracy group trains every implementation of a seed) keeps its finished cells."""
+        requests = self.kind.requests(group, index)
         replies: dict[int, list[dict]] = {id(c): [] for c in group}
-        for request in self.kind.requests(group, index):
+        left = Counter(id(request.cell) for request in requests)
+        waiting = deque(group)
+        for request in requests:
             self.bar.current(request.label)
             replies[id(request.cell)].append(pool.measure(request.slot, request.payload, request.timeout_s))
-        return [(cell, replies[id(cell)]) for cell in group]
+            left[id(request.cell)] -= 1
+            while waiting and left[id(waiting[0])] == 0:
+                cell = waiting.popleft()
+                yield cell, replies[id(cell)]
+        for cell in waiting:  # cells without requests
+            yield cell, replies[id(cell)]
 
     def run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[dict]]]:
-        """(cell, replies of every worker that measured it), group by group as they finish."""
+        """(cell, replies of every worker that measured it), each cell as soon as it is measured."""
         if self.kind.lanes <= 1:
             pool = self._pool()
             for index, group in enumerate(groups):
@@ -481,9 +490,10 @@ class LocalExecutor:
             return
         import queue
         import threading
-        from concurrent.futures import ThreadPoolExecutor, as_completed
+        from concurrent.futures import ThreadPoolExecutor
 
         free: queue.Queue = queue.Queue()
+        measured: queue.Queue = queue.Queue()  # (cell, replies) from every lane, in the order they finish
         lock = threading.Lock()
         # a group on a shared device (a GPU) waits for one of that device's slots: lanes never contend on it
         slots: dict[str, threading.Semaphore] = {}
@@ -492,7 +502,7 @@ class LocalExecutor:
             if shared:
                 slots.setdefault(shared[0], threading.Semaphore(shared[1]))
 
-        def one(index: int, group: list[Any]) -> list[tuple[Any, list[dict]]]:
+        def one(index: int, group: list[Any]) -> None:
             shared = self.kind.shared_device(group)
             with slots[shared[0]] if shared else nullcontext():
                 try:
@@ -501,14 +511,24 @@ class LocalExecutor:
                     with lock:
                         pool = self._pool()
                 try:
-                    return self._group(pool, group, index)
+                    for item in self._group(pool, group, index):
+                        measured.put(item)
                 finally:
                     free.put(pool)
 
         with ThreadPoolExecutor(max_workers=self.kind.lanes) as threads:
             futures = [threads.submit(one, i, g) for i, g in enumerate(groups)]
-            for future in as_completed(futures):
-                yield from future.result()
+            while True:
+                try:
+                    yield measured.get(timeout=0.05)
+                    continue
+                except queue.Empty:
+                    pass
+                for future in futures:
+                    if future.done() and future.exception() is not None:
+                        raise future.exception()  # type: ignore[misc]
+                if all(future.done() for future in futures) and measured.empty():
+                    return
 
     def close(self) -> None:
         """Stop every worker process this executor started (again: nothing)."""

@@ -93,3 +93,42 @@ def test_lanes_share_a_gpu_one_group_at_a_time():
     out = list(Executor(Kind(), bar).run(groups))
     assert len(out) == 6
     assert most["cuda"] == 1 and most["cpu"] >= 2  # the GPU's groups in turn, the CPU's side by side
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_a_groups_cells_are_handed_on_as_each_is_measured(lanes):
+    """The session writes a cell's records when the executor hands it on: a run stopped mid-group keeps the cells
+    measured so far (an accuracy group trains every implementation of a seed: tens of minutes)."""
+    import io
+
+    from kanbench import progress, session
+
+    measured: list[str] = []
+    seen_before: dict[str, list[str]] = {}
+
+    class FakePool:
+        def measure(self, slot, payload, timeout):
+            if payload == "killed":
+                raise KeyboardInterrupt
+            measured.append(payload)
+            return {"status": "ok"}
+
+    class Kind(session.BaseKind):
+        def requests(self, group, index):
+            return [session.Request(0, c, c, 10.0, c) for c in group]
+
+    Kind.lanes = lanes
+
+    class Executor(session.LocalExecutor):
+        def _pool(self):
+            return FakePool()
+
+    bar = progress.Progress(3, 1.0, quiet=True, stream=io.StringIO())
+    handed: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        for cell, _replies in Executor(Kind(), bar).run([["a", "b", "killed"]]):
+            seen_before[cell] = list(measured)
+            handed.append(cell)
+    assert handed == ["a", "b"]  # before the group's third run was interrupted
+    if lanes == 1:  # one lane: each as soon as its own request was answered (lanes run on while the session writes)
+        assert seen_before == {"a": ["a"], "b": ["a", "b"]}
