@@ -392,6 +392,7 @@ class AccuracyKind(BaseKind):
 
     name = "accuracy"
     handler = "kanbench.training:handle"
+    cell_by_cell = True  # a group is every implementation of a seed (MNIST: tens of minutes): keep each run as it ends
 
     def __init__(self, suite: Suite, plan: Plan, cells: list[TrainCell], workers: int, smoke: bool, verbose: bool):
         self.suite, self.plan, self._cells, self.smoke, self.verbose = suite, plan, cells, smoke, verbose

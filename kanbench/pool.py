@@ -128,6 +128,7 @@ class WorkerPool:
         self.threads = threads
         self.target = target
         self.workers: list = [None] * size
+        self.closed = False
         self.torch_threads: int | None = None
         self.scratch: str | None = None
         self.executable: str | None = None
@@ -195,7 +196,8 @@ class WorkerPool:
             process.join(5)
             reason = f"worker process died ({_death(process.exitcode)})"
         self._kill(index)
-        self._start(index)
+        if not self.closed:  # close() ended it while a lane waited on it: the run is stopping
+            self._start(index)
         return {"status": "error", "reason": reason, "phases": {}}
 
     def _log_tail(self) -> str:
@@ -211,6 +213,7 @@ class WorkerPool:
 
     def close(self) -> None:
         """Ask every worker to stop, then make sure it has."""
+        self.closed = True
         for _, conn in filter(None, self.workers):
             try:
                 conn.send(None)

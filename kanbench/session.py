@@ -13,6 +13,7 @@ import errno
 import os
 import re
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -52,6 +53,9 @@ class Kind(Protocol):
     lanes: int  # groups measured at once, each by its own workers
     threads: int  # torch threads in every worker (0: torch's default)
     under: str | None  # what the workers run under: None, or "callgrind" (the instruction clock)
+    # hand each cell on once measured (accuracy: a group trains for tens of minutes), or a group's cells together
+    # once all are (speed: --resume re-measures a broken group whole, so its implementations stay side by side)
+    cell_by_cell: bool
 
     def cells(self) -> list[Any]: ...
     def attach(self, run_dir: Path) -> None: ...
@@ -77,6 +81,7 @@ class BaseKind:
     processes = 1
     lanes = 1
     under: str | None = None
+    cell_by_cell = False
 
     def attach(self, run_dir: Path) -> None:
         """Nothing depends on the run directory."""
@@ -423,6 +428,13 @@ def status_line(records: list[Record]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class LaneDone:
+    """A lane finished one group (error: what it raised, for the caller's thread)."""
+
+    error: BaseException | None
+
+
 class LocalExecutor:
     """Worker processes on this machine: `kind.lanes` groups at once, each lane with `kind.processes` workers."""
 
@@ -464,37 +476,41 @@ class LocalExecutor:
         self.bar.begin()
         return pool
 
-    def _group(self, pool, group: list[Any], index: int) -> Iterator[tuple[Any, list[dict]]]:
-        """(cell, replies) for the group's cells in order, each as soon as its last request is answered: a run
-        interrupted mid-group (an accuracy group trains every implementation of a seed) keeps its finished cells."""
+    def _group(
+        self, pool, group: list[Any], index: int, stop: threading.Event | None = None
+    ) -> Iterator[tuple[Any, list[dict]]]:
+        """(cell, replies) for the group's cells, in group order: with kind.cell_by_cell each as soon as it and the
+        cells before it are answered, else all once the group is. Nothing more is asked once stop is set."""
         requests = self.kind.requests(group, index)
         replies: dict[int, list[dict]] = {id(c): [] for c in group}
         left = Counter(id(request.cell) for request in requests)
         waiting = deque(group)
         for request in requests:
+            if stop is not None and stop.is_set():
+                return
             self.bar.current(request.label)
             replies[id(request.cell)].append(pool.measure(request.slot, request.payload, request.timeout_s))
             left[id(request.cell)] -= 1
-            while waiting and left[id(waiting[0])] == 0:
+            while self.kind.cell_by_cell and waiting and left[id(waiting[0])] == 0:
                 cell = waiting.popleft()
                 yield cell, replies[id(cell)]
-        for cell in waiting:  # cells without requests
+        for cell in waiting:
             yield cell, replies[id(cell)]
 
     def run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[dict]]]:
-        """(cell, replies of every worker that measured it), each cell as soon as it is measured."""
+        """(cell, replies of every worker that measured it), as _group hands them on, lanes in the order they
+        finish. Once the caller stops taking them (Ctrl-C, an error), no lane starts another group or request."""
         if self.kind.lanes <= 1:
             pool = self._pool()
             for index, group in enumerate(groups):
                 yield from self._group(pool, group, index)
             return
         import queue
-        import threading
         from concurrent.futures import ThreadPoolExecutor
 
         free: queue.Queue = queue.Queue()
-        measured: queue.Queue = queue.Queue()  # (cell, replies) from every lane, in the order they finish
-        lock = threading.Lock()
+        measured: queue.Queue = queue.Queue()  # (cell, replies) from every lane, then one LaneDone per group
+        lock, stop = threading.Lock(), threading.Event()
         # a group on a shared device (a GPU) waits for one of that device's slots: lanes never contend on it
         slots: dict[str, threading.Semaphore] = {}
         for group in groups:
@@ -503,32 +519,43 @@ class LocalExecutor:
                 slots.setdefault(shared[0], threading.Semaphore(shared[1]))
 
         def one(index: int, group: list[Any]) -> None:
-            shared = self.kind.shared_device(group)
-            with slots[shared[0]] if shared else nullcontext():
-                try:
-                    pool = free.get_nowait()
-                except queue.Empty:
-                    with lock:
-                        pool = self._pool()
-                try:
-                    for item in self._group(pool, group, index):
-                        measured.put(item)
-                finally:
-                    free.put(pool)
+            error: BaseException | None = None
+            try:
+                shared = self.kind.shared_device(group)
+                with slots[shared[0]] if shared else nullcontext():
+                    if stop.is_set():
+                        return
+                    try:
+                        pool = free.get_nowait()
+                    except queue.Empty:
+                        with lock:
+                            pool = self._pool()
+                    try:
+                        for item in self._group(pool, group, index, stop):
+                            measured.put(item)
+                    finally:
+                        free.put(pool)
+            except BaseException as exc:  # handed to the caller's thread, which raises it
+                error = exc
+            finally:
+                measured.put(LaneDone(error))
 
-        with ThreadPoolExecutor(max_workers=self.kind.lanes) as threads:
-            futures = [threads.submit(one, i, g) for i, g in enumerate(groups)]
-            while True:
-                try:
-                    yield measured.get(timeout=0.05)
+        threads = ThreadPoolExecutor(max_workers=self.kind.lanes)
+        try:
+            for i, g in enumerate(groups):
+                threads.submit(one, i, g)
+            finished = 0
+            while finished < len(groups):
+                item = measured.get()
+                if isinstance(item, LaneDone):
+                    finished += 1
+                    if item.error is not None:
+                        raise item.error
                     continue
-                except queue.Empty:
-                    pass
-                for future in futures:
-                    if future.done() and future.exception() is not None:
-                        raise future.exception()  # type: ignore[misc]
-                if all(future.done() for future in futures) and measured.empty():
-                    return
+                yield item
+        finally:
+            stop.set()  # lanes finish the request they are in (close() ends its worker) and start nothing more
+            threads.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Stop every worker process this executor started (again: nothing)."""

@@ -96,9 +96,11 @@ def test_lanes_share_a_gpu_one_group_at_a_time():
 
 
 @pytest.mark.parametrize("lanes", [1, 2])
-def test_a_groups_cells_are_handed_on_as_each_is_measured(lanes):
-    """The session writes a cell's records when the executor hands it on: a run stopped mid-group keeps the cells
-    measured so far (an accuracy group trains every implementation of a seed: tens of minutes)."""
+@pytest.mark.parametrize("cell_by_cell", [True, False])
+def test_a_groups_cells_are_handed_on_as_each_is_measured(lanes, cell_by_cell):
+    """With cell_by_cell (accuracy: a group trains every implementation of a seed, tens of minutes) the executor
+    hands each cell on as soon as it is measured, so a run stopped mid-group keeps its finished cells; without it
+    (speed) a group's cells come together, and a broken group is measured again whole, side by side."""
     import io
 
     from kanbench import progress, session
@@ -117,7 +119,7 @@ def test_a_groups_cells_are_handed_on_as_each_is_measured(lanes):
         def requests(self, group, index):
             return [session.Request(0, c, c, 10.0, c) for c in group]
 
-    Kind.lanes = lanes
+    Kind.lanes, Kind.cell_by_cell = lanes, cell_by_cell
 
     class Executor(session.LocalExecutor):
         def _pool(self):
@@ -129,6 +131,45 @@ def test_a_groups_cells_are_handed_on_as_each_is_measured(lanes):
         for cell, _replies in Executor(Kind(), bar).run([["a", "b", "killed"]]):
             seen_before[cell] = list(measured)
             handed.append(cell)
-    assert handed == ["a", "b"]  # before the group's third run was interrupted
-    if lanes == 1:  # one lane: each as soon as its own request was answered (lanes run on while the session writes)
+    assert handed == (["a", "b"] if cell_by_cell else [])  # before the group's third run was interrupted
+    if cell_by_cell and lanes == 1:  # one lane: each as soon as its request was answered (lanes run on meanwhile)
         assert seen_before == {"a": ["a"], "b": ["a", "b"]}
+
+
+def test_a_stopped_run_starts_no_more_groups():
+    """Ctrl-C in the session (or an error writing a record) while lanes measure: no lane asks for another cell
+    and the queued groups never start (they used to run to the end, their records unwritten)."""
+    import io
+    import threading
+    import time
+
+    from kanbench import progress, session
+
+    asked: list[str] = []
+    gate = threading.Event()  # every request but the first waits until the run has been stopped
+
+    class FakePool:
+        def measure(self, slot, payload, timeout):
+            asked.append(payload)
+            if payload != "g0c0":
+                gate.wait(10)
+            return {"status": "ok"}
+
+    class Kind(session.BaseKind):
+        lanes, cell_by_cell = 2, True
+
+        def requests(self, group, index):
+            return [session.Request(0, c, c, 10.0, c) for c in group]
+
+    class Executor(session.LocalExecutor):
+        def _pool(self):
+            return FakePool()
+
+    groups = [[f"g{g}c{c}" for c in range(5)] for g in range(20)]
+    bar = progress.Progress(100, 1.0, quiet=True, stream=io.StringIO())
+    with pytest.raises(KeyboardInterrupt):
+        for _cell, _replies in Executor(Kind(), bar).run(groups):
+            raise KeyboardInterrupt  # the session stops at the first cell handed on
+    gate.set()  # the lanes' requests in flight return now
+    time.sleep(0.2)  # and then they would ask for more, if they did not stop
+    assert set(asked) <= {"g0c0", "g0c1", "g1c0"}  # the first cell, and what each lane was in when it stopped
