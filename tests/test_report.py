@@ -387,3 +387,14 @@ def test_the_summary_caption_describes_only_what_the_tables_show(frame):
     speed_only = summary.summary_tables(frame[(frame.phase != "accuracy") & (frame.impl != "mlp-iso")])
     caption = page.summary_caption(speed_only)
     assert "Accuracy" not in caption and "accuracy" not in caption and "mlp-iso" not in caption
+
+
+def test_one_implementation_built_two_ways_is_two_rows_never_one_average():
+    """chebykan with and without [options.chebykan] hidden_layernorm (suites/mnist.toml beside mnist-layernorm.toml)
+    are different models: the report names the built variant and never averages their seeds together."""
+    recipe = {"recipe": {"lr": 1e-3}, "data": {"name": "mnist"}}
+    impls = ["chebykan", "chebykan", "grkan", "fastkan"]
+    options = [recipe, {"hidden_layernorm": True, **recipe}, {"compile": True}, None]
+    assert data.variant_names(impls, options) == ["chebykan", "chebykan[hidden_layernorm=True]", "grkan", "fastkan"]
+    assert data.variant_names(["chebykan"], [{"degree": 9}]) == ["chebykan"]  # one way only: its plain name
+    assert data.impl_rank("chebykan") < data.impl_rank("chebykan[hidden_layernorm=True]") < data.impl_rank("jacobikan")

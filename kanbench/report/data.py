@@ -99,10 +99,36 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     share = df["time_iqr"].astype(float) / df["time_median"].astype(float)
     df["iqr_share"] = share
     df["noisy"] = (df["status"] == "ok") & df["speed"] & (share > NOISY_IQR_SHARE)
-    options = df["options"] if "options" in df else [None] * len(df)
-    df["impl"] = [impl_label(i, o if isinstance(o, dict) else None) for i, o in zip(df["impl"], options)]
+    options = [o if isinstance(o, dict) else None for o in (df["options"] if "options" in df else [None] * len(df))]
+    names = variant_names(list(df["impl"]), options)
+    df["impl"] = [impl_label(n, o) for n, o in zip(names, options)]
     df["impl_rank"] = [impl_rank(i) for i in df["impl"]]
     return df
+
+
+# Options of a record that are not build options: cell modes (impl_label marks them) and an accuracy run's recipe
+NOT_BUILD_OPTIONS = ("compile", "precision", "cache", "cuda_graphs", "recipe", "data")
+
+
+def build_options(options: dict | None) -> dict:
+    """The build options a record's model was made with (what [options.IMPL] gave)."""
+    return {k: v for k, v in (options or {}).items() if k not in NOT_BUILD_OPTIONS}
+
+
+def variant_names(impls: list[str], options: list[dict | None]) -> list[str]:
+    """Each implementation's name, marked "impl[k=v, ...]" by its build options where these runs hold it with more
+    than one set of them: differently built models are never averaged or ranked as one."""
+    sets: dict[str, set[str]] = {}
+    keyed = [repr(sorted(build_options(o).items())) for o in options]
+    for impl, key in zip(impls, keyed):
+        sets.setdefault(impl, set()).add(key)
+    names = []
+    for impl, o in zip(impls, options):
+        built = build_options(o)
+        if len(sets[impl]) > 1 and built:
+            impl = impl + "[" + ", ".join(f"{k}={v}" for k, v in sorted(built.items())) + "]"
+        names.append(impl)
+    return names
 
 
 @functools.cache  # impl_rank asks once per row
@@ -118,8 +144,8 @@ def registered(impl: str) -> implementations.Info | None:
 
 def impl_rank(impl: str) -> tuple:
     """Sort key: the registered implementations in the registry's order, then the rest by name."""
-    entry = registered(impl)
-    return (entry.order, "") if entry is not None else (len(implementations.names()), impl)
+    entry = registered(impl.split("[", 1)[0])  # a variant sorts beside its implementation
+    return (entry.order, impl) if entry is not None else (len(implementations.names()), impl)
 
 
 def ordered_impls(values) -> list[str]:
