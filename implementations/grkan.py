@@ -83,11 +83,11 @@ def power_sums(weight: torch.Tensor, z: torch.Tensor, first: int, count: int, pe
     """(count, C or 1): the sums over rows of weight z^k for k = first .. first + count - 1, over every channel too
     unless per_channel. One running product, multiplied in place and summed after each power: one input's memory
     where a tensor of every product takes count, and 1.3-1.6x faster at 64 x 784 (the tensor leaves the cache)."""
+    total = (lambda t: t.sum(0)) if per_channel else (lambda t: t.sum().reshape(1))
     term = weight * z if first else weight.clone()
-    sums = [term.sum(0) if per_channel else term.sum().reshape(1)]
+    sums = [total(term)]
     for _ in range(count - 1):
-        term.mul_(z)
-        sums.append(term.sum(0) if per_channel else term.sum().reshape(1))
+        sums.append(total(term.mul_(z)))
     return torch.stack(sums)
 
 

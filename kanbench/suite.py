@@ -42,6 +42,9 @@ CACHES = ("hot", "cold")
 AXES_REQUIRED = ("widths", "grid_size", "batch_size")
 
 
+MODE_OPTIONS = ("compile", "precision", "cache", "cuda_graphs")  # a record's options that impl_label marks
+
+
 def impl_label(impl: str, options: dict | None) -> str:
     """The implementation's name marked by its cell's modes ("+compile", "+amp", "+cold", "+graphs"), so a cell
     never merges with the eager, pure-precision, hot-cache, ungraphed one."""

@@ -15,7 +15,7 @@ import implementations
 from kanbench import results
 from kanbench.errors import UsageError
 from kanbench.record import quantile
-from kanbench.suite import impl_label
+from kanbench.suite import MODE_OPTIONS, impl_label
 
 NON_SPEED_PHASES = ("accuracy", "profile")
 REFERENCES = ("mlp", "mlp-iso")
@@ -107,7 +107,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # Options of a record that are not build options: cell modes (impl_label marks them) and an accuracy run's recipe
-NOT_BUILD_OPTIONS = ("compile", "precision", "cache", "cuda_graphs", "recipe", "data")
+NOT_BUILD_OPTIONS = (*MODE_OPTIONS, "recipe", "data")
 
 
 def build_options(options: dict | None) -> dict:
@@ -118,17 +118,12 @@ def build_options(options: dict | None) -> dict:
 def variant_names(impls: list[str], options: list[dict | None]) -> list[str]:
     """Each implementation's name, marked "impl[k=v, ...]" by its build options where these runs hold it with more
     than one set of them: differently built models are never averaged or ranked as one."""
-    sets: dict[str, set[str]] = {}
-    keyed = [repr(sorted(build_options(o).items())) for o in options]
-    for impl, key in zip(impls, keyed):
-        sets.setdefault(impl, set()).add(key)
-    names = []
-    for impl, o in zip(impls, options):
-        built = build_options(o)
-        if len(sets[impl]) > 1 and built:
-            impl = impl + "[" + ", ".join(f"{k}={v}" for k, v in sorted(built.items())) + "]"
-        names.append(impl)
-    return names
+    built = [sorted(build_options(o).items()) for o in options]
+    ways: dict[str, set[str]] = {}
+    for impl, b in zip(impls, built):
+        ways.setdefault(impl, set()).add(repr(b))
+    return [impl + "[" + ", ".join(f"{k}={v}" for k, v in b) + "]" if b and len(ways[impl]) > 1 else impl
+            for impl, b in zip(impls, built)]  # fmt: skip
 
 
 @functools.cache  # impl_rank asks once per row
