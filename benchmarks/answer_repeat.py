@@ -3,9 +3,9 @@
     python benchmarks/answer_repeat.py RUN_A RUN_B      # e.g. two `tox -e bench` runs minutes apart
 
 For the configuration the answer picks (kanbench/report/answer.py), per phase: every pair of implementations the
-answer resolves in one run (IQRs apart and beyond the run's process spread; the answer's "<" between neighbours)
-must come in the same order, by median, in the other. Prints each run's answer, the resolved pairs, and every pair
-that came out the other way; exit 1 when there is one.
+judge resolves in one run (kanbench.judge: paired where measured together, else unpaired; the answer's "<" between
+neighbours) must come in the same order, by median, in the other. Prints each run's answer, the resolved pairs,
+and every pair that came out the other way; exit 1 when there is one.
 """
 
 from __future__ import annotations
@@ -18,16 +18,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from kanbench import judge  # noqa: E402
 from kanbench.report import answer, data  # noqa: E402
 
 
 def resolved_pairs(found: answer.Answer) -> set[tuple[str, str, str]]:
-    """(phase, faster, slower) for every pair of implementations the answer resolves (answer.apart)."""
+    """(phase, faster, slower) for every pair of implementations the judge resolves (kanbench.judge)."""
     out = set()
     for phase, ranked in found.ranks.items():
         for a, b in itertools.combinations(ranked, 2):  # ranked fastest first: a.median <= b.median
-            if answer.apart(a, b, found.margin):
-                out.add((phase, a.impl, b.impl))
+            gap = judge.judge(a.sample, b.sample, found.margin) if a.sample and b.sample else None
+            if gap is None and answer.apart(a, b, found.margin) or gap is not None and gap.resolved:
+                fast, slow = (a, b) if gap is None or gap.ratio > 1 else (b, a)
+                out.add((phase, fast.impl, slow.impl))
     return out
 
 

@@ -235,7 +235,8 @@ class RayExecutor:
         self.torch_threads = self.torch_threads or result.get("torch_threads")
         replies: dict[int, list[dict]] = {id(c): [] for c in group}
         for request, reply in zip(requests, result["replies"]):
-            replies[id(request.cell)].append(reply)
+            for cell, part in request.answers(reply):
+                replies[id(cell)].append(part)
         for cell in group:
             yield cell, replies[id(cell)]
 

@@ -4,7 +4,9 @@ A Record is made in one place, `make(identity, phase, ...)`, from the Identity o
 Identity is built once per cell by its suite kind. `Record.from_dict` is the only reader and checks every field's
 type, so a corrupt or hand-edited line is refused with the field named, never carried into a report or a gate.
 Schema 2 added `profiled_phase`, schema 3 `unit` and `instructions` (the instruction clock's counts, where
-`time_s` holds seconds); schema-1 and -2 lines (the committed baselines) are read and upgraded.
+`time_s` holds seconds), schema 5 the pairing of interleaved values: `group` (the group of a run whose cells were
+measured together) and, in time_s, each value's worker `process` and `round`; schema-1 and -2 lines (the committed
+baselines) are read and upgraded, and records without pairing are judged by the unpaired rule (kanbench.judge).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import statistics
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, TypedDict, TypeGuard
 
-SCHEMA = 4
-READABLE_SCHEMAS = (1, 2, 3, 4)
+SCHEMA = 5
+READABLE_SCHEMAS = (1, 2, 3, 4, 5)
 UNITS = ("s", "instructions")  # what a speed record's values count: seconds (time_s) or instructions
 SPEED_PHASES = ("forward", "forward_inference", "backward", "train_step")
 PHASES = (*SPEED_PHASES, "accuracy", "profile")
@@ -47,13 +49,29 @@ class TimeStats:
     loops: int
     values: list[float]
     process_medians: list[float] = field(default_factory=list)
+    # interleaved values: the worker process (0-based) and round of each value, which pair it with the values of
+    # the group's other cells (kanbench.judge); empty where values were not taken in rounds
+    process: list[int] = field(default_factory=list)
+    round: list[int] = field(default_factory=list)
 
     @classmethod
-    def from_values(cls, per_process: list[list[float]], loops: int) -> TimeStats:
-        """Statistics over the values of all processes; each value is seconds per call."""
+    def from_values(
+        cls, per_process: list[list[float]], loops: int, rounds: list[list[int]] | None = None,
+        processes: list[int] | None = None,
+    ) -> TimeStats:  # fmt: skip
+        """Statistics over the values of all processes; each value is seconds per call. With rounds (per process,
+        each value's round) the values keep their pairing keys; processes names each process (default 0, 1, ...)."""
         values = [v for proc in per_process for v in proc]
         if not values:
             raise ValueError("TimeStats needs at least one value")
+        process: list[int] = []
+        round_: list[int] = []
+        if rounds is not None:
+            names = processes if processes is not None else list(range(len(per_process)))
+            process = [p for p, proc in zip(names, per_process) for _ in proc]
+            round_ = [r for proc in rounds for r in proc]
+            if len(round_) != len(values):
+                raise ValueError(f"TimeStats: {len(round_)} rounds for {len(values)} values")
         s = sorted(values)
         return cls(
             median=statistics.median(s),
@@ -66,6 +84,8 @@ class TimeStats:
             loops=loops,
             values=values,
             process_medians=[statistics.median(p) for p in per_process if p],
+            process=process,
+            round=round_,
         )
 
 
@@ -107,11 +127,14 @@ class SpeedMetrics:
     # maximum ({"min", "max"}, MHz), and whether it fell below 75% of the maximum (nvbench's rule)
     sm_clock_mhz: dict | None = None
     throttled: bool | None = None
+    # interleaved values: each process's order seed, and each value's position in its round (0: first of the group)
+    interleaved: dict | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready, without the keys that do not apply (roofline not computed, an eager cell, a CPU cell)."""
         data = asdict(self)
-        for key in ("fraction_of_peak", "compiled", "host_time_s", "launch_bound", "sm_clock_mhz", "throttled"):
+        for key in ("fraction_of_peak", "compiled", "host_time_s", "launch_bound", "sm_clock_mhz", "throttled",
+                    "interleaved"):  # fmt: skip
             if data[key] is None:
                 del data[key]
         return data
@@ -157,7 +180,7 @@ METRIC_TYPES: dict[str, dict[str, tuple]] = {
     "speed": {"flops_counted_matmul": (int, None), "first_call_s": (list,), "first_forward_s": (list,),
               "bytes_estimate": (int, None), "arithmetic_intensity": (*_NUMBER, None),
               "fraction_of_peak": (*_NUMBER, None), "compiled": (list,), "host_time_s": (dict,),
-              "launch_bound": (bool,), "sm_clock_mhz": (dict,), "throttled": (bool,)},
+              "launch_bound": (bool,), "sm_clock_mhz": (dict,), "throttled": (bool,), "interleaved": (dict,)},
     "accuracy": {"dataset": (str,), "seed": (int,), "metric": (str,), "final_test": _NUMBER, "best_val": _NUMBER,
                  "test_at_best_val": _NUMBER, "diverged": (bool,), "epochs": (int,), "train_time_s": _NUMBER,
                  "curve": (dict,)},
@@ -235,6 +258,9 @@ class Record:
     # the node that measured it, where an executor spreads cells over machines (--executor ray): node_id,
     # hostname and, for a cuda cell, gpu_uuid; null for the local executor (environment.json names the machine)
     node: dict | None = None
+    # the group of this run the cell was measured in, value by value beside the group's other cells (interleaved
+    # rounds); null where the values were not interleaved (the instruction clock, schema < 5)
+    group: str | None = None
     schema: int = SCHEMA
 
     @property
@@ -410,6 +436,12 @@ def time_problem(time_s: object) -> str | None:
             return f"{key} must be a list of finite numbers >= 0"
     if not time_s.get("values"):
         return "values must hold at least one value"
+    for key in ("process", "round"):
+        keys = time_s.get(key, [])
+        if not isinstance(keys, list) or not all(_is_int(k) and k >= 0 for k in keys):
+            return f"{key} must be a list of ints >= 0"
+        if keys and len(keys) != len(time_s["values"]):
+            return f"{key} must hold one entry per value ({len(time_s['values'])}), got {len(keys)}"
     return None
 
 
@@ -440,6 +472,7 @@ FIELD_CHECKS = {
     "metrics": _object_or_null,
     "options": _object,
     "node": _object_or_null,
+    "group": _string_or_null,
     "config_hash": _string,
 }
 

@@ -200,6 +200,8 @@ def flatten(record: Record) -> dict:
             row[f"{prefix}_{key}"] = stats.get(key)
         row[f"{prefix}_values"] = stats.get("values")
         row[f"{prefix}_process_medians"] = stats.get("process_medians")
+        row[f"{prefix}_process"] = stats.get("process") or None  # interleaved: each value's process and round
+        row[f"{prefix}_round"] = stats.get("round") or None
     metrics = row.get("metrics") or {}
     for key, value in metrics.items():
         if isinstance(value, (int, float, str)) or value is None:

@@ -35,13 +35,34 @@ LOCK = ".lock"
 
 @dataclass(frozen=True)
 class Request:
-    """One message to one worker: which worker of the lane, for which cell, and how long it may take."""
+    """One message to one worker: which worker of the lane, for which cell (or tuple of cells that the worker
+    measures together), and how long it may take."""
 
     slot: int
     cell: Any
     payload: Any
     timeout_s: float
     label: str
+
+    @property
+    def cells(self) -> tuple:
+        """The cells this request measures."""
+        return self.cell if isinstance(self.cell, tuple) else (self.cell,)
+
+    def answers(self, reply: dict) -> list[tuple[Any, dict]]:
+        """(cell, its reply) for each cell: a request for several cells is answered with {"cells": [one each]},
+        which keep the reply's "process" and "seed" (the first also its "reference"); a reply without them (the
+        worker died or timed out) is every cell's."""
+        if not isinstance(self.cell, tuple):
+            return [(self.cell, reply)]
+        parts = reply.get("cells") if isinstance(reply, dict) else None
+        if not isinstance(parts, list) or len(parts) != len(self.cell):
+            return [(cell, reply) for cell in self.cell]
+        shared = {k: reply[k] for k in ("process", "seed") if k in reply}
+        out = [(cell, {**part, **shared}) for cell, part in zip(self.cell, parts)]
+        if "reference" in reply:
+            out[0][1]["reference"] = reply["reference"]
+        return out
 
 
 class Kind(Protocol):
@@ -483,14 +504,16 @@ class LocalExecutor:
         cells before it are answered, else all once the group is. Nothing more is asked once stop is set."""
         requests = self.kind.requests(group, index)
         replies: dict[int, list[dict]] = {id(c): [] for c in group}
-        left = Counter(id(request.cell) for request in requests)
+        left = Counter(id(cell) for request in requests for cell in request.cells)
         waiting = deque(group)
         for request in requests:
             if stop is not None and stop.is_set():
                 return
             self.bar.current(request.label)
-            replies[id(request.cell)].append(pool.measure(request.slot, request.payload, request.timeout_s))
-            left[id(request.cell)] -= 1
+            reply = pool.measure(request.slot, request.payload, request.timeout_s)
+            for cell, part in request.answers(reply):
+                replies[id(cell)].append(part)
+                left[id(cell)] -= 1
             while self.kind.cell_by_cell and waiting and left[id(waiting[0])] == 0:
                 cell = waiting.popleft()
                 yield cell, replies[id(cell)]

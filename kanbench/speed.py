@@ -1,10 +1,11 @@
 """The speed kind: time every phase of every cell in worker processes (kanbench.worker), one Record per phase.
 
-Cells that differ only in implementation form a group; each worker process measures a whole group, in an order
-rotated per process, so drift lands on all implementations alike, after timing the reference workload
-(kanbench.reference), so the run knows how much the machine itself drifted between groups. Records of a group are
-written once every process has measured it, so an interrupted run loses at most the group in flight (--resume
-finishes it).
+Cells that differ only in implementation form a group; each worker process measures a whole group in one request:
+every (cell, phase) of it takes its values in interleaved rounds, in an order shuffled per round from a seed derived
+from the group and the process (kanbench.worker.measure_group), after timing the reference workload
+(kanbench.reference), so the run knows how much the machine itself drifted between groups. Which process goes
+first rotates per group. Records of a group are written once every process has measured it, so an interrupted run
+loses at most the group in flight (--resume finishes it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from . import gpu, machine, progress, reference, summary
 from .errors import UsageError
 from .record import Identity, Record, SpeedMetrics, TimeStats, make
 from .session import BaseKind, Request, dry_run_line
-from .suite import BOUNDS, CLOCK_UNITS, COUNT_LOOPS, Cell, Suite, Timing
+from .suite import BOUNDS, CLOCK_UNITS, COUNT_LOOPS, Cell, Suite, Timing, stable_hash
 
 SMOKE = Timing(warmup=0, min_time=0.0002, values=2, processes=1)
 # Under callgrind a call runs about this many times slower, and each worker first imports torch there.
@@ -152,6 +153,11 @@ def roofline(record: Record, metrics: SpeedMetrics, peak: dict | None) -> None:
         metrics.fraction_of_peak = record.flop_per_s / ceiling
 
 
+def order_seed(cell: Cell, process: int) -> int:
+    """The seed of process's shuffled rounds in cell's group: the same on every machine and run."""
+    return int(stable_hash({"group": cell.group_hash, "process": process})[:8], 16)
+
+
 def group_name(cell: Cell) -> str:
     """The group a cell is measured in, named without its implementation: "100x100 G5 k3 b8 cpu float32"."""
     first, rest = cell.label().split(" ", 1)
@@ -191,7 +197,8 @@ class SpeedKind(BaseKind):
         if self.under:  # fixed loops, every call slowed by callgrind
             per_phase = (t.values * COUNT_LOOPS + t.warmup + 2) * call * CALLGRIND_SLOWDOWN + 0.5
         else:
-            per_phase = (t.values + 4) * max(t.min_time, call) + t.warmup * call + 0.02
+            # values + calibration, and the warm-up and one un-timed call before each value
+            per_phase = (t.values + 4) * max(t.min_time, call) + (t.warmup + t.values) * call + 0.02
         return t.processes * (len(self.phases) * per_phase * 1.5 + 0.1)
 
     def one_time_s(self, impl: str) -> float:
@@ -212,24 +219,26 @@ class SpeedKind(BaseKind):
             environment["gpu"] = described
 
     def requests(self, group: list[Cell], group_index: int) -> list[Request]:
-        """Every process measures the whole group; which process goes first, and the cell order, rotate."""
+        """One request per process, each the whole group interleaved; which worker serves it, and the order the
+        cells are set up in, rotate. The order seed of process p is seed_of(group, p): recorded, reproducible."""
         out = []
         for step in range(self.t.processes):
             slot = (group_index + step) % self.t.processes
             order = group[step % len(group) :] + group[: step % len(group)]
-            for cell in order:
-                payload = {"cell": {**cell.key, "source": cell.source}, "config_hash": cell.config_hash,
-                           "phases": list(self.phases), "timing": asdict(self.t),
-                           "max_call_s": self.suite.limits.for_impl(cell.impl), "first": step == 0}  # fmt: skip
-                if cell is order[0] and not self.under:  # counts do not vary with the machine: no reference
-                    payload["reference"] = {"group": group_name(cell), "cells": [c.config_hash for c in group],
-                                            "process": step, "device": cell.device}  # fmt: skip
-                label = f"{cell.label()} (process {step + 1}/{self.t.processes})"
-                out.append(Request(slot, cell, payload, self.t.cell_timeout_s, label))
+            cells = [{"cell": {**cell.key, "source": cell.source}, "config_hash": cell.config_hash,
+                      "max_call_s": self.suite.limits.for_impl(cell.impl)} for cell in order]  # fmt: skip
+            payload = {"cells": cells, "phases": list(self.phases), "timing": asdict(self.t), "first": step == 0,
+                       "process": step, "seed": order_seed(group[0], step)}  # fmt: skip
+            if not self.under:  # counts do not vary with the machine: no reference
+                payload["reference"] = {"group": group_name(group[0]), "cells": [c.config_hash for c in group],
+                                        "process": step, "device": group[0].device}  # fmt: skip
+            label = f"{group_name(group[0])}: {len(group)} implementation(s) (process {step + 1}/{self.t.processes})"
+            out.append(Request(slot, tuple(order), payload, self.t.cell_timeout_s * len(order), label))
         return out
 
     def records(self, cell: Cell, replies: list[dict], run_id: str) -> list[Record]:
-        """One Record per phase from the replies of every worker process."""
+        """One Record per phase from the replies of every worker process (each this cell's part of a group reply,
+        with the process's "process" and "seed")."""
         ident = identity(cell, self.suite)
         for reply in replies:
             if "reference" in reply and self.run_dir is not None:
@@ -249,7 +258,10 @@ class SpeedKind(BaseKind):
                 records.append(make(ident, run_id, phase, bad["status"], bad["reason"], counts=replies[0], unit=unit))
                 continue
             record = make(ident, run_id, phase, counts=replies[0], unit=unit)
-            stats = TimeStats.from_values([e["values"] for e in entries], entries[0]["loops"])
+            paired = all("rounds" in e for e in entries)
+            stats = TimeStats.from_values([e["values"] for e in entries], entries[0]["loops"],
+                                          [e["rounds"] for e in entries] if paired else None,
+                                          [r.get("process", i) for i, r in enumerate(replies)])  # fmt: skip
             if record.unit == "instructions":
                 record.instructions = asdict(stats)
             else:
@@ -261,6 +273,10 @@ class SpeedKind(BaseKind):
                 first_forward_s=[r.get("first_forward_s") for r in replies],
                 compiled=[r.get("compiled") for r in replies] if cell.compile else None,
             )
+            if paired:
+                record.group = cell.group_hash
+                metrics.interleaved = {"seed": [r.get("seed") for r in replies],
+                                       "position": [p for e in entries for p in e.get("positions", [])]}  # fmt: skip
             if all("host_values" in e for e in entries):  # event-timed (CUDA): the host's issue time beside
                 host = TimeStats.from_values([e["host_values"] for e in entries], entries[0]["loops"])
                 metrics.host_time_s = asdict(host)

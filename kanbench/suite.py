@@ -158,6 +158,11 @@ class Cell:
         return (self.widths, self.grid_size, self.spline_order, self.batch_size, self.device, self.dtype, self.compile,
                 self.precision, self.modes)  # fmt: skip
 
+    @property
+    def group_hash(self) -> str:
+        """A stable name of the group: records with the same one in a run were measured together, interleaved."""
+        return stable_hash({"group": list(self.group_key)})
+
     def label(self) -> str:
         """Short human-readable name."""
         w = "x".join(map(str, self.widths))

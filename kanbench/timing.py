@@ -9,6 +9,11 @@ counts only between the two readings of a pair. Its unit is seconds for "wall" a
 On CUDA a run times with events instead (Split): it returns the device seconds between events recorded on the
 stream at the region's ends, and keeps beside them the host seconds spent issuing the calls (the clock read before
 the closing sync). Host time at or above device time means the GPU waited for the CPU: the cell is launch-bound.
+
+What is compared is measured in interleaved rounds (measure_rounds): every Timed of a group takes one value per
+round, in an order shuffled per round from a recorded seed, each value right after one un-timed call of its own, so
+a disturbance lasting a second lands on values of every side instead of all values of one side, and each value of A
+has a partner of B taken moments apart (same process, same round) for the paired judge (kanbench.judge).
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from __future__ import annotations
 import functools
 import math
 import os
+import random
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -258,3 +264,64 @@ def measure(
         if after is not None:
             after()
     return Measurement(out, loops, hosts if split is not None else None)
+
+
+@dataclass
+class Timed:
+    """One thing measured in interleaved rounds: run(loops) -> clock units, its calibrated loops, what it measured
+    (per-call values with their round and position in it; host seconds per call with a split), or why it failed."""
+
+    run: Callable[[int], float]
+    loops: int
+    split: Split | None = None
+    values: list[float] = field(default_factory=list)
+    host_values: list[float] = field(default_factory=list)
+    rounds: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+def shuffled_rounds(count: int, rounds: int, seed: int) -> list[list[int]]:
+    """Per round, the indices 0..count-1 in an order shuffled by random.Random(seed): the same seed, the same order."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(rounds):
+        order = list(range(count))
+        rng.shuffle(order)
+        out.append(order)
+    return out
+
+
+def measure_rounds(
+    timed: list[Timed], rounds: int, seed: int, after: Callable[[int], object] | None = None,
+    poisons: Callable[[BaseException], bool] = lambda exc: False,
+) -> None:  # fmt: skip
+    """Take `rounds` values of every Timed, value by value in shuffled rounds (shuffled_rounds(len(timed), ...)).
+
+    Before each value its Timed makes one un-timed call, so every value starts from that model's own state in the
+    caches rather than whatever ran before it. after(i) runs after each value of timed[i], outside it. An exception
+    fails that Timed alone (its error kept, the others go on), unless poisons(exc): then every Timed not yet failed
+    gets it too and the rounds end (a CUDA error that breaks the process's context).
+    """
+    for r, order in enumerate(shuffled_rounds(len(timed), rounds, seed)):
+        for position, i in enumerate(order):
+            t = timed[i]
+            if t.error is not None:
+                continue
+            try:
+                t.run(1)
+                elapsed = t.run(t.loops)
+            except Exception as exc:
+                t.error = exc
+                if poisons(exc):
+                    for other in timed:
+                        other.error = other.error or exc
+                    return
+                continue
+            t.values.append(elapsed / t.loops)
+            t.rounds.append(r)
+            t.positions.append(position)
+            if t.split is not None:
+                t.host_values.append(t.split.host / t.loops)
+            if after is not None:
+                after(i)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -142,67 +142,161 @@ class ClockLog:
             self.seen = {"min": min(now, self.seen.get("min", now)), "max": top}
 
 
-def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, max_call_s: float, first: bool) -> dict:
-    """Every phase of one cell in this process: values, loops, and (in the first process) memory and FLOPs."""
-    clock = t.get("clock", "wall")
-    since = compilation.snapshot()
-    w, result = prepare(cell, config_hash, max_call_s, clock)
-    if w is None:
-        return result
-    counting = clock == "instructions"
-    device = w.x.device
-    uncompiled = replace(w, model=compilation.eager(w.model))  # FlopCounterMode on a compiled model disables dynamo
-    slowdown = phases.slowdown_factor(cell["impl"])
-    modes = cell.get("modes", {})
-    graphs = bool(modes.get("cuda_graphs"))
-    max_loops = COLD_MAX_LOOPS if w.flush is not None else timing.MAX_LOOPS
-    for name in phase_names:
-        entry: dict = {"status": "ok", "reason": None}
-        problem = phases.graph_problem(name, w, bool(cell.get("compile"))) if graphs else None
-        if problem:
-            result["phases"][name] = {"status": "skipped", "reason": problem}
+@dataclass
+class Slot:
+    """One phase of one cell of the group a worker measures: its Timed, its reply entry and its clock log."""
+
+    cell: int  # index into the group's cells
+    phase: str
+    w: phases.Workload
+    timed: timing.Timed
+    entry: dict
+    clocks: ClockLog
+
+
+def _failed(exc: BaseException, w: phases.Workload) -> dict:
+    """The reply entry of a phase that raised, after undoing what the exception left (an open count, CUDA cache)."""
+    if isinstance(w.clock, timing.InstructionClock):
+        w.clock.abandon()
+    if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+
+
+def _poison(results: list[dict], cells: int, phase_names: list[str], name: str) -> None:
+    """A sticky CUDA error: this process is replaced, and no phase of the group it has not finished is measured."""
+    while len(results) < cells:
+        results.append({"status": "ok", "reason": None, "phases": {}})
+    for result in results:
+        result["restart"] = True
+        if result["status"] != "ok":
             continue
-        try:
-            run = phases.phase_run(name, w, slowdown, graphs)
-            first_call = run(1)  # un-timed: compiles this phase's graph for compiled cells
-            entry["first_call_s"] = None if counting else first_call  # in seconds only
-            clocks = ClockLog(device)
-            if counting:
-                m = measure_counts(run, t)
-            else:
-                sample = clocks.sample if clocks.read else None  # nothing to read off CUDA or without nvml
-                m = timing.measure(run, t["warmup"], t["min_time"], t["values"], split=w.split, after=sample,
-                                   max_loops=max_loops)  # fmt: skip
+        for phase in phase_names:
+            entry = result["phases"].get(phase)
+            if entry is None or (entry.get("status") == "ok" and "values" not in entry):
+                result["phases"][phase] = {"status": "error", "reason": f"not measured: {name} hit{STICKY_NOTE}"}
+
+
+def _setup(index: int, cell: dict, name: str, w: phases.Workload, t: dict, result: dict) -> Slot | None:
+    """A phase made ready to take values: its run built, first call and warm-up made, loops calibrated. The
+    instruction clock's values are counted here whole (counts do not drift: no rounds). None when the phase is
+    done (skipped, failed, counted)."""
+    counting = t.get("clock", "wall") == "instructions"
+    graphs = bool(cell.get("modes", {}).get("cuda_graphs"))
+    problem = phases.graph_problem(name, w, bool(cell.get("compile"))) if graphs else None
+    if problem:
+        result["phases"][name] = {"status": "skipped", "reason": problem}
+        return None
+    entry: dict = {"status": "ok", "reason": None}
+    result["phases"][name] = entry
+    try:
+        run = phases.phase_run(name, w, phases.slowdown_factor(cell["impl"]), graphs)
+        first_call = run(1)  # un-timed: compiles this phase's graph for compiled cells
+        entry["first_call_s"] = None if counting else first_call  # in seconds only
+        if counting:
+            m = measure_counts(run, t)
             entry.update(values=m.values, loops=m.loops)
-            if m.host_values is not None:
-                entry["host_values"] = m.host_values
-            if clocks.seen:
-                entry["sm_clock_mhz"] = clocks.seen
-            if first:
-                entry["peak_mem_bytes"] = phases.measure_once(name, w, lambda c: memory.peak_bytes(c, device))
-                entry["flops_counted"] = phases.measure_once(name, uncompiled, count_flops)
-        except Exception as exc:  # one phase failing (an unsupported dtype, out of memory) spares the others
-            entry = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
-            if isinstance(w.clock, timing.InstructionClock):
-                w.clock.abandon()
-            if isinstance(exc, torch.OutOfMemoryError) and torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            if sticky_device_error(exc):  # the rest of this process's CUDA work would fail with it
-                result["restart"] = True
-                result["phases"][name] = {**entry, "reason": entry["reason"] + STICKY_NOTE}
-                for rest in phase_names[phase_names.index(name) + 1 :]:
-                    result["phases"][rest] = {"status": "error", "reason": f"not measured: {name} hit{STICKY_NOTE}"}
+            return None
+        if t["warmup"]:
+            run(t["warmup"])
+        max_loops = COLD_MAX_LOOPS if w.flush is not None else timing.MAX_LOOPS
+        loops = timing.calibrate(run, t["min_time"], max_loops)
+    except Exception as exc:  # one phase failing (an unsupported dtype, out of memory) spares the others
+        result["phases"][name] = _failed(exc, w)
+        if sticky_device_error(exc):
+            result["phases"][name]["reason"] += STICKY_NOTE
+            result["restart"] = True
+        return None
+    entry["loops"] = loops
+    return Slot(index, name, w, timing.Timed(run, loops, w.split), entry, ClockLog(w.x.device))
+
+
+def measure_group(
+    cells: list[dict], phase_names: list[str], t: dict, first: bool, seed: int | None = None
+) -> list[dict]:  # fmt: skip
+    """Every phase of every cell of a group in this process: each (cell, phase) checked, warmed up and calibrated,
+    then values taken in interleaved rounds (timing.measure_rounds, order from seed), and in the first process
+    peak memory and FLOPs. cells: {"cell", "config_hash", "max_call_s"} each. One result per cell, as measure_cell.
+
+    The instruction clock keeps the old order: each phase's counts taken whole, phase after phase.
+    """
+    clock = t.get("clock", "wall")
+    results: list[dict] = []
+    slots: list[Slot] = []
+    held: list[tuple[int, phases.Workload]] = []
+    for index, c in enumerate(cells):
+        since = compilation.snapshot()
+        w, result = prepare(c["cell"], c["config_hash"], c["max_call_s"], clock)
+        results.append(result)
+        if w is None:
+            if result.get("restart"):
+                _poison(results, len(cells), phase_names, "building a model")
                 break
-        result["phases"][name] = entry
-    if cell.get("compile"):
-        result["compiled"] = compilation.stats(since)
-        eager = compilation.fell_back(result["compiled"])
+            continue
+        held.append((index, w))
+        for name in phase_names:
+            slot = _setup(index, c["cell"], name, w, t, result)
+            if slot is not None:
+                slots.append(slot)
+            if result.get("restart"):
+                break
+        if c["cell"].get("compile"):
+            result["compiled"] = compilation.stats(since)
+        if result.get("restart"):
+            _poison(results, len(cells), phase_names, name)
+            slots = []
+            break
+    if slots:
+        logs = [s.clocks for s in slots]
+        timing.measure_rounds([s.timed for s in slots], t["values"], seed or 0, after=lambda i: logs[i].sample(),
+                              poisons=sticky_device_error)  # fmt: skip
+        for s in slots:
+            if s.timed.error is not None:
+                s.entry.clear()
+                s.entry.update(_failed(s.timed.error, s.w))
+                if sticky_device_error(s.timed.error):
+                    s.entry["reason"] += STICKY_NOTE
+                    results[s.cell]["restart"] = True
+                continue
+            s.entry.update(values=s.timed.values, rounds=s.timed.rounds, positions=s.timed.positions)
+            if s.timed.split is not None:
+                s.entry["host_values"] = s.timed.host_values
+            if s.clocks.seen:
+                s.entry["sm_clock_mhz"] = s.clocks.seen
+    if first and not any(r.get("restart") for r in results):
+        _memory_and_flops(results, held, phase_names)
+    for index, _ in held:
+        result = results[index]
+        eager = compilation.fell_back(result["compiled"]) if "compiled" in result else None
         for name, entry in result["phases"].items():
             if eager and entry["status"] == "ok":
                 result["phases"][name] = {"status": "error", "reason": eager}
-    del w, uncompiled
+    held.clear()  # the group's models and inputs, before the next group's
+    slots.clear()
     gc.collect()
-    return result
+    return results
+
+
+def _memory_and_flops(results: list[dict], held: list[tuple[int, phases.Workload]], phase_names: list[str]) -> None:
+    """Peak memory and counted FLOPs of one call of every measured phase (the first process only)."""
+    for index, w in held:
+        uncompiled = replace(w, model=compilation.eager(w.model))  # FlopCounterMode on a compiled model: no dynamo
+        device = w.x.device
+        for name in phase_names:
+            entry = results[index]["phases"].get(name)
+            if not entry or entry["status"] != "ok":
+                continue
+            try:
+                entry["peak_mem_bytes"] = phases.measure_once(name, w, lambda c, d=device: memory.peak_bytes(c, d))
+                entry["flops_counted"] = phases.measure_once(name, uncompiled, count_flops)
+            except Exception as exc:
+                results[index]["phases"][name] = _failed(exc, w)
+
+
+def measure_cell(cell: dict, config_hash: str, phase_names: list[str], t: dict, max_call_s: float, first: bool) -> dict:
+    """Every phase of one cell in this process (a group of one): values, loops, and (if first) memory and FLOPs."""
+    return measure_group([{"cell": cell, "config_hash": config_hash, "max_call_s": max_call_s}], phase_names, t,
+                         first)[0]  # fmt: skip
 
 
 def measure_counts(run, t: dict) -> timing.Measurement:
@@ -220,16 +314,19 @@ def measure_counts(run, t: dict) -> timing.Measurement:
 
 
 def handle(request: dict) -> dict:
-    """Timing worker handler (kanbench.pool): measure one cell as the speed kind's request describes, after the
-    reference workload when the request asks for it (a process's first cell of a group)."""
+    """Timing worker handler (kanbench.pool): measure one group as the speed kind's request describes, after the
+    reference workload when the request asks for it. Replies {"cells": [one result per cell], "process", "seed"}."""
     ref, measured = request.get("reference"), None
     if ref:
         try:
             measured = {**ref, **reference.measure(ref["device"])}
         except Exception as exc:  # the reference describes the machine: never lose the cell over it
             measured = {**ref, "error": f"{type(exc).__name__}: {exc}"}
-    result = measure_cell(request["cell"], request["config_hash"], request["phases"], request["timing"],
-                          request["max_call_s"], request["first"])  # fmt: skip
+    seed = request.get("seed")
+    found = measure_group(request["cells"], request["phases"], request["timing"], request["first"], seed)
+    reply: dict = {"cells": found, "process": request.get("process", 0), "seed": seed}
     if measured is not None:
-        result["reference"] = measured
-    return result
+        reply["reference"] = measured
+    if any(r.get("restart") for r in found):
+        reply["restart"] = True
+    return reply

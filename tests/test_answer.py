@@ -34,9 +34,9 @@ def test_gaps_are_resolved_only_where_the_interquartile_ranges_are_apart():
     assert [r.impl for r in ranked] == ["mlp", "mlp-iso", "bspline-fast", "fastkan"]
     assert [r.resolved for r in ranked] == [True, True, False, None]
     assert ranked[2].vs_iso == 1.5
-    assert found.verdict == ["forward: indistinguishable (ratio 0.91)"]
+    assert found.verdict == ["forward: indistinguishable (ratio 0.91) [unpaired]"]
     apart = answer.build(pd.DataFrame([row("bspline-fast", 1.0), row("fastkan", 2.0)]))
-    assert apart.verdict == ["forward: bspline-fast 2.00x faster"]
+    assert apart.verdict == ["forward: bspline-fast 2.00x faster [unpaired]"]
 
 
 def test_without_bspline_fast_the_verdict_names_the_suite_that_answers_it():
@@ -51,7 +51,8 @@ def test_the_answer_says_when_the_data_cannot_rank():
     found = answer.build(rows)
     quiet = {"cpu_count": 2, "run": {"load_avg_start": [0.2, 0.1, 0.1], "load_avg_end": [0.9, 0.5, 0.3]}}
     text = answer.trust(found, [quiet])
-    assert text.startswith("1 of 2 gaps resolved; 2 of 3 timings here have an IQR above 10% of the median.")
+    assert text.startswith("1 of 2 gaps resolved (0 judged paired, 2 unpaired); 2 of 3 timings here have an IQR above "
+                           "10% of the median.")  # fmt: skip
     assert "cannot rank closely spaced implementations: more than a quarter of its timings are noisy" in text
     assert "busy" not in text and "noise was not measured" in text
     own = {"cpu_count": 2, "worker_torch_threads": 1, "run": {"load_avg_start": [1.3, 1.0, 1.0]}}
@@ -96,7 +97,7 @@ def test_a_gap_within_the_runs_process_spread_is_not_resolved():
     assert found.margin == pytest.approx(0.3) and answer.threshold(found.margin) == pytest.approx(1.69)
     # 1.2x within 30%; 1.58x beyond one spread but within two; 1.74x beyond both
     assert [r.resolved for r in found.ranks["forward"]] == [False, False, True, None]
-    assert found.verdict == ["forward: indistinguishable (ratio 0.83)"]
+    assert found.verdict == ["forward: indistinguishable (ratio 0.83) [unpaired]"]
     text = answer.trust(found, [{}])
-    assert "In 9 of 10 timings its worker processes disagreed by 30% or less" in text
+    assert "Unpaired gaps: in 9 of 10 timings the worker processes disagreed by 30% or less" in text
     assert "a ratio beyond 1.69" in text

@@ -246,3 +246,70 @@ def test_no_split_on_cpu():
     assert timing.split_for(torch.device("cpu")) is None
     m = timing.measure(lambda loops: loops * 1e-3, 0, 0.001, 2)
     assert m.host_values is None
+
+
+def test_rounds_interleave_every_timed_in_a_seeded_shuffled_order_each_value_after_a_warm_call():
+    log: list[tuple[str, int]] = []
+
+    def run_of(name: str, per_call: float):
+        def run(loops: int) -> float:
+            log.append((name, loops))
+            return per_call * loops
+
+        return run
+
+    timed = [timing.Timed(run_of(n, c), 4) for n, c in (("a", 1e-3), ("b", 2e-3), ("c", 3e-3))]
+    timing.measure_rounds(timed, rounds=5, seed=42)
+    assert [t.values for t in timed] == [[1e-3] * 5, [2e-3] * 5, [3e-3] * 5]
+    assert all(t.rounds == [0, 1, 2, 3, 4] for t in timed)
+    # every value (loops = 4) right after an un-timed call (loops = 1) of the same Timed
+    assert all(log[i][1] == 1 and log[i + 1] == (log[i][0], 4) for i in range(0, len(log), 2))
+    values_order = [name for name, loops in log if loops == 4]
+    rounds = [values_order[i : i + 3] for i in range(0, 15, 3)]
+    assert all(sorted(r) == ["a", "b", "c"] for r in rounds)  # each round holds every Timed once
+    expected = [["abc"[i] for i in order] for order in timing.shuffled_rounds(3, 5, 42)]
+    assert rounds == expected  # the recorded seed reproduces the order
+    assert len({tuple(r) for r in rounds}) > 1  # and it is shuffled
+    assert [t.positions for t in timed][0] == [r.index("a") for r in rounds]
+
+
+def test_rounds_go_on_when_one_timed_fails_and_stop_when_an_error_poisons_the_process():
+    def ok(loops: int) -> float:
+        return 1e-3 * loops
+
+    def fails_later(loops: int) -> float:
+        fails_later.calls += 1  # type: ignore[attr-defined]
+        if fails_later.calls > 2:  # type: ignore[attr-defined]
+            raise RuntimeError("out of memory")
+        return 1e-3 * loops
+
+    fails_later.calls = 0  # type: ignore[attr-defined]
+    timed = [timing.Timed(ok, 1), timing.Timed(fails_later, 1)]
+    timing.measure_rounds(timed, rounds=3, seed=0)
+    assert len(timed[0].values) == 3 and isinstance(timed[1].error, RuntimeError) and len(timed[1].values) == 1
+
+    fails_later.calls = 0  # type: ignore[attr-defined]
+    timed = [timing.Timed(ok, 1), timing.Timed(fails_later, 1)]
+    timing.measure_rounds(timed, rounds=3, seed=0, poisons=lambda exc: True)
+    assert all(isinstance(t.error, RuntimeError) for t in timed)  # the rest stop with it
+    assert len(timed[0].values) < 3
+
+
+def test_interleaved_rounds_on_a_simulated_gpu_time_each_value_by_events_with_one_sync_after_it():
+    gpu = FakeGPU(launch=1e-6, work=1e-4)  # one device: both models' work queues on the same timeline
+    both = []
+    for work in (1e-4, 3e-4):
+        split = timing.Split(timing.EventClock(gpu.event))
+
+        def call(work=work):
+            gpu.host += gpu.launch
+            gpu.device = max(gpu.device, gpu.host) + work
+
+        run = timing.loop_timer(call, gpu.sync, clock=gpu.clock, split=split)
+        both.append(timing.Timed(run, 10, split))
+    timing.measure_rounds(both, rounds=3, seed=1)
+    assert both[0].values == pytest.approx([1e-4] * 3, rel=0.02)
+    assert both[1].values == pytest.approx([3e-4] * 3, rel=0.02)
+    assert both[0].host_values == pytest.approx([1e-6] * 3)
+    # a sync before and after each run (the warm call, then the value), none between its events: 2 x 2 x 2 x 3
+    assert gpu.syncs == 2 * 2 * 2 * 3

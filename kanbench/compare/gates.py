@@ -321,7 +321,7 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     # (config_hash, phase) of latency regressions that a re-measure did not reproduce (kanbench regress)
     unconfirmed: set = field(default_factory=set)
-    # with settings.relative: one row per implementation (relative.judge) and the runs' common shift; None when
+    # with settings.relative: one row per implementation (relative.judge_latency) and the runs' common shift; None when
     # there were too few implementations or cells to judge them against each other
     implementations: pd.DataFrame | None = None
     shift: RunShift | None = None
@@ -378,9 +378,11 @@ def compare_runs(base, cand, settings: GateSettings | None = None) -> Comparison
         )
     broken = status_changes(base, cand)
     latency = compare_frames(base, cand, s, broken=len(broken) > 0)
-    implementations = shift = None
+    implementations = shift = raw_shift = None
     if s.relative and len(latency):
-        latency, implementations, shift = relative.judge(latency, s.threshold)
+        raw_shift = relative.run_shift(latency)  # the runs' shift in raw times: what paired ratios take out
+        latency = relative.use_paired(latency, relative.paired_ratios(base, cand, 1 - s.alpha))
+        latency, implementations, shift = relative.judge_latency(latency, s.threshold)
     deterministic = compare_deterministic(base, cand, s)
     shared = _labelled([latency, deterministic, broken])
     base_keys = set(ok_cells(base, "base"))
@@ -396,7 +398,7 @@ def compare_runs(base, cand, settings: GateSettings | None = None) -> Comparison
         shared=shared,
         only_base=len(base_keys - cand_keys),
         only_cand=len(cand_keys - base_keys),
-        notes=[*environment_notes(base, cand), *filter(None, [relative.shift_note(shift, s.threshold)])],
+        notes=[*environment_notes(base, cand), *filter(None, [relative.shift_note(raw_shift, s.threshold)])],
         implementations=implementations,
         shift=shift,
     )

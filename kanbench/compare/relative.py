@@ -15,6 +15,12 @@ MIN_IMPLS implementations and MIN_CELLS cells of seconds:
 - a cell regresses only when its log ratio less the shift exceeds log(1 + threshold) and Z_CELL spreads, and its
   bootstrap interval, moved by the shift, excludes 1: a change that large is not this pair's noise.
 
+Where both runs measured a cell's group interleaved (records of schema 5), the cell's ratio is the paired one
+(kanbench.judge.between over judge.relative_logs): its cost against the others of its group, value by value in
+each run, candidate over base, with an interval from bootstraps of both runs. A burst of interference that slowed
+one cell in one run then slowed its group's other cells in the same moments and cancels; the raw p10 ratio stays
+for cells without pairing, and every row says which rule gave it.
+
 A change every implementation shares (a slower machine, or slower code that all of them run) moves the shift, and two
 runs cannot tell those apart: the shift is reported, not judged; `kanbench regress` measures two commits
 interleaved, the instruction clock counts instead of timing. No torch here.
@@ -25,6 +31,8 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
+
+from kanbench import judge
 
 from .cells import label_parts
 
@@ -52,10 +60,10 @@ def implementation(row: dict) -> str:
 
 def run_shift(latency) -> RunShift | None:
     """The shift and spread of the timed (seconds) rows, or None when too few implementations or cells to judge."""
-    rows = [r for r in latency.to_dict("records") if r.get("unit", "s") == "s" and r["ratio"] > 0]
+    rows = [r for r in latency.to_dict("records") if r.get("unit", "s") == "s" and _judged(r, "ratio") > 0]
     logs: dict[str, list[float]] = {}
     for r in rows:
-        logs.setdefault(implementation(r), []).append(math.log(r["ratio"]))
+        logs.setdefault(implementation(r), []).append(math.log(_judged(r, "ratio")))
     if len(logs) < MIN_IMPLS or len(rows) < MIN_CELLS:
         return None
     shift = statistics.median([sum(v) / len(v) for v in logs.values()])
@@ -79,7 +87,55 @@ def shift_note(found: RunShift | None, threshold: float) -> str | None:
     )
 
 
-def judge(latency, threshold: float):
+def _relative_logs(frame) -> dict[tuple[str, str], dict[int, list[float]]]:
+    """Per (config_hash, phase) of a run's interleaved ok timings: judge.relative_logs within its group."""
+    groups: dict[tuple, dict[str, tuple[list[float], list[tuple[int, int]]]]] = {}
+    for row in frame.to_dict("records"):
+        values, process, rounds = row.get("time_values"), row.get("time_process"), row.get("time_round")
+        group = row.get("group")
+        if row.get("status") != "ok" or not isinstance(group, str) or not isinstance(values, list):
+            continue
+        if not isinstance(process, list) or not isinstance(rounds, list) or row.get("unit", "s") != "s":
+            continue
+        cells = groups.setdefault((row.get("run_id"), group, row["phase"]), {})
+        cells[row["config_hash"]] = (values, list(zip(process, rounds)))
+    out = {}
+    for (_, _, phase), cells in groups.items():
+        for config_hash, logs in judge.relative_logs(cells).items():
+            out[(config_hash, phase)] = logs
+    return out
+
+
+def paired_ratios(base, cand, confidence: float) -> dict[tuple[str, str], judge.Gap]:
+    """(config_hash, phase) -> the judge's paired relative ratio, candidate over base, where both runs have one."""
+    b, c = _relative_logs(base), _relative_logs(cand)
+    return {key: judge.between(b[key], c[key], confidence) for key in b if key in c}
+
+
+def use_paired(latency, paired: dict[tuple[str, str], judge.Gap]):
+    """latency with the ratio and interval each cell is judged by: the paired relative one where there is one,
+    else the cell's own (judged_ratio, judged_low, judged_high), and a "rule" column saying which."""
+    out = latency.copy()
+    rules, ratios, lows, highs = [], [], [], []
+    for r in out.to_dict("records"):
+        gap = paired.get((r["config_hash"], r["phase"]))
+        use = gap is not None and r.get("unit", "s") == "s"
+        rules.append(judge.PAIRED if use else judge.UNPAIRED)
+        ratios.append(gap.ratio if gap is not None and use else r["ratio"])
+        lows.append(gap.low if gap is not None and use else r["ci_low"])
+        highs.append(gap.high if gap is not None and use else r["ci_high"])
+    out["rule"], out["judged_ratio"], out["judged_low"], out["judged_high"] = rules, ratios, lows, highs
+    return out
+
+
+def _judged(row: dict, name: str) -> float:
+    """The value the relative judge reads: judged_<name> where use_paired set it, else the cell's own."""
+    own = {"ratio": "ratio", "low": "ci_low", "high": "ci_high"}[name]
+    value = row.get(f"judged_{name}")
+    return float(value) if value is not None and value == value else float(row[own])
+
+
+def judge_latency(latency, threshold: float):
     """(latency with the relative verdicts, one row per implementation, the RunShift), or (latency, None, None)
     unchanged when there are too few implementations or cells to judge them against each other."""
     import pandas as pd
@@ -98,7 +154,7 @@ def judge(latency, threshold: float):
             z.append(math.nan)
             verdicts.append(r["verdict"])
             continue
-        rel = math.log(r["ratio"]) - log_shift
+        rel = math.log(_judged(r, "ratio")) - log_shift
         relative.append(math.exp(rel))
         z.append(rel / found.spread)
         if abs(rel) <= limit:
@@ -106,7 +162,7 @@ def judge(latency, threshold: float):
             continue
         # the per-cell test, moved by the shift: its interval excludes 1 (the raw Mann-Whitney p tests the raw
         # values, not the shifted ones, so it does not enter here)
-        low, high = r["ci_low"] / found.shift, r["ci_high"] / found.shift
+        low, high = _judged(r, "low") / found.shift, _judged(r, "high") / found.shift
         tested = low > 1 if rel > 0 else high < 1
         beyond = abs(rel) > Z_CELL * found.spread
         verdicts.append(("regression" if rel > 0 else "improvement") if tested and beyond else "not significant")

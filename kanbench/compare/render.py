@@ -63,7 +63,12 @@ def _relative_rule(comp: Comparison) -> str:
         return (f" Each cell judged alone (judging implementations against each other needs {relative.MIN_IMPLS} "
                 f"and {relative.MIN_CELLS} cells).")  # fmt: skip
     pct = f"{comp.settings.threshold * 100:g}%"
-    return (
+    rules = list(comp.latency["rule"]) if "rule" in comp.latency else []
+    paired = sum(r == "paired" for r in rules)
+    how = (f" {paired} of {len(rules)} cells were measured interleaved in both runs and are judged by their paired "
+           "ratio (kanbench.judge: the cell's time against its group's other implementations, value by value, "
+           "candidate over base); the rest by their own ratio." if paired else "")  # fmt: skip
+    return how + (
         f" Judged against the runs' own shift: the candidate ran x{found.shift:.3f} the base over the median "
         f"implementation, and its cells scatter by {found.spread:.2f} in log ratio around that (this pair's noise); "
         f"an implementation regresses when its cells together are more than {pct} slower than the shift and "

@@ -1,26 +1,25 @@
 """The report's answer: for one configuration, implementations ranked per phase, and whether each gap is resolved.
 
-A gap is resolved when the two implementations' interquartile ranges (over every value of every process) do not
-overlap and the gap survives both implementations moving against each other by as much as the run's worker
-processes disagreed about a single timing (the process spread m: the 90th percentile, over the configuration's
-timings, of slowest over fastest process median, minus 1): slower / faster > (1 + m)^2. The IQRs alone were not
-enough: two `tox -e bench` runs minutes apart ordered 16 of 295 IQR-apart pairs the other way, because this
-machine slows single cells 1.5-2x for seconds at a time, which one run's values cannot show but its processes'
-disagreement can; a margin of one spread (1 + m) still let 0.9% of them flip, since both sides of a gap move
-(docs/methodology.md). Otherwise the pair is indistinguishable on this data. The configuration is the one a
-reader most likely wants (PREFERRED), else the most completely measured. Beside it, how far the run can be
-trusted: its noisy timings, the machine's load, and its own noise measured by the reference workload
-(kanbench.reference).
+Each gap between neighbours is judged by kanbench.judge: paired where both were measured in one group of one run
+(interleaved rounds: a 95% bootstrap interval of the paired ratio on one side of 1, and at least judge.MIN_EFFECT),
+else by the unpaired rule (IQRs apart and beyond (1 + m)^2 for the configuration's process spread m), and every
+rank says which. The configuration is the one a reader most likely wants (PREFERRED), else the most completely
+measured. Beside it, how far the run can be trusted: the smallest gap it could resolve, what was not measured
+together (other runs, machines, settings), its noisy timings, the machine's load, and its own noise measured by the
+reference workload (kanbench.reference).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pandas as pd
 
+from kanbench import judge
+from kanbench.judge import Gap, Sample
 from kanbench.record import PHASES
 from kanbench.reference import MAX_WITHIN, Noise
+from kanbench.units import fmt_time
 
 from .data import CONFIG_COLUMNS, timing_rows
 
@@ -29,19 +28,25 @@ PREFERRED = {"widths_label": "784x64x10", "batch_size": 64, "grid_size": 5, "dty
 RULE = ("the MNIST-shaped network 784 -> 64 -> 10 at batch 64, G = 5, float32, on the GPU where one was measured; "
         "without it, the configuration with the most implementations measured")  # fmt: skip
 VERDICT_PAIR = ("bspline-fast", "fastkan")
-SPREAD_QUANTILE = 0.9  # of the configuration's per-timing process spreads: the m of threshold(m)
+SPREAD_QUANTILE = 0.9  # of the configuration's per-timing process spreads: the m of the unpaired rule
+# what the machines of two runs must share for their timings to be read side by side
+MACHINE_FIELDS = ("hostname", "cpu_model", "torch_version", "worker_torch_threads")
 
 
 @dataclass(frozen=True)
 class Rank:
-    """One implementation's place in one phase."""
+    """One implementation's place in one phase, and its gap to the next (slower) one."""
 
     impl: str
     median: float
     low: float  # first quartile of every value (data.prepare's time_q1)
     high: float  # third quartile (time_q3)
-    vs_iso: float | None  # median / mlp-iso's median in the same configuration
-    resolved: bool | None  # from the next (slower) one; None for the last
+    vs_iso: float | None  # against mlp-iso in the same configuration: the paired ratio where paired, else medians'
+    resolved: bool | None  # faster than the next one, as the judge decides; None for the last
+    gap: Gap | None = None  # the judge's finding against the next one
+    run: str = ""
+    group: str | None = None  # the group of its run it was measured in (None: no pairing)
+    sample: Sample | None = None  # what the judge read, to judge it against any other rank
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,26 @@ class Answer:
     noisy: int = 0  # timings in the configuration with an IQR above 10% of the median
     timings: int = 0
     noise: tuple[Noise, ...] = ()  # the reference workload's noise on the configuration's device, per run
-    margin: float = 0.0  # the process spread m: a resolved gap's ratio exceeds threshold(m) = (1 + m)^2
+    margin: float = 0.0  # the process spread m of the unpaired rule: threshold(m) = (1 + m)^2
+    processes: int = 1  # the most worker processes any timing here came from
+    resolvable: float = 1.0  # the smallest ratio the paired gaps could resolve (judge.resolvable)
+    runs: tuple[str, ...] = ()  # the runs the ranked timings come from
+
+    def gaps(self) -> list[Gap]:
+        """Every judged gap between neighbours."""
+        return [r.gap for ranked in self.ranks.values() for r in ranked if r.gap is not None]
+
+
+def sample(row: dict) -> Sample:
+    """What the judge reads of one timing row (data.prepare's columns; pairing keys from schema 5 on)."""
+    values, process, rounds = row.get("time_values"), row.get("time_process"), row.get("time_round")
+    group = row.get("group")
+    pairable = (isinstance(values, list) and isinstance(process, list) and isinstance(rounds, list)
+                and isinstance(group, str) and len(values) == len(process) == len(rounds))  # fmt: skip
+    if not pairable:
+        return Sample(float(row["time_median"]), float(row["time_q1"]), float(row["time_q3"]))
+    return Sample(float(row["time_median"]), float(row["time_q1"]), float(row["time_q3"]), tuple(values),
+                  tuple(zip(process, rounds)), f"{row.get('run', '')}/{group}")  # fmt: skip
 
 
 def _in(rows: pd.DataFrame, config: dict) -> pd.DataFrame:
@@ -74,57 +98,69 @@ def choose(rows: pd.DataFrame) -> dict | None:
     return dict(zip(CONFIG_COLUMNS, counts.idxmax()))
 
 
-def threshold(margin: float) -> float:
-    """The ratio a resolved gap must exceed: both sides moved against each other by the process spread."""
-    return (1 + margin) ** 2
-
-
-def apart(fast: Rank, slow: Rank, margin: float) -> bool:
-    """Whether fast is resolved as faster than slow: IQRs apart, and slow / fast beyond threshold(margin)."""
-    return fast.high < slow.low and slow.median > fast.median * threshold(margin)
+threshold = judge.threshold
 
 
 def process_spread(rows: pd.DataFrame) -> float:
     """SPREAD_QUANTILE of (slowest / fastest process median - 1) over timings measured in several processes."""
-    spreads = []
-    for medians in rows.get("time_process_medians", pd.Series(dtype=object)):
-        if isinstance(medians, list) and len(medians) > 1 and min(medians) > 0:
-            spreads.append(max(medians) / min(medians) - 1)
-    return float(pd.Series(spreads).quantile(SPREAD_QUANTILE)) if spreads else 0.0
+    medians = [m for m in rows.get("time_process_medians", pd.Series(dtype=object)) if isinstance(m, list)]
+    return judge.process_spread(medians, SPREAD_QUANTILE)
+
+
+def _group(row: dict) -> str | None:
+    group = row.get("group")
+    return group if isinstance(group, str) else None
 
 
 def ranks(rows: pd.DataFrame, config: dict, margin: float = 0.0) -> dict[str, list[Rank]]:
-    """Per phase, the implementations fastest first."""
+    """Per phase, the implementations fastest first (by median), each gap judged (kanbench.judge)."""
     here = _in(rows, config)
     out: dict[str, list[Rank]] = {}
     for phase in [p for p in PHASES if p in set(here["phase"])]:
-        mine = here[here["phase"] == phase].drop_duplicates("impl", keep="last")
-        iso = mine.loc[mine["impl"] == "mlp-iso", "time_median"]
-        iso_median = float(iso.iloc[0]) if len(iso) else None
-        found = []
-        for r in mine.sort_values("time_median").to_dict("records"):
-            ratio = float(r["time_median"]) / iso_median if iso_median else None
-            found.append((r["impl"], float(r["time_median"]), float(r["time_q1"]), float(r["time_q3"]), ratio))
-        ranked = [Rank(impl, median, low, high, ratio, None) for impl, median, low, high, ratio in found]
-        out[phase] = [replace(r, resolved=apart(r, ranked[i + 1], margin) if i + 1 < len(ranked) else None)
-                      for i, r in enumerate(ranked)]  # fmt: skip
+        mine = here[here["phase"] == phase].drop_duplicates("impl", keep="last").sort_values("time_median")
+        found = mine.to_dict("records")
+        samples = [sample(r) for r in found]
+        iso = next((s for r, s in zip(found, samples) if r["impl"] == "mlp-iso"), None)
+        ranked = []
+        for i, (r, s) in enumerate(zip(found, samples)):
+            vs_iso = None
+            if iso is not None and iso.median > 0:
+                vs_iso = judge.judge(iso, s, margin).ratio if judge.paired_logs(iso, s) else s.median / iso.median
+            gap = judge.judge(s, samples[i + 1], margin) if i + 1 < len(samples) else None
+            resolved = None if gap is None else gap.a_faster
+            ranked.append(Rank(r["impl"], s.median, s.low, s.high, vs_iso, resolved, gap, str(r.get("run", "")),
+                               _group(r), s))  # fmt: skip
+        out[phase] = ranked
     return out
 
 
-def verdict(phase_ranks: dict[str, list[Rank]], margin: float = 0.0) -> list[str]:
-    """bspline-fast against fastkan per phase, or the sentence naming the suite that answers it."""
+def apart(fast: Rank, slow: Rank, margin: float) -> bool:
+    """Whether fast is resolved as faster than slow by the unpaired rule (kanbench.judge.unpaired)."""
+    return judge.unpaired(Sample(fast.median, fast.low, fast.high), Sample(slow.median, slow.low, slow.high),
+                          margin).a_faster  # fmt: skip
+
+
+def verdict(phase_ranks: dict[str, list[Rank]], margin: float = 0.0, rows: pd.DataFrame | None = None,
+            config: dict | None = None) -> list[str]:  # fmt: skip
+    """bspline-fast against fastkan per phase (paired where measured together), or the sentence naming the suite
+    that answers it."""
     fast, rbf = VERDICT_PAIR
+    here = _in(rows, config) if rows is not None and config is not None else None
     lines = []
     for phase, found in phase_ranks.items():
         by = {r.impl: r for r in found}
         if fast not in by or rbf not in by:
             continue
         a, b = by[fast], by[rbf]
-        ratio = a.median / b.median
-        lo, hi = (a, b) if a.median <= b.median else (b, a)
-        resolved = apart(lo, hi, margin)
-        how = f"{max(ratio, 1 / ratio):.2f}x faster" if resolved else f"indistinguishable (ratio {ratio:.2f})"
-        lines.append(f"{phase}: {lo.impl + ' ' + how if resolved else how}")
+        if here is not None:
+            mine = here[here["phase"] == phase].drop_duplicates("impl", keep="last").set_index("impl", drop=False)
+            gap = judge.judge(sample(mine.loc[fast].to_dict()), sample(mine.loc[rbf].to_dict()), margin)
+        else:
+            gap = judge.unpaired(Sample(a.median, a.low, a.high), Sample(b.median, b.low, b.high), margin)
+        ratio = 1 / gap.ratio  # bspline-fast / fastkan
+        winner = fast if gap.ratio > 1 else rbf
+        how = f"{max(ratio, 1 / ratio):.2f}x faster" if gap.resolved else f"indistinguishable (ratio {ratio:.2f})"
+        lines.append(f"{phase}: {winner + ' ' + how if gap.resolved else how} [{gap.rule}]")
     if not lines:
         return [f"{fast} and {rbf} are not both in these runs: suites/fast-bspline.toml answers B-spline "
                 "against FastKAN (and the default suite has both)."]  # fmt: skip
@@ -143,15 +179,56 @@ def build(df: pd.DataFrame, noise: list[Noise] | None = None) -> Answer | None:
     margin = process_spread(here)
     found = ranks(rows, config, margin)
     noisy = int(here["noisy"].sum()) if "noisy" in here else 0
-    return Answer(config, found, verdict(found, margin), noisy, len(here), mine, margin)
+    processes = max((len(m) for m in here.get("time_process_medians", []) if isinstance(m, list)), default=1)
+    gaps = [r.gap for v in found.values() for r in v if r.gap is not None]
+    runs = tuple(dict.fromkeys(str(r) for r in here["run"])) if "run" in here else ()
+    return Answer(config, found, verdict(found, margin, rows, config), noisy, len(here), mine, margin, processes,
+                  judge.resolvable(gaps), runs)  # fmt: skip
 
 
-def trust(found: Answer, environments: list[dict | None]) -> str:
-    """Whether the runs can rank implementations here, and why not when they cannot."""
-    resolved = sum(bool(r.resolved) for v in found.ranks.values() for r in v)
-    gaps = sum(len(v) - 1 for v in found.ranks.values())
+def together(found: Answer, environments: dict[str, dict | None] | None = None) -> list[str]:
+    """What the ranked timings were not measured together with: other runs and their machines or settings, other
+    groups of one run (compiled, amp or mode variants); each such gap was judged by the unpaired rule."""
+    notes = []
+    if len(found.runs) > 1:
+        notes.append(
+            f"the timings come from {len(found.runs)} runs ({', '.join(found.runs)}): implementations "
+            "of different runs were not measured together, and their gaps are judged by the unpaired rule"
+        )
+        envs = {name: (environments or {}).get(name) or {} for name in found.runs}
+        for key in MACHINE_FIELDS:
+            seen = {name: env.get(key) for name, env in envs.items() if env.get(key) is not None}
+            if len(set(map(str, seen.values()))) > 1:
+                notes.append(f"different {key.replace('_', ' ')}: " + ", ".join(f"{v} ({n})" for n, v in seen.items()))
+        timings = {name: str((env.get("run") or {}).get("timing")) for name, env in envs.items() if env.get("run")}
+        if len(set(timings.values())) > 1:
+            notes.append("different timing settings between the runs")
+    groups: dict[tuple[str, str | None], list[str]] = {}
+    for ranked in found.ranks.values():
+        for r in ranked:
+            impls = groups.setdefault((r.run, r.group), [])
+            if r.impl not in impls:
+                impls.append(r.impl)
+    if len(groups) > len(found.runs or [""]):
+        biggest = max(groups.values(), key=len)
+        apart_ = sorted({i for impls in groups.values() if impls is not biggest for i in impls})
+        notes.append(f"{', '.join(apart_)} were measured in other groups than the rest (unpaired rule)")
+    return notes
+
+
+def _by_name(environments: dict[str, dict | None] | list[dict | None]) -> dict[str, dict | None]:
+    return environments if isinstance(environments, dict) else {str(i): e for i, e in enumerate(environments)}
+
+
+def trust(found: Answer, environments: dict[str, dict | None] | list[dict | None]) -> str:
+    """Whether the runs can rank implementations here, what was not measured together, and why not when they
+    cannot. environments: each run's environment.json, by run name (a list: names unknown)."""
+    envs = _by_name(environments)
+    gaps = found.gaps()
+    resolved = sum(g.a_faster for g in gaps)
+    paired = [g for g in gaps if g.rule == judge.PAIRED]
     loads = []
-    for env in environments:
+    for env in envs.values():
         run = (env or {}).get("run") or {}
         cores = (env or {}).get("cpu_affinity") or (env or {}).get("cpu_count")
         own = (env or {}).get("worker_torch_threads") or 1  # the load the run's own measuring worker adds
@@ -161,25 +238,36 @@ def trust(found: Answer, environments: list[dict | None]) -> str:
                 loads.append((load[0], cores, when, own))
     busy = [f"{load:.1f} on {cores} cores at the {when}" for load, cores, when, own in loads
             if load - own > 0.5 * cores]  # fmt: skip
-    text = (f"{resolved} of {gaps} gaps resolved; {found.noisy} of {found.timings} timings here have an IQR above "
-            "10% of the median.")  # fmt: skip
-    if found.margin:
+    text = (
+        f"{resolved} of {len(gaps)} gaps resolved ({len(paired)} judged paired, {len(gaps) - len(paired)} "
+        f"unpaired); {found.noisy} of {found.timings} timings here have an IQR above 10% of the median."
+    )
+    if paired:
         text += (
-            f" In 9 of 10 timings its worker processes disagreed by {found.margin:.0%} or less (the 90th percentile "
-            "of slowest over fastest process median): a gap counts as resolved only if it survives both sides "
-            f"moving against each other by that much, a ratio beyond {threshold(found.margin):.2f}."
+            f" Paired gaps (measured side by side, value by value): resolved when the {judge.CONFIDENCE:.0%} "
+            "interval of the paired ratio lies on one side of 1 and the ratio is at least "
+            f"{1 + judge.MIN_EFFECT:.2f}; the smallest gap this run could resolve is about {found.resolvable:.2f}x."
         )
+    if len(paired) < len(gaps) and found.margin:
+        text += (
+            f" Unpaired gaps: in 9 of 10 timings the worker processes disagreed by {found.margin:.0%} or less (the "
+            "90th percentile of slowest over fastest process median): such a gap counts as resolved only if it "
+            f"survives both sides moving against each other by that much, a ratio beyond {threshold(found.margin):.2f}."
+        )
+    notes = together(found, envs)
+    if notes:
+        text += " Not measured together: " + "; ".join(notes) + "."
     if found.noise:
         text += f" Measured machine noise: {'; '.join(n.line() for n in found.noise)}."
     else:
         text += " The machine's own noise was not measured (runs from before the reference workload)."
-    if found.timings and not found.margin:
+    if found.timings and found.processes < 2:
         text += (
             " Each timing came from one worker process, so the run cannot show how much one timing moves "
-            "between processes: its resolved gaps rest on the IQRs alone (measure with [timing].processes >= 2)."
+            "between processes (measure with [timing].processes >= 2)."
         )
     why = []
-    if found.timings and found.noisy > found.timings / 4:
+    if found.timings and found.noisy > found.timings / 4 and len(paired) < len(gaps):
         why.append("more than a quarter of its timings are noisy")
     within = max((n.within for n in found.noise), default=0.0)
     if within > MAX_WITHIN:
@@ -196,6 +284,43 @@ def trust(found: Answer, environments: list[dict | None]) -> str:
     if busy:
         text += " The machine was busy beside the run (1-minute load " + "; ".join(busy) + ")."
     return text
+
+
+def to_json(found: Answer, environments: dict[str, dict | None] | list[dict | None]) -> dict:
+    """The answer as data: the configuration and, per phase, the ranked implementations (impl, median seconds,
+    ratio to mlp-iso, resolved from the next one, and the judge's ratio, interval and rule)."""
+    phases = {}
+    for phase, ranked in found.ranks.items():
+        phases[phase] = [{"impl": r.impl, "median": r.median, "vs_iso": r.vs_iso, "resolved": r.resolved,
+                          "next_ratio": r.gap.ratio if r.gap else None,
+                          "next_interval": [r.gap.low, r.gap.high] if r.gap and r.gap.low is not None else None,
+                          "rule": r.gap.rule if r.gap else None, "run": r.run, "group": r.group}
+                         for r in ranked]  # fmt: skip
+    gaps = found.gaps()
+    return {
+        "config": found.config, "rule": RULE, "phases": phases, "verdict": found.verdict,
+        "gaps": len(gaps), "resolved": sum(g.a_faster for g in gaps), "resolvable": found.resolvable,
+        "min_effect": judge.MIN_EFFECT, "confidence": judge.CONFIDENCE, "unpaired_margin": found.margin,
+        "runs": list(found.runs), "not_together": together(found, _by_name(environments)),
+        "trust": trust(found, environments),
+    }  # fmt: skip
+
+
+def to_text(found: Answer, environments: dict[str, dict | None] | list[dict | None]) -> str:
+    """The answer for a terminal: the configuration, per phase the ranks with their gaps, the verdict, the trust."""
+    lines = [f"The answer: {fmt_config(found.config)}"]
+    for phase, ranked in found.ranks.items():
+        lines.append(f"  {phase}:")
+        for i, r in enumerate(ranked):
+            iso = f"{r.vs_iso:6.2f}x mlp-iso" if r.vs_iso is not None else " " * 14
+            mark = ""
+            if r.gap is not None:
+                sign = "<" if r.resolved else "~"
+                mark = f"  {sign} next x{r.gap.ratio:.2f} ({r.gap.rule})"
+            lines.append(f"    {i + 1:2d}. {r.impl:<24} {fmt_time(r.median):>9}  {iso}{mark}")
+    lines.append("  bspline-fast vs fastkan: " + "; ".join(found.verdict))
+    lines.append("  " + trust(found, environments))
+    return "\n".join(lines)
 
 
 def fmt_config(config: dict) -> str:

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from kanbench import judge
+
+from .answer import sample
 from .data import timing_rows
 from .summary import accuracy_entry, fmt_ratio, fmt_time
 
@@ -351,22 +354,28 @@ def _bspline_block(rows: pd.DataFrame) -> Block:
         ("how we test it", "bspline-fast computes exactly bspline's function (closed-form bases) at the same "
                            "basis count; a ratio near 1 means the gap is the implementation, not the mathematics"),
     ]  # fmt: skip
-    header = ["device", "shape", "G", "batch", "phase", "bspline", "bspline-fast", "fastkan", "fast / fastkan"]
-    table, ratios = [], []
+    header = ["device", "shape", "G", "batch", "phase", "bspline", "bspline-fast", "fastkan", "fast / fastkan",
+              "judged"]  # fmt: skip
+    table, ratios, gaps = [], [], []
     keys = ["device", "widths_label", "grid_size", "batch_size", "phase", "dtype"]
     for key, g in rows[rows["impl"].isin(["bspline", "bspline-fast", "fastkan"])].groupby(keys, sort=False):
-        times = {impl: float(t["time_median"].iloc[-1]) for impl, t in g.groupby("impl")}
-        if "bspline-fast" not in times or "fastkan" not in times or key[4] not in ("forward", "train_step"):
+        last = {impl: t.iloc[-1].to_dict() for impl, t in g.groupby("impl")}
+        if "bspline-fast" not in last or "fastkan" not in last or key[4] not in ("forward", "train_step"):
             continue
-        ratio = times["bspline-fast"] / times["fastkan"]
-        ratios.append(ratio)
-        b = fmt_time(times["bspline"]) if "bspline" in times else "—"
-        table.append([key[0], key[1], str(key[2]), str(key[3]), key[4], b, fmt_time(times["bspline-fast"]),
-                      fmt_time(times["fastkan"]), fmt_ratio(ratio)])  # fmt: skip
+        gap = judge.judge(sample(last["fastkan"]), sample(last["bspline-fast"]))  # bspline-fast / fastkan
+        ratios.append(gap.ratio)
+        gaps.append(gap)
+        b = fmt_time(float(last["bspline"]["time_median"])) if "bspline" in last else "—"
+        said = ("resolved" if gap.resolved else "not resolved") + f" ({gap.rule})"
+        table.append([key[0], key[1], str(key[2]), str(key[3]), key[4], b,
+                      fmt_time(float(last["bspline-fast"]["time_median"])),
+                      fmt_time(float(last["fastkan"]["time_median"])), fmt_ratio(gap.ratio), said])  # fmt: skip
     if ratios:
         geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+        faster = sum(g.resolved and g.ratio > 1 for g in gaps)
+        slower = sum(g.resolved and g.ratio < 1 for g in gaps)
         spread = (f"geometric mean x{geo:.2f} over {len(ratios)} cells, from x{min(ratios):.2f} to x{max(ratios):.2f}; "
-                  f"FastKAN faster in {sum(r > 1 for r in ratios)} of them")  # fmt: skip
+                  f"FastKAN resolved faster in {faster} of them, bspline-fast in {slower}")  # fmt: skip
         answer = "No" if geo <= 1.2 else "Yes, on these cells"
         meta.insert(0, ("verdict from these runs", f"{answer}: bspline-fast time / FastKAN time, {spread}"))
     return Block(title, meta, header, table, bool(ratios))

@@ -275,7 +275,10 @@ def summary_caption(tables: list[SummaryTable]) -> str:
                  + " in the same configuration.")  # fmt: skip
     best = ["lowest time"] + (["lowest memory"] if memory else []) + (
         ["highest accuracy, lowest RMSE"] if "accuracy" in shown else [])  # fmt: skip
-    text += f" Green: the best of the column ({', '.join(best)}); blue: the best KAN where an MLP is best overall."
+    text += (
+        f" Green: the best of the column ({', '.join(best)}; for times, also every one the judge cannot resolve "
+        "as slower than it); blue: the best KAN where an MLP is best overall."
+    )
     if any(x.noisy for x in entries):
         text += ' <span class="noisy">≈</span> marks a noisy timing (IQR above 10 % of the median).'
     if "accuracy" in shown:
@@ -322,17 +325,22 @@ def answer_section(page: Page) -> str:
             r = ranked[i]
             iso = f' <span class="ratio">{r.vs_iso:.2f}x mlp-iso</span>' if r.vs_iso is not None else ""
             gap = {True: " &lt;", False: " ≈", None: ""}[r.resolved]
+            if r.gap is not None and r.gap.rule != "paired":
+                gap += "<sup>u</sup>"
             row.append(f'<td class="num"><b>{e(r.impl)}</b> {e(fmt_time(r.median))}{iso}{gap}</td>')
         rows.append(row)
-    environments = [info.environment for info in page.runs]
+    environments = {info.name: info.environment for info in page.runs}
     out = [f"<p>Configuration: <b>{e(fmt_config(found.config))}</b>. {e(trust(found, environments))}</p>",
            "<p><b>B-spline against FastKAN</b> (bspline-fast vs fastkan): " + "; ".join(map(e, found.verdict)) + "</p>",
            _table(["rank", *map(e, phases)], rows)]  # fmt: skip
     out.append('<p class="caption">Fastest first, per phase: median time per call and its ratio to mlp-iso (an MLP '
-               "with the B-spline KAN's parameter count). &lt;: faster than the next one, the two interquartile "
-               "ranges apart and the gap wider than both sides moving by the run's process spread (resolved); ≈: "
-               f"not, so this data cannot order the two. Configuration chosen by rule: {e(RULE)}; every other "
-               "configuration is in the tables below.</p>")  # fmt: skip
+               "with the B-spline KAN's parameter count; the paired ratio where the two were measured together). "
+               "&lt;: resolved as faster than the next one; ≈: not, so this data cannot order the two. Measured "
+               "together (one group of one run, value by value): resolved when the 95% interval of the paired "
+               "ratio lies on one side of 1 and the gap is at least 5%. <sup>u</sup>: not measured together "
+               "(other runs, groups or older records), judged by the unpaired rule: interquartile ranges apart and "
+               "the gap wider than both sides moving by the run's process spread. Configuration chosen by rule: "
+               f"{e(RULE)}; every other configuration is in the tables below.</p>")  # fmt: skip
     out.extend(figure_html(f) for f in page.figures.get("answer", []))  # cost against accuracy, with accuracy runs
     return "".join(out)
 

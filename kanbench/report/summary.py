@@ -7,9 +7,11 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from kanbench import units
+from kanbench import judge, units
+from kanbench.judge import Sample
 from kanbench.record import PHASES
 
+from .answer import sample
 from .data import CONFIG_COLUMNS, REFERENCES, References, ordered_impls, timing_rows
 
 MEMORY_PHASE_PREFERENCE = ("train_step", "backward", "forward", "forward_inference")
@@ -28,6 +30,7 @@ class Entry:
     tag: str = ""  # entries compete for "best" only with entries of the same tag (e.g. the dataset)
     best: bool = False  # best of the table
     best_kan: bool = False  # best of the rows that are not an MLP, where that is not the best of the table
+    sample: Sample | None = None  # a timing: what the judge reads, so an unresolved runner-up shares "best"
 
 
 @dataclass
@@ -143,7 +146,7 @@ def summary_tables(df: pd.DataFrame) -> list[SummaryTable]:
                     r = mine[phase]
                     value = float(r["time_median"])
                     ratios = _ratios(refs, r, "time_median", value)
-                    cells[phase] = [Entry(value, fmt_time(value), ratios, noisy=bool(r["noisy"]))]
+                    cells[phase] = [Entry(value, fmt_time(value), ratios, noisy=bool(r["noisy"]), sample=sample(r))]
             r = mine.get(memory_phase) if memory_phase is not None else None
             if r is not None and r["peak_mem_bytes"] is not None and not pd.isna(r["peak_mem_bytes"]):
                 value = float(r["peak_mem_bytes"])
@@ -187,15 +190,23 @@ def _mark_best(rows: list, columns: list[str]) -> None:
         for entries in by_tag.values():
             if len(entries) < 2:
                 continue
-            pick = min if entries[0][1].lower_is_better else max
-            best = pick(e.value for _, e in entries if e.value is not None)  # all are: see by_tag
             for _, e in entries:
-                e.best = e.value == best
+                e.best = _tied_with_best(e, [x for _, x in entries])
             kans = [e for ref, e in entries if not ref]
             if len(kans) >= 2 and not any(e.best for e in kans):
-                best_kan = pick(e.value for e in kans if e.value is not None)
                 for e in kans:
-                    e.best_kan = e.value == best_kan
+                    e.best_kan = _tied_with_best(e, kans)
+
+
+def _tied_with_best(entry: Entry, entries: list[Entry]) -> bool:
+    """Whether entry is the best of entries, or a timing the judge cannot resolve as slower than the best one."""
+    pick = min if entries[0].lower_is_better else max
+    best = pick(entries, key=lambda e: e.value)
+    if entry.value == best.value:
+        return True
+    if entry.sample is None or best.sample is None:
+        return False
+    return not judge.judge(best.sample, entry.sample).a_faster
 
 
 @dataclass
