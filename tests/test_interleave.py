@@ -29,9 +29,7 @@ def test_a_worker_measures_its_group_in_rounds_in_the_order_its_seed_gives():
     assert all(e["rounds"] == [0, 1, 2] and len(e["values"]) == 3 for e in entries)
     # every round holds each of the four (cell, phase) slots once, at the positions the seed shuffles them to
     order = timing.shuffled_rounds(4, 3, 7)
-    assert [[e["positions"][r] for e in entries] for r in range(3)] == [
-        [o.index(i) for i in range(4)] for o in order
-    ]
+    assert [[e["positions"][r] for e in entries] for r in range(3)] == [[o.index(i) for i in range(4)] for o in order]
     assert all("peak_mem_bytes" in e and "flops_counted" in e for e in entries)  # the first process
 
 

@@ -50,7 +50,8 @@ def test_a_phase_with_a_sticky_error_ends_the_cell_and_asks_for_a_restart(monkey
     assert result["restart"] is True
     # values are taken in interleaved rounds after every phase is set up: forward was set up, never measured, and
     # cannot be once the process's CUDA context is broken
-    assert result["phases"]["forward"] == {"status": "error", "reason": "not measured: backward hit" + worker.STICKY_NOTE}
+    unmeasured = {"status": "error", "reason": "not measured: backward hit" + worker.STICKY_NOTE}
+    assert result["phases"]["forward"] == unmeasured
     assert "sticky CUDA error" in result["phases"]["backward"]["reason"]
     assert result["phases"]["train_step"] == {"status": "error", "reason": "not measured: backward hit"
                                               + worker.STICKY_NOTE}  # fmt: skip
