@@ -10,6 +10,7 @@ naming the file, what was wrong and what was expected.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib
@@ -447,12 +448,9 @@ def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True
     key = _fingerprint(source.files)
     cached = cache_dir() / f"mnist-{source.kind}-{key}.npz"
     if use_cache and cached.is_file():
-        try:
-            with np.load(cached, allow_pickle=False) as z:
-                arrays = {name: z[name] for name in z.files}
-            return _as_dataset(_expand(arrays), f"{source.describe()} (cache {cached})", str(cached))
-        except (OSError, ValueError, KeyError, DatasetError) as exc:
-            print(f"kanbench: ignoring unreadable MNIST cache {cached} ({exc}); rebuilding it", file=sys.stderr)
+        data = _read_cache(cached, source)
+        if data is not None:
+            return data
     if source.kind == "pickle":
         arrays, description = read_mnist_pickle(source.files[0])
     else:
@@ -462,6 +460,19 @@ def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True
     if use_cache:
         _write_cache(cached, compact)
     return data
+
+
+def _read_cache(path: Path, source: MnistSource) -> Dataset | None:
+    """The dataset from a cache file, checked like any source; None (and a warning) if it cannot be read or trusted."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+        return _as_dataset(_expand(arrays), f"{source.describe()} (cache {path})", str(path))
+    except Exception as exc:  # noqa: BLE001 - a damaged cache fails in many ways (EOFError, BadZipFile, bad CRC, ...)
+        # and is only ever a copy: whatever is wrong with it, the source is read again and the copy rewritten
+        print(f"kanbench: ignoring unreadable MNIST cache {path} ({type(exc).__name__}: {exc}); rebuilding it",
+              file=sys.stderr)  # fmt: skip
+        return None
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -474,7 +485,8 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         print(f"kanbench: cannot write MNIST cache {path}: {exc.strerror or exc}", file=sys.stderr)
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only mount refuses even removing what it never created (EROFS)
+            tmp.unlink(missing_ok=True)
 
 
 # ---- one entry point ------------------------------------------------------------------------------------------

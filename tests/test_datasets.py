@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
 import gzip
 import os
 import pickle
@@ -258,3 +260,48 @@ def test_validate_on_test_trains_on_train_plus_val_and_validates_on_test():
     np.testing.assert_array_equal(merged.test.y, plain.test.y)
     with pytest.raises(DatasetError, match="validate_on 'train' is not allowed"):
         datasets.load("f_xy", validate_on="train")
+
+
+# ---- the MNIST cache: a bad cache is rebuilt, an unwritable one only costs time -----------------------------------
+
+
+def _flip_byte(data: bytes) -> bytes:
+    """data with one byte of its middle inverted: a bit of disk rot inside the pixel arrays."""
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
+
+
+@pytest.mark.parametrize(
+    "damage", [lambda b: b"", lambda b: b[: len(b) // 2], lambda b: b[:100], _flip_byte, lambda b: b"\x00" * len(b)],
+    ids=["empty", "truncated", "header-only", "flipped-byte", "zeroed"],
+)  # fmt: skip
+def test_an_unreadable_mnist_cache_is_rebuilt(tmp_path, monkeypatch, capsys, damage):
+    monkeypatch.setenv("KANBENCH_CACHE", str(tmp_path / "cache"))
+    write_idx_set(tmp_path / "d", n_train=10_002, n_test=3, gz=False)
+    fresh = datasets.load_mnist(tmp_path / "d")
+    (cached,) = (tmp_path / "cache").glob("mnist-idx-*.npz")
+    cached.write_bytes(damage(cached.read_bytes()))
+    again = datasets.load_mnist(tmp_path / "d")
+    assert "(cache " not in again.source and "ignoring unreadable MNIST cache" in capsys.readouterr().err
+    np.testing.assert_array_equal(again.train.x, fresh.train.x)
+    np.testing.assert_array_equal(again.test.y, fresh.test.y)
+    assert "(cache " in datasets.load_mnist(tmp_path / "d").source  # rewritten whole: read from it the next time
+
+
+def test_an_unwritable_mnist_cache_only_costs_time(tmp_path, monkeypatch, capsys):
+    """A read-only mount refuses the temporary file and its removal alike (EROFS); the data still load."""
+    monkeypatch.setenv("KANBENCH_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    write_idx_set(tmp_path / "d", n_train=10_002, n_test=3, gz=False)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    def open_read_only(file, mode="r", *args, **kwargs):
+        return builtins.open(file, mode, *args, **kwargs) if "r" in mode else read_only()
+
+    monkeypatch.setattr(datasets, "open", open_read_only, raising=False)
+    monkeypatch.setattr(datasets.Path, "unlink", read_only)
+    data = datasets.load_mnist(tmp_path / "d")
+    assert len(data.test) == 3 and "cannot write MNIST cache" in capsys.readouterr().err
+    assert not list((tmp_path / "cache").iterdir())
