@@ -9,9 +9,14 @@ ceilings in a worker process (kanbench.gpu.probe_in_worker), never in their own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
+import sys
 from pathlib import Path
+
+from . import escape
 
 SIZES = {"cpu": (2048, 64 * 2**20), "cuda": (8192, 2**30)}  # largest GEMM n, copy bytes
 GEMM_CALL_S = 1.0  # a slow dtype (float16 on most CPUs runs at < 1 GFLOP/s) gets a GEMM this long, not minutes
@@ -111,23 +116,74 @@ def measure(
     }
 
 
+def entry_problem(entry: object) -> str | None:
+    """What makes one cached entry unusable (peaks that are not finite numbers > 0, no method), or None if sound."""
+    if not isinstance(entry, dict):
+        return f"a JSON {type(entry).__name__}, not an object of figures"
+    for field in ("peak_flop_per_s", "peak_bytes_per_s"):
+        value = entry.get(field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            return f"{field} is {value!r}; expected a finite number > 0"
+    if not isinstance(entry.get("method"), str):
+        return "no method (a string saying how the figures were measured)"
+    return None
+
+
+def load_cache(path: Path) -> tuple[dict, list[str]]:
+    """The sound entries of the cache file and what was wrong with the rest (or with the whole file)."""
+    try:
+        cache = json.loads(path.read_bytes())
+    except (FileNotFoundError, NotADirectoryError):  # nothing measured yet
+        return {}, []
+    except (OSError, ValueError, RecursionError) as exc:  # unreadable, not JSON (or not UTF-8), nested too deep
+        return {}, [f"unreadable ({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc})"]
+    if not isinstance(cache, dict):
+        return {}, [f"holds a JSON {type(cache).__name__}; expected an object of {{machine key: figures}}"]
+    problems = {key: entry_problem(entry) for key, entry in cache.items()}
+    sound = {key: entry for key, entry in cache.items() if problems[key] is None}
+    return sound, [f"entry {key!r}: {problem}" for key, problem in problems.items() if problem]
+
+
+def _warn(path: Path, message: str) -> None:
+    print(escape.terminal(f"kanbench: roofline cache {path}: {message}"), file=sys.stderr)
+
+
+def _store(path: Path, entries: dict) -> None:
+    """Rewrite the cache file atomically with its sound entries and these; one that cannot be written only costs time
+    (a warning)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        cache = {**load_cache(path)[0], **entries}  # read again: another process may have added a dtype meanwhile
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(cache, indent=2, sort_keys=True, allow_nan=False))
+        os.replace(tmp, path)
+    except OSError as exc:
+        _warn(path, f"cannot write ({exc.strerror or exc}); the figures are used but not kept")
+        with contextlib.suppress(OSError):  # a read-only HOME refuses even removing what it never created
+            tmp.unlink(missing_ok=True)
+
+
 def figures(
     device: str, threads: int, refresh: bool = False, measure_missing: bool = True, dtype: str = "float32"
 ) -> dict | None:
     """The cached figures for this machine and dtype, measured first if absent (or if refresh); None if absent and
-    not to be measured."""
+    not to be measured. A cache file or entry that cannot be trusted is reported, measured again and rewritten."""
     path = cache_path()
-    cache = json.loads(path.read_text()) if path.exists() else {}
+    cache, problems = load_cache(path)
+    for problem in problems:
+        _warn(path, f"{problem}; left out (measured again when needed) and the file rewritten")
     key = machine_key(device, threads, dtype)
-    if key not in cache and not measure_missing:
-        return None
-    if refresh or key not in cache:
-        cache[key] = measure(device, threads, dtype=dtype)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache, indent=2, sort_keys=True))
-        tmp.replace(path)
-    return {**cache[key], "key": key}
+    measure_now = refresh if key in cache else measure_missing
+    if measure_now:
+        entry = measure(device, threads, dtype=dtype)
+        problem = entry_problem(entry)
+        if problem:  # a ceiling of NaN or 0 would divide every fraction of peak: never keep or use one
+            raise RuntimeError(f"kanbench machine measured {device} {dtype}: {problem}")
+        cache[key] = entry
+        _store(path, {key: entry})
+    elif problems:
+        _store(path, {})  # repaired now, so every later run does not warn again
+    return {**cache[key], "key": key} if key in cache else None
 
 
 def ceilings(device: str, threads: int, dtypes: list[str], measure_missing: bool = True) -> dict:
@@ -164,7 +220,7 @@ def peak_for(machine: dict | None, key: str, device: str, dtype: str) -> float |
     value = machine.get(key)
     for level in range(3):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value) if value > 0 else None
+            return float(value) if math.isfinite(value) and value > 0 else None
         if not isinstance(value, dict) or level == 2:
             return None
         value = next((value[k] for k in (device, device.split(":")[0], dtype) if k in value), None)

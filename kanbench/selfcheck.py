@@ -153,7 +153,10 @@ def gemm_verdict(measured: float, ceiling: float, n: int) -> Check:
     if share > high:
         hint = "; above the ceiling: a region missed device work, or the ceiling is stale (kanbench machine --refresh)"
     elif share < low:
-        hint = "; far below the ceiling: another load, fewer threads than the ceiling's, or a throttled device"
+        hint = (
+            "; far below the ceiling: another load, fewer threads than the ceiling's, a throttled device, or a "
+            "ceiling cached under other conditions (kanbench machine --refresh)"
+        )
     detail = (f"{n}x{n} float32 matmul {measured / 1e9:.4g} GFLOP/s = {share:.0%} of the measured ceiling "
               f"{ceiling / 1e9:.4g} GFLOP/s (needs {low:.0%}-{high:.0%}){hint}")  # fmt: skip
     return Check("gemm", low <= share <= high, detail)

@@ -76,3 +76,27 @@ def test_bad_requests_exit_2(args, message):
         pytest.skip("this machine has CUDA")
     proc = kanbench("selfcheck", *args)
     assert proc.returncode == 2 and message in proc.stderr
+
+
+@pytest.mark.parametrize("cache", ["corrupt", "read-only HOME"])
+def test_a_roofline_cache_problem_is_not_a_gemm_fail(tmp_path, monkeypatch, capsys, cache):
+    """The gemm check compares against a ceiling measured afresh (faked here) and says so; it never 'raised'."""
+    from kanbench import machine
+
+    def measure(device, threads, dtype="float32"):
+        return {"peak_flop_per_s": 1e12, "peak_bytes_per_s": 1e10, "method": "fake"}
+
+    monkeypatch.setattr(machine, "measure", measure)
+    monkeypatch.setattr(machine, "SIZES", {**machine.SIZES, "cpu": (64, 2**20)})  # a GEMM that takes no time
+    monkeypatch.setattr(selfcheck, "CHECKS", {"gemm": selfcheck.check_gemm})
+    if cache == "corrupt":
+        monkeypatch.setenv("KANBENCH_CACHE", str(tmp_path))
+        (tmp_path / "machine.json").write_text("{")
+    else:
+        monkeypatch.delenv("KANBENCH_CACHE", raising=False)
+        (tmp_path / "home").write_text("")  # a HOME that ~/.cache/kanbench cannot be made in
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    lines: list[str] = []
+    selfcheck.run_checks("cpu", 1, lines.append)
+    assert lines[0].split()[1] == "gemm" and "64x64 float32 matmul" in lines[0] and "raised" not in lines[0], lines
+    assert "roofline cache" in capsys.readouterr().err
