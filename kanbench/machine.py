@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 from . import escape
+from .errors import UsageError
+from .suite import BOUNDS
 
 SIZES = {"cpu": (2048, 64 * 2**20), "cuda": (8192, 2**30)}  # largest GEMM n, copy bytes
 GEMM_CALL_S = 1.0  # a slow dtype (float16 on most CPUs runs at < 1 GFLOP/s) gets a GEMM this long, not minutes
@@ -37,6 +39,14 @@ def matmul_mode(device: str, dtype: str) -> str:
         return ""
     tf32 = f", tf32={'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}" if device.startswith("cuda") else ""
     return f" | precision={torch.get_float32_matmul_precision()}{tf32}"
+
+
+def check_threads(threads: int) -> int:
+    """A --threads value, if a suite's [timing].threads could hold it (0: torch's default); UsageError otherwise."""
+    if not 0 <= threads <= BOUNDS["threads"]:  # torch raises below 1 and crashes (SIGSEGV) at 99,999
+        raise UsageError(f"--threads must be >= 0 and <= {BOUNDS['threads']} (0: torch's default; the bound of a "
+                         f"suite's [timing].threads), got {threads}")  # fmt: skip
+    return threads
 
 
 def machine_key(device: str, threads: int, dtype: str = "float32") -> str:
@@ -230,16 +240,16 @@ def peak_for(machine: dict | None, key: str, device: str, dtype: str) -> float |
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of `kanbench machine`."""
     parser.add_argument("--device", action="append", help="cpu, cuda (default: cpu, and cuda if present)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help=f"torch threads, 0..{BOUNDS['threads']} (0 = torch's default)")  # fmt: skip
     parser.add_argument("--dtype", action="append", choices=DTYPE_NAMES, help="matmul dtype (default: float32)")
     parser.add_argument("--refresh", action="store_true", help="measure again instead of using the cache")
 
 
 def command(args: argparse.Namespace) -> int:
     """Print (measuring if needed) the peak FLOP/s and bandwidth of each device."""
+    check_threads(args.threads)
     import torch
-
-    from .errors import UsageError
 
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     for device in devices:

@@ -7,8 +7,11 @@ import json
 import math
 
 import pytest
+from conftest import kanbench
 
 from kanbench import machine
+from kanbench.errors import UsageError
+from kanbench.suite import BOUNDS
 
 
 def test_measure_returns_positive_finite_figures():
@@ -139,3 +142,20 @@ def test_a_corrupt_cache_is_repaired_even_when_nothing_is_measured(tmp_path, mon
     assert json.loads((tmp_path / "machine.json").read_text()) == _entry()
     assert "'cpu | elsewhere': no method" in capsys.readouterr().err
     assert machine.figures("cpu", 2, measure_missing=False) is None and not capsys.readouterr().err
+
+
+# ---- --threads is bounded as a suite's [timing].threads is ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("threads", [-3, -1, BOUNDS["threads"] + 1, 99_999])
+def test_kanbench_machine_refuses_threads_outside_the_suites_bound(monkeypatch, fake_measure, threads):
+    args = argparse.Namespace(device=["cpu"], threads=threads, dtype=None, refresh=False)
+    with pytest.raises(UsageError, match=rf"--threads must be >= 0 and <= {BOUNDS['threads']} .*got {threads}"):
+        machine.command(args)
+    assert not fake_measure  # refused before anything is measured (99,999 threads crashed torch: exit 139)
+
+
+def test_kanbench_machine_threads_exit_2_on_the_command_line():
+    proc = kanbench("machine", "--threads", "-3")
+    assert proc.returncode == 2 and f"--threads must be >= 0 and <= {BOUNDS['threads']}" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
