@@ -413,7 +413,9 @@ def locate_mnist(data_dir: str | os.PathLike | None = None) -> MnistSource:
     if directory:
         directory = Path(directory)
         if not directory.is_dir():
-            raise DatasetError(f"MNIST data directory {directory} does not exist (from --data-dir or KANBENCH_DATA)")
+            what = "is not a directory" if directory.exists() else "does not exist"
+            raise DatasetError(f"MNIST data directory {directory} {what} (from --data-dir or KANBENCH_DATA); expected "
+                               "a directory holding the four IDX files")  # fmt: skip
         files = find_idx(directory)
         if files:
             return MnistSource("idx", tuple(files[k] for k in IDX_NAMES))

@@ -162,6 +162,9 @@ def test_no_mnist_anywhere_says_how_to_get_it(tmp_path, monkeypatch):
         datasets.locate_mnist()
     with pytest.raises(DatasetError, match="does not exist"):
         datasets.locate_mnist(tmp_path / "nowhere")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(DatasetError, match="a-file is not a directory"):
+        datasets.locate_mnist(tmp_path / "a-file")
 
 
 def test_mnist_classification_checks_catch_bad_arrays():
