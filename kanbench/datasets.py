@@ -44,6 +44,7 @@ IDX_NAMES = {
 # 2.4x the classic mnist.pkl.gz (220 MB), so a gzip bomb or a header declaring gigabytes is refused, not read
 MAX_IDX_BYTES = 2**28
 MAX_PICKLE_BYTES = 2**29
+MAX_IDX_DIMS = 3
 MNIST_VAL = 10_000  # IDX files: the last 10,000 training images validate, as in the classic 50k/10k/10k split
 CACHE_VERSION = 1
 
@@ -278,6 +279,9 @@ def read_idx(path: Path, max_bytes: int | None = None) -> np.ndarray:
         if magic[2] != 0x08:
             raise DatasetError(f"{path}: IDX element type 0x{magic[2]:02x} is not unsigned byte (0x08)")
         ndim = magic[3]
+        if ndim > MAX_IDX_DIMS:  # numpy refuses arrays of over 64 dimensions, and a header may declare 255
+            raise DatasetError(f"{path}: IDX header declares {ndim} dimensions; expected at most {MAX_IDX_DIMS} "
+                               "(MNIST labels have 1, images 3)")  # fmt: skip
         dims = f.read(4 * ndim)
         if len(dims) < 4 * ndim:
             raise DatasetError(f"{path}: truncated IDX header ({4 + len(dims)} bytes, expected {4 + 4 * ndim})")

@@ -334,6 +334,9 @@ def test_an_idx_header_declaring_more_than_an_mnist_file_can_hold_is_refused_unr
     path.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 2**31, 28, 28) + bytes(100))
     with pytest.raises(DatasetError, match=r"declares shape \(2147483648, 28, 28\) .*more than the 268435456 bytes"):
         datasets.read_idx(path)
+    path.write_bytes(bytes([0, 0, 8, 255]) + bytes(4 * 255))  # 255 dimensions of size 0: numpy allows 64 at most
+    with pytest.raises(DatasetError, match="IDX header declares 255 dimensions; expected at most 3"):
+        datasets.read_idx(path)
 
 
 def test_idx_files_declaring_no_images_are_refused(tmp_path, monkeypatch):
