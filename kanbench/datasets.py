@@ -24,7 +24,6 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
@@ -240,7 +239,7 @@ def restricted_loads(data: bytes, where: str = "<pickle>") -> object:
 
 
 @contextlib.contextmanager
-def _stream(path: Path) -> Iterator[IO[bytes]]:
+def _stream(path: Path) -> Iterator[io.BufferedIOBase]:
     """The file's bytes as a stream, decompressed only as far as they are read when it is gzipped (a small file can
     inflate to gigabytes); read and gzip errors become DatasetErrors naming the file."""
     gzipped = False
@@ -483,9 +482,8 @@ def _expand(arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
 def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True) -> Dataset:
     """MNIST as float32 (n, 784) images in [0, 1] and int64 labels: train 50,000, validation 10,000, test 10,000."""
     source = locate_mnist(data_dir)
-    key = _fingerprint(source.files)
-    cached = cache_dir() / f"mnist-{source.kind}-{key}.npz"
-    if use_cache and cached.is_file():
+    cached = _cache_file(source) if use_cache else None
+    if cached is not None and cached.is_file():
         data = _read_cache(cached, source)
         if data is not None:
             return data
@@ -497,9 +495,19 @@ def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True
     data = _as_dataset(
         _expand(compact, source.describe()), description, source.describe()
     )  # checked before it is cached
-    if use_cache:
+    if cached is not None:
         _write_cache(cached, compact)
     return data
+
+
+def _cache_file(source: MnistSource) -> Path | None:
+    """The cache file of this source; None (and a warning) when there is no cache directory to put it in."""
+    try:
+        directory = cache_dir()
+    except RuntimeError as exc:  # no HOME and no passwd entry (a container's arbitrary uid): only costs time
+        print(f"kanbench: no MNIST cache ({exc} Set KANBENCH_CACHE to keep one)", file=sys.stderr)
+        return None
+    return directory / f"mnist-{source.kind}-{_fingerprint(source.files)}.npz"
 
 
 def _read_cache(path: Path, source: MnistSource) -> Dataset | None:

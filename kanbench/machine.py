@@ -25,10 +25,14 @@ GEMM_CALL_S = 1.0  # a slow dtype (float16 on most CPUs runs at < 1 GFLOP/s) get
 DTYPE_NAMES = ("float32", "float64", "bfloat16", "float16")
 
 
-def cache_path() -> Path:
-    """Where measured figures are kept."""
-    root = os.environ.get("KANBENCH_CACHE") or Path.home() / ".cache" / "kanbench"
-    return Path(root) / "machine.json"
+def cache_path() -> Path | None:
+    """Where measured figures are kept; None when there is nowhere (no KANBENCH_CACHE and no home directory)."""
+    if os.environ.get("KANBENCH_CACHE"):
+        return Path(os.environ["KANBENCH_CACHE"]) / "machine.json"
+    try:
+        return Path.home() / ".cache" / "kanbench" / "machine.json"
+    except RuntimeError:  # no HOME and no passwd entry (a container's arbitrary uid): measuring only costs time
+        return None
 
 
 def matmul_mode(device: str, dtype: str) -> str:
@@ -173,24 +177,40 @@ def _store(path: Path, entries: dict) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def _measured(device: str, threads: int, dtype: str) -> dict:
+    """Figures measured now; RuntimeError if they are not sound (a NaN or 0 ceiling would divide every fraction of
+    peak: never keep or use one)."""
+    entry = measure(device, threads, dtype=dtype)
+    problem = entry_problem(entry)
+    if problem:
+        raise RuntimeError(f"kanbench machine measured {device} {dtype}: {problem}")
+    return entry
+
+
+def _uncached(device: str, threads: int, measure_missing: bool, dtype: str) -> dict | None:
+    """figures() with no cache to read or keep: measured now (or None), and a warning."""
+    print("kanbench: no roofline cache (no home directory; set KANBENCH_CACHE to keep one)", file=sys.stderr)
+    if not measure_missing:
+        return None
+    return {**_measured(device, threads, dtype), "key": machine_key(device, threads, dtype)}
+
+
 def figures(
     device: str, threads: int, refresh: bool = False, measure_missing: bool = True, dtype: str = "float32"
 ) -> dict | None:
     """The cached figures for this machine and dtype, measured first if absent (or if refresh); None if absent and
     not to be measured. A cache file or entry that cannot be trusted is reported, measured again and rewritten."""
     path = cache_path()
+    if path is None:
+        return _uncached(device, threads, measure_missing, dtype)
     cache, problems = load_cache(path)
     for problem in problems:
         _warn(path, f"{problem}; left out (measured again when needed) and the file rewritten")
     key = machine_key(device, threads, dtype)
     measure_now = refresh if key in cache else measure_missing
     if measure_now:
-        entry = measure(device, threads, dtype=dtype)
-        problem = entry_problem(entry)
-        if problem:  # a ceiling of NaN or 0 would divide every fraction of peak: never keep or use one
-            raise RuntimeError(f"kanbench machine measured {device} {dtype}: {problem}")
-        cache[key] = entry
-        _store(path, {key: entry})
+        cache[key] = _measured(device, threads, dtype)
+        _store(path, {key: cache[key]})
     elif problems:
         _store(path, {})  # repaired now, so every later run does not warn again
     return {**cache[key], "key": key} if key in cache else None
@@ -262,5 +282,5 @@ def command(args: argparse.Namespace) -> int:
             assert f is not None  # measure_missing (the default): figures are measured, never None
             print(f"{f['key']}\n  peak matmul {f['peak_flop_per_s'] / 1e9:.1f} GFLOP/s, "
                   f"copy {f['peak_bytes_per_s'] / 1e9:.1f} GB/s ({f['method']})")  # fmt: skip
-    print(f"cache: {cache_path()}")
+    print(f"cache: {cache_path() or 'none (no home directory; set KANBENCH_CACHE)'}")
     return 0

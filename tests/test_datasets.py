@@ -373,3 +373,15 @@ def test_a_pickle_that_inflates_past_the_cap_is_refused(tmp_path, monkeypatch):
     path.write_bytes(gzip.compress(bytes(8 * 2**20), compresslevel=1))
     with pytest.raises(DatasetError, match=r"mnist.pkl.gz: decompresses to more than 1048576 bytes"):
         datasets.read_mnist_pickle(path)
+
+
+def test_no_home_directory_means_no_mnist_cache_not_a_crash(tmp_path, monkeypatch, capsys):
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    for name in ("KANBENCH_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(datasets.Path, "home", no_home)
+    write_idx_set(tmp_path / "d", n_train=10_002, n_test=3, gz=False)
+    assert len(datasets.load_mnist(tmp_path / "d").test) == 3
+    assert "no MNIST cache (Could not determine home directory. Set KANBENCH_CACHE" in capsys.readouterr().err
