@@ -23,6 +23,7 @@ from .suite import BOUNDS
 SIZES = {"cpu": (2048, 64 * 2**20), "cuda": (8192, 2**30)}  # largest GEMM n, copy bytes
 GEMM_CALL_S = 1.0  # a slow dtype (float16 on most CPUs runs at < 1 GFLOP/s) gets a GEMM this long, not minutes
 DTYPE_NAMES = ("float32", "float64", "bfloat16", "float16")
+MAX_CACHE_BYTES = 2**20  # machine.json: far more than it ever holds, far less than a stray huge file
 
 
 def cache_path() -> Path | None:
@@ -146,7 +147,13 @@ def entry_problem(entry: object) -> str | None:
 def load_cache(path: Path) -> tuple[dict, list[str]]:
     """The sound entries of the cache file and what was wrong with the rest (or with the whole file)."""
     try:
-        cache = json.loads(path.read_bytes())
+        if not path.is_file():  # a FIFO would block the read, /dev/zero never end it
+            return ({}, ["not a regular file"]) if path.exists() else ({}, [])
+        with open(path, "rb") as f:
+            text = f.read(MAX_CACHE_BYTES + 1)
+        if len(text) > MAX_CACHE_BYTES:
+            return {}, [f"over {MAX_CACHE_BYTES} bytes; a cache of every dtype on a few machines holds a few KB"]
+        cache = json.loads(text)
     except (FileNotFoundError, NotADirectoryError):  # nothing measured yet
         return {}, []
     except (OSError, ValueError, RecursionError) as exc:  # unreadable, not JSON (or not UTF-8), nested too deep

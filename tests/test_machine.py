@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 
 import pytest
 from conftest import kanbench
@@ -172,3 +173,14 @@ def test_no_home_directory_only_costs_time(monkeypatch, capsys, fake_measure):
     assert machine.figures("cpu", 1, measure_missing=False) is None
     assert machine.figures("cpu", 1)["peak_flop_per_s"] == GOOD["peak_flop_per_s"] and len(fake_measure) == 1
     assert "no roofline cache (no home directory; set KANBENCH_CACHE" in capsys.readouterr().err
+
+
+def test_a_roofline_cache_that_is_no_regular_file_or_huge_is_not_read(tmp_path, monkeypatch, capsys, fake_measure):
+    monkeypatch.setenv("KANBENCH_CACHE", str(tmp_path))
+    os.mkfifo(tmp_path / "machine.json")  # reading it would block until some writer came
+    assert machine.load_cache(tmp_path / "machine.json") == ({}, ["not a regular file"])
+    (tmp_path / "machine.json").unlink()
+    (tmp_path / "machine.json").write_bytes(b" " * (machine.MAX_CACHE_BYTES + 1))
+    assert "over 1048576 bytes" in machine.load_cache(tmp_path / "machine.json")[1][0]
+    assert machine.figures("cpu", 1)["peak_flop_per_s"] == GOOD["peak_flop_per_s"]  # measured and rewritten
+    assert json.loads((tmp_path / "machine.json").read_text())
