@@ -10,6 +10,7 @@ naming the file, what was wrong and what was expected.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import importlib
@@ -19,7 +20,8 @@ import os
 import pickle
 import struct
 import sys
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,11 @@ IDX_NAMES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+# Caps on what a (decompressed) MNIST file may hold: 5x the largest IDX file (47 MB of training images) and about
+# 2.4x the classic mnist.pkl.gz (220 MB), so a gzip bomb or a header declaring gigabytes is refused, not read
+MAX_IDX_BYTES = 2**28
+MAX_PICKLE_BYTES = 2**29
+MAX_IDX_DIMS = 3
 MNIST_VAL = 10_000  # IDX files: the last 10,000 training images validate, as in the classic 50k/10k/10k split
 CACHE_VERSION = 1
 
@@ -231,37 +238,62 @@ def restricted_loads(data: bytes, where: str = "<pickle>") -> object:
         raise DatasetError(f"{where}: not a readable pickle: {type(exc).__name__}: {exc}") from None
 
 
-def _read_maybe_gzip(path: Path) -> bytes:
+@contextlib.contextmanager
+def _stream(path: Path) -> Iterator[io.BufferedIOBase]:
+    """The file's bytes as a stream, decompressed only as far as they are read when it is gzipped (a small file can
+    inflate to gigabytes); read and gzip errors become DatasetErrors naming the file."""
+    gzipped = False
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, ValueError) as exc:
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            yield gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+    except (OSError, EOFError, zlib.error) as exc:
+        if gzipped:
             raise DatasetError(f"{path}: corrupt gzip file: {exc}") from None
-    return raw
+        raise DatasetError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (optionally gzipped) of unsigned bytes as a uint8 array of the shape its header declares."""
-    data = _read_maybe_gzip(path)
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise DatasetError(f"{path}: not an IDX file (expected a header starting 0x00 0x00)")
-    if data[2] != 0x08:
-        raise DatasetError(f"{path}: IDX element type 0x{data[2]:02x} is not unsigned byte (0x08)")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DatasetError(f"{path}: truncated IDX header ({len(data)} bytes, expected at least {header})")
-    shape = struct.unpack(f">{ndim}I", data[4:header])
-    expected = math.prod(shape)  # Python ints: a header of huge dimensions cannot wrap around to a plausible size
-    if len(data) - header != expected:
-        raise DatasetError(
-            f"{path}: IDX header declares shape {shape} ({expected} bytes) but {len(data) - header} bytes follow"
-        )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+def _read_maybe_gzip(path: Path, limit: int) -> bytes:
+    """The whole (decompressed) file, refused once it exceeds limit bytes."""
+    with _stream(path) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise DatasetError(f"{path}: decompresses to more than {limit} bytes; expected at most that (the classic "
+                           "mnist.pkl.gz holds 220 MB)")  # fmt: skip
+    return data
+
+
+def read_idx(path: Path, max_bytes: int | None = None) -> np.ndarray:
+    """An IDX file (optionally gzipped) of unsigned bytes as a uint8 array of the shape its header declares.
+
+    Reads no more than the header declares (plus one byte, to see whether more follow), and refuses a header that
+    declares more than max_bytes (MAX_IDX_BYTES by default).
+    """
+    limit = MAX_IDX_BYTES if max_bytes is None else max_bytes
+    with _stream(path) as f:
+        magic = f.read(4)
+        if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
+            raise DatasetError(f"{path}: not an IDX file (expected a header starting 0x00 0x00)")
+        if magic[2] != 0x08:
+            raise DatasetError(f"{path}: IDX element type 0x{magic[2]:02x} is not unsigned byte (0x08)")
+        ndim = magic[3]
+        if ndim > MAX_IDX_DIMS:  # numpy refuses arrays of over 64 dimensions, and a header may declare 255
+            raise DatasetError(f"{path}: IDX header declares {ndim} dimensions; expected at most {MAX_IDX_DIMS} "
+                               "(MNIST labels have 1, images 3)")  # fmt: skip
+        dims = f.read(4 * ndim)
+        if len(dims) < 4 * ndim:
+            raise DatasetError(f"{path}: truncated IDX header ({4 + len(dims)} bytes, expected {4 + 4 * ndim})")
+        shape = struct.unpack(f">{ndim}I", dims)
+        expected = math.prod(shape)  # Python ints: a header of huge dimensions cannot wrap around to a plausible size
+        if expected > limit:
+            raise DatasetError(f"{path}: IDX header declares shape {shape} ({expected} bytes), more than the {limit} "
+                               "bytes an MNIST file may hold")  # fmt: skip
+        body = f.read(expected + 1)  # one byte past the declared end tells whether more follow
+    if len(body) != expected:
+        follow = "more" if len(body) > expected else str(len(body))
+        raise DatasetError(f"{path}: IDX header declares shape {shape} ({expected} bytes) but {follow} bytes follow")
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
 def check_classification(data: Dataset, where: str, n_inputs: int) -> None:
@@ -288,7 +320,7 @@ def check_classification(data: Dataset, where: str, n_inputs: int) -> None:
 def read_mnist_pickle(path: Path) -> tuple[dict[str, np.ndarray], str]:
     """The arrays of the classic mnist.pkl.gz through RestrictedUnpickler, and a description of the source."""
     where = str(path)
-    obj = restricted_loads(_read_maybe_gzip(path), where)
+    obj = restricted_loads(_read_maybe_gzip(path, MAX_PICKLE_BYTES), where)
     if not (isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(s, tuple) and len(s) == 2 for s in obj)):
         raise DatasetError(f"{where}: expected ((train_x, train_y), (val_x, val_y), (test_x, test_y))")
     arrays = {}
@@ -309,6 +341,8 @@ def read_mnist_idx(files: dict[str, Path]) -> tuple[dict[str, np.ndarray], str]:
             raise DatasetError(f"{files[kind + '_images']}: images have shape {img.shape}; expected (n, 28, 28)")
         if lab.shape != (len(img),):
             raise DatasetError(f"{files[kind + '_labels']}: labels have shape {lab.shape}; expected ({len(img)},)")
+        if len(img) == 0:
+            raise DatasetError(f"{files[kind + '_images']}: 0 images; expected at least one")
     train_x = images["train_images"].reshape(-1, 784)
     train_y = labels["train_labels"].astype(np.int64)
     if len(train_x) <= MNIST_VAL:
@@ -382,7 +416,9 @@ def locate_mnist(data_dir: str | os.PathLike | None = None) -> MnistSource:
     if directory:
         directory = Path(directory)
         if not directory.is_dir():
-            raise DatasetError(f"MNIST data directory {directory} does not exist (from --data-dir or KANBENCH_DATA)")
+            what = "is not a directory" if directory.exists() else "does not exist"
+            raise DatasetError(f"MNIST data directory {directory} {what} (from --data-dir or KANBENCH_DATA); expected "
+                               "a directory holding the four IDX files")  # fmt: skip
         files = find_idx(directory)
         if files:
             return MnistSource("idx", tuple(files[k] for k in IDX_NAMES))
@@ -428,11 +464,13 @@ def _compact(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def _expand(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """float32 (n, features) images from what _compact stored."""
+def _expand(arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+    """float32 (n, features) images from what _compact stored; a split with no samples (or 0-d) is refused."""
     out = {k: v for k, v in arrays.items() if not k.endswith("_scale")}
     for key in ("train_x", "val_x", "test_x"):
         a = out[key]
+        if a.ndim == 0 or a.size == 0:  # reshape(n, -1) cannot size these: refuse them before it raises
+            raise DatasetError(f"{where}: {key[:-2]} images have shape {a.shape}; expected (n > 0, 784)")
         if key + "_scale" in arrays:
             a = a.astype(np.float32) / np.float32(float(arrays[key + "_scale"]))
         elif a.dtype == np.float64:
@@ -444,24 +482,45 @@ def _expand(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True) -> Dataset:
     """MNIST as float32 (n, 784) images in [0, 1] and int64 labels: train 50,000, validation 10,000, test 10,000."""
     source = locate_mnist(data_dir)
-    key = _fingerprint(source.files)
-    cached = cache_dir() / f"mnist-{source.kind}-{key}.npz"
-    if use_cache and cached.is_file():
-        try:
-            with np.load(cached, allow_pickle=False) as z:
-                arrays = {name: z[name] for name in z.files}
-            return _as_dataset(_expand(arrays), f"{source.describe()} (cache {cached})", str(cached))
-        except (OSError, ValueError, KeyError, DatasetError) as exc:
-            print(f"kanbench: ignoring unreadable MNIST cache {cached} ({exc}); rebuilding it", file=sys.stderr)
+    cached = _cache_file(source) if use_cache else None
+    if cached is not None and cached.is_file():
+        data = _read_cache(cached, source)
+        if data is not None:
+            return data
     if source.kind == "pickle":
         arrays, description = read_mnist_pickle(source.files[0])
     else:
         arrays, description = read_mnist_idx(dict(zip(IDX_NAMES, source.files)))
     compact = _compact(arrays)
-    data = _as_dataset(_expand(compact), description, source.describe())  # checked before it is cached
-    if use_cache:
+    data = _as_dataset(
+        _expand(compact, source.describe()), description, source.describe()
+    )  # checked before it is cached
+    if cached is not None:
         _write_cache(cached, compact)
     return data
+
+
+def _cache_file(source: MnistSource) -> Path | None:
+    """The cache file of this source; None (and a warning) when there is no cache directory to put it in."""
+    try:
+        directory = cache_dir()
+    except RuntimeError as exc:  # no HOME and no passwd entry (a container's arbitrary uid): only costs time
+        print(f"kanbench: no MNIST cache ({exc} Set KANBENCH_CACHE to keep one)", file=sys.stderr)
+        return None
+    return directory / f"mnist-{source.kind}-{_fingerprint(source.files)}.npz"
+
+
+def _read_cache(path: Path, source: MnistSource) -> Dataset | None:
+    """The dataset from a cache file, checked like any source; None (and a warning) if it cannot be read or trusted."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}
+        return _as_dataset(_expand(arrays, str(path)), f"{source.describe()} (cache {path})", str(path))
+    except Exception as exc:  # a damaged cache fails in many ways (EOFError, BadZipFile, a bad CRC, a KeyError, ...)
+        # and is only ever a copy: whatever is wrong with it, the source is read again and the copy rewritten
+        print(f"kanbench: ignoring unreadable MNIST cache {path} ({type(exc).__name__}: {exc}); rebuilding it",
+              file=sys.stderr)  # fmt: skip
+        return None
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -474,7 +533,8 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         print(f"kanbench: cannot write MNIST cache {path}: {exc.strerror or exc}", file=sys.stderr)
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only mount refuses even removing what it never created (EROFS)
+            tmp.unlink(missing_ok=True)
 
 
 # ---- one entry point ------------------------------------------------------------------------------------------

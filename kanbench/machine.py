@@ -9,19 +9,31 @@ ceilings in a worker process (kanbench.gpu.probe_in_worker), never in their own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
+import sys
 from pathlib import Path
+
+from . import escape
+from .errors import UsageError
+from .suite import BOUNDS
 
 SIZES = {"cpu": (2048, 64 * 2**20), "cuda": (8192, 2**30)}  # largest GEMM n, copy bytes
 GEMM_CALL_S = 1.0  # a slow dtype (float16 on most CPUs runs at < 1 GFLOP/s) gets a GEMM this long, not minutes
 DTYPE_NAMES = ("float32", "float64", "bfloat16", "float16")
+MAX_CACHE_BYTES = 2**20  # machine.json: far more than it ever holds, far less than a stray huge file
 
 
-def cache_path() -> Path:
-    """Where measured figures are kept."""
-    root = os.environ.get("KANBENCH_CACHE") or Path.home() / ".cache" / "kanbench"
-    return Path(root) / "machine.json"
+def cache_path() -> Path | None:
+    """Where measured figures are kept; None when there is nowhere (no KANBENCH_CACHE and no home directory)."""
+    if os.environ.get("KANBENCH_CACHE"):
+        return Path(os.environ["KANBENCH_CACHE"]) / "machine.json"
+    try:
+        return Path.home() / ".cache" / "kanbench" / "machine.json"
+    except RuntimeError:  # no HOME and no passwd entry (a container's arbitrary uid): measuring only costs time
+        return None
 
 
 def matmul_mode(device: str, dtype: str) -> str:
@@ -32,6 +44,14 @@ def matmul_mode(device: str, dtype: str) -> str:
         return ""
     tf32 = f", tf32={'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}" if device.startswith("cuda") else ""
     return f" | precision={torch.get_float32_matmul_precision()}{tf32}"
+
+
+def check_threads(threads: int) -> int:
+    """A --threads value, if a suite's [timing].threads could hold it (0: torch's default); UsageError otherwise."""
+    if not 0 <= threads <= BOUNDS["threads"]:  # torch raises below 1 and crashes (SIGSEGV) at 99,999
+        raise UsageError(f"--threads must be >= 0 and <= {BOUNDS['threads']} (0: torch's default; the bound of a "
+                         f"suite's [timing].threads), got {threads}")  # fmt: skip
+    return threads
 
 
 def machine_key(device: str, threads: int, dtype: str = "float32") -> str:
@@ -111,23 +131,96 @@ def measure(
     }
 
 
+def entry_problem(entry: object) -> str | None:
+    """What makes one cached entry unusable (peaks that are not finite numbers > 0, no method), or None if sound."""
+    if not isinstance(entry, dict):
+        return f"a JSON {type(entry).__name__}, not an object of figures"
+    for field in ("peak_flop_per_s", "peak_bytes_per_s"):
+        value = entry.get(field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            return f"{field} is {value!r}; expected a finite number > 0"
+    if not isinstance(entry.get("method"), str):
+        return "no method (a string saying how the figures were measured)"
+    return None
+
+
+def load_cache(path: Path) -> tuple[dict, list[str]]:
+    """The sound entries of the cache file and what was wrong with the rest (or with the whole file)."""
+    try:
+        if not path.is_file():  # a FIFO would block the read, /dev/zero never end it
+            return ({}, ["not a regular file"]) if path.exists() else ({}, [])
+        with open(path, "rb") as f:
+            text = f.read(MAX_CACHE_BYTES + 1)
+        if len(text) > MAX_CACHE_BYTES:
+            return {}, [f"over {MAX_CACHE_BYTES} bytes; a cache of every dtype on a few machines holds a few KB"]
+        cache = json.loads(text)
+    except (FileNotFoundError, NotADirectoryError):  # nothing measured yet
+        return {}, []
+    except (OSError, ValueError, RecursionError) as exc:  # unreadable, not JSON (or not UTF-8), nested too deep
+        return {}, [f"unreadable ({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc})"]
+    if not isinstance(cache, dict):
+        return {}, [f"holds a JSON {type(cache).__name__}; expected an object of {{machine key: figures}}"]
+    problems = {key: entry_problem(entry) for key, entry in cache.items()}
+    sound = {key: entry for key, entry in cache.items() if problems[key] is None}
+    return sound, [f"entry {key!r}: {problem}" for key, problem in problems.items() if problem]
+
+
+def _warn(path: Path, message: str) -> None:
+    print(escape.terminal(f"kanbench: roofline cache {path}: {message}"), file=sys.stderr)
+
+
+def _store(path: Path, entries: dict) -> None:
+    """Rewrite the cache file atomically with its sound entries and these; one that cannot be written only costs time
+    (a warning)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        cache = {**load_cache(path)[0], **entries}  # read again: another process may have added a dtype meanwhile
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(cache, indent=2, sort_keys=True, allow_nan=False))
+        os.replace(tmp, path)
+    except OSError as exc:
+        _warn(path, f"cannot write ({exc.strerror or exc}); the figures are used but not kept")
+        with contextlib.suppress(OSError):  # a read-only HOME refuses even removing what it never created
+            tmp.unlink(missing_ok=True)
+
+
+def _measured(device: str, threads: int, dtype: str) -> dict:
+    """Figures measured now; RuntimeError if they are not sound (a NaN or 0 ceiling would divide every fraction of
+    peak: never keep or use one)."""
+    entry = measure(device, threads, dtype=dtype)
+    problem = entry_problem(entry)
+    if problem:
+        raise RuntimeError(f"kanbench machine measured {device} {dtype}: {problem}")
+    return entry
+
+
+def _uncached(device: str, threads: int, measure_missing: bool, dtype: str) -> dict | None:
+    """figures() with no cache to read or keep: measured now (or None), and a warning."""
+    print("kanbench: no roofline cache (no home directory; set KANBENCH_CACHE to keep one)", file=sys.stderr)
+    if not measure_missing:
+        return None
+    return {**_measured(device, threads, dtype), "key": machine_key(device, threads, dtype)}
+
+
 def figures(
     device: str, threads: int, refresh: bool = False, measure_missing: bool = True, dtype: str = "float32"
 ) -> dict | None:
     """The cached figures for this machine and dtype, measured first if absent (or if refresh); None if absent and
-    not to be measured."""
+    not to be measured. A cache file or entry that cannot be trusted is reported, measured again and rewritten."""
     path = cache_path()
-    cache = json.loads(path.read_text()) if path.exists() else {}
+    if path is None:
+        return _uncached(device, threads, measure_missing, dtype)
+    cache, problems = load_cache(path)
+    for problem in problems:
+        _warn(path, f"{problem}; left out (measured again when needed) and the file rewritten")
     key = machine_key(device, threads, dtype)
-    if key not in cache and not measure_missing:
-        return None
-    if refresh or key not in cache:
-        cache[key] = measure(device, threads, dtype=dtype)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache, indent=2, sort_keys=True))
-        tmp.replace(path)
-    return {**cache[key], "key": key}
+    measure_now = refresh if key in cache else measure_missing
+    if measure_now:
+        cache[key] = _measured(device, threads, dtype)
+        _store(path, {key: cache[key]})
+    elif problems:
+        _store(path, {})  # repaired now, so every later run does not warn again
+    return {**cache[key], "key": key} if key in cache else None
 
 
 def ceilings(device: str, threads: int, dtypes: list[str], measure_missing: bool = True) -> dict:
@@ -164,7 +257,7 @@ def peak_for(machine: dict | None, key: str, device: str, dtype: str) -> float |
     value = machine.get(key)
     for level in range(3):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value) if value > 0 else None
+            return float(value) if math.isfinite(value) and value > 0 else None
         if not isinstance(value, dict) or level == 2:
             return None
         value = next((value[k] for k in (device, device.split(":")[0], dtype) if k in value), None)
@@ -174,16 +267,16 @@ def peak_for(machine: dict | None, key: str, device: str, dtype: str) -> float |
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of `kanbench machine`."""
     parser.add_argument("--device", action="append", help="cpu, cuda (default: cpu, and cuda if present)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help=f"torch threads, 0..{BOUNDS['threads']} (0 = torch's default)")  # fmt: skip
     parser.add_argument("--dtype", action="append", choices=DTYPE_NAMES, help="matmul dtype (default: float32)")
     parser.add_argument("--refresh", action="store_true", help="measure again instead of using the cache")
 
 
 def command(args: argparse.Namespace) -> int:
     """Print (measuring if needed) the peak FLOP/s and bandwidth of each device."""
+    check_threads(args.threads)
     import torch
-
-    from .errors import UsageError
 
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     for device in devices:
@@ -196,5 +289,5 @@ def command(args: argparse.Namespace) -> int:
             assert f is not None  # measure_missing (the default): figures are measured, never None
             print(f"{f['key']}\n  peak matmul {f['peak_flop_per_s'] / 1e9:.1f} GFLOP/s, "
                   f"copy {f['peak_bytes_per_s'] / 1e9:.1f} GB/s ({f['method']})")  # fmt: skip
-    print(f"cache: {cache_path()}")
+    print(f"cache: {cache_path() or 'none (no home directory; set KANBENCH_CACHE)'}")
     return 0

@@ -22,8 +22,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import gpu
+from . import gpu, machine
 from .errors import UsageError
+from .suite import BOUNDS
 
 SLEEP_S = 0.02  # the known device work per region
 MIN_TIME_S = 0.01  # quick.toml's [timing].min_time, the shortest a shipped suite times
@@ -153,7 +154,10 @@ def gemm_verdict(measured: float, ceiling: float, n: int) -> Check:
     if share > high:
         hint = "; above the ceiling: a region missed device work, or the ceiling is stale (kanbench machine --refresh)"
     elif share < low:
-        hint = "; far below the ceiling: another load, fewer threads than the ceiling's, or a throttled device"
+        hint = (
+            "; far below the ceiling: another load, fewer threads than the ceiling's, a throttled device, or a "
+            "ceiling cached under other conditions (kanbench machine --refresh)"
+        )
     detail = (f"{n}x{n} float32 matmul {measured / 1e9:.4g} GFLOP/s = {share:.0%} of the measured ceiling "
               f"{ceiling / 1e9:.4g} GFLOP/s (needs {low:.0%}-{high:.0%}){hint}")  # fmt: skip
     return Check("gemm", low <= share <= high, detail)
@@ -163,7 +167,7 @@ def check_gemm(device: str, threads: int) -> Check:
     """The median of a large GEMM through timing.measure, against kanbench machine's cached (or new) ceiling."""
     import torch
 
-    from . import machine, timing
+    from . import timing
 
     name = "cuda:0" if device == "cuda" else "cpu"
     ceiling = machine.figures(name, threads)
@@ -264,17 +268,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of `kanbench selfcheck`."""
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="the device to check (cpu)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads on CPU, as the suites' [timing].threads (default 1)")  # fmt: skip
+                        help=f"torch threads on CPU, as the suites' [timing].threads: 0..{BOUNDS['threads']} "
+                        "(0 = torch's default; default 1)")  # fmt: skip
 
 
 def command(args: argparse.Namespace) -> int:
     """Run every check; exit 1 on any FAIL."""
+    machine.check_threads(args.threads)
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: CUDA is not available here (torch.cuda.is_available() is False)")
-    if args.threads < 0:
-        raise UsageError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     where = torch.cuda.get_device_name(0) if args.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"

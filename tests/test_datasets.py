@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
 import gzip
 import os
 import pickle
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -159,6 +162,9 @@ def test_no_mnist_anywhere_says_how_to_get_it(tmp_path, monkeypatch):
         datasets.locate_mnist()
     with pytest.raises(DatasetError, match="does not exist"):
         datasets.locate_mnist(tmp_path / "nowhere")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(DatasetError, match="a-file is not a directory"):
+        datasets.locate_mnist(tmp_path / "a-file")
 
 
 def test_mnist_classification_checks_catch_bad_arrays():
@@ -258,3 +264,124 @@ def test_validate_on_test_trains_on_train_plus_val_and_validates_on_test():
     np.testing.assert_array_equal(merged.test.y, plain.test.y)
     with pytest.raises(DatasetError, match="validate_on 'train' is not allowed"):
         datasets.load("f_xy", validate_on="train")
+
+
+# ---- the MNIST cache: a bad cache is rebuilt, an unwritable one only costs time -----------------------------------
+
+
+def _flip_byte(data: bytes) -> bytes:
+    """data with one byte of its middle inverted: a bit of disk rot inside the pixel arrays."""
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
+
+
+@pytest.mark.parametrize(
+    "damage", [lambda b: b"", lambda b: b[: len(b) // 2], lambda b: b[:100], _flip_byte, lambda b: b"\x00" * len(b)],
+    ids=["empty", "truncated", "header-only", "flipped-byte", "zeroed"],
+)  # fmt: skip
+def test_an_unreadable_mnist_cache_is_rebuilt(tmp_path, monkeypatch, capsys, damage):
+    monkeypatch.setenv("KANBENCH_CACHE", str(tmp_path / "cache"))
+    write_idx_set(tmp_path / "d", n_train=10_002, n_test=3, gz=False)
+    fresh = datasets.load_mnist(tmp_path / "d")
+    (cached,) = (tmp_path / "cache").glob("mnist-idx-*.npz")
+    cached.write_bytes(damage(cached.read_bytes()))
+    again = datasets.load_mnist(tmp_path / "d")
+    assert "(cache " not in again.source and "ignoring unreadable MNIST cache" in capsys.readouterr().err
+    np.testing.assert_array_equal(again.train.x, fresh.train.x)
+    np.testing.assert_array_equal(again.test.y, fresh.test.y)
+    assert "(cache " in datasets.load_mnist(tmp_path / "d").source  # rewritten whole: read from it the next time
+
+
+def test_an_unwritable_mnist_cache_only_costs_time(tmp_path, monkeypatch, capsys):
+    """A read-only mount refuses the temporary file and its removal alike (EROFS); the data still load."""
+    monkeypatch.setenv("KANBENCH_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    write_idx_set(tmp_path / "d", n_train=10_002, n_test=3, gz=False)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    def open_read_only(file, mode="r", *args, **kwargs):
+        return builtins.open(file, mode, *args, **kwargs) if "r" in mode else read_only()
+
+    monkeypatch.setattr(datasets, "open", open_read_only, raising=False)
+    monkeypatch.setattr(datasets.Path, "unlink", read_only)
+    data = datasets.load_mnist(tmp_path / "d")
+    assert len(data.test) == 3 and "cannot write MNIST cache" in capsys.readouterr().err
+    assert not list((tmp_path / "cache").iterdir())
+
+
+# ---- hostile or degenerate MNIST files: a DatasetError (exit 2) each, never a crash or a memory blow-up ----------
+
+
+def test_a_gzip_bomb_is_refused_after_decompressing_no_more_than_its_header_declares(tmp_path):
+    """A labels file declaring 6 labels that inflates to 32 MiB: reading stops one byte past what the header said."""
+    write_idx_set(tmp_path, n_test=6)
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(_idx(np.arange(6) % 10) + bytes(32 * 2**20), compresslevel=1))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte.gz: IDX header declares shape \(6,\)"):
+            datasets.read_idx(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20, f"decompressed {peak / 2**20:.0f} MiB of a file whose header declares 6 bytes"
+
+
+def test_an_idx_header_declaring_more_than_an_mnist_file_can_hold_is_refused_unread(tmp_path):
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 2**31, 28, 28) + bytes(100))
+    with pytest.raises(DatasetError, match=r"declares shape \(2147483648, 28, 28\) .*more than the 268435456 bytes"):
+        datasets.read_idx(path)
+    path.write_bytes(bytes([0, 0, 8, 255]) + bytes(4 * 255))  # 255 dimensions of size 0: numpy allows 64 at most
+    with pytest.raises(DatasetError, match="IDX header declares 255 dimensions; expected at most 3"):
+        datasets.read_idx(path)
+
+
+def test_idx_files_declaring_no_images_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("KANBENCH_CACHE", str(tmp_path / "cache"))
+    write_idx_set(tmp_path / "d", n_test=0, gz=False)
+    with pytest.raises(DatasetError, match=r"t10k-images-idx3-ubyte: 0 images; expected at least one"):
+        datasets.load_mnist(tmp_path / "d")
+
+
+def _mnist_pickle(path, splits) -> None:
+    path.write_bytes(gzip.compress(pickle.dumps(tuple(splits), protocol=4)))
+
+
+@pytest.mark.parametrize(
+    "bad_x, shape",
+    [(np.zeros((0, 784), np.float32), r"\(0, 784\)"), (np.array(0.5, np.float32), r"\(\)"),
+     (np.zeros((3, 0), np.float32), r"\(3, 0\)")],
+    ids=["empty", "0-d", "no-features"],
+)  # fmt: skip
+def test_a_pickle_with_an_empty_or_0d_split_is_refused(tmp_path, monkeypatch, bad_x, shape):
+    monkeypatch.setenv("KANBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("KANBENCH_DATA", raising=False)
+    path = tmp_path / "mnist.pkl.gz"
+    good = (np.zeros((4, 784), np.float32), np.arange(4, dtype=np.int64))
+    _mnist_pickle(path, [good, good, (bad_x, np.zeros(0, np.int64))])
+    monkeypatch.setattr(datasets, "mnist_package_file", lambda: path)
+    with pytest.raises(DatasetError, match=rf"{path}: test images have shape {shape}; expected \(n > 0, 784\)"):
+        datasets.load_mnist()
+
+
+def test_a_pickle_that_inflates_past_the_cap_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "MAX_PICKLE_BYTES", 2**20)
+    path = tmp_path / "mnist.pkl.gz"
+    path.write_bytes(gzip.compress(bytes(8 * 2**20), compresslevel=1))
+    with pytest.raises(DatasetError, match=r"mnist.pkl.gz: decompresses to more than 1048576 bytes"):
+        datasets.read_mnist_pickle(path)
+
+
+def test_no_home_directory_means_no_mnist_cache_not_a_crash(tmp_path, monkeypatch, capsys):
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    for name in ("KANBENCH_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(datasets.Path, "home", no_home)
+    write_idx_set(tmp_path / "d", n_train=10_002, n_test=3, gz=False)
+    assert len(datasets.load_mnist(tmp_path / "d").test) == 3
+    assert "no MNIST cache (Could not determine home directory. Set KANBENCH_CACHE" in capsys.readouterr().err

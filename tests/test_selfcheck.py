@@ -8,6 +8,8 @@ import pytest
 from conftest import kanbench
 
 from kanbench import selfcheck, timing
+from kanbench.errors import UsageError
+from kanbench.suite import BOUNDS
 
 
 def test_selfcheck_on_cpu_prints_one_line_per_check(tmp_path):
@@ -67,8 +69,14 @@ def test_a_check_that_raises_is_a_fail(monkeypatch):
     assert not result.ok and lines == ["FAIL memory     raised RuntimeError: no allocator events"]
 
 
-@pytest.mark.parametrize(("args", "message"), [(["--device", "cuda"], "CUDA is not available"),
-                                               (["--threads", "-1"], "--threads must be >= 0")])  # fmt: skip
+BAD_REQUESTS = [
+    (["--device", "cuda"], "CUDA is not available"),
+    (["--threads", "-1"], "--threads must be >= 0"),
+    (["--threads", "99999"], f"--threads must be >= 0 and <= {BOUNDS['threads']}"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_REQUESTS)
 def test_bad_requests_exit_2(args, message):
     import torch
 
@@ -76,3 +84,40 @@ def test_bad_requests_exit_2(args, message):
         pytest.skip("this machine has CUDA")
     proc = kanbench("selfcheck", *args)
     assert proc.returncode == 2 and message in proc.stderr
+
+
+@pytest.mark.parametrize("cache", ["corrupt", "read-only HOME"])
+def test_a_roofline_cache_problem_is_not_a_gemm_fail(tmp_path, monkeypatch, capsys, cache):
+    """The gemm check compares against a ceiling measured afresh (faked here) and says so; it never 'raised'."""
+    from kanbench import machine
+
+    def measure(device, threads, dtype="float32"):
+        return {"peak_flop_per_s": 1e12, "peak_bytes_per_s": 1e10, "method": "fake"}
+
+    monkeypatch.setattr(machine, "measure", measure)
+    monkeypatch.setattr(machine, "SIZES", {**machine.SIZES, "cpu": (64, 2**20)})  # a GEMM that takes no time
+    monkeypatch.setattr(selfcheck, "CHECKS", {"gemm": selfcheck.check_gemm})
+    if cache == "corrupt":
+        monkeypatch.setenv("KANBENCH_CACHE", str(tmp_path))
+        (tmp_path / "machine.json").write_text("{")
+    else:
+        monkeypatch.delenv("KANBENCH_CACHE", raising=False)
+        (tmp_path / "home").write_text("")  # a HOME that ~/.cache/kanbench cannot be made in
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    lines: list[str] = []
+    selfcheck.run_checks("cpu", 1, lines.append)
+    assert lines[0].split()[1] == "gemm" and "64x64 float32 matmul" in lines[0] and "raised" not in lines[0], lines
+    assert "roofline cache" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("threads", [-3, BOUNDS["threads"] + 1, 99_999])
+def test_selfcheck_refuses_threads_outside_the_suites_bound(monkeypatch, threads):
+    """Refused before torch is told: 99,999 threads crashed it (exit 139). Nothing here sets threads or measures."""
+    import argparse
+
+    import torch
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: pytest.fail(f"torch.set_num_threads({n})"))
+    monkeypatch.setattr(selfcheck, "run_checks", lambda *a, **k: pytest.fail("checks ran"))
+    with pytest.raises(UsageError, match=rf"--threads must be >= 0 and <= {BOUNDS['threads']} .*got {threads}"):
+        selfcheck.command(argparse.Namespace(device="cpu", threads=threads))
