@@ -1,11 +1,15 @@
 """Do two runs give the report's answer the same ranking? Every resolved gap of one, checked against the other.
 
-    python benchmarks/answer_repeat.py RUN_A RUN_B      # e.g. two `tox -e bench` runs minutes apart
+    python benchmarks/answer_repeat.py RUN_A RUN_B [RUN ...]   # e.g. `tox -e bench` runs minutes apart
 
 For the configuration the answer picks (kanbench/report/answer.py), per phase: every pair of implementations the
 judge resolves in one run (kanbench.judge: paired where measured together, else unpaired; the answer's "<" between
 neighbours) must come in the same order, by median, in the other. Prints each run's answer, the resolved pairs,
-and every pair that came out the other way; exit 1 when there is one.
+and every pair that came out the other way; exit 1 when there is one. With more than two runs, every pair of them.
+
+Beside that, what the answer resolves (per run: of the adjacent gaps of at least 1.25x, how many are resolved; the
+B-spline against FastKAN verdict) and how repeatable its ratios are (per pair of runs: the share of (implementation,
+phase) whose ratio to mlp-iso agrees within 10%).
 """
 
 from __future__ import annotations
@@ -60,25 +64,53 @@ def answer_of(run: Path) -> answer.Answer:
     return found
 
 
+BIG_GAP = 1.25  # adjacent gaps at least this wide should be resolved
+AGREE = 0.10  # ratios to mlp-iso of two runs agree when within this of each other
+
+
+def resolving_power(found: answer.Answer) -> tuple[int, int]:
+    """(resolved, all) adjacent gaps of at least BIG_GAP (the judge's ratio: paired where paired, else medians')."""
+    big = [r for ranked in found.ranks.values() for r in ranked if r.gap is not None and r.gap.ratio >= BIG_GAP]
+    return sum(bool(r.resolved) for r in big), len(big)
+
+
+def ratio_agreement(first: answer.Answer, second: answer.Answer) -> tuple[int, int, float]:
+    """(agreeing, all, largest difference) over (phase, impl) ratios to mlp-iso that both runs give."""
+    a = {(p, r.impl): r.vs_iso for p, v in first.ranks.items() for r in v if r.vs_iso and r.impl != "mlp-iso"}
+    b = {(p, r.impl): r.vs_iso for p, v in second.ranks.items() for r in v if r.vs_iso and r.impl != "mlp-iso"}
+    diffs = [abs(b[k] / a[k] - 1) for k in a if k in b]
+    return sum(d <= AGREE for d in diffs), len(diffs), max(diffs, default=0.0)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Compare the answers of two runs."""
+    """Compare the answers of two or more runs."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs=2, type=Path)
+    parser.add_argument("runs", nargs="+", type=Path)
     args = parser.parse_args(argv)
-    first, second = (answer_of(r) for r in args.runs)
-    if first.config != second.config:
-        raise SystemExit(f"the runs answer for different configurations: {first.config} and {second.config}")
-    for run, found in zip(args.runs, (first, second)):
-        print(f"{run.name}: {len(resolved_pairs(found))} resolved pairs; {'; '.join(found.verdict)}")
-        for phase, ranked in found.ranks.items():
+    if len(args.runs) < 2:
+        raise SystemExit("give at least two runs")
+    found = [answer_of(r) for r in args.runs]
+    if any(f.config != found[0].config for f in found):
+        raise SystemExit(f"the runs answer for different configurations: {[f.config for f in found]}")
+    for run, one in zip(args.runs, found):
+        resolved, big = resolving_power(one)
+        print(f"{run.name}: {len(resolved_pairs(one))} resolved pairs; gaps >= {BIG_GAP}x resolved: {resolved} of "
+              f"{big}; smallest resolvable ~{one.resolvable:.2f}x; {'; '.join(one.verdict)}")  # fmt: skip
+        for phase, ranked in one.ranks.items():
             marks = {True: " < ", False: " ~ ", None: ""}
             print(f"  {phase}: " + "".join(f"{r.impl}{marks[r.resolved]}" for r in ranked))
-    bad = contradictions(first, second)
-    both = resolved_pairs(first) | resolved_pairs(second)
-    print(f"{len(both)} resolved pairs in either run, {len(bad)} ordered the other way in the other run")
-    for line in bad:
-        print("  " + line)
-    return 1 if bad else 0
+    bad_all = 0
+    for (i, a), (j, b) in itertools.combinations(enumerate(found), 2):
+        bad = contradictions(a, b)
+        agree, total, worst = ratio_agreement(a, b)
+        both = resolved_pairs(a) | resolved_pairs(b)
+        print(f"{args.runs[i].name} vs {args.runs[j].name}: {len(both)} resolved pairs in either, {len(bad)} ordered "
+              f"the other way; ratios to mlp-iso within {AGREE:.0%}: {agree} of {total} (largest difference "
+              f"{worst:.0%})")  # fmt: skip
+        for line in bad:
+            print("  " + line)
+        bad_all += len(bad)
+    return 1 if bad_all else 0
 
 
 if __name__ == "__main__":

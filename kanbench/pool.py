@@ -191,7 +191,8 @@ class WorkerPool:
                     self._kill(index)
                     self._start(index)
                 return reply
-            reason = f"worker exceeded [timing].cell_timeout_s = {timeout:g} s and was killed"
+            # speed: [timing].cell_timeout_s times the cells of the group it was measuring
+            reason = f"worker exceeded its limit of {timeout:g} s ([timing].cell_timeout_s per cell) and was killed"
         except (EOFError, OSError):
             process.join(5)
             reason = f"worker process died ({_death(process.exitcode)})"

@@ -65,7 +65,7 @@ class Timing:
     # torch threads in workers; 0 = torch's default. One by default: a neighbour on a shared core then stalls no
     # parallel region (docs/methodology.md, "Threads on shared machines")
     threads: int = 1
-    cell_timeout_s: float = 600.0  # a worker that takes longer on one cell is killed and the cell is an error
+    cell_timeout_s: float = 600.0  # per cell: a worker that takes longer than this x its group's cells is killed
     # "wall" (perf_counter), "thread" (the worker thread's CPU time; CPU, 1 thread only) or "instructions"
     # (instructions counted by valgrind's callgrind; CPU, 1 thread only, valgrind installed)
     clock: str = "wall"

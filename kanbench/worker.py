@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -282,12 +283,16 @@ def _memory_and_flops(results: list[dict], held: list[tuple[int, phases.Workload
     for index, w in held:
         uncompiled = replace(w, model=compilation.eager(w.model))  # FlopCounterMode on a compiled model: no dynamo
         device = w.x.device
+
+        def peak(call: Callable[[], object], device: torch.device = device) -> int:
+            return memory.peak_bytes(call, device)
+
         for name in phase_names:
             entry = results[index]["phases"].get(name)
             if not entry or entry["status"] != "ok":
                 continue
             try:
-                entry["peak_mem_bytes"] = phases.measure_once(name, w, lambda c, d=device: memory.peak_bytes(c, d))
+                entry["peak_mem_bytes"] = phases.measure_once(name, w, peak)
                 entry["flops_counted"] = phases.measure_once(name, uncompiled, count_flops)
             except Exception as exc:
                 results[index]["phases"][name] = _failed(exc, w)

@@ -74,9 +74,9 @@ def sample(row: dict) -> Sample:
     """What the judge reads of one timing row (data.prepare's columns; pairing keys from schema 5 on)."""
     values, process, rounds = row.get("time_values"), row.get("time_process"), row.get("time_round")
     group = row.get("group")
-    pairable = (isinstance(values, list) and isinstance(process, list) and isinstance(rounds, list)
-                and isinstance(group, str) and len(values) == len(process) == len(rounds))  # fmt: skip
-    if not pairable:
+    if not (isinstance(values, list) and isinstance(process, list) and isinstance(rounds, list)):
+        return Sample(float(row["time_median"]), float(row["time_q1"]), float(row["time_q3"]))
+    if not isinstance(group, str) or not len(values) == len(process) == len(rounds):
         return Sample(float(row["time_median"]), float(row["time_q1"]), float(row["time_q3"]))
     return Sample(float(row["time_median"]), float(row["time_q1"]), float(row["time_q3"]), tuple(values),
                   tuple(zip(process, rounds)), f"{row.get('run', '')}/{group}")  # fmt: skip

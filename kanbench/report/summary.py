@@ -201,7 +201,7 @@ def _mark_best(rows: list, columns: list[str]) -> None:
 def _tied_with_best(entry: Entry, entries: list[Entry]) -> bool:
     """Whether entry is the best of entries, or a timing the judge cannot resolve as slower than the best one."""
     pick = min if entries[0].lower_is_better else max
-    best = pick(entries, key=lambda e: e.value)
+    best = pick(entries, key=lambda e: e.value if e.value is not None else math.nan)
     if entry.value == best.value:
         return True
     if entry.sample is None or best.sample is None:
