@@ -48,9 +48,9 @@ def import_ray():
     """The ray module, or UsageError (exit 2) saying how to install it."""
     try:
         import ray
-    except ImportError:
-        raise UsageError(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}") from None
     except Exception as exc:  # a broken or half-installed ray raises what it likes while importing
+        if isinstance(exc, ImportError) and exc.name == "ray":
+            raise UsageError(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}") from None
         raise UsageError(f"--executor ray needs Ray, and `import ray` failed ({type(exc).__name__}: {exc}); "
                          f"reinstall it: {INSTALL_HINT}") from None  # fmt: skip
     return ray
@@ -138,6 +138,22 @@ def _amounts(ask: dict[str, float]) -> str:
     return ", ".join(f"{v:g} {k.removeprefix('num_')}" for k, v in ask.items())
 
 
+def _largest(nodes: list[dict], ask: dict[str, float]) -> str:
+    """What the best-stocked live nodes have of what a task asks for, in words."""
+    if not nodes:
+        return "the cluster shows no live node"
+    most = {k: max(n.get(RAY_RESOURCE[k], 0) for n in nodes) for k in ask}
+    return f"the largest has {_amounts(most)}"
+
+
+def _remedy(ask: dict[str, float], nodes: list[dict]) -> str:
+    """What would let a group that fits no node run."""
+    if "num_gpus" in ask:
+        return "add a node with a GPU and a CPU to drive it"
+    cpus = int(max((n.get("CPU", 0) for n in nodes), default=0))
+    return f"lower [timing].threads (or [training].threads) to at most {cpus}, or add a larger node"
+
+
 def node_info() -> dict:
     """Who ran a task: Ray's node id, the host, and the GPU Ray gave it (its UUID), if any."""
     import platform
@@ -206,6 +222,9 @@ class RayExecutor:
     """Groups as Ray tasks over a cluster (or a local Ray): as many at once as the cluster's resources allow."""
 
     def __init__(self, kind: Any, address: str | None = None) -> None:
+        if address is not None and not address.strip():  # an unset variable, as in --address "$RAY_HEAD"
+            raise UsageError("--executor ray: --address is empty; give the Ray cluster's host:port (or auto), or "
+                             "leave --address out to start a local Ray")  # fmt: skip
         self.ray = import_ray()
         self.kind = kind
         self.bar = progress.Progress(0, 0.0, quiet=True)
@@ -282,10 +301,9 @@ class RayExecutor:
             ask = resources(str(group[0].device), self.kind.threads)
             if any(all(node.get(RAY_RESOURCE[k], 0) >= v for k, v in ask.items()) for node in nodes):
                 continue
-            most = {k: max((n.get(RAY_RESOURCE[k], 0) for n in nodes), default=0) for k in ask}
             raise UsageError(f"--executor ray: the group {group[0].label()} asks for {_amounts(ask)} on one node, "
-                             f"which no live node has (the largest has {_amounts(most)}); lower [timing].threads "
-                             "(or [training].threads), or add a larger node: Ray would wait forever")  # fmt: skip
+                             f"which no live node has ({_largest(nodes, ask)}); {_remedy(ask, nodes)}: Ray would "
+                             "wait for such a node forever")  # fmt: skip
 
     def run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[dict] | Skipped]]:
         """(cell, replies of every worker that measured it, or Skipped), group by group as tasks finish."""

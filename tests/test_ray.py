@@ -324,6 +324,38 @@ def test_an_address_where_no_ray_answers_is_refused_after_a_bounded_wait(suite, 
     assert "Connection refused" in err or "connecting" in err  # what the port itself said
 
 
+def test_an_unanswering_ray_address_from_the_environment_is_named_as_such(suite, monkeypatch, capsys):
+    import threading
+
+    released = threading.Event()
+    monkeypatch.setitem(sys.modules, "ray", FakeRay(init=lambda options: released.wait(10)))
+    monkeypatch.setattr(ray_executor, "CONNECT_WAIT_S", 0.3)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")  # ray.init joins it without --address
+    try:
+        assert cli.main(["run", str(suite), "--dry-run", "--executor", "ray"]) == 2
+    finally:
+        released.set()
+    assert "no Ray cluster answered at 127.0.0.1:9 (RAY_ADDRESS) within 0.3 s" in capsys.readouterr().err
+
+
+def test_an_empty_address_is_refused_not_read_as_a_local_ray(suite, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", FakeRay())
+    assert cli.main(["run", str(suite), "--dry-run", "--executor", "ray", "--address", ""]) == 2
+    assert "--address is empty" in capsys.readouterr().err
+
+
+def test_a_ray_missing_one_of_its_own_modules_says_so(suite, tmp_path, monkeypatch, capsys):
+    broken = tmp_path / "broken" / "ray"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("import kanbench_no_such_module\n")
+    monkeypatch.delitem(sys.modules, "ray", raising=False)
+    monkeypatch.syspath_prepend(str(broken.parent))
+    assert cli.main(["run", str(suite), "--dry-run", "--executor", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert "`import ray` failed (ModuleNotFoundError: No module named 'kanbench_no_such_module')" in err, err
+    assert "pip install 'kanbench[ray]'" in err
+
+
 def test_a_group_no_node_can_hold_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", FakeRay(nodes=[{"CPU": 2.0}, {"CPU": 1.0, "GPU": 1.0}]))
     suite, out = cpu_suite(tmp_path, 64), tmp_path / "run"
@@ -332,6 +364,7 @@ def test_a_group_no_node_can_hold_is_refused_before_anything_is_written(tmp_path
         assert not out.exists()  # nothing measured, nothing written: the same --out can be run again
         err = capsys.readouterr().err
         assert "asks for 64 cpus on one node" in err and "the largest has 2 cpus" in err, err
+        assert "lower [timing].threads (or [training].threads) to at most 2" in err
 
 
 def test_a_group_needs_its_cpus_and_gpu_on_one_node(monkeypatch):
