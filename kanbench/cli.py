@@ -6,14 +6,16 @@ import argparse
 import importlib
 import json
 import os
+import signal
 import sys
 
 import kanbench
 from kanbench import escape
-from kanbench.errors import UsageError
+from kanbench.errors import Terminated, UsageError
 from kanbench.results import ResultsError
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
+EXIT_TERMINATED = 128 + signal.SIGTERM  # what a shell reports for a process SIGTERM ended (the local executor's)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -100,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"kanbench {args.command}: error: {escape.terminal(where)}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:  # an executor that trapped SIGTERM (Ray) to shut down cleanly first
+        print("terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -7,24 +7,34 @@ the local executor would, and returns the replies with the node's fingerprint. A
 node, so like is compared with like. Ray sets CUDA_VISIBLE_DEVICES for a task that asked for a GPU: "cuda" inside
 it is that GPU, held by that task alone. A task whose Ray worker or node died is retried up to MAX_RETRIES times;
 after that its cells become error records saying why. Without --address a local Ray starts over this machine's
-CPUs and GPUs. Ray is imported only here, and only when asked for (the `ray` extra).
+CPUs and GPUs; a cluster named by --address (or RAY_ADDRESS) gets CONNECT_WAIT_S seconds to answer (Ray itself
+retries for about 12 minutes). SIGTERM of the driver unwinds like Ctrl-C (Ray is shut down, environment.json says
+the run is incomplete) and exits 143, as a local run killed by it does. Ray is imported only here, and only when
+asked for (the `ray` extra).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from . import progress
 from .env import ENV_VARS
-from .errors import UsageError
+from .errors import Terminated, UsageError
 
 MAX_RETRIES = 2  # Ray re-runs a task whose worker process or node died this many times
 INSTALL_HINT = "pip install 'kanbench[ray]' (or: pip install 'ray[default]')"
 NO_GPU = "the Ray cluster has no GPU (ray.cluster_resources() lists none)"
+CONNECT_WAIT_S = 60.0  # a cluster at --address answers in seconds; Ray alone would retry ~35 s a try, 20 tries
+INIT = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": False, "configure_logging": True}
+RAY_RESOURCE = {"num_cpus": "CPU", "num_gpus": "GPU"}  # a task's ask -> the name in a node's resources
 
 
 @dataclass(frozen=True)
@@ -38,9 +48,81 @@ def import_ray():
     """The ray module, or UsageError (exit 2) saying how to install it."""
     try:
         import ray
-    except ImportError:
-        raise UsageError(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    except Exception as exc:  # a broken or half-installed ray raises what it likes while importing
+        if isinstance(exc, ImportError) and exc.name == "ray":
+            raise UsageError(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+        raise UsageError(f"--executor ray needs Ray, and `import ray` failed ({type(exc).__name__}: {exc}); "
+                         f"reinstall it: {INSTALL_HINT}") from None  # fmt: skip
     return ray
+
+
+class _NoAnswer(Exception):
+    """ray.init was still trying to reach the cluster when the wait ran out."""
+
+
+class _NotMainThreadNote(logging.Filter):
+    """Drops Ray's warning that a thread other than the main one set no SIGTERM handler (the executor sets one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "not the main thread" not in record.getMessage()
+
+
+def _within(wait_s: float, call: Callable[[], None]) -> None:
+    """call() in a daemon thread, waited for wait_s seconds: _NoAnswer if still running then (it is left to
+    finish or die with the process: Ray's connect cannot be cancelled), else what call raised."""
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            outcome.append(exc)
+
+    quiet = _NotMainThreadNote()
+    logging.getLogger("ray._private.worker").addFilter(quiet)
+    try:
+        thread = threading.Thread(target=target, name="ray-init", daemon=True)
+        thread.start()
+        thread.join(wait_s)
+    finally:
+        logging.getLogger("ray._private.worker").removeFilter(quiet)
+    if not outcome:
+        raise _NoAnswer()
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
+def what_answers(address: str, timeout_s: float = 2.0) -> str:
+    """What a TCP connection to address says, for an error message: refused, unreachable, or that it opens."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return f"{address!r} is not host:port"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return "a TCP connection to it opens, so something listens there, but no Ray head (GCS) answered"
+    except OSError as exc:
+        return f"connecting to it: {exc.strerror or exc}"
+
+
+def connect(ray: Any, address: str | None, wait_s: float | None = None) -> None:
+    """ray.init: a local Ray without an address; a cluster at address (or RAY_ADDRESS) within wait_s seconds
+    (default CONNECT_WAIT_S), else UsageError naming the address and the wait (exit 2)."""
+    joined = address or os.environ.get("RAY_ADDRESS")
+    wait_s = CONNECT_WAIT_S if wait_s is None else wait_s
+    try:
+        if joined:
+            _within(wait_s, lambda: ray.init(address=address, **INIT))
+        else:  # a local Ray: its own processes start, nothing remote to wait for
+            ray.init(address=None, **INIT)
+    except _NoAnswer:
+        named = address or f"{joined} (RAY_ADDRESS)"
+        raise UsageError(f"--executor ray: no Ray cluster answered at {named} within {wait_s:g} s "
+                         f"({what_answers(joined)}); start one there (`ray start --head --port PORT`), correct "
+                         "--address, or leave it out to start a local Ray") from None  # fmt: skip
+    except Exception as exc:
+        where = f"at {joined}" if joined else "on this machine"
+        raise UsageError(f"--executor ray: cannot start or reach Ray {where}: {exc}") from None
 
 
 def resources(device: str, threads: int) -> dict[str, float]:
@@ -54,6 +136,22 @@ def resources(device: str, threads: int) -> dict[str, float]:
 def _amounts(ask: dict[str, float]) -> str:
     """{"num_cpus": 4} -> "4 cpus"."""
     return ", ".join(f"{v:g} {k.removeprefix('num_')}" for k, v in ask.items())
+
+
+def _largest(nodes: list[dict], ask: dict[str, float]) -> str:
+    """What the best-stocked live nodes have of what a task asks for, in words."""
+    if not nodes:
+        return "the cluster shows no live node"
+    most = {k: max(n.get(RAY_RESOURCE[k], 0) for n in nodes) for k in ask}
+    return f"the largest has {_amounts(most)}"
+
+
+def _remedy(ask: dict[str, float], nodes: list[dict]) -> str:
+    """What would let a group that fits no node run."""
+    if "num_gpus" in ask:
+        return "add a node with a GPU and a CPU to drive it"
+    cpus = int(max((n.get("CPU", 0) for n in nodes), default=0))
+    return f"lower [timing].threads (or [training].threads) to at most {cpus}, or add a larger node"
 
 
 def node_info() -> dict:
@@ -124,21 +222,44 @@ class RayExecutor:
     """Groups as Ray tasks over a cluster (or a local Ray): as many at once as the cluster's resources allow."""
 
     def __init__(self, kind: Any, address: str | None = None) -> None:
+        if address is not None and not address.strip():  # an unset variable, as in --address "$RAY_HEAD"
+            raise UsageError("--executor ray: --address is empty; give the Ray cluster's host:port (or auto), or "
+                             "leave --address out to start a local Ray")  # fmt: skip
         self.ray = import_ray()
         self.kind = kind
         self.bar = progress.Progress(0, 0.0, quiet=True)
         self.torch_threads: int | None = None
         self.nodes: dict[str, dict] = {}  # node id -> fingerprint of every node that ran a group
         self.placed: dict[int, dict] = {}  # id(cell) -> the node (id, host, GPU) that measured it
+        self.terminated = False  # SIGTERM arrived: an interrupted wait is Terminated, not Ctrl-C
+        self.sigterm_before: Any = None  # the SIGTERM handler to put back on close (None: this set none)
         self.started = not self.ray.is_initialized()
-        if self.started:
-            try:
-                # workers inherit the driver's environment (CUDA and thread variables) as local workers do
-                self.ray.init(address=address, include_dashboard=False, logging_level="WARNING",
-                              log_to_driver=False, configure_logging=True)  # fmt: skip
-            except Exception as exc:
-                where = f"at {address}" if address else "on this machine"
-                raise UsageError(f"--executor ray: cannot start or reach Ray {where}: {exc}") from None
+        self._trap_sigterm()  # before init too: joining a cluster may take CONNECT_WAIT_S
+        try:
+            if self.started:  # workers inherit the driver's environment (CUDA and thread variables) as local ones do
+                connect(self.ray, address)
+        except BaseException:
+            self._untrap_sigterm()  # no executor to close: the caller's handler is back now
+            raise
+        self._trap_sigterm()  # again: Ray's init sets its own (sys.exit(15)) and its C++ core one that dumps a stack
+
+    def _trap_sigterm(self) -> None:
+        """SIGTERM raises Terminated in the main thread (Python's handler replaces Ray's), so the run unwinds."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers; a driver run from a thread keeps Ray's
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        if self.sigterm_before is None:
+            self.sigterm_before = signal.SIG_DFL if previous is None else previous
+
+    def _untrap_sigterm(self) -> None:
+        """SIGTERM's handler as it was before this executor."""
+        if self.sigterm_before is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.sigterm_before)
+            self.sigterm_before = None
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.terminated = True
+        raise Terminated("the driver received SIGTERM")
 
     def attach(self, bar: progress.Progress) -> None:
         """Progress goes here from now on."""
@@ -176,19 +297,25 @@ class RayExecutor:
     def check_fits(self, groups: list[list[Any]]) -> None:
         """UsageError when a group asks for more than any one live node has: Ray would wait for it forever."""
         nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
-        most = {"num_cpus": max((n.get("CPU", 0) for n in nodes), default=0),
-                "num_gpus": max((n.get("GPU", 0) for n in nodes), default=0)}  # fmt: skip
         for group in groups:
             ask = resources(str(group[0].device), self.kind.threads)
-            short = {k: v for k, v in ask.items() if v > most[k]}
-            if short:
-                raise UsageError(f"--executor ray: the group {group[0].label()} asks for {_amounts(short)} but the "
-                                 f"largest node has {_amounts({k: most[k] for k in short})}; lower [timing].threads "
-                                 "or add a larger node (Ray would wait for one forever)")  # fmt: skip
+            if any(all(node.get(RAY_RESOURCE[k], 0) >= v for k, v in ask.items()) for node in nodes):
+                continue
+            raise UsageError(f"--executor ray: the group {group[0].label()} asks for {_amounts(ask)} on one node, "
+                             f"which no live node has ({_largest(nodes, ask)}); {_remedy(ask, nodes)}: Ray would "
+                             "wait for such a node forever")  # fmt: skip
 
     def run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[dict] | Skipped]]:
         """(cell, replies of every worker that measured it, or Skipped), group by group as tasks finish."""
-        self.check_fits(groups)
+        try:
+            yield from self._run(groups)
+        except KeyboardInterrupt as exc:  # Ray's wait turns any signal handler's exception into KeyboardInterrupt
+            if self.terminated and not isinstance(exc, Terminated):
+                raise Terminated("the driver received SIGTERM") from None
+            raise
+
+    def _run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[dict] | Skipped]]:
+        self.check_fits(groups)  # the session checked before writing; a caller of run() alone is checked here
         # a cluster's nodes do not share the driver's environment: send what the workers read (thread and CUDA
         # variables, an injected slowdown); a local Ray's workers have it already
         passed = {k: os.environ[k] for k in (*ENV_VARS, "KANBENCH_SLOWDOWN") if k in os.environ}
@@ -245,9 +372,10 @@ class RayExecutor:
         return self.placed.get(id(cell))
 
     def close(self) -> None:
-        """Shut down the Ray this executor started (a cluster it joined keeps running)."""
+        """Shut down the Ray this executor started (a cluster it joined keeps running); SIGTERM as it was."""
         if self.started and self.ray.is_initialized():
             self.ray.shutdown()
+        self._untrap_sigterm()
 
 
 def wait_for_nodes(ray: Any, count: int, timeout_s: float = 60.0) -> None:

@@ -10,6 +10,7 @@ import argparse
 
 from . import selection, session
 from .errors import UsageError
+from .ray_executor import CONNECT_WAIT_S
 from .suite import MAX_CELLS, Suite, load, shard
 
 
@@ -29,7 +30,10 @@ def _common_arguments(parser: argparse.ArgumentParser, default_dir: str) -> None
         "--executor", choices=("local", "ray"), default="local",
         help="local: worker processes here (default); ray: each cell group a Ray task, a whole GPU per cuda group",
     )  # fmt: skip
-    parser.add_argument("--address", help="--executor ray: the Ray cluster to join (default: start a local Ray)")
+    parser.add_argument(
+        "--address",
+        help=f"--executor ray: the Ray cluster to join, given {CONNECT_WAIT_S:g} s to answer (default: a local Ray)",
+    )
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

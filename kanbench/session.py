@@ -314,13 +314,15 @@ def run(kind: Kind, suite: Suite, options: Options) -> int:
         raise too_many_cells(len(cells))
     executor = make_executor(kind, options)  # before any file is written: a refused executor leaves nothing
     try:
+        why = availability(cells, executor.gpus())
+        groups = groups_of([c for c in cells if why(c) is None])
+        executor.check_fits(groups)  # a group no Ray node can hold: refused now, by a dry run too
         if options.dry_run:
-            why = availability(cells, executor.gpus())
             *listed, total = kind.dry_run(cells, why)
             if len(listed) > DRY_RUN_LINES:  # a listing no one reads: the first ones, then the total
                 listed = [*listed[: DRY_RUN_LINES // 2],
                           f"... {len(listed) - DRY_RUN_LINES // 2:,} more cells not listed"]  # fmt: skip
-            placed = executor.placement(groups_of([c for c in cells if why(c) is None]))
+            placed = executor.placement(groups)
             for line in [*listed, total, *placed]:
                 print(line)
             return 0
@@ -477,6 +479,9 @@ class LocalExecutor:
     def lanes(self, groups: list[list[Any]]) -> int:
         """Groups measured at once: the kind's lanes."""
         return self.kind.lanes
+
+    def check_fits(self, groups: list[list[Any]]) -> None:
+        """Nothing to refuse: every group runs here, each in its lane's own workers."""
 
     def placement(self, groups: list[list[Any]]) -> list[str]:
         """Nothing to add to a dry run: every group runs here."""

@@ -177,6 +177,57 @@ def test_a_run_whose_driver_was_killed_resumes_without_losing_or_repeating_a_rec
     assert {r.key for r in before} <= {r.key for r in after}
 
 
+@needs_ray
+def test_sigterm_of_a_real_ray_driver_shuts_ray_down_and_exits_143_without_a_stack_dump(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    suite = tmp_path / "four.toml"
+    suite.write_text(
+        SUITE.replace("batch_size = [2, 4]", "batch_size = [2, 4, 8, 16]").replace('"cpu", "cuda"', '"cpu"')
+    )
+    out, log = tmp_path / "run", tmp_path / "stderr"
+    cmd = [sys.executable, "-m", "kanbench", "run", str(suite), "--out", str(out), "--smoke", "--quiet",
+           "--executor", "ray"]  # fmt: skip
+    with log.open("wb") as err:
+        driver = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and driver.poll() is None:
+            path = out / results.RESULTS
+            if path.exists() and path.read_bytes().count(b"\n") >= 1:  # a group is in: terminate the driver alone
+                driver.send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.05)
+        driver.wait(60)
+        gone = time.monotonic() + 15
+        while time.monotonic() < gone and group_alive(driver.pid):  # the local Ray it started, shut down
+            time.sleep(0.2)
+        left = group_alive(driver.pid)
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    stderr = log.read_text(errors="replace")
+    assert driver.returncode == 143, (driver.returncode, stderr[-2000:])
+    assert "SIGTERM received" not in stderr and "terminated" in stderr, stderr[-2000:]
+    assert not left  # no raylet or GCS outlives the driver
+    assert results.read_environment(out)["run"]["complete"] is False
+
+
+def group_alive(pgid: int) -> bool:
+    import os
+
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_a_tasks_gpu_is_named_by_uuid_without_touching_cuda(monkeypatch):
     assert ray_executor.gpu_uuid("GPU-1234-abcd,GPU-9") == "GPU-1234-abcd"  # Ray may hand out UUIDs
     assert "no GPU index or UUID" in ray_executor.gpu_uuid("")
@@ -204,3 +255,165 @@ def test_a_task_that_keeps_dying_becomes_error_records_saying_why(tmp_path):
     (cell, replies), *rest = list(executor.run([[Cell()]]))
     assert not rest and replies[0]["status"] == "error"
     assert f"its process or node died {ray_executor.MAX_RETRIES + 1} times" in replies[0]["reason"]
+
+
+class FakeRay:
+    """Just enough of the ray module for the driver: a cluster of the given nodes, and an init that may hang."""
+
+    class exceptions:  # noqa: N801 (ray.exceptions)
+        WorkerCrashedError = NodeDiedError = type("Died", (Exception,), {})
+
+    def __init__(self, nodes=({"CPU": 2.0},), init=None, wait=None):
+        self._nodes = [{"Alive": True, "Resources": dict(n)} for n in nodes]
+        self._init, self._wait = init, wait
+        self.initialized = False
+
+    def is_initialized(self):
+        return self.initialized
+
+    def init(self, **options):
+        if self._init:
+            self._init(options)
+        self.initialized = True
+
+    def shutdown(self):
+        self.initialized = False
+
+    def nodes(self):
+        return self._nodes
+
+    def cluster_resources(self):
+        return {k: sum(n["Resources"].get(k, 0) for n in self._nodes) for k in ("CPU", "GPU")}
+
+    def remote(self, **options):
+        return lambda function: FakeTask()
+
+    def wait(self, refs, num_returns):
+        return self._wait(refs)
+
+
+class FakeTask:
+    def options(self, **ask):
+        return self
+
+    def remote(self, *arguments):
+        return object()  # a task reference that never finishes
+
+
+def cpu_suite(tmp_path: Path, threads: int) -> Path:
+    path = tmp_path / f"t{threads}.toml"
+    path.write_text(SUITE.replace('"cpu", "cuda"', '"cpu"') + f"threads = {threads}\n")
+    return path
+
+
+def test_an_address_where_no_ray_answers_is_refused_after_a_bounded_wait(suite, monkeypatch, capsys):
+    import threading
+    import time
+
+    released = threading.Event()
+    monkeypatch.setitem(sys.modules, "ray", FakeRay(init=lambda options: released.wait(10)))  # Ray retries on
+    monkeypatch.setattr(ray_executor, "CONNECT_WAIT_S", 0.3, raising=False)
+    begun = time.monotonic()
+    try:
+        code = cli.main(["run", str(suite), "--dry-run", "--executor", "ray", "--address", "127.0.0.1:9"])
+    finally:
+        released.set()
+    assert code == 2 and time.monotonic() - begun < 5
+    err = capsys.readouterr().err
+    assert "no Ray cluster answered at 127.0.0.1:9 within 0.3 s" in err, err
+    assert "Connection refused" in err or "connecting" in err  # what the port itself said
+
+
+def test_an_unanswering_ray_address_from_the_environment_is_named_as_such(suite, monkeypatch, capsys):
+    import threading
+
+    released = threading.Event()
+    monkeypatch.setitem(sys.modules, "ray", FakeRay(init=lambda options: released.wait(10)))
+    monkeypatch.setattr(ray_executor, "CONNECT_WAIT_S", 0.3)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")  # ray.init joins it without --address
+    try:
+        assert cli.main(["run", str(suite), "--dry-run", "--executor", "ray"]) == 2
+    finally:
+        released.set()
+    assert "no Ray cluster answered at 127.0.0.1:9 (RAY_ADDRESS) within 0.3 s" in capsys.readouterr().err
+
+
+def test_an_empty_address_is_refused_not_read_as_a_local_ray(suite, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", FakeRay())
+    assert cli.main(["run", str(suite), "--dry-run", "--executor", "ray", "--address", ""]) == 2
+    assert "--address is empty" in capsys.readouterr().err
+
+
+def test_a_ray_missing_one_of_its_own_modules_says_so(suite, tmp_path, monkeypatch, capsys):
+    broken = tmp_path / "broken" / "ray"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("import kanbench_no_such_module\n")
+    monkeypatch.delitem(sys.modules, "ray", raising=False)
+    monkeypatch.syspath_prepend(str(broken.parent))
+    assert cli.main(["run", str(suite), "--dry-run", "--executor", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert "`import ray` failed (ModuleNotFoundError: No module named 'kanbench_no_such_module')" in err, err
+    assert "pip install 'kanbench[ray]'" in err
+
+
+def test_a_group_no_node_can_hold_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", FakeRay(nodes=[{"CPU": 2.0}, {"CPU": 1.0, "GPU": 1.0}]))
+    suite, out = cpu_suite(tmp_path, 64), tmp_path / "run"
+    for dry in ([], ["--dry-run"]):
+        assert cli.main(["run", str(suite), "--out", str(out), "--smoke", "--executor", "ray", *dry]) == 2
+        assert not out.exists()  # nothing measured, nothing written: the same --out can be run again
+        err = capsys.readouterr().err
+        assert "asks for 64 cpus on one node" in err and "the largest has 2 cpus" in err, err
+        assert "lower [timing].threads (or [training].threads) to at most 2" in err
+
+
+def test_a_group_needs_its_cpus_and_gpu_on_one_node(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", FakeRay(nodes=[{"CPU": 4.0}, {"CPU": 0.0, "GPU": 1.0}]))
+    kind = type("Kind", (session.BaseKind,), {"threads": 1, "handler": "x:y"})()
+    executor = ray_executor.RayExecutor(kind)
+    cuda = type("Cell", (), {"device": "cuda", "label": lambda self: "a 4x3 cuda"})()
+    with pytest.raises(ray_executor.UsageError, match="asks for 1 gpus, 1 cpus on one node"):
+        executor.check_fits([[cuda]])  # the most CPUs and the most GPUs are on different nodes
+
+
+def test_a_ray_that_fails_to_import_exits_2_with_the_install_hint(suite, tmp_path, monkeypatch, capsys):
+    broken = tmp_path / "broken" / "ray"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise RuntimeError("x")\n')
+    monkeypatch.delitem(sys.modules, "ray", raising=False)
+    monkeypatch.syspath_prepend(str(broken.parent))
+    assert cli.main(["run", str(suite), "--dry-run", "--executor", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'kanbench[ray]'" in err and "RuntimeError: x" in err, err
+
+
+def test_sigterm_of_the_driver_exits_143_as_a_local_run_does(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+    import time
+
+    def terminated_while_waiting(refs):  # as Ray's wait turns a signal handler's exception into KeyboardInterrupt
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt from None
+        raise AssertionError("SIGTERM did not interrupt the wait")
+
+    class NotHandled(BaseException):
+        pass
+
+    def test_handler(signum, frame):  # in place of the default (which would end pytest itself)
+        raise NotHandled
+
+    before = signal.signal(signal.SIGTERM, test_handler)
+    try:
+        monkeypatch.setitem(sys.modules, "ray", FakeRay(wait=terminated_while_waiting))
+        out = tmp_path / "run"
+        code = cli.main(["run", str(cpu_suite(tmp_path, 1)), "--out", str(out), "--smoke", "--quiet",
+                         "--executor", "ray"])  # fmt: skip
+        assert code == 143
+        assert signal.getsignal(signal.SIGTERM) is test_handler  # the driver's own handler is back
+        assert results.read_environment(out)["run"]["complete"] is False
+    finally:
+        signal.signal(signal.SIGTERM, before)
