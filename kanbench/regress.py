@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kanbench import compare
+from kanbench import compare, results
 from kanbench.compare import GateSettings
 from kanbench.errors import UsageError
 from kanbench.results import RESULTS
@@ -259,8 +259,6 @@ class _RunFailed(Exception):
 
 def _pooled(run_dirs: list[Path]):
     import pandas as pd
-
-    from kanbench import results
 
     frames = [results.load(d) for d in run_dirs]
     frame = pd.concat(frames, ignore_index=True)
@@ -490,8 +488,6 @@ def run_baseline_gate(
 
 
 def _baseline_notes(base_frame, cand_run: Path) -> list[str]:
-    from kanbench import results
-
     benv, cenv = base_frame.attrs.get("environment") or {}, results.read_environment(cand_run)
     if benv.get("hostname") and cenv.get("hostname") and benv["hostname"] != cenv["hostname"]:
         return [f"the baseline was measured on {benv['hostname']!r}, this run on {cenv['hostname']!r}: a baseline "
@@ -571,8 +567,11 @@ def render(result: GateResult, fmt: str = "markdown") -> str:
 
 def write_outputs(result: GateResult, out: Path) -> None:
     """comparison.md and comparison.json in the gate's output directory (CI uploads them as artifacts)."""
-    (out / "comparison.md").write_text(render(result, "markdown"), encoding="utf-8")
-    (out / "comparison.json").write_text(render(result, "json"), encoding="utf-8")
+    for name, fmt in (("comparison.md", "markdown"), ("comparison.json", "json")):
+        try:
+            results.write_text(out / name, render(result, fmt))  # whole or not at all: CI parses the JSON
+        except OSError as exc:
+            raise UsageError(f"{out / name}: cannot write the gate's outcome: {exc.strerror or exc}") from None
 
 
 # --- command line -----------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from datetime import datetime, timezone
@@ -160,16 +161,23 @@ def read_environment(run_dir: str | os.PathLike) -> dict:
     return environment
 
 
-def write_json(path: str | os.PathLike, data: object) -> None:
-    """Write a JSON file whole: to a temporary name, then renamed over the old one, so a crash leaves either."""
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file whole: to a temporary name beside it, then renamed over the old one, so a crash or a full
+    disk leaves the old file or the new one, never half of either. OSError names path (not the temporary name)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only directory refuses the clean-up too: report the first error
+            tmp.unlink(missing_ok=True)
         raise OSError(exc.errno, exc.strerror, str(path)) from None
+
+
+def write_json(path: str | os.PathLike, data: object) -> None:
+    """Write a JSON file whole (write_text)."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def write_environment(run_dir: str | os.PathLike, environment: dict) -> None:

@@ -813,3 +813,38 @@ def test_a_shift_every_implementation_shares_is_said_not_judged(tmp_path):
     comp = compare.compare_runs(results.load(base), results.load(cand))  # three of four slower: the median moved
     assert "mlp" in set(comp.implementations.loc[comp.implementations.verdict == "improvement", "implementation"])
     assert any("slower than the base over the median implementation" in n for n in comp.notes)  # and it says so
+
+
+def _disk_fills_halfway(monkeypatch) -> None:
+    """Path.write_text writes half its text, then fails as a full disk does (ENOSPC)."""
+    import errno
+
+    def half(self, text, *args, **kwargs):
+        with open(self, "w", encoding="utf-8") as f:
+            f.write(text[: len(text) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", half)
+
+
+def test_compare_output_on_a_full_disk_keeps_the_old_file_and_names_it(tmp_path, capsys, monkeypatch):
+    base, cand = two_cell_run(tmp_path / "base", 1.0), two_cell_run(tmp_path / "cand", 1.0)
+    out = tmp_path / "verdict.json"
+    out.write_text('{"old": true}\n')
+    _disk_fills_halfway(monkeypatch)
+    assert run_compare(base, cand, "--format", "json", "-o", str(out)) == 2
+    err = capsys.readouterr().err
+    assert f"-o {out}: cannot write the comparison: No space left on device" in err
+    assert json.loads(out.read_text()) == {"old": True}  # never truncated to half a verdict
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "cand", "verdict.json"]  # no temporary left
+
+
+def test_regress_outputs_on_a_full_disk_keep_whole_files_and_name_them(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "comparison.json").write_text('{"status": "pass"}\n')
+    _disk_fills_halfway(monkeypatch)
+    with pytest.raises(UsageError, match=r"out/comparison.md: cannot write the gate's outcome: No space left"):
+        regress.write_outputs(regress.GateResult("skipped", reason="x"), out)
+    assert json.loads((out / "comparison.json").read_text()) == {"status": "pass"}
+    assert sorted(p.name for p in out.iterdir()) == ["comparison.json"]
