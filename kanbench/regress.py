@@ -132,7 +132,12 @@ def default_ref(repo: Path) -> str:
 
 
 def resolve_ref(repo: Path, ref: str | None) -> tuple[str, str]:
-    """(commit, description) of REF; RefUnavailable saying why it cannot be had."""
+    """(commit, description) of REF; RefUnavailable saying why it cannot be had, UsageError for an empty REF."""
+    if ref is not None and not ref.strip():  # an unset CI variable: never quietly the default REF instead
+        raise UsageError(
+            f"--against {ref!r}: an empty REF (an unset variable?); give a branch, tag or commit, or leave "
+            "--against out for the default (the merge base with the upstream branch, else HEAD~1)"
+        )
     try:
         git(repo, "rev-parse", "--git-dir")
     except RefUnavailable:
@@ -323,6 +328,12 @@ class GateClock:
 
     counts: bool
     extra: tuple[str, ...] = ()  # `kanbench run` arguments both sides get (the fallback's --clock thread)
+    name: str = "wall"  # the clock the runs will use: wall, thread or instructions
+
+    @property
+    def unit(self) -> str:
+        """What the runs' values will count (Record.unit)."""
+        return "instructions" if self.counts else "s"
 
 
 def gate_clock(suite_path: Path, log=_log, which: Callable[[str], str | None] | None = None) -> GateClock:
@@ -331,14 +342,14 @@ def gate_clock(suite_path: Path, log=_log, which: Callable[[str], str | None] | 
 
     table = _timing_table(suite_path) or {}
     if table.get("clock") != "instructions":
-        return GateClock(False)
+        return GateClock(False, name=str(table.get("clock", "wall")))
     if (which or shutil.which)("valgrind"):
         log("instruction counts (callgrind): one round per side, both sides at once, no confirmation re-measure")
-        return GateClock(True)
+        return GateClock(True, name="instructions")
     log("valgrind is not installed, so this gate falls back from instruction counts to the thread clock (noisier: "
         "rounds and a confirmation re-measure); install valgrind (Debian/Ubuntu: apt-get install valgrind) for "
         "the instruction-count gate")  # fmt: skip
-    return GateClock(False, ("--clock", "thread"))
+    return GateClock(False, ("--clock", "thread"), "thread")
 
 
 def run_gate(
@@ -473,6 +484,7 @@ def run_baseline_gate(
     rounds = rounds or (1 if clock.counts else DEFAULT_ROUNDS)
     confirm = confirm and not clock.counts
     base_frame = compare.load_side(baseline)  # before --out exists: a bad baseline leaves nothing behind
+    check_baseline(base_frame, baseline, suite_path, clock)  # before measuring: a wrong one costs no rounds
     out = _out_dir(repo, out)
     _, cand_env = _envs(cand_slowdown)
     cand = Side("cand", repo, suite_path, cand_env)
@@ -485,6 +497,37 @@ def run_baseline_gate(
     notes = _baseline_notes(base_frame, runs["cand"][0])
     comp.notes.extend(notes)
     return _conclude(result, comp, [cand], base_frame, confirm, rounds, out, runner, extra, settings, log, start)
+
+
+def check_baseline(base_frame, baseline: Path, suite_path: Path, clock: GateClock) -> None:
+    """UsageError unless the stored run measured the same suite with the clock this gate will use: what
+    compare_runs would refuse after every round, said before the first."""
+    suite = _suite_name(suite_path)
+    ran = sorted(set(base_frame["suite"].astype(str)))
+    if suite is not None and ran != [suite]:
+        raise UsageError(
+            f"--baseline {baseline}: ran suite {', '.join(ran)}, not {suite} ({suite_path}); give a baseline of "
+            f"{suite}, or --suite the file it ran"
+        )
+    units = sorted(set(base_frame["unit"].astype(str))) if "unit" in base_frame else ["s"]
+    timing = ((base_frame.attrs.get("environment") or {}).get("run") or {}).get("timing")
+    stored = timing.get("clock") if isinstance(timing, dict) else None
+    if units != [clock.unit] or (stored is not None and stored != clock.name):
+        had = stored or ("instructions" if units == ["instructions"] else "a clock of seconds")
+        hint = " (valgrind is missing here: the gate falls back to the thread clock)" if clock.extra else ""
+        raise UsageError(
+            f"--baseline {baseline}: measured with the {had} clock, and this gate measures with the {clock.name} "
+            f"clock{hint}; runs of different clocks are not comparable: record the baseline with the same clock"
+        )
+
+
+def _suite_name(path: Path) -> str | None:
+    """[suite].name of a suite file, or None if it does not parse (the run then says what is wrong)."""
+    try:
+        name = tomllib.loads(path.read_text(encoding="utf-8")).get("suite", {}).get("name")
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _baseline_notes(base_frame, cand_run: Path) -> list[str]:
@@ -641,7 +684,9 @@ def command(args: argparse.Namespace) -> int:
         extra=extra, cand_slowdown=args.inject_slowdown, confirm=not args.no_confirm,
     )  # fmt: skip
     repo = Path.cwd()
-    if args.baseline:
+    if args.baseline is not None and not args.baseline.strip():
+        raise UsageError("--baseline '': an empty path (an unset variable?); give a stored run directory")
+    if args.baseline is not None:
         result = run_baseline_gate(repo, Path(args.baseline), **common)
     else:
         result = run_gate(repo, against=args.against, **common)

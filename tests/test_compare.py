@@ -848,3 +848,35 @@ def test_regress_outputs_on_a_full_disk_keep_whole_files_and_name_them(tmp_path,
         regress.write_outputs(regress.GateResult("skipped", reason="x"), out)
     assert json.loads((out / "comparison.json").read_text()) == {"status": "pass"}
     assert sorted(p.name for p in out.iterdir()) == ["comparison.json"]
+
+
+def test_regress_refuses_an_empty_against_or_baseline_before_anything(tmp_path, capsys, monkeypatch):
+    repo = make_repo(tmp_path / "repo")
+    runner = FakeRunner(repo)
+    with pytest.raises(UsageError, match="--against '': an empty REF"):
+        regress.run_gate(repo, against="", out=tmp_path / "o1", runner=runner, log=quiet)
+    assert runner.calls == [] and not (tmp_path / "o1").exists()
+    monkeypatch.chdir(repo)
+    for flag in ("--against", "--baseline"):
+        assert main(["regress", flag, "", "--out", str(tmp_path / "o2")]) == 2
+        assert f"{flag} '': an empty" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+
+
+def test_regress_refuses_a_baseline_of_another_suite_or_clock_before_measuring(tmp_path):
+    import dataclasses
+
+    repo = make_repo(tmp_path / "repo")
+    other = write_run(tmp_path / "other", [record("bspline", procs(1e-3), suite="quick")])
+    runner = FakeRunner(repo)
+    with pytest.raises(UsageError, match=r"--baseline .*other: ran suite quick, not ci \("):
+        regress.run_baseline_gate(repo, other, out=tmp_path / "o1", runner=runner, log=quiet)
+    timed = record("bspline", procs(1e-3))
+    counts = dataclasses.replace(timed, unit="instructions", instructions=timed.time_s, time_s=None)
+    counted = write_run(tmp_path / "counted", [counts])
+    with pytest.raises(UsageError, match="measured with the instructions clock, and this gate measures with the wall"):
+        regress.run_baseline_gate(repo, counted, out=tmp_path / "o2", runner=runner, log=quiet)
+    env = {"cpu_model": "synthetic", "run": {"timing": {"clock": "thread"}}}
+    thread = write_run(tmp_path / "thread", [timed], env)
+    with pytest.raises(UsageError, match="measured with the thread clock, and this gate measures with the wall"):
+        regress.run_baseline_gate(repo, thread, out=tmp_path / "o3", runner=runner, log=quiet)
+    assert runner.calls == [] and not any((tmp_path / o).exists() for o in ("o1", "o2", "o3"))
