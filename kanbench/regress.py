@@ -510,8 +510,7 @@ def check_baseline(base_frame, baseline: Path, suite_path: Path, clock: GateCloc
             f"{suite}, or --suite the file it ran"
         )
     units = sorted(set(base_frame["unit"].astype(str))) if "unit" in base_frame else ["s"]
-    timing = ((base_frame.attrs.get("environment") or {}).get("run") or {}).get("timing")
-    stored = timing.get("clock") if isinstance(timing, dict) else None
+    stored = compare.gates.clock_of(base_frame.attrs.get("environment") or {})
     if units != [clock.unit] or (stored is not None and stored != clock.name):
         had = stored or ("instructions" if units == ["instructions"] else "a clock of seconds")
         hint = " (valgrind is missing here: the gate falls back to the thread clock)" if clock.extra else ""

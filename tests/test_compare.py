@@ -880,3 +880,17 @@ def test_regress_refuses_a_baseline_of_another_suite_or_clock_before_measuring(t
     with pytest.raises(UsageError, match="measured with the thread clock, and this gate measures with the wall"):
         regress.run_baseline_gate(repo, thread, out=tmp_path / "o3", runner=runner, log=quiet)
     assert runner.calls == [] and not any((tmp_path / o).exists() for o in ("o1", "o2", "o3"))
+
+
+def test_compare_notes_different_clocks_and_keeps_the_dirty_mark(tmp_path):
+    commit = "018eb73788b2aa55cc00112233445566778899aa"
+    wall = {"git_commit": commit, "run": {"timing": {"clock": "wall"}}}
+    thread = {"git_commit": commit + "-dirty", "run": {"timing": {"clock": "thread"}}}
+    base = write_run(tmp_path / "base", [record("bspline", procs(1e-3))], wall)
+    cand = write_run(tmp_path / "cand", [record("bspline", procs(1e-3))], thread)
+    notes = compare.compare_runs(results.load(base), results.load(cand)).notes
+    assert any("different clocks: wall (base) and thread (candidate)" in n for n in notes)
+    assert "the runs measured different commits: 018eb73788b2 (base) and 018eb73788b2-dirty (candidate)" in notes
+    notes = compare.compare_runs(results.load(cand), results.load(cand)).notes
+    assert any(n.startswith("both runs measured commit 018eb73788b2-dirty (a modified checkout") for n in notes)
+    assert not any("clocks" in n for n in notes)

@@ -15,6 +15,7 @@ import pandas as pd
 
 import kanbench
 from kanbench.compare import Comparison, gate_rule
+from kanbench.compare.gates import short_commit
 from kanbench.record import PHASES
 
 from .answer import RULE, Answer, fmt_config, trust
@@ -210,9 +211,7 @@ def _device_text(info: RunInfo) -> str:
 def _commit_html(commit) -> str:
     if not commit:
         return "—"
-    text = str(commit)
-    short = text[:12] + ("-dirty" if text.endswith("-dirty") and len(text) > 12 else "")
-    return f'<code title="{e(text)}">{e(short)}</code>'
+    return f'<code title="{e(commit)}">{e(short_commit(commit))}</code>'
 
 
 def what_was_run(page: Page) -> str:
