@@ -398,3 +398,40 @@ def test_one_implementation_built_two_ways_is_two_rows_never_one_average():
     assert data.variant_names(impls, options) == ["chebykan", "chebykan[hidden_layernorm=True]", "grkan", "fastkan"]
     assert data.variant_names(["chebykan"], [{"degree": 9}]) == ["chebykan"]  # one way only: its plain name
     assert data.impl_rank("chebykan") < data.impl_rank("chebykan[hidden_layernorm=True]") < data.impl_rank("jacobikan")
+
+
+def test_an_instruction_clock_run_gives_a_report_of_counts(tmp_path, capsys):
+    run = report_synthetic.write_run(
+        tmp_path,
+        impls=("bspline", "mlp"),
+        widths=([100, 100],),
+        batches=(8, 64),
+        devices=("cpu",),
+        phases=("forward", "backward"),
+        accuracy=False,
+        profile=False,
+    )
+    report_synthetic.count_instructions(run)  # records with peak memory and counts, no time_s (suites/ci.toml)
+    out = tmp_path / "ins.html"
+    assert cli.main(["report", str(run), "-o", str(out)]) == 0, capsys.readouterr().err
+    html = out.read_text()
+    built = report.build_page(data.read_runs([run]))
+    assert [t.unit for t in built.tables] == ["instructions", "instructions"]
+    entry = built.tables[0].rows[0][2]["forward"][0]  # bspline, the first row
+    assert entry.text.endswith(" instr") and entry.ratios["mlp"] > 1  # e.g. 1.23 M instr
+    assert f"{entry.text}" in html and "instructions per call (callgrind)" in html
+    assert "Median instructions per call of each phase, counted by callgrind" in html
+    assert "these runs counted instructions" in html
+    assert next(f for f in built.figures["scaling"] if f.key == "memory-vs-batch").figure is not None
+
+
+def test_the_runs_terminal_table_shows_counts_of_an_instruction_clock_run(tmp_path):
+    from kanbench import summary as terminal
+
+    run = report_synthetic.write_run(
+        tmp_path, impls=("bspline", "mlp"), widths=([100, 100],), batches=(8,), devices=("cpu",),
+        phases=("forward",), accuracy=False, profile=False,
+    )  # fmt: skip
+    text = terminal.table(results.read_records(report_synthetic.count_instructions(run)))
+    bspline = next(line for line in text.splitlines() if line.strip().startswith("bspline"))
+    assert " k instr" in bspline and " ok " not in bspline and bspline.rstrip().endswith("x")  # count, ratio to mlp

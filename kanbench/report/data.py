@@ -172,6 +172,13 @@ def timing_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["status"] == "ok") & df["speed"] & df["time_median"].notna()]
 
 
+def measured_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Ok records of speed phases that carry a time or an instruction count (the instruction clock's records have
+    no time_s)."""
+    counted = df["instructions_median"].notna() if "instructions_median" in df else False
+    return df[(df["status"] == "ok") & df["speed"] & (df["time_median"].notna() | counted)]
+
+
 class References:
     """The reference implementations' ok records, indexed by cell, to divide other implementations' values by."""
 

@@ -17,7 +17,7 @@ from kanbench.machine import peak_for
 
 from . import ticks
 from .data import REFERENCES, impl_rank, ordered_impls, registered, timing_rows
-from .summary import fmt_bytes, fmt_time, speed_phases
+from .summary import fmt_bytes, fmt_time, phases_in, speed_phases
 
 # Registered implementations bring their colour (implementations.info); the rest get one of these, by name.
 PALETTE = ["#d62728", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31"]
@@ -198,7 +198,7 @@ def memory_figure(df: pd.DataFrame) -> Figure:
     if rows.empty:
         return Figure("memory-vs-batch", title, None, empty_reason="no record carries a peak memory")
     rows, held = _slice(rows, "batch_size", ("widths_label", "grid_size", "spline_order", "dtype"))
-    phases, devices = _facets(rows, speed_phases(rows))
+    phases, devices = _facets(rows, phases_in(rows))  # its own phases: an instruction-clock record has no time
     fig = _grid(devices, phases, "batch size", "peak memory above baseline", "bytes")
     _ticks(fig, rows["batch_size"])
     palette = colors(df["impl"])

@@ -266,13 +266,18 @@ def summary_caption(tables: list[SummaryTable]) -> str:
     shown = {c for t in tables for _, _, cells in t.rows for c, xs in cells.items() if xs}
     refs = [r for r in ("mlp", "mlp-iso") if any(r in x.ratios for x in entries)]
     memory = any(c.startswith("peak memory") for c in shown)
-    text = "Median seconds per call of each phase."
+    units = {t.unit for t in tables}
+    text = "Median seconds per call of each phase." if units == {"s"} else (
+        "Median instructions per call of each phase, counted by callgrind (the instruction clock)." if units == {
+            "instructions"} else "Median seconds per call of each phase; in the tables marked so, median "
+        "instructions per call counted by callgrind (the instruction clock).")  # fmt: skip
     if refs:
         said = {"mlp": "<code>mlp</code> (same widths)",
                 "mlp-iso": "<code>mlp-iso</code> (an MLP scaled to the B-spline KAN's parameter count)"}  # fmt: skip
         text += (" Beneath each value: the value divided by that of " + " and of ".join(said[r] for r in refs)
                  + " in the same configuration.")  # fmt: skip
-    best = ["lowest time"] + (["lowest memory"] if memory else []) + (
+    lowest = " or ".join(w for u, w in (("s", "lowest time"), ("instructions", "lowest count")) if u in units)
+    best = [lowest] + (["lowest memory"] if memory else []) + (
         ["highest accuracy, lowest RMSE"] if "accuracy" in shown else [])  # fmt: skip
     text += f" Green: the best of the column ({', '.join(best)}); blue: the best KAN where an MLP is best overall."
     if any(x.noisy for x in entries):
@@ -307,6 +312,9 @@ def answer_section(page: Page) -> str:
     """First on the page: one configuration's implementations ranked per phase, each gap resolved or not."""
     found = page.answer
     if found is None or not found.ranks:
+        if any(t.unit == "instructions" for t in page.tables):
+            return ('<p class="notice">Nothing timed to rank: these runs counted instructions (the instruction '
+                    "clock, callgrind) rather than time; the counts are in the tables below.</p>")  # fmt: skip
         return '<p class="notice">No speed measurements to rank (see Notes).</p>'
     phases = list(found.ranks)
     depth = max(len(v) for v in found.ranks.values())
