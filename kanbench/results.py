@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -153,12 +155,55 @@ def read_environment(run_dir: str | os.PathLike) -> dict:
         raise ResultsError(f"{path}: malformed JSON: nested too deeply") from None
     if not isinstance(environment, dict):
         raise ResultsError(f"{path}: must hold a JSON object, got {type(environment).__name__}")
-    if not isinstance(environment.get("run", {}), dict):
-        raise ResultsError(f"{path}: field run must be an object, got {type(environment['run']).__name__}")
-    shard = environment.get("run", {}).get("shard")
-    if shard is not None and not isinstance(shard, str):
-        raise ResultsError(f"{path}: field run.shard must be a string such as '1/2' or null, got {shard!r}")
+    problem = environment_problem(environment)
+    if problem:
+        raise ResultsError(f"{path}: {problem}")
     return environment
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_load(value: object) -> bool:
+    """Three finite load averages >= 0 (1, 5 and 15 minutes), as os.getloadavg gives them."""
+    return (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0 for x in value)
+    )
+
+
+# The environment.json fields that kanbench reads back (report, compare, regress, merge): (path, allowed?, what is
+# allowed). A run's other fields are shown as written and may hold anything.
+ENVIRONMENT_FIELDS: tuple[tuple[str, Callable[[object], bool], str], ...] = (
+    ("run", lambda v: isinstance(v, dict), "an object"),
+    ("run.shard", lambda v: isinstance(v, str), "a string such as '1/2' or null"),
+    ("run.timing", lambda v: isinstance(v, dict), "an object or null"),
+    ("run.load_avg_start", _is_load, "a list of three load averages >= 0 or null"),
+    ("run.load_avg_end", _is_load, "a list of three load averages >= 0 or null"),
+    ("cpu_count", _is_count, "an int >= 1 or null"),
+    ("cpu_affinity", _is_count, "an int >= 1 or null"),
+    ("torch_threads", _is_count, "an int >= 1 or null"),
+    ("worker_torch_threads", _is_count, "an int >= 1 or null"),
+    ("cuda", lambda v: isinstance(v, dict), "an object or null"),
+    ("cuda.devices", lambda v: isinstance(v, list), "a list of GPU names or null"),
+    ("gpu", lambda v: isinstance(v, dict), "an object or null"),
+    ("env_vars", lambda v: isinstance(v, dict), "an object or null"),
+    ("machine", lambda v: isinstance(v, dict), "an object or null"),
+)
+
+
+def environment_problem(environment: dict) -> str | None:
+    """The first field of ENVIRONMENT_FIELDS that holds the wrong type, said with what is allowed; else None."""
+    for name, allowed, what in ENVIRONMENT_FIELDS:
+        value: object = environment
+        for key in name.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None and not allowed(value):
+            text = repr(value)
+            return f"field {name} must be {what}, got {text if len(text) <= 60 else text[:57] + '...'}"
+    return None
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -435,3 +435,59 @@ def test_the_runs_terminal_table_shows_counts_of_an_instruction_clock_run(tmp_pa
     text = terminal.table(results.read_records(report_synthetic.count_instructions(run)))
     bspline = next(line for line in text.splitlines() if line.strip().startswith("bspline"))
     assert " k instr" in bspline and " ok " not in bspline and bspline.rstrip().endswith("x")  # count, ratio to mlp
+
+
+def _edit_records(run: Path, impl: str, change) -> None:
+    """Rewrite the impl's lines of results.jsonl with change(line dict)."""
+    path = run / results.RESULTS
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(change(d) if d["impl"] == impl else d) + "\n" for d in lines))
+
+
+def _zero_time(line: dict) -> dict:
+    if line["time_s"] is not None:
+        t = line["time_s"]
+        t.update(values=[0.0] * len(t["values"]), median=0.0, process_medians=[0.0] * len(t["process_medians"]))
+    return line
+
+
+def test_a_zero_median_is_left_out_and_named_not_a_crash(tmp_path, capsys):
+    run = report_synthetic.write_run(
+        tmp_path, impls=("bspline-fast", "fastkan", "mlp", "mlp-iso"), widths=([100, 100], [784, 64, 10]),
+        batches=(8, 64), devices=("cpu",), accuracy=False, profile=False,
+    )  # fmt: skip
+    _edit_records(run, "fastkan", _zero_time)  # the reader accepts it: every statistic >= 0
+    out = tmp_path / "zero.html"
+    assert cli.main(["report", str(run), "-o", str(out)]) == 0, capsys.readouterr().err
+    html = out.read_text()
+    assert "<h3>Timings of zero</h3>" in html and "16 ok record(s) have a median of 0 per call" in html
+    built = report.build_page(data.read_runs([run]))
+    assert not any(s.impl == "fastkan" for s in built.sweep)
+    assert all("fastkan" not in {r.impl for r in ranked} for ranked in built.answer.ranks.values())
+    assert all(impl != "fastkan" for t in built.tables for impl, _, _ in t.rows)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("run.load_avg_start", [None, 0, 0]), ("run.load_avg_end", "1.0"), ("cpu_count", "2"), ("cpu_affinity", 0),
+     ("worker_torch_threads", "1"), ("torch_threads", True), ("env_vars", []), ("gpu", "A100"),
+     ("cuda.devices", 1)],
+)  # fmt: skip
+def test_an_environment_field_of_the_wrong_type_is_refused_naming_it(field, value, tmp_path, capsys):
+    run = report_synthetic.write_run(
+        tmp_path, impls=("bspline", "mlp"), widths=([784, 64, 10],), batches=(64,), devices=("cpu",),
+        accuracy=False, profile=False,
+    )  # fmt: skip
+    env = json.loads((run / results.ENVIRONMENT).read_text())
+    env.update(run={"load_avg_start": [0.5, 0.5, 0.5], "load_avg_end": [0.5, 0.5, 0.5]}, cuda={"available": False})
+    *parents, last = field.split(".")
+    node = env
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    (run / results.ENVIRONMENT).write_text(json.dumps(env))
+    assert cli.main(["report", str(run), "-o", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert f"environment.json: field {field} must be" in err and repr(value) in err
+    assert cli.main(["compare", str(run), str(run)]) == 2  # the reader refuses it for every command alike
+    assert f"field {field} must be" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from kanbench.record import PHASES
 from .answer import RULE, Answer, fmt_config, trust
 from .claims import Block as ClaimBlock
 from .comparison import VERDICT_ORDER, sorted_cells
-from .data import impl_rank
+from .data import impl_rank, zero_rows
 from .figures import Figure
 from .summary import SummaryTable, SweepRatio, fmt_ratio, fmt_time
 
@@ -602,6 +602,7 @@ def notes_section(page: Page) -> str:
         ["lowest SM clock"],
         lambda r: [f'<td class="num">{e(_clock_text(r.sm_clock_min_mhz, r.sm_clock_max_mhz))}</td>'],
     )  # fmt: skip
+    out += _zero_notes(page.frame)
     out.append("<h3>Noisy timings</h3>")
     n = page.noisy
     if n.empty:
@@ -620,6 +621,22 @@ def notes_section(page: Page) -> str:
         )
         out.append(_table(header, rows))
     return "".join(out)
+
+
+def _zero_notes(frame: pd.DataFrame) -> list[str]:
+    """The ok speed records whose median per call is 0, which every table, ratio, figure and the answer leave out."""
+    zero = zero_rows(frame)
+    if zero.empty:
+        return []
+    header = ["implementation", "phase", "device", "dtype", "widths", "G", "batch", "unit", "run"]
+    rows = [[*_where(r), e(r.unit), e(r.run)] for r in zero.itertuples()]
+    return [
+        "<h3>Timings of zero</h3>",
+        f"<p>{len(zero)} ok record(s) have a median of 0 per call (the clock did not resolve the call, or the file "
+        "was edited): nothing can be ranked against or divided by them, so the tables, ratios, figures and the "
+        "answer leave them out.</p>",
+        _table(header, rows),
+    ]
 
 
 def _int(v) -> str:
