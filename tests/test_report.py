@@ -302,7 +302,7 @@ def test_report_never_imports_torch(run_dir, tmp_path):
 
 def test_diverged_runs_are_noted(report_html):
     notes = report_html.split('<section id="notes">')[1]
-    assert "1 accuracy run(s) diverged" in notes and "rswaf · 784x64x10 · mnist · seed 2" in notes
+    assert "1 accuracy run(s) diverged" in notes and "<bdi>rswaf</bdi> · 784x64x10 · mnist · seed 2" in notes
 
 
 def test_noisy_and_problem_notes(frame):
@@ -491,3 +491,25 @@ def test_an_environment_field_of_the_wrong_type_is_refused_naming_it(field, valu
     assert f"environment.json: field {field} must be" in err and repr(value) in err
     assert cli.main(["compare", str(run), str(run)]) == 2  # the reader refuses it for every command alike
     assert f"field {field} must be" in capsys.readouterr().err
+
+
+EVIL_NAME = "fast\u202ekan\x00\u2066x"  # right-to-left override, NUL, an isolate left open
+
+
+def test_bidi_controls_and_nul_in_names_never_reach_html_markdown_or_terminal(tmp_path, capsys):
+    from kanbench import summary as terminal
+
+    kwargs = dict(impls=("bspline", EVIL_NAME, "mlp"), widths=([100, 100],), batches=(8,), devices=("cpu",),
+                  phases=("forward",), accuracy=False, profile=False)  # fmt: skip
+    base = report_synthetic.write_run(tmp_path, "base", **kwargs)
+    cand = report_synthetic.write_run(tmp_path, "cand", seed=3, evil="\u202e1.0x\x00", **kwargs)
+    raw = set("\u202e\x00\u2066")
+    html = report.write_report([base, cand], tmp_path / "r.html").read_text()
+    assert not raw & set(html)
+    assert "<bdi>fast\\u202ekan\\x00\\u2066x</bdi>" in html  # escaped where shown, and isolated
+    for fmt in ("markdown", "table"):
+        cli.main(["compare", str(base), str(cand), "--format", fmt])
+        out = capsys.readouterr().out
+        assert "fast\\" in out and not raw & set(out)
+    text = terminal.table(results.read_records(base))
+    assert "fast\\u202ekan\\x00\\u2066x" in text and not raw & set(text)

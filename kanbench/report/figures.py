@@ -3,7 +3,6 @@ plotly renders a subset of HTML in labels."""
 
 from __future__ import annotations
 
-import html
 import math
 import zlib
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from kanbench import escape
 from kanbench.machine import peak_for
 
 from . import ticks
@@ -39,8 +39,9 @@ class Figure:
 
 
 def esc(value) -> str:
-    """Text for a plotly label: HTML-escaped, so a name like <b> prints as written."""
-    return html.escape(str(value), quote=True)
+    """Text for a plotly label: HTML-escaped, so a name like <b> prints as written, and NUL, controls and bidi
+    formatting shown escaped (plotly's subset of HTML has no <bdi>)."""
+    return escape.html(value)
 
 
 def colors(impls) -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import json
 import math
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from datetime import datetime, timezone
 import pandas as pd
 
 import kanbench
+from kanbench import escape
 from kanbench.compare import Comparison, gate_rule
 from kanbench.compare.gates import short_commit
 from kanbench.record import PHASES
@@ -107,15 +107,22 @@ SCRIPT = """
 
 
 def e(value) -> str:
-    """HTML-escaped text of any value (None as an em dash)."""
+    """HTML-escaped text of any value (None as an em dash), NUL, controls and bidi formatting shown escaped."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    return html.escape(str(value), quote=True)
+    return escape.html(value)
+
+
+def named(value) -> str:
+    """A name from a run (implementation, cell label) as e() gives it, isolated in <bdi>: a right-to-left name
+    cannot reorder the numbers beside it."""
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else escape.html_name(value)
 
 
 def script_json(text: str) -> str:
-    """JSON text made safe inside a <script> element: no "</script>", "<!--" or "&" can appear in it."""
-    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    """JSON text made safe inside a <script> element: no "</script>", "<!--" or "&" can appear in it, nor a raw
+    bidi formatting character (escape.json_text)."""
+    return escape.json_text(text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"))
 
 
 def json_ready(value):
@@ -293,7 +300,7 @@ def summary_table_html(table: SummaryTable, index: int) -> str:
     columns = [c for c in table.columns if any(cells.get(c) for _, _, cells in table.rows)]
     rows = []
     for impl, family, cells in table.rows:
-        row = [f'<b>{e(impl)}</b><span class="ratio">{e(family)}</span>']
+        row = [f'<b>{named(impl)}</b><span class="ratio">{e(family)}</span>']
         for c in columns:
             entries = cells.get(c, [])
             cls = "num"
@@ -329,7 +336,7 @@ def answer_section(page: Page) -> str:
             r = ranked[i]
             iso = f' <span class="ratio">{r.vs_iso:.2f}x mlp-iso</span>' if r.vs_iso is not None else ""
             gap = {True: " &lt;", False: " ≈", None: ""}[r.resolved]
-            row.append(f'<td class="num"><b>{e(r.impl)}</b> {e(fmt_time(r.median))}{iso}{gap}</td>')
+            row.append(f'<td class="num"><b>{named(r.impl)}</b> {e(fmt_time(r.median))}{iso}{gap}</td>')
         rows.append(row)
     environments = [info.environment for info in page.runs]
     out = [f"<p>Configuration: <b>{e(fmt_config(found.config))}</b>. {e(trust(found, environments))}</p>",
@@ -370,7 +377,7 @@ def summary_section(page: Page) -> str:
         index = {(s.impl, s.phase, s.reference): s for s in page.sweep}
         rows = []
         for impl in impls:
-            row = [f"<b>{e(impl)}</b>"]
+            row = [f"<b>{named(impl)}</b>"]
             for phase in phases:
                 texts = []
                 for ref in refs:
@@ -464,7 +471,7 @@ def comparison_section(page: Page) -> str:
         + ".</p>"
     )
     if comp.implementations is not None and len(comp.implementations):
-        rows = [[e(r.verdict), e(r.implementation), f'<td class="num">{r.cells}</td>',
+        rows = [[e(r.verdict), named(r.implementation), f'<td class="num">{r.cells}</td>',
                  f'<td class="num">{e(fmt_ratio(r.ratio))}</td>', f'<td class="num">{r.z:+.1f}</td>']
                 for r in comp.implementations.itertuples()]  # fmt: skip
         classes = [
@@ -481,7 +488,7 @@ def comparison_section(page: Page) -> str:
     for r in sorted_cells(comp).itertuples():
         interval = f"{r.ci_low:.3g}–{r.ci_high:.3g}" if _finite(r.ci_low) and _finite(r.ci_high) else "—"
         cells = [
-            e(r.verdict), e(r.label),
+            e(r.verdict), named(r.label),
             *(f'<td class="num">{x}</td>' for x in (fmt_time(r.base_median), fmt_time(r.cand_median),
               fmt_ratio(r.ratio), interval, f"{r.p_value:.2g}" if _finite(r.p_value) else "—")),
         ]  # fmt: skip
@@ -537,7 +544,7 @@ def _flagged(frame, column: str, title: str, empty: str, explain: str, headers: 
 
 
 def _where(r) -> list[str]:
-    return [e(r.impl), e(r.phase), e(r.device), e(r.dtype), e(r.widths_label), e(r.grid_size), e(r.batch_size)]
+    return [named(r.impl), e(r.phase), e(r.device), e(r.dtype), e(r.widths_label), e(r.grid_size), e(r.batch_size)]
 
 
 def notes_section(page: Page) -> str:
@@ -557,7 +564,7 @@ def notes_section(page: Page) -> str:
             lines = "<br>".join(
                 " · ".join(
                     [
-                        e(r.impl),
+                        named(r.impl),
                         e(r.phase),
                         e(r.device),
                         e(r.dtype),
@@ -577,7 +584,7 @@ def notes_section(page: Page) -> str:
         diverged = diverged[diverged["metric_diverged"].fillna(False).astype(bool)]
         if not diverged.empty:
             lines = "<br>".join(
-                f"{e(r.impl)} · {e(r.widths_label)} · {e(r.metric_dataset)} · seed {e(r.metric_seed)}"
+                f"{named(r.impl)} · {e(r.widths_label)} · {e(r.metric_dataset)} · seed {e(r.metric_seed)}"
                 for r in diverged.itertuples()
             )
             out.append(
