@@ -513,3 +513,16 @@ def test_bidi_controls_and_nul_in_names_never_reach_html_markdown_or_terminal(tm
         assert "fast\\" in out and not raw & set(out)
     text = terminal.table(results.read_records(base))
     assert "fast\\u202ekan\\x00\\u2066x" in text and not raw & set(text)
+
+
+def test_a_comparison_of_instruction_clock_runs_shows_counts_and_the_count_gate(tmp_path):
+    kwargs = dict(impls=("bspline", "fastkan", "mlp"), widths=([100, 100],), batches=(8, 64), devices=("cpu",),
+                  phases=("forward",), accuracy=False, profile=False)  # fmt: skip
+    base = report_synthetic.count_instructions(report_synthetic.write_run(tmp_path, "base", **kwargs))
+    cand = report_synthetic.write_run(tmp_path, "cand", seed=2, slowdown={"fastkan": 1.2}, **kwargs)
+    report_synthetic.count_instructions(cand)
+    built = report.build_page(data.read_runs([base, cand]))
+    section = page.comparison_section(built)
+    assert "(threshold 2%)" in section and "ratio (median)" in section and " k instr</td>" in section
+    assert not re.search(r"\d s</td>", section)  # counts are never printed as seconds
+    assert "median instruction count per call" in built.comparison_figure.caption

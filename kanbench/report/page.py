@@ -20,7 +20,7 @@ from kanbench.record import PHASES
 
 from .answer import RULE, Answer, fmt_config, trust
 from .claims import Block as ClaimBlock
-from .comparison import VERDICT_ORDER, sorted_cells
+from .comparison import VERDICT_ORDER, counted, measure, per_call, sorted_cells
 from .data import impl_rank, zero_rows
 from .figures import Figure
 from .summary import SummaryTable, SweepRatio, fmt_ratio, fmt_time
@@ -465,8 +465,11 @@ def comparison_section(page: Page) -> str:
     out = [f"<p>Baseline <code>{e(comp.base_label)}</code>, candidate <code>{e(comp.cand_label)}</code>.</p>"]
     out.extend(f'<p class="notice">{e(n)}</p>' for n in comp.notes)
     counts = comp.latency["verdict"].value_counts()
+    what, threshold = measure(comp)
     out.append(
-        f"<p><b>Verdicts</b> (threshold {s.threshold:.0%}, alpha {s.alpha:g}): "
+        f"<p><b>Verdicts</b> (threshold {threshold:.0%}"
+        + ("" if counted(comp) else f", alpha {s.alpha:g}")
+        + "): "
         + ", ".join(f"{int(counts.get(v, 0))} {e(v)}" for v in VERDICT_ORDER)
         + ".</p>"
     )
@@ -482,23 +485,23 @@ def comparison_section(page: Page) -> str:
         out.append(f'<p class="caption">The gate: {e(gate_rule(comp))}</p>')
     if page.comparison_figure is not None:
         out.append(figure_html(page.comparison_figure))
-    header = ["verdict", "cell", "baseline median", "candidate median", f"ratio ({e(s.estimator)})", "interval", "p"]
+    estimator = "median" if counted(comp) else s.estimator
+    header = ["verdict", "cell", "baseline median", "candidate median", f"ratio ({e(estimator)})", "interval", "p"]
     shown: list[tuple[list[str], str]] = []  # (cells, class) of each row
     quiet: list[tuple[list[str], str]] = []
     for r in sorted_cells(comp).itertuples():
         interval = f"{r.ci_low:.3g}–{r.ci_high:.3g}" if _finite(r.ci_low) and _finite(r.ci_high) else "—"
         cells = [
             e(r.verdict), named(r.label),
-            *(f'<td class="num">{x}</td>' for x in (fmt_time(r.base_median), fmt_time(r.cand_median),
+            *(f'<td class="num">{x}</td>' for x in (per_call(r.base_median, r.unit), per_call(r.cand_median, r.unit),
               fmt_ratio(r.ratio), interval, f"{r.p_value:.2g}" if _finite(r.p_value) else "—")),
         ]  # fmt: skip
         cls = r.verdict if r.verdict in ("regression", "improvement") else ""
         (quiet if r.verdict == "no change" else shown).append((cells, cls))
     shared = f" Every cell: {e(comp.shared)}." if comp.shared else ""
-    out.append(
-        f'<p class="caption">ratio: candidate / baseline of the {e(s.estimator)} time per call; interval and p from '
-        f"the regression gate (bootstrap over processes and values; Mann-Whitney U).{shared}</p>"
-    )
+    how = ("the range of the values' ratios; counts repeat, so no test" if counted(comp) else
+           "interval and p from the regression gate (bootstrap over processes and values; Mann-Whitney U)")  # fmt: skip
+    out.append(f'<p class="caption">ratio: candidate / baseline of the {e(what)}; {e(how)}.{shared}</p>')
     if shown:
         out.append(_table(header, [c for c, _ in shown], [k for _, k in shown]))
     if quiet:
