@@ -679,12 +679,13 @@ def command(args: argparse.Namespace) -> int:
     if args.values:
         extra += ["--values", str(args.values)]
     common = dict(
-        suite=args.suite, rounds=args.rounds, settings=settings, out=Path(args.out) if args.out else None,
+        suite=args.suite, rounds=args.rounds, settings=settings, out=Path(args.out) if args.out is not None else None,
         extra=extra, cand_slowdown=args.inject_slowdown, confirm=not args.no_confirm,
     )  # fmt: skip
     repo = Path.cwd()
-    if args.baseline is not None and not args.baseline.strip():
-        raise UsageError("--baseline '': an empty path (an unset variable?); give a stored run directory")
+    for flag, value in (("--baseline", args.baseline), ("--out", args.out)):
+        if value is not None and not value.strip():  # an unset variable: never quietly the default
+            raise UsageError(f"{flag} {value!r}: an empty path (an unset variable?); give a directory")
     if args.baseline is not None:
         result = run_baseline_gate(repo, Path(args.baseline), **common)
     else:

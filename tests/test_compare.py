@@ -860,6 +860,17 @@ def test_regress_refuses_an_empty_against_or_baseline_before_anything(tmp_path, 
     for flag in ("--against", "--baseline"):
         assert main(["regress", flag, "", "--out", str(tmp_path / "o2")]) == 2
         assert f"{flag} '': an empty" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+    assert main(["regress", "--out", ""]) == 2  # not the default results/runs/<time>-regress
+    assert "--out '': an empty path" in capsys.readouterr().err and not (repo / "results").exists()
+
+
+def test_compare_and_report_refuse_an_empty_output_path(tmp_path, capsys, monkeypatch):
+    base, cand = two_cell_run(tmp_path / "base", 1.0), two_cell_run(tmp_path / "cand", 1.0)
+    monkeypatch.chdir(tmp_path)
+    assert run_compare(base, cand, "-o", "") == 2  # an unset variable: never quietly no file
+    assert "-o '': an empty path" in capsys.readouterr().err
+    assert main(["report", str(base), "-o", ""]) == 2  # nor quietly the default reports/<run>.html
+    assert "-o '': an empty path" in capsys.readouterr().err and not (tmp_path / "reports").exists()
 
 
 def test_regress_refuses_a_baseline_of_another_suite_or_clock_before_measuring(tmp_path):

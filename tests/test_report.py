@@ -465,6 +465,7 @@ def test_a_zero_median_is_left_out_and_named_not_a_crash(tmp_path, capsys):
     assert not any(s.impl == "fastkan" for s in built.sweep)
     assert all("fastkan" not in {r.impl for r in ranked} for ranked in built.answer.ranks.values())
     assert all(impl != "fastkan" for t in built.tables for impl, _, _ in t.rows)
+    assert "fastkan" not in set(built.noisy["impl"])  # an IQR over a median of 0 is no measure of noise
 
 
 @pytest.mark.parametrize(

@@ -121,11 +121,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", help="also write the output to this file")
 
 
-def write_output(path: Path, text: str) -> None:
+def write_output(output: str, text: str) -> None:
     """Write -o whole (results.write_text): a full disk or a crash leaves the old file, never half a verdict."""
     from kanbench import results
     from kanbench.errors import UsageError
 
+    if not output.strip():  # an unset variable: never quietly no file
+        raise UsageError(f"-o {output!r}: an empty path; give a file to write the comparison to")
+    path = Path(output)
     if path.is_dir():
         raise UsageError(f"-o {path}: is a directory; give a file path")
     try:
@@ -140,6 +143,6 @@ def command(args: argparse.Namespace) -> int:
     comp = compare_runs(load_side(args.base), load_side(args.cand), settings)
     text = render(comp, args.format)
     sys.stdout.write(text)
-    if args.output:
-        write_output(Path(args.output), text)
+    if args.output is not None:
+        write_output(args.output, text)
     return comp.exit_code

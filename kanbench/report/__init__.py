@@ -149,8 +149,10 @@ def write_report(
         raise UsageError(f"--threshold {threshold}: must be a finite fraction >= 0, e.g. 0.10")
     if not (math.isfinite(alpha) and 0 < alpha < 1):
         raise UsageError(f"--alpha {alpha}: must lie in (0, 1), e.g. 0.01")
+    if output is not None and not str(output).strip():  # an unset variable: never quietly the default path
+        raise UsageError(f"-o {str(output)!r}: an empty path; give a file ending in .html, or leave -o out")
     runs = data.read_runs(list(run_paths))
-    out = Path(output) if output else default_output(runs)
+    out = Path(output) if output is not None else default_output(runs)
     if out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"-o {out}: the report is an HTML file; give a path ending in .html")
     if out.is_dir():

@@ -98,7 +98,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     df["speed"] = ~df["phase"].isin(NON_SPEED_PHASES)
     share = df["time_iqr"].astype(float) / df["time_median"].astype(float)
     df["iqr_share"] = share
-    df["noisy"] = (df["status"] == "ok") & df["speed"] & (share > NOISY_IQR_SHARE)
+    df["noisy"] = (df["status"] == "ok") & df["speed"] & _positive(df, "time_median") & (share > NOISY_IQR_SHARE)
     options = [o if isinstance(o, dict) else None for o in (df["options"] if "options" in df else [None] * len(df))]
     names = variant_names(list(df["impl"]), options)
     df["impl"] = [impl_label(n, o) for n, o in zip(names, options)]
