@@ -122,7 +122,7 @@ def read_records(
         if not line.strip():
             continue  # blank lines, and the \r of CRLF endings, are harmless
         try:
-            record = Record.from_dict(json.loads(line))
+            record = Record.from_dict(_text_json(line))
         except (json.JSONDecodeError, ValueError, TypeError) as exc:
             raise ResultsError(f"{path}:{number}: malformed record: {exc}") from None
         except RecursionError:
@@ -141,16 +141,31 @@ def read_records(
     return records
 
 
+def _text_json(text: str) -> object:
+    """json.loads, refusing (ValueError) a string escape of a lone UTF-16 surrogate such as "\\ud800": JSON lets
+    it through, but it is no text, and the report, a terminal or a file could not encode it."""
+    value = json.loads(text)
+    if "\\u" in text:  # only an escape can make one (the text itself was decoded as UTF-8)
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start : exc.end]
+            raise ValueError(f"a string holds a lone surrogate {ascii(bad)}, not text") from None
+    return value
+
+
 def read_environment(run_dir: str | os.PathLike) -> dict:
     """The parsed environment.json of a run: a JSON object, else ResultsError naming the file."""
     path = Path(run_dir) / ENVIRONMENT
     data = _read_bytes(path, "the environment")
     try:
-        environment = json.loads(data.decode("utf-8"))
+        environment = _text_json(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ResultsError(f"{path}: not UTF-8 (byte {exc.start + 1})") from None
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+    except ValueError as exc:
+        raise ResultsError(f"{path}: malformed JSON: {exc}") from None
     except RecursionError:
         raise ResultsError(f"{path}: malformed JSON: nested too deeply") from None
     if not isinstance(environment, dict):

@@ -527,3 +527,19 @@ def test_a_comparison_of_instruction_clock_runs_shows_counts_and_the_count_gate(
     assert "(threshold 2%)" in section and "ratio (median)" in section and " k instr</td>" in section
     assert not re.search(r"\d s</td>", section)  # counts are never printed as seconds
     assert "median instruction count per call" in built.comparison_figure.caption
+
+
+def test_a_lone_surrogate_is_refused_by_the_reader_not_a_crash_of_the_writers(tmp_path, capsys):
+    kwargs = dict(impls=("fastkan", "mlp"), widths=([100, 100],), batches=(8,), devices=("cpu",), phases=("forward",),
+                  accuracy=False, profile=False)  # fmt: skip
+    run = report_synthetic.write_run(tmp_path, "run", **kwargs)
+    path = run / results.RESULTS
+    path.write_text(path.read_text().replace('"impl":"fastkan"', '"impl":"fast\\ud800kan"', 1))
+    for argv in (["report", str(run), "-o", str(tmp_path / "r.html")], ["compare", str(run), str(run)]):
+        assert cli.main(argv) == 2
+        assert "results.jsonl:1: malformed record: a string holds a lone surrogate '\\ud800'" in capsys.readouterr().err
+    other = report_synthetic.write_run(tmp_path, "other", **kwargs)
+    env = other / results.ENVIRONMENT
+    env.write_text(env.read_text().replace('"hostname": "synthetic-other"', '"hostname": "\\udfff"'))
+    assert cli.main(["report", str(other), "-o", str(tmp_path / "o.html")]) == 2
+    assert "environment.json: malformed JSON: a string holds a lone surrogate" in capsys.readouterr().err
