@@ -223,15 +223,28 @@ def environment_problem(environment: dict) -> str | None:
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file whole: to a temporary name beside it, then renamed over the old one, so a crash or a full
-    disk leaves the old file or the new one, never half of either. OSError names path (not the temporary name)."""
+    disk leaves the old file or the new one, never half of either. A path that is no regular file (/dev/stdout, a
+    FIFO, a device) is written through instead. OSError names path (not the temporary name)."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # /dev/stdout, a FIFO, a device: write through, never rename over it
+        _write_through(path, text)
+        return
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # a link to a file is replaced, never written through (it may name another run's)
     except OSError as exc:
         with contextlib.suppress(OSError):  # a read-only directory refuses the clean-up too: report the first error
             tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+
+
+def _write_through(path: Path, text: str) -> None:
+    """Write into a file that is not a regular one (nothing to keep whole there); OSError names path."""
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 

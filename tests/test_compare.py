@@ -905,3 +905,15 @@ def test_compare_notes_different_clocks_and_keeps_the_dirty_mark(tmp_path):
     notes = compare.compare_runs(results.load(cand), results.load(cand)).notes
     assert any(n.startswith("both runs measured commit 018eb73788b2-dirty (a modified checkout") for n in notes)
     assert not any("clocks" in n for n in notes)
+
+
+def test_compare_output_to_a_device_is_written_through_and_a_link_replaced(tmp_path, capsys):
+    base, cand = two_cell_run(tmp_path / "base", 1.0), two_cell_run(tmp_path / "cand", 1.0)
+    (tmp_path / "null").symlink_to("/dev/null")  # as `-o /dev/stdout` is: no file to keep whole, nothing to rename
+    assert run_compare(base, cand, "--format", "json", "-o", str(tmp_path / "null")) == 0
+    assert (tmp_path / "null").is_symlink() and Path("/dev/null").is_char_device()
+    (tmp_path / "real.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "real.json")  # as the store does: never written through a link
+    assert run_compare(base, cand, "--format", "json", "-o", str(tmp_path / "link.json")) == 0
+    assert json.loads((tmp_path / "link.json").read_text())["failed"] is False
+    assert (tmp_path / "real.json").read_text() == "{}" and not (tmp_path / "link.json").is_symlink()
