@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kanbench import compare, results
+from kanbench import compare, escape, results
 from kanbench.compare import GateSettings
 from kanbench.errors import UsageError
 from kanbench.results import RESULTS
@@ -227,7 +227,8 @@ class GateResult:
 
 
 def _log(message: str) -> None:
-    print(f"kanbench regress: {message}", file=sys.stderr, flush=True)
+    text = "\n".join(escape.terminal(line) for line in message.splitlines())  # it quotes git and the runs' output
+    print(f"kanbench regress: {text}", file=sys.stderr, flush=True)
 
 
 def measure_rounds(
@@ -582,8 +583,12 @@ def render(result: GateResult, fmt: str = "markdown") -> str:
             import json
 
             return json.dumps({"status": "skipped", "reason": result.reason, "against": result.against}) + "\n"
-        head = f"### {title}: skipped\n\n" if fmt == "markdown" else f"{title}: skipped\n"
-        return head + f"Nothing was compared: {result.reason}\n"
+        # the reason quotes git and the runs' output: escaped line by line, as every string from outside is
+        if fmt == "markdown":
+            reason = "  \n".join(escape.markdown(line) for line in result.reason.splitlines())
+            return f"### {escape.markdown(title)}: skipped\n\nNothing was compared: {reason}\n"
+        reason = "\n".join(escape.terminal(line) for line in result.reason.splitlines())
+        return f"{escape.terminal(title)}: skipped\nNothing was compared: {reason}\n"
     comparison = result.comparison
     assert comparison is not None  # only a skipped gate compares nothing
     text = compare.render(comparison, fmt, title)

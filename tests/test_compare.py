@@ -917,3 +917,21 @@ def test_compare_output_to_a_device_is_written_through_and_a_link_replaced(tmp_p
     assert run_compare(base, cand, "--format", "json", "-o", str(tmp_path / "link.json")) == 0
     assert json.loads((tmp_path / "link.json").read_text())["failed"] is False
     assert (tmp_path / "real.json").read_text() == "{}" and not (tmp_path / "link.json").is_symlink()
+
+
+def test_regress_outputs_escape_the_commit_subject_and_the_quoted_run_output(tmp_path, capsys):
+    evil = "fix \u202e`**pass**` <img src=x>\x1b[2J"
+    skipped = regress.GateResult("skipped", reason=f"REF's kanbench run failed:\n    {evil}", against=f"main ({evil})")
+    md, table = regress.render(skipped, "markdown"), regress.render(skipped, "table")
+    for text in (md, table):
+        assert not set(text) & {"\u202e", "\x1b"} and "\\u202e" in text
+    assert "<img" not in md and "**pass**" not in md and md.startswith("### kanbench regress vs main")
+    base = two_cell_run(tmp_path / "base", 1.0)
+    comp = compare.compare_runs(results.load(base), results.load(base))
+    passed = regress.GateResult("pass", against=f"main ({evil})", comparison=comp)
+    for fmt in ("markdown", "table"):
+        text = regress.render(passed, fmt)
+        assert not set(text) & {"\u202e", "\x1b"} and "\\u202e" in text.split("\n")[0]
+    assert "<img" not in regress.render(passed, "markdown")
+    regress._log(f"base: {evil}")
+    assert not set(capsys.readouterr().err) & {"\u202e", "\x1b"}
