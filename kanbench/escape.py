@@ -7,19 +7,28 @@ pull-request comment, Markdown or raw HTML would forge the verdict. Every such s
 
 from __future__ import annotations
 
+import html as _html
 import re
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Unicode's bidirectional formatting characters (embeddings, overrides, isolates, marks) and line separators: an
+# implementation name holding U+202E shows every character after it right to left, digits of the numbers beside it
+# included. They are as unsafe as control characters wherever text is shown, so they are escaped with them.
+_BIDI = "\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_BIDI}]")
+# In HTML newlines and tabs are harmless white space; NUL, the other controls and bidi formatting are not.
+_HTML_UNSAFE = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{_BIDI}]")
 _MARKDOWN = re.compile(r"([\\`*_\[\]|~#])")
 
 
 def _escaped(match: re.Match) -> str:
     char = match.group(0)
-    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\x{ord(char):02x}")
+    code = ord(char)
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
 
 
 def terminal(text: object) -> str:
-    """One line with every control character (ESC, BEL, CR, newline, ...) shown escaped, e.g. \\x1b."""
+    """One line with every control character (ESC, BEL, CR, newline, ...) and bidi formatting character shown
+    escaped, e.g. \\x1b, \\u202e."""
     return _CONTROL.sub(_escaped, str(text))
 
 
@@ -27,3 +36,24 @@ def markdown(text: object) -> str:
     """Text that renders as itself inside Markdown (a table cell, a list item): no markup, no raw HTML."""
     plain = terminal(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MARKDOWN.sub(r"\\\1", plain)
+
+
+def html(text: object) -> str:
+    """Text for an HTML page: NUL, control and bidi formatting characters shown escaped (\\x00, \\u202e), then
+    &, <, > and quotes as entities."""
+    return _html.escape(_HTML_UNSAFE.sub(_escaped, str(text)), quote=True)
+
+
+def html_name(text: object) -> str:
+    """A name from a run (an implementation, a cell label) in HTML: html() inside <bdi>, so a name in a
+    right-to-left script cannot reorder the numbers beside it."""
+    return f"<bdi>{html(text)}</bdi>"
+
+
+_BIDI_ONLY = re.compile(f"[{_BIDI}]")
+
+
+def json_text(text: str) -> str:
+    """JSON text with bidi formatting characters and line separators written as \\uXXXX escapes (they can only
+    stand inside its strings, which decode the same), so no file kanbench writes holds one raw."""
+    return _BIDI_ONLY.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kanbench import compare
+from kanbench import compare, escape, results
 from kanbench.compare import GateSettings
 from kanbench.errors import UsageError
 from kanbench.results import RESULTS
@@ -132,7 +132,12 @@ def default_ref(repo: Path) -> str:
 
 
 def resolve_ref(repo: Path, ref: str | None) -> tuple[str, str]:
-    """(commit, description) of REF; RefUnavailable saying why it cannot be had."""
+    """(commit, description) of REF; RefUnavailable saying why it cannot be had, UsageError for an empty REF."""
+    if ref is not None and not ref.strip():  # an unset CI variable: never quietly the default REF instead
+        raise UsageError(
+            f"--against {ref!r}: an empty REF (an unset variable?); give a branch, tag or commit, or leave "
+            "--against out for the default (the merge base with the upstream branch, else HEAD~1)"
+        )
     try:
         git(repo, "rev-parse", "--git-dir")
     except RefUnavailable:
@@ -222,7 +227,8 @@ class GateResult:
 
 
 def _log(message: str) -> None:
-    print(f"kanbench regress: {message}", file=sys.stderr, flush=True)
+    text = "\n".join(escape.terminal(line) for line in message.splitlines())  # it quotes git and the runs' output
+    print(f"kanbench regress: {text}", file=sys.stderr, flush=True)
 
 
 def measure_rounds(
@@ -259,8 +265,6 @@ class _RunFailed(Exception):
 
 def _pooled(run_dirs: list[Path]):
     import pandas as pd
-
-    from kanbench import results
 
     frames = [results.load(d) for d in run_dirs]
     frame = pd.concat(frames, ignore_index=True)
@@ -325,6 +329,12 @@ class GateClock:
 
     counts: bool
     extra: tuple[str, ...] = ()  # `kanbench run` arguments both sides get (the fallback's --clock thread)
+    name: str = "wall"  # the clock the runs will use: wall, thread or instructions
+
+    @property
+    def unit(self) -> str:
+        """What the runs' values will count (Record.unit)."""
+        return "instructions" if self.counts else "s"
 
 
 def gate_clock(suite_path: Path, log=_log, which: Callable[[str], str | None] | None = None) -> GateClock:
@@ -333,14 +343,14 @@ def gate_clock(suite_path: Path, log=_log, which: Callable[[str], str | None] | 
 
     table = _timing_table(suite_path) or {}
     if table.get("clock") != "instructions":
-        return GateClock(False)
+        return GateClock(False, name=str(table.get("clock", "wall")))
     if (which or shutil.which)("valgrind"):
         log("instruction counts (callgrind): one round per side, both sides at once, no confirmation re-measure")
-        return GateClock(True)
+        return GateClock(True, name="instructions")
     log("valgrind is not installed, so this gate falls back from instruction counts to the thread clock (noisier: "
         "rounds and a confirmation re-measure); install valgrind (Debian/Ubuntu: apt-get install valgrind) for "
         "the instruction-count gate")  # fmt: skip
-    return GateClock(False, ("--clock", "thread"))
+    return GateClock(False, ("--clock", "thread"), "thread")
 
 
 def run_gate(
@@ -475,6 +485,7 @@ def run_baseline_gate(
     rounds = rounds or (1 if clock.counts else DEFAULT_ROUNDS)
     confirm = confirm and not clock.counts
     base_frame = compare.load_side(baseline)  # before --out exists: a bad baseline leaves nothing behind
+    check_baseline(base_frame, baseline, suite_path, clock)  # before measuring: a wrong one costs no rounds
     out = _out_dir(repo, out)
     _, cand_env = _envs(cand_slowdown)
     cand = Side("cand", repo, suite_path, cand_env)
@@ -489,9 +500,37 @@ def run_baseline_gate(
     return _conclude(result, comp, [cand], base_frame, confirm, rounds, out, runner, extra, settings, log, start)
 
 
-def _baseline_notes(base_frame, cand_run: Path) -> list[str]:
-    from kanbench import results
+def check_baseline(base_frame, baseline: Path, suite_path: Path, clock: GateClock) -> None:
+    """UsageError unless the stored run measured the same suite with the clock this gate will use: what
+    compare_runs would refuse after every round, said before the first."""
+    suite = _suite_name(suite_path)
+    ran = sorted(set(base_frame["suite"].astype(str)))
+    if suite is not None and ran != [suite]:
+        raise UsageError(
+            f"--baseline {baseline}: ran suite {', '.join(ran)}, not {suite} ({suite_path}); give a baseline of "
+            f"{suite}, or --suite the file it ran"
+        )
+    units = sorted(set(base_frame["unit"].astype(str))) if "unit" in base_frame else ["s"]
+    stored = compare.gates.clock_of(base_frame.attrs.get("environment") or {})
+    if units != [clock.unit] or (stored is not None and stored != clock.name):
+        had = stored or ("instructions" if units == ["instructions"] else "a clock of seconds")
+        hint = " (valgrind is missing here: the gate falls back to the thread clock)" if clock.extra else ""
+        raise UsageError(
+            f"--baseline {baseline}: measured with the {had} clock, and this gate measures with the {clock.name} "
+            f"clock{hint}; runs of different clocks are not comparable: record the baseline with the same clock"
+        )
 
+
+def _suite_name(path: Path) -> str | None:
+    """[suite].name of a suite file, or None if it does not parse (the run then says what is wrong)."""
+    try:
+        name = tomllib.loads(path.read_text(encoding="utf-8")).get("suite", {}).get("name")
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def _baseline_notes(base_frame, cand_run: Path) -> list[str]:
     benv, cenv = base_frame.attrs.get("environment") or {}, results.read_environment(cand_run)
     if benv.get("hostname") and cenv.get("hostname") and benv["hostname"] != cenv["hostname"]:
         return [f"the baseline was measured on {benv['hostname']!r}, this run on {cenv['hostname']!r}: a baseline "
@@ -544,8 +583,12 @@ def render(result: GateResult, fmt: str = "markdown") -> str:
             import json
 
             return json.dumps({"status": "skipped", "reason": result.reason, "against": result.against}) + "\n"
-        head = f"### {title}: skipped\n\n" if fmt == "markdown" else f"{title}: skipped\n"
-        return head + f"Nothing was compared: {result.reason}\n"
+        # the reason quotes git and the runs' output: escaped line by line, as every string from outside is
+        if fmt == "markdown":
+            reason = "  \n".join(escape.markdown(line) for line in result.reason.splitlines())
+            return f"### {escape.markdown(title)}: skipped\n\nNothing was compared: {reason}\n"
+        reason = "\n".join(escape.terminal(line) for line in result.reason.splitlines())
+        return f"{escape.terminal(title)}: skipped\nNothing was compared: {reason}\n"
     comparison = result.comparison
     assert comparison is not None  # only a skipped gate compares nothing
     text = compare.render(comparison, fmt, title)
@@ -571,8 +614,11 @@ def render(result: GateResult, fmt: str = "markdown") -> str:
 
 def write_outputs(result: GateResult, out: Path) -> None:
     """comparison.md and comparison.json in the gate's output directory (CI uploads them as artifacts)."""
-    (out / "comparison.md").write_text(render(result, "markdown"), encoding="utf-8")
-    (out / "comparison.json").write_text(render(result, "json"), encoding="utf-8")
+    for name, fmt in (("comparison.md", "markdown"), ("comparison.json", "json")):
+        try:
+            results.write_text(out / name, render(result, fmt))  # whole or not at all: CI parses the JSON
+        except OSError as exc:
+            raise UsageError(f"{out / name}: cannot write the gate's outcome: {exc.strerror or exc}") from None
 
 
 # --- command line -----------------------------------------------------------------------------------------------
@@ -638,11 +684,14 @@ def command(args: argparse.Namespace) -> int:
     if args.values:
         extra += ["--values", str(args.values)]
     common = dict(
-        suite=args.suite, rounds=args.rounds, settings=settings, out=Path(args.out) if args.out else None,
+        suite=args.suite, rounds=args.rounds, settings=settings, out=Path(args.out) if args.out is not None else None,
         extra=extra, cand_slowdown=args.inject_slowdown, confirm=not args.no_confirm,
     )  # fmt: skip
     repo = Path.cwd()
-    if args.baseline:
+    for flag, value in (("--baseline", args.baseline), ("--out", args.out)):
+        if value is not None and not value.strip():  # an unset variable: never quietly the default
+            raise UsageError(f"{flag} {value!r}: an empty path (an unset variable?); give a directory")
+    if args.baseline is not None:
         result = run_baseline_gate(repo, Path(args.baseline), **common)
     else:
         result = run_gate(repo, against=args.against, **common)

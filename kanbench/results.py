@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -119,7 +122,7 @@ def read_records(
         if not line.strip():
             continue  # blank lines, and the \r of CRLF endings, are harmless
         try:
-            record = Record.from_dict(json.loads(line))
+            record = Record.from_dict(_text_json(line))
         except (json.JSONDecodeError, ValueError, TypeError) as exc:
             raise ResultsError(f"{path}:{number}: malformed record: {exc}") from None
         except RecursionError:
@@ -138,38 +141,116 @@ def read_records(
     return records
 
 
+def _text_json(text: str) -> object:
+    """json.loads, refusing (ValueError) a string escape of a lone UTF-16 surrogate such as "\\ud800": JSON lets
+    it through, but it is no text, and the report, a terminal or a file could not encode it."""
+    value = json.loads(text)
+    if "\\u" in text:  # only an escape can make one (the text itself was decoded as UTF-8)
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start : exc.end]
+            raise ValueError(f"a string holds a lone surrogate {ascii(bad)}, not text") from None
+    return value
+
+
 def read_environment(run_dir: str | os.PathLike) -> dict:
     """The parsed environment.json of a run: a JSON object, else ResultsError naming the file."""
     path = Path(run_dir) / ENVIRONMENT
     data = _read_bytes(path, "the environment")
     try:
-        environment = json.loads(data.decode("utf-8"))
+        environment = _text_json(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ResultsError(f"{path}: not UTF-8 (byte {exc.start + 1})") from None
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+    except ValueError as exc:
+        raise ResultsError(f"{path}: malformed JSON: {exc}") from None
     except RecursionError:
         raise ResultsError(f"{path}: malformed JSON: nested too deeply") from None
     if not isinstance(environment, dict):
         raise ResultsError(f"{path}: must hold a JSON object, got {type(environment).__name__}")
-    if not isinstance(environment.get("run", {}), dict):
-        raise ResultsError(f"{path}: field run must be an object, got {type(environment['run']).__name__}")
-    shard = environment.get("run", {}).get("shard")
-    if shard is not None and not isinstance(shard, str):
-        raise ResultsError(f"{path}: field run.shard must be a string such as '1/2' or null, got {shard!r}")
+    problem = environment_problem(environment)
+    if problem:
+        raise ResultsError(f"{path}: {problem}")
     return environment
 
 
-def write_json(path: str | os.PathLike, data: object) -> None:
-    """Write a JSON file whole: to a temporary name, then renamed over the old one, so a crash leaves either."""
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_load(value: object) -> bool:
+    """Three finite load averages >= 0 (1, 5 and 15 minutes), as os.getloadavg gives them."""
+    return (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0 for x in value)
+    )
+
+
+# The environment.json fields that kanbench reads back (report, compare, regress, merge): (path, allowed?, what is
+# allowed). A run's other fields are shown as written and may hold anything.
+ENVIRONMENT_FIELDS: tuple[tuple[str, Callable[[object], bool], str], ...] = (
+    ("run", lambda v: isinstance(v, dict), "an object"),
+    ("run.shard", lambda v: isinstance(v, str), "a string such as '1/2' or null"),
+    ("run.timing", lambda v: isinstance(v, dict), "an object or null"),
+    ("run.load_avg_start", _is_load, "a list of three load averages >= 0 or null"),
+    ("run.load_avg_end", _is_load, "a list of three load averages >= 0 or null"),
+    ("cpu_count", _is_count, "an int >= 1 or null"),
+    ("cpu_affinity", _is_count, "an int >= 1 or null"),
+    ("torch_threads", _is_count, "an int >= 1 or null"),
+    ("worker_torch_threads", _is_count, "an int >= 1 or null"),
+    ("cuda", lambda v: isinstance(v, dict), "an object or null"),
+    ("cuda.devices", lambda v: isinstance(v, list), "a list of GPU names or null"),
+    ("gpu", lambda v: isinstance(v, dict), "an object or null"),
+    ("env_vars", lambda v: isinstance(v, dict), "an object or null"),
+    ("machine", lambda v: isinstance(v, dict), "an object or null"),
+)
+
+
+def environment_problem(environment: dict) -> str | None:
+    """The first field of ENVIRONMENT_FIELDS that holds the wrong type, said with what is allowed; else None."""
+    for name, allowed, what in ENVIRONMENT_FIELDS:
+        value: object = environment
+        for key in name.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None and not allowed(value):
+            text = repr(value)
+            return f"field {name} must be {what}, got {text if len(text) <= 60 else text[:57] + '...'}"
+    return None
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file whole: to a temporary name beside it, then renamed over the old one, so a crash or a full
+    disk leaves the old file or the new one, never half of either. A path that is no regular file (/dev/stdout, a
+    FIFO, a device) is written through instead. OSError names path (not the temporary name)."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # /dev/stdout, a FIFO, a device: write through, never rename over it
+        _write_through(path, text)
+        return
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)  # a link to a file is replaced, never written through (it may name another run's)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only directory refuses the clean-up too: report the first error
+            tmp.unlink(missing_ok=True)
         raise OSError(exc.errno, exc.strerror, str(path)) from None
+
+
+def _write_through(path: Path, text: str) -> None:
+    """Write into a file that is not a regular one (nothing to keep whole there); OSError names path."""
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+
+
+def write_json(path: str | os.PathLike, data: object) -> None:
+    """Write a JSON file whole (write_text)."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def write_environment(run_dir: str | os.PathLike, environment: dict) -> None:

@@ -6,13 +6,20 @@ from . import escape
 from .record import Record
 from .suite import impl_label
 from .table import render as render_table
-from .units import fmt_bytes, fmt_time
+from .units import fmt_bytes, fmt_value
 
 COLUMNS = ("forward", "backward", "train_step")
 
 
+def median(record: Record) -> float | None:
+    """An ok speed record's median per call in its unit (seconds, or instructions for the instruction clock)."""
+    stats = record.instructions if record.unit == "instructions" else record.time_s
+    return stats["median"] if record.status == "ok" and stats is not None else None
+
+
 def table(records: list[Record], max_groups: int = 12) -> str:
-    """Median time per phase, peak memory of a train step, params and forward ratio to the MLP, per group."""
+    """Median time (or instruction count) per phase, peak memory of a train step, params and forward ratio to the
+    MLP, per group."""
     groups: dict[tuple, dict[str, dict[str, Record]]] = {}
     for r in records:
         key = (tuple(r.widths), r.grid_size, r.spline_order, r.batch_size, r.device, r.dtype)
@@ -31,14 +38,15 @@ def table(records: list[Record], max_groups: int = 12) -> str:
             continue
         lines.append(f"\n{title}")
         mlp = by_impl.get("mlp", {}).get("forward")
-        mlp_fwd = mlp.time_s["median"] if mlp is not None and mlp.status == "ok" and mlp.time_s is not None else None
+        mlp_fwd = median(mlp) if mlp is not None else None
         rows = []
         for impl, phases in by_impl.items():
-            cells = [impl]
+            cells = [escape.terminal(impl)]
             for phase in COLUMNS:
                 record = phases.get(phase)
-                if record is not None and record.status == "ok" and record.time_s is not None:
-                    cells.append(fmt_time(record.time_s["median"]))
+                value = median(record) if record is not None else None
+                if record is not None and value is not None:
+                    cells.append(fmt_value(value, record.unit))
                 else:
                     cells.append(record.status if record else "-")
             train = phases.get("train_step")
@@ -46,8 +54,9 @@ def table(records: list[Record], max_groups: int = 12) -> str:
             any_record = next(iter(phases.values()))
             cells.append(f"{any_record.params:,}" if any_record.params is not None else "-")
             fwd = phases.get("forward")
-            if fwd is not None and fwd.status == "ok" and fwd.time_s is not None and mlp_fwd:
-                cells.append(f"{fwd.time_s['median'] / mlp_fwd:.2f}x")
+            fwd_value = median(fwd) if fwd is not None else None
+            if fwd is not None and mlp is not None and fwd_value is not None and mlp_fwd and fwd.unit == mlp.unit:
+                cells.append(f"{fwd_value / mlp_fwd:.2f}x")
             else:
                 cells.append("-")
             rows.append(cells)

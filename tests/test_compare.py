@@ -813,3 +813,125 @@ def test_a_shift_every_implementation_shares_is_said_not_judged(tmp_path):
     comp = compare.compare_runs(results.load(base), results.load(cand))  # three of four slower: the median moved
     assert "mlp" in set(comp.implementations.loc[comp.implementations.verdict == "improvement", "implementation"])
     assert any("slower than the base over the median implementation" in n for n in comp.notes)  # and it says so
+
+
+def _disk_fills_halfway(monkeypatch) -> None:
+    """Path.write_text writes half its text, then fails as a full disk does (ENOSPC)."""
+    import errno
+
+    def half(self, text, *args, **kwargs):
+        with open(self, "w", encoding="utf-8") as f:
+            f.write(text[: len(text) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", half)
+
+
+def test_compare_output_on_a_full_disk_keeps_the_old_file_and_names_it(tmp_path, capsys, monkeypatch):
+    base, cand = two_cell_run(tmp_path / "base", 1.0), two_cell_run(tmp_path / "cand", 1.0)
+    out = tmp_path / "verdict.json"
+    out.write_text('{"old": true}\n')
+    _disk_fills_halfway(monkeypatch)
+    assert run_compare(base, cand, "--format", "json", "-o", str(out)) == 2
+    err = capsys.readouterr().err
+    assert f"-o {out}: cannot write the comparison: No space left on device" in err
+    assert json.loads(out.read_text()) == {"old": True}  # never truncated to half a verdict
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "cand", "verdict.json"]  # no temporary left
+
+
+def test_regress_outputs_on_a_full_disk_keep_whole_files_and_name_them(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "comparison.json").write_text('{"status": "pass"}\n')
+    _disk_fills_halfway(monkeypatch)
+    with pytest.raises(UsageError, match=r"out/comparison.md: cannot write the gate's outcome: No space left"):
+        regress.write_outputs(regress.GateResult("skipped", reason="x"), out)
+    assert json.loads((out / "comparison.json").read_text()) == {"status": "pass"}
+    assert sorted(p.name for p in out.iterdir()) == ["comparison.json"]
+
+
+def test_regress_refuses_an_empty_against_or_baseline_before_anything(tmp_path, capsys, monkeypatch):
+    repo = make_repo(tmp_path / "repo")
+    runner = FakeRunner(repo)
+    with pytest.raises(UsageError, match="--against '': an empty REF"):
+        regress.run_gate(repo, against="", out=tmp_path / "o1", runner=runner, log=quiet)
+    assert runner.calls == [] and not (tmp_path / "o1").exists()
+    monkeypatch.chdir(repo)
+    for flag in ("--against", "--baseline"):
+        assert main(["regress", flag, "", "--out", str(tmp_path / "o2")]) == 2
+        assert f"{flag} '': an empty" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+    assert main(["regress", "--out", ""]) == 2  # not the default results/runs/<time>-regress
+    assert "--out '': an empty path" in capsys.readouterr().err and not (repo / "results").exists()
+
+
+def test_compare_and_report_refuse_an_empty_output_path(tmp_path, capsys, monkeypatch):
+    base, cand = two_cell_run(tmp_path / "base", 1.0), two_cell_run(tmp_path / "cand", 1.0)
+    monkeypatch.chdir(tmp_path)
+    assert run_compare(base, cand, "-o", "") == 2  # an unset variable: never quietly no file
+    assert "-o '': an empty path" in capsys.readouterr().err
+    assert main(["report", str(base), "-o", ""]) == 2  # nor quietly the default reports/<run>.html
+    assert "-o '': an empty path" in capsys.readouterr().err and not (tmp_path / "reports").exists()
+
+
+def test_regress_refuses_a_baseline_of_another_suite_or_clock_before_measuring(tmp_path):
+    import dataclasses
+
+    repo = make_repo(tmp_path / "repo")
+    other = write_run(tmp_path / "other", [record("bspline", procs(1e-3), suite="quick")])
+    runner = FakeRunner(repo)
+    with pytest.raises(UsageError, match=r"--baseline .*other: ran suite quick, not ci \("):
+        regress.run_baseline_gate(repo, other, out=tmp_path / "o1", runner=runner, log=quiet)
+    timed = record("bspline", procs(1e-3))
+    counts = dataclasses.replace(timed, unit="instructions", instructions=timed.time_s, time_s=None)
+    counted = write_run(tmp_path / "counted", [counts])
+    with pytest.raises(UsageError, match="measured with the instructions clock, and this gate measures with the wall"):
+        regress.run_baseline_gate(repo, counted, out=tmp_path / "o2", runner=runner, log=quiet)
+    env = {"cpu_model": "synthetic", "run": {"timing": {"clock": "thread"}}}
+    thread = write_run(tmp_path / "thread", [timed], env)
+    with pytest.raises(UsageError, match="measured with the thread clock, and this gate measures with the wall"):
+        regress.run_baseline_gate(repo, thread, out=tmp_path / "o3", runner=runner, log=quiet)
+    assert runner.calls == [] and not any((tmp_path / o).exists() for o in ("o1", "o2", "o3"))
+
+
+def test_compare_notes_different_clocks_and_keeps_the_dirty_mark(tmp_path):
+    commit = "018eb73788b2aa55cc00112233445566778899aa"
+    wall = {"git_commit": commit, "run": {"timing": {"clock": "wall"}}}
+    thread = {"git_commit": commit + "-dirty", "run": {"timing": {"clock": "thread"}}}
+    base = write_run(tmp_path / "base", [record("bspline", procs(1e-3))], wall)
+    cand = write_run(tmp_path / "cand", [record("bspline", procs(1e-3))], thread)
+    notes = compare.compare_runs(results.load(base), results.load(cand)).notes
+    assert any("different clocks: wall (base) and thread (candidate)" in n for n in notes)
+    assert "the runs measured different commits: 018eb73788b2 (base) and 018eb73788b2-dirty (candidate)" in notes
+    notes = compare.compare_runs(results.load(cand), results.load(cand)).notes
+    assert any(n.startswith("both runs measured commit 018eb73788b2-dirty (a modified checkout") for n in notes)
+    assert not any("clocks" in n for n in notes)
+
+
+def test_compare_output_to_a_device_is_written_through_and_a_link_replaced(tmp_path, capsys):
+    base, cand = two_cell_run(tmp_path / "base", 1.0), two_cell_run(tmp_path / "cand", 1.0)
+    (tmp_path / "null").symlink_to("/dev/null")  # as `-o /dev/stdout` is: no file to keep whole, nothing to rename
+    assert run_compare(base, cand, "--format", "json", "-o", str(tmp_path / "null")) == 0
+    assert (tmp_path / "null").is_symlink() and Path("/dev/null").is_char_device()
+    (tmp_path / "real.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "real.json")  # as the store does: never written through a link
+    assert run_compare(base, cand, "--format", "json", "-o", str(tmp_path / "link.json")) == 0
+    assert json.loads((tmp_path / "link.json").read_text())["failed"] is False
+    assert (tmp_path / "real.json").read_text() == "{}" and not (tmp_path / "link.json").is_symlink()
+
+
+def test_regress_outputs_escape_the_commit_subject_and_the_quoted_run_output(tmp_path, capsys):
+    evil = "fix \u202e`**pass**` <img src=x>\x1b[2J"
+    skipped = regress.GateResult("skipped", reason=f"REF's kanbench run failed:\n    {evil}", against=f"main ({evil})")
+    md, table = regress.render(skipped, "markdown"), regress.render(skipped, "table")
+    for text in (md, table):
+        assert not set(text) & {"\u202e", "\x1b"} and "\\u202e" in text
+    assert "<img" not in md and "**pass**" not in md and md.startswith("### kanbench regress vs main")
+    base = two_cell_run(tmp_path / "base", 1.0)
+    comp = compare.compare_runs(results.load(base), results.load(base))
+    passed = regress.GateResult("pass", against=f"main ({evil})", comparison=comp)
+    for fmt in ("markdown", "table"):
+        text = regress.render(passed, fmt)
+        assert not set(text) & {"\u202e", "\x1b"} and "\\u202e" in text.split("\n")[0]
+    assert "<img" not in regress.render(passed, "markdown")
+    regress._log(f"base: {evil}")
+    assert not set(capsys.readouterr().err) & {"\u202e", "\x1b"}

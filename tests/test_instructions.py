@@ -126,7 +126,7 @@ def test_the_gate_falls_back_to_the_thread_clock_without_valgrind(tmp_path):
     path.write_text(CPU_SUITE)
     said: list[str] = []
     clock = regress.gate_clock(path, said.append, which=lambda _: None)
-    assert clock == regress.GateClock(False, ("--clock", "thread"))
+    assert clock == regress.GateClock(False, ("--clock", "thread"), "thread")
     assert "falls back from instruction counts to the thread clock" in said[0] and "apt-get install valgrind" in said[0]
     assert regress.gate_clock(path, said.append, which=lambda _: "/usr/bin/valgrind").counts
     path.write_text(CPU_SUITE.replace('clock = "instructions"\n', ""))

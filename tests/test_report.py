@@ -302,7 +302,7 @@ def test_report_never_imports_torch(run_dir, tmp_path):
 
 def test_diverged_runs_are_noted(report_html):
     notes = report_html.split('<section id="notes">')[1]
-    assert "1 accuracy run(s) diverged" in notes and "rswaf · 784x64x10 · mnist · seed 2" in notes
+    assert "1 accuracy run(s) diverged" in notes and "<bdi>rswaf</bdi> · 784x64x10 · mnist · seed 2" in notes
 
 
 def test_noisy_and_problem_notes(frame):
@@ -398,3 +398,148 @@ def test_one_implementation_built_two_ways_is_two_rows_never_one_average():
     assert data.variant_names(impls, options) == ["chebykan", "chebykan[hidden_layernorm=True]", "grkan", "fastkan"]
     assert data.variant_names(["chebykan"], [{"degree": 9}]) == ["chebykan"]  # one way only: its plain name
     assert data.impl_rank("chebykan") < data.impl_rank("chebykan[hidden_layernorm=True]") < data.impl_rank("jacobikan")
+
+
+def test_an_instruction_clock_run_gives_a_report_of_counts(tmp_path, capsys):
+    run = report_synthetic.write_run(
+        tmp_path,
+        impls=("bspline", "mlp"),
+        widths=([100, 100],),
+        batches=(8, 64),
+        devices=("cpu",),
+        phases=("forward", "backward"),
+        accuracy=False,
+        profile=False,
+    )
+    report_synthetic.count_instructions(run)  # records with peak memory and counts, no time_s (suites/ci.toml)
+    out = tmp_path / "ins.html"
+    assert cli.main(["report", str(run), "-o", str(out)]) == 0, capsys.readouterr().err
+    html = out.read_text()
+    built = report.build_page(data.read_runs([run]))
+    assert [t.unit for t in built.tables] == ["instructions", "instructions"]
+    entry = built.tables[0].rows[0][2]["forward"][0]  # bspline, the first row
+    assert entry.text.endswith(" instr") and entry.ratios["mlp"] > 1  # e.g. 1.23 M instr
+    assert f"{entry.text}" in html and "instructions per call (callgrind)" in html
+    assert "Median instructions per call of each phase, counted by callgrind" in html
+    assert "these runs counted instructions" in html
+    assert next(f for f in built.figures["scaling"] if f.key == "memory-vs-batch").figure is not None
+
+
+def test_the_runs_terminal_table_shows_counts_of_an_instruction_clock_run(tmp_path):
+    from kanbench import summary as terminal
+
+    run = report_synthetic.write_run(
+        tmp_path, impls=("bspline", "mlp"), widths=([100, 100],), batches=(8,), devices=("cpu",),
+        phases=("forward",), accuracy=False, profile=False,
+    )  # fmt: skip
+    text = terminal.table(results.read_records(report_synthetic.count_instructions(run)))
+    bspline = next(line for line in text.splitlines() if line.strip().startswith("bspline"))
+    assert " k instr" in bspline and " ok " not in bspline and bspline.rstrip().endswith("x")  # count, ratio to mlp
+
+
+def _edit_records(run: Path, impl: str, change) -> None:
+    """Rewrite the impl's lines of results.jsonl with change(line dict)."""
+    path = run / results.RESULTS
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(change(d) if d["impl"] == impl else d) + "\n" for d in lines))
+
+
+def _zero_time(line: dict) -> dict:
+    if line["time_s"] is not None:
+        t = line["time_s"]
+        t.update(values=[0.0] * len(t["values"]), median=0.0, process_medians=[0.0] * len(t["process_medians"]))
+    return line
+
+
+def test_a_zero_median_is_left_out_and_named_not_a_crash(tmp_path, capsys):
+    run = report_synthetic.write_run(
+        tmp_path, impls=("bspline-fast", "fastkan", "mlp", "mlp-iso"), widths=([100, 100], [784, 64, 10]),
+        batches=(8, 64), devices=("cpu",), accuracy=False, profile=False,
+    )  # fmt: skip
+    _edit_records(run, "fastkan", _zero_time)  # the reader accepts it: every statistic >= 0
+    out = tmp_path / "zero.html"
+    assert cli.main(["report", str(run), "-o", str(out)]) == 0, capsys.readouterr().err
+    html = out.read_text()
+    assert "<h3>Timings of zero</h3>" in html and "16 ok record(s) have a median of 0 per call" in html
+    built = report.build_page(data.read_runs([run]))
+    assert not any(s.impl == "fastkan" for s in built.sweep)
+    assert all("fastkan" not in {r.impl for r in ranked} for ranked in built.answer.ranks.values())
+    assert all(impl != "fastkan" for t in built.tables for impl, _, _ in t.rows)
+    assert "fastkan" not in set(built.noisy["impl"])  # an IQR over a median of 0 is no measure of noise
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("run.load_avg_start", [None, 0, 0]), ("run.load_avg_end", "1.0"), ("cpu_count", "2"), ("cpu_affinity", 0),
+     ("worker_torch_threads", "1"), ("torch_threads", True), ("env_vars", []), ("gpu", "A100"),
+     ("cuda.devices", 1)],
+)  # fmt: skip
+def test_an_environment_field_of_the_wrong_type_is_refused_naming_it(field, value, tmp_path, capsys):
+    run = report_synthetic.write_run(
+        tmp_path, impls=("bspline", "mlp"), widths=([784, 64, 10],), batches=(64,), devices=("cpu",),
+        accuracy=False, profile=False,
+    )  # fmt: skip
+    env = json.loads((run / results.ENVIRONMENT).read_text())
+    env.update(run={"load_avg_start": [0.5, 0.5, 0.5], "load_avg_end": [0.5, 0.5, 0.5]}, cuda={"available": False})
+    *parents, last = field.split(".")
+    node = env
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    (run / results.ENVIRONMENT).write_text(json.dumps(env))
+    assert cli.main(["report", str(run), "-o", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert f"environment.json: field {field} must be" in err and repr(value) in err
+    assert cli.main(["compare", str(run), str(run)]) == 2  # the reader refuses it for every command alike
+    assert f"field {field} must be" in capsys.readouterr().err
+
+
+EVIL_NAME = "fast\u202ekan\x00\u2066x"  # right-to-left override, NUL, an isolate left open
+
+
+def test_bidi_controls_and_nul_in_names_never_reach_html_markdown_or_terminal(tmp_path, capsys):
+    from kanbench import summary as terminal
+
+    kwargs = dict(impls=("bspline", EVIL_NAME, "mlp"), widths=([100, 100],), batches=(8,), devices=("cpu",),
+                  phases=("forward",), accuracy=False, profile=False)  # fmt: skip
+    base = report_synthetic.write_run(tmp_path, "base", **kwargs)
+    cand = report_synthetic.write_run(tmp_path, "cand", seed=3, evil="\u202e1.0x\x00", **kwargs)
+    raw = set("\u202e\x00\u2066")
+    html = report.write_report([base, cand], tmp_path / "r.html").read_text()
+    assert not raw & set(html)
+    assert "<bdi>fast\\u202ekan\\x00\\u2066x</bdi>" in html  # escaped where shown, and isolated
+    for fmt in ("markdown", "table"):
+        cli.main(["compare", str(base), str(cand), "--format", fmt])
+        out = capsys.readouterr().out
+        assert "fast\\" in out and not raw & set(out)
+    text = terminal.table(results.read_records(base))
+    assert "fast\\u202ekan\\x00\\u2066x" in text and not raw & set(text)
+
+
+def test_a_comparison_of_instruction_clock_runs_shows_counts_and_the_count_gate(tmp_path):
+    kwargs = dict(impls=("bspline", "fastkan", "mlp"), widths=([100, 100],), batches=(8, 64), devices=("cpu",),
+                  phases=("forward",), accuracy=False, profile=False)  # fmt: skip
+    base = report_synthetic.count_instructions(report_synthetic.write_run(tmp_path, "base", **kwargs))
+    cand = report_synthetic.write_run(tmp_path, "cand", seed=2, slowdown={"fastkan": 1.2}, **kwargs)
+    report_synthetic.count_instructions(cand)
+    built = report.build_page(data.read_runs([base, cand]))
+    section = page.comparison_section(built)
+    assert "(threshold 2%)" in section and "ratio (median)" in section and " k instr</td>" in section
+    assert not re.search(r"\d s</td>", section)  # counts are never printed as seconds
+    assert "median instruction count per call" in built.comparison_figure.caption
+
+
+def test_a_lone_surrogate_is_refused_by_the_reader_not_a_crash_of_the_writers(tmp_path, capsys):
+    kwargs = dict(impls=("fastkan", "mlp"), widths=([100, 100],), batches=(8,), devices=("cpu",), phases=("forward",),
+                  accuracy=False, profile=False)  # fmt: skip
+    run = report_synthetic.write_run(tmp_path, "run", **kwargs)
+    path = run / results.RESULTS
+    path.write_text(path.read_text().replace('"impl":"fastkan"', '"impl":"fast\\ud800kan"', 1))
+    for argv in (["report", str(run), "-o", str(tmp_path / "r.html")], ["compare", str(run), str(run)]):
+        assert cli.main(argv) == 2
+        assert "results.jsonl:1: malformed record: a string holds a lone surrogate '\\ud800'" in capsys.readouterr().err
+    other = report_synthetic.write_run(tmp_path, "other", **kwargs)
+    env = other / results.ENVIRONMENT
+    env.write_text(env.read_text().replace('"hostname": "synthetic-other"', '"hostname": "\\udfff"'))
+    assert cli.main(["report", str(other), "-o", str(tmp_path / "o.html")]) == 2
+    assert "environment.json: malformed JSON: a string holds a lone surrogate" in capsys.readouterr().err

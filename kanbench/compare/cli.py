@@ -121,12 +121,28 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", help="also write the output to this file")
 
 
+def write_output(output: str, text: str) -> None:
+    """Write -o whole (results.write_text): a full disk or a crash leaves the old file, never half a verdict."""
+    from kanbench import results
+    from kanbench.errors import UsageError
+
+    if not output.strip():  # an unset variable: never quietly no file
+        raise UsageError(f"-o {output!r}: an empty path; give a file to write the comparison to")
+    path = Path(output)
+    if path.is_dir():
+        raise UsageError(f"-o {path}: is a directory; give a file path")
+    try:
+        results.write_text(path, text)
+    except OSError as exc:
+        raise UsageError(f"-o {path}: cannot write the comparison: {exc.strerror or exc}") from None
+
+
 def command(args: argparse.Namespace) -> int:
     """Compare two runs; exit 1 when any gate fails."""
     settings = settings_from_args(args)  # a bad estimator is a usage error before any file is read
     comp = compare_runs(load_side(args.base), load_side(args.cand), settings)
     text = render(comp, args.format)
     sys.stdout.write(text)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+    if args.output is not None:
+        write_output(args.output, text)
     return comp.exit_code

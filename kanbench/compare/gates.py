@@ -277,15 +277,40 @@ def _started(env: dict) -> float | None:
         return None
 
 
+def short_commit(commit: object) -> str:
+    """A commit as its first 12 characters, keeping a "-dirty" mark (a modified checkout is another program)."""
+    text = str(commit)
+    return text[:12] + ("-dirty" if _dirty(text) and len(text) > 12 else "")
+
+
+def _dirty(commit: object) -> bool:
+    return str(commit).endswith("-dirty")
+
+
+def clock_of(env: dict) -> str | None:
+    """The clock a run timed with ([timing].clock as run, in environment.json's run.timing), or None."""
+    timing = (env.get("run") or {}).get("timing") if isinstance(env.get("run"), dict) else None
+    clock = timing.get("clock") if isinstance(timing, dict) else None
+    return clock if isinstance(clock, str) else None
+
+
 def provenance_notes(benv: dict, cenv: dict) -> list[str]:
-    """Whether the two runs measured the same commit on the same machine, and how far apart they started."""
+    """Whether the two runs measured the same commit on the same machine with the same clock, and how far apart
+    they started."""
     notes = []
     bc, cc = benv.get("git_commit"), cenv.get("git_commit")
     if bc and cc:
         notes.append(
-            f"both runs measured commit {str(bc)[:12]}"
+            f"both runs measured commit {short_commit(bc)}"
+            + (" (a modified checkout: its modifications may differ between the runs)" if _dirty(bc) else "")
             if bc == cc
-            else f"the runs measured different commits: {str(bc)[:12]} (base) and {str(cc)[:12]} (candidate)"
+            else f"the runs measured different commits: {short_commit(bc)} (base) and {short_commit(cc)} (candidate)"
+        )
+    bk, ck = clock_of(benv), clock_of(cenv)
+    if bk and ck and bk != ck:  # wall and thread both count seconds, but not the same ones
+        notes.append(
+            f"the runs timed with different clocks: {bk} (base) and {ck} (candidate); the ratios compare the "
+            "clocks too (the thread clock leaves out time the worker waited): measure both with one clock"
         )
     bh, ch = benv.get("hostname"), cenv.get("hostname")
     if bh and bh == ch and benv.get("cpu_model") == cenv.get("cpu_model"):  # a CPU model alone names no machine

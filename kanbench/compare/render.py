@@ -156,7 +156,7 @@ def to_table(comp: Comparison, title: str = "kanbench compare") -> str:
     """A plain-text report for a terminal."""
     status = "FAIL" if comp.failed else "ok"
     t = escape.terminal
-    lines = [f"{title}: {t(comp.base_label)} -> {t(comp.cand_label)} (suite {t(comp.suite)}): {status}"]
+    lines = [f"{t(title)}: {t(comp.base_label)} -> {t(comp.cand_label)} (suite {t(comp.suite)}): {status}"]
     lines.append(t(summary_line(comp)))
     lines.append(gate_rule(comp))
     if comp.shared:
@@ -208,7 +208,7 @@ def _code(text: object) -> str:
 def to_markdown(comp: Comparison, title: str = "kanbench compare") -> str:
     """A report that fits a pull-request comment: the verdict, the cells that moved, all cells folded away."""
     status = "**FAIL**" if comp.failed else "**pass**"
-    lines = [f"### {title}: {status}", ""]
+    lines = [f"### {escape.markdown(title)}: {status}", ""]  # regress's title names a commit by its subject
     lines.append(f"`{_code(comp.base_label)}` (base) vs `{_code(comp.cand_label)}` (candidate), suite "
                  f"`{_code(comp.suite)}`: {escape.markdown(summary_line(comp))}.")  # fmt: skip
     lines += ["", gate_rule(comp), ""]

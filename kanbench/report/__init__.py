@@ -11,7 +11,6 @@ Runs of different suites (a speed run and an accuracy run, as `tox -e bench` mak
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kanbench import reference
+from kanbench import reference, results
 from kanbench.errors import UsageError
 from kanbench.results import ResultsError
 
@@ -150,22 +149,20 @@ def write_report(
         raise UsageError(f"--threshold {threshold}: must be a finite fraction >= 0, e.g. 0.10")
     if not (math.isfinite(alpha) and 0 < alpha < 1):
         raise UsageError(f"--alpha {alpha}: must lie in (0, 1), e.g. 0.01")
+    if output is not None and not str(output).strip():  # an unset variable: never quietly the default path
+        raise UsageError(f"-o {str(output)!r}: an empty path; give a file ending in .html, or leave -o out")
     runs = data.read_runs(list(run_paths))
-    out = Path(output) if output else default_output(runs)
+    out = Path(output) if output is not None else default_output(runs)
     if out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"-o {out}: the report is an HTML file; give a path ending in .html")
     if out.is_dir():
         raise UsageError(f"-o {out}: is a directory; give a file path ending in .html")
     built = build_page(runs, threshold, alpha)
     text = page.render(built, plotly.offline.get_plotlyjs(), out.with_suffix(".jsonl").name)
-    tmp = out.with_name(out.name + ".tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)  # a reader never sees half a report
+        results.write_text(out, text)  # a reader never sees half a report
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise UsageError(f"-o {out}: cannot write the report: {exc.strerror or exc}") from None
     return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from kanbench import compare
+from kanbench import compare, units
 from kanbench.compare import Comparison, GateSettings
 
 from . import ticks
@@ -27,6 +27,24 @@ def compare_runs(base: Run, cand: Run, threshold: float = 0.10, alpha: float = 0
     bf, cf = base.frame.copy(), cand.frame.copy()
     bf.attrs["run_dir"], cf.attrs["run_dir"] = str(base.path), str(cand.path)
     return compare.compare_runs(bf, cf, GateSettings(threshold=threshold, alpha=alpha))
+
+
+def counted(comp: Comparison) -> bool:
+    """Whether the comparison judged instruction counts (the instruction clock) rather than times."""
+    return "unit" in comp.latency and len(comp.latency) > 0 and set(comp.latency["unit"]) == {"instructions"}
+
+
+def per_call(value: float | None, unit: str) -> str:
+    """A per-call value in its unit: a time, or an instruction count."""
+    return fmt_time(value) if unit != "instructions" else units.fmt_instructions(value, missing="—")
+
+
+def measure(comp: Comparison) -> tuple[str, float]:
+    """What the gate's ratios divide and the threshold it applied: (e.g. "p10 time per call", 0.10)."""
+    s = comp.settings
+    if counted(comp):
+        return "median instruction count per call", s.count_threshold
+    return f"{s.estimator} time per call", s.threshold
 
 
 def sorted_cells(comp: Comparison) -> pd.DataFrame:
@@ -56,7 +74,7 @@ def comparison_figure(comp: Comparison) -> Figure:
             continue
         hover = [
             f"{esc(r.label)}<br>ratio {fmt_ratio(r.ratio)} [{r.ci_low:.3g}, {r.ci_high:.3g}], p={r.p_value:.2g}"
-            f"<br>median {fmt_time(r.base_median)} → {fmt_time(r.cand_median)}<br>{esc(verdict)}"
+            f"<br>median {per_call(r.base_median, r.unit)} → {per_call(r.cand_median, r.unit)}<br>{esc(verdict)}"
             for r in sel.itertuples()
         ]
         error = dict(type="data", symmetric=False, array=list(sel["ci_high"] - sel["ratio"]),
@@ -68,7 +86,7 @@ def comparison_figure(comp: Comparison) -> Figure:
             )
         )  # fmt: skip
     fig.add_hline(y=1.0, line=dict(color="#555", width=1))
-    threshold = comp.settings.threshold
+    what, threshold = measure(comp)
     centre = comp.shift.shift if comp.shift is not None else 1.0  # verdicts judge the change less the runs' shift
     if comp.shift is not None:
         fig.add_hline(y=centre, line=dict(color="#1f77b4", width=1))
@@ -90,7 +108,7 @@ def comparison_figure(comp: Comparison) -> Figure:
     )  # fmt: skip
     ticks.apply(fig, "plain")
     caption = (
-        f"Ratio of the {comp.settings.estimator} time per call, candidate over baseline; dotted: ±{threshold:.0%}"
+        f"Ratio of the {what}, candidate over baseline; dotted: ±{threshold:.0%}"
         + (f" around the runs' shift (blue, x{centre:.3f}: the median implementation's change), which the verdicts "
            "judge against" if comp.shift is not None else "")
         + f". Bars: the gate's {1 - comp.settings.alpha:.0%} bootstrap interval."

@@ -98,7 +98,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     df["speed"] = ~df["phase"].isin(NON_SPEED_PHASES)
     share = df["time_iqr"].astype(float) / df["time_median"].astype(float)
     df["iqr_share"] = share
-    df["noisy"] = (df["status"] == "ok") & df["speed"] & (share > NOISY_IQR_SHARE)
+    df["noisy"] = (df["status"] == "ok") & df["speed"] & _positive(df, "time_median") & (share > NOISY_IQR_SHARE)
     options = [o if isinstance(o, dict) else None for o in (df["options"] if "options" in df else [None] * len(df))]
     names = variant_names(list(df["impl"]), options)
     df["impl"] = [impl_label(n, o) for n, o in zip(names, options)]
@@ -167,9 +167,32 @@ def combine(runs: list[Run]) -> tuple[pd.DataFrame, int]:
     return deduped, before - len(deduped)
 
 
+def _positive(df: pd.DataFrame, column: str) -> pd.Series:
+    """Whether column holds a number > 0: a median of 0 per call (the clock did not resolve the call) can be
+    neither ranked nor divided by, so the tables, ratios, figures and the answer leave it out (see zero_rows)."""
+    if column not in df:
+        return pd.Series(False, index=df.index)
+    return pd.to_numeric(df[column], errors="coerce").gt(0)
+
+
 def timing_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Ok records of speed phases that carry a time."""
-    return df[(df["status"] == "ok") & df["speed"] & df["time_median"].notna()]
+    """Ok records of speed phases that carry a time above 0."""
+    return df[(df["status"] == "ok") & df["speed"] & _positive(df, "time_median")]
+
+
+def measured_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Ok records of speed phases that carry a time or an instruction count above 0 (the instruction clock's
+    records have no time_s)."""
+    return df[
+        (df["status"] == "ok") & df["speed"] & (_positive(df, "time_median") | _positive(df, "instructions_median"))
+    ]
+
+
+def zero_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Ok speed records whose median per call is 0 (the reader accepts it: every statistic >= 0), which
+    measured_rows leaves out; the report's notes list them."""
+    ok = df[(df["status"] == "ok") & df["speed"]]
+    return ok[~ok.index.isin(measured_rows(ok).index)]
 
 
 class References:

@@ -3,7 +3,6 @@ plotly renders a subset of HTML in labels."""
 
 from __future__ import annotations
 
-import html
 import math
 import zlib
 from dataclasses import dataclass
@@ -13,11 +12,12 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from kanbench import escape
 from kanbench.machine import peak_for
 
 from . import ticks
 from .data import REFERENCES, impl_rank, ordered_impls, registered, timing_rows
-from .summary import fmt_bytes, fmt_time, speed_phases
+from .summary import fmt_bytes, fmt_time, phases_in, speed_phases
 
 # Registered implementations bring their colour (implementations.info); the rest get one of these, by name.
 PALETTE = ["#d62728", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31"]
@@ -39,8 +39,9 @@ class Figure:
 
 
 def esc(value) -> str:
-    """Text for a plotly label: HTML-escaped, so a name like <b> prints as written."""
-    return html.escape(str(value), quote=True)
+    """Text for a plotly label: HTML-escaped, so a name like <b> prints as written, and NUL, controls and bidi
+    formatting shown escaped (plotly's subset of HTML has no <bdi>)."""
+    return escape.html(value)
 
 
 def colors(impls) -> dict[str, str]:
@@ -198,7 +199,7 @@ def memory_figure(df: pd.DataFrame) -> Figure:
     if rows.empty:
         return Figure("memory-vs-batch", title, None, empty_reason="no record carries a peak memory")
     rows, held = _slice(rows, "batch_size", ("widths_label", "grid_size", "spline_order", "dtype"))
-    phases, devices = _facets(rows, speed_phases(rows))
+    phases, devices = _facets(rows, phases_in(rows))  # its own phases: an instruction-clock record has no time
     fig = _grid(devices, phases, "batch size", "peak memory above baseline", "bytes")
     _ticks(fig, rows["batch_size"])
     palette = colors(df["impl"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import json
 import math
 from dataclasses import dataclass, field
@@ -14,13 +13,15 @@ from datetime import datetime, timezone
 import pandas as pd
 
 import kanbench
+from kanbench import escape
 from kanbench.compare import Comparison, gate_rule
+from kanbench.compare.gates import short_commit
 from kanbench.record import PHASES
 
 from .answer import RULE, Answer, fmt_config, trust
 from .claims import Block as ClaimBlock
-from .comparison import VERDICT_ORDER, sorted_cells
-from .data import impl_rank
+from .comparison import VERDICT_ORDER, counted, measure, per_call, sorted_cells
+from .data import impl_rank, zero_rows
 from .figures import Figure
 from .summary import SummaryTable, SweepRatio, fmt_ratio, fmt_time
 
@@ -106,15 +107,22 @@ SCRIPT = """
 
 
 def e(value) -> str:
-    """HTML-escaped text of any value (None as an em dash)."""
+    """HTML-escaped text of any value (None as an em dash), NUL, controls and bidi formatting shown escaped."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    return html.escape(str(value), quote=True)
+    return escape.html(value)
+
+
+def named(value) -> str:
+    """A name from a run (implementation, cell label) as e() gives it, isolated in <bdi>: a right-to-left name
+    cannot reorder the numbers beside it."""
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else escape.html_name(value)
 
 
 def script_json(text: str) -> str:
-    """JSON text made safe inside a <script> element: no "</script>", "<!--" or "&" can appear in it."""
-    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    """JSON text made safe inside a <script> element: no "</script>", "<!--" or "&" can appear in it, nor a raw
+    bidi formatting character (escape.json_text)."""
+    return escape.json_text(text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"))
 
 
 def json_ready(value):
@@ -210,9 +218,7 @@ def _device_text(info: RunInfo) -> str:
 def _commit_html(commit) -> str:
     if not commit:
         return "—"
-    text = str(commit)
-    short = text[:12] + ("-dirty" if text.endswith("-dirty") and len(text) > 12 else "")
-    return f'<code title="{e(text)}">{e(short)}</code>'
+    return f'<code title="{e(commit)}">{e(short_commit(commit))}</code>'
 
 
 def what_was_run(page: Page) -> str:
@@ -267,13 +273,18 @@ def summary_caption(tables: list[SummaryTable]) -> str:
     shown = {c for t in tables for _, _, cells in t.rows for c, xs in cells.items() if xs}
     refs = [r for r in ("mlp", "mlp-iso") if any(r in x.ratios for x in entries)]
     memory = any(c.startswith("peak memory") for c in shown)
-    text = "Median seconds per call of each phase."
+    units = {t.unit for t in tables}
+    text = "Median seconds per call of each phase." if units == {"s"} else (
+        "Median instructions per call of each phase, counted by callgrind (the instruction clock)." if units == {
+            "instructions"} else "Median seconds per call of each phase; in the tables marked so, median "
+        "instructions per call counted by callgrind (the instruction clock).")  # fmt: skip
     if refs:
         said = {"mlp": "<code>mlp</code> (same widths)",
                 "mlp-iso": "<code>mlp-iso</code> (an MLP scaled to the B-spline KAN's parameter count)"}  # fmt: skip
         text += (" Beneath each value: the value divided by that of " + " and of ".join(said[r] for r in refs)
                  + " in the same configuration.")  # fmt: skip
-    best = ["lowest time"] + (["lowest memory"] if memory else []) + (
+    lowest = " or ".join(w for u, w in (("s", "lowest time"), ("instructions", "lowest count")) if u in units)
+    best = [lowest] + (["lowest memory"] if memory else []) + (
         ["highest accuracy, lowest RMSE"] if "accuracy" in shown else [])  # fmt: skip
     text += (
         f" Green: the best of the column ({', '.join(best)}; for times, also every one the judge cannot resolve "
@@ -292,7 +303,7 @@ def summary_table_html(table: SummaryTable, index: int) -> str:
     columns = [c for c in table.columns if any(cells.get(c) for _, _, cells in table.rows)]
     rows = []
     for impl, family, cells in table.rows:
-        row = [f'<b>{e(impl)}</b><span class="ratio">{e(family)}</span>']
+        row = [f'<b>{named(impl)}</b><span class="ratio">{e(family)}</span>']
         for c in columns:
             entries = cells.get(c, [])
             cls = "num"
@@ -311,6 +322,9 @@ def answer_section(page: Page) -> str:
     """First on the page: one configuration's implementations ranked per phase, each gap resolved or not."""
     found = page.answer
     if found is None or not found.ranks:
+        if any(t.unit == "instructions" for t in page.tables):
+            return ('<p class="notice">Nothing timed to rank: these runs counted instructions (the instruction '
+                    "clock, callgrind) rather than time; the counts are in the tables below.</p>")  # fmt: skip
         return '<p class="notice">No speed measurements to rank (see Notes).</p>'
     phases = list(found.ranks)
     depth = max(len(v) for v in found.ranks.values())
@@ -327,7 +341,7 @@ def answer_section(page: Page) -> str:
             gap = {True: " &lt;", False: " ≈", None: ""}[r.resolved]
             if r.gap is not None and r.gap.rule != "paired":
                 gap += "<sup>u</sup>"
-            row.append(f'<td class="num"><b>{e(r.impl)}</b> {e(fmt_time(r.median))}{iso}{gap}</td>')
+            row.append(f'<td class="num"><b>{named(r.impl)}</b> {e(fmt_time(r.median))}{iso}{gap}</td>')
         rows.append(row)
     environments = {info.name: info.environment for info in page.runs}
     out = [f"<p>Configuration: <b>{e(fmt_config(found.config))}</b>. {e(trust(found, environments))}</p>",
@@ -371,7 +385,7 @@ def summary_section(page: Page) -> str:
         index = {(s.impl, s.phase, s.reference): s for s in page.sweep}
         rows = []
         for impl in impls:
-            row = [f"<b>{e(impl)}</b>"]
+            row = [f"<b>{named(impl)}</b>"]
             for phase in phases:
                 texts = []
                 for ref in refs:
@@ -459,13 +473,16 @@ def comparison_section(page: Page) -> str:
     out = [f"<p>Baseline <code>{e(comp.base_label)}</code>, candidate <code>{e(comp.cand_label)}</code>.</p>"]
     out.extend(f'<p class="notice">{e(n)}</p>' for n in comp.notes)
     counts = comp.latency["verdict"].value_counts()
+    what, threshold = measure(comp)
     out.append(
-        f"<p><b>Verdicts</b> (threshold {s.threshold:.0%}, alpha {s.alpha:g}): "
+        f"<p><b>Verdicts</b> (threshold {threshold:.0%}"
+        + ("" if counted(comp) else f", alpha {s.alpha:g}")
+        + "): "
         + ", ".join(f"{int(counts.get(v, 0))} {e(v)}" for v in VERDICT_ORDER)
         + ".</p>"
     )
     if comp.implementations is not None and len(comp.implementations):
-        rows = [[e(r.verdict), e(r.implementation), f'<td class="num">{r.cells}</td>',
+        rows = [[e(r.verdict), named(r.implementation), f'<td class="num">{r.cells}</td>',
                  f'<td class="num">{e(fmt_ratio(r.ratio))}</td>', f'<td class="num">{r.z:+.1f}</td>']
                 for r in comp.implementations.itertuples()]  # fmt: skip
         classes = [
@@ -476,23 +493,23 @@ def comparison_section(page: Page) -> str:
         out.append(f'<p class="caption">The gate: {e(gate_rule(comp))}</p>')
     if page.comparison_figure is not None:
         out.append(figure_html(page.comparison_figure))
-    header = ["verdict", "cell", "baseline median", "candidate median", f"ratio ({e(s.estimator)})", "interval", "p"]
+    estimator = "median" if counted(comp) else s.estimator
+    header = ["verdict", "cell", "baseline median", "candidate median", f"ratio ({e(estimator)})", "interval", "p"]
     shown: list[tuple[list[str], str]] = []  # (cells, class) of each row
     quiet: list[tuple[list[str], str]] = []
     for r in sorted_cells(comp).itertuples():
         interval = f"{r.ci_low:.3g}–{r.ci_high:.3g}" if _finite(r.ci_low) and _finite(r.ci_high) else "—"
         cells = [
-            e(r.verdict), e(r.label),
-            *(f'<td class="num">{x}</td>' for x in (fmt_time(r.base_median), fmt_time(r.cand_median),
+            e(r.verdict), named(r.label),
+            *(f'<td class="num">{x}</td>' for x in (per_call(r.base_median, r.unit), per_call(r.cand_median, r.unit),
               fmt_ratio(r.ratio), interval, f"{r.p_value:.2g}" if _finite(r.p_value) else "—")),
         ]  # fmt: skip
         cls = r.verdict if r.verdict in ("regression", "improvement") else ""
         (quiet if r.verdict == "no change" else shown).append((cells, cls))
     shared = f" Every cell: {e(comp.shared)}." if comp.shared else ""
-    out.append(
-        f'<p class="caption">ratio: candidate / baseline of the {e(s.estimator)} time per call; interval and p from '
-        f"the regression gate (bootstrap over processes and values; Mann-Whitney U).{shared}</p>"
-    )
+    how = ("the range of the values' ratios; counts repeat, so no test" if counted(comp) else
+           "interval and p from the regression gate (bootstrap over processes and values; Mann-Whitney U)")  # fmt: skip
+    out.append(f'<p class="caption">ratio: candidate / baseline of the {e(what)}; {e(how)}.{shared}</p>')
     if shown:
         out.append(_table(header, [c for c, _ in shown], [k for _, k in shown]))
     if quiet:
@@ -538,7 +555,7 @@ def _flagged(frame, column: str, title: str, empty: str, explain: str, headers: 
 
 
 def _where(r) -> list[str]:
-    return [e(r.impl), e(r.phase), e(r.device), e(r.dtype), e(r.widths_label), e(r.grid_size), e(r.batch_size)]
+    return [named(r.impl), e(r.phase), e(r.device), e(r.dtype), e(r.widths_label), e(r.grid_size), e(r.batch_size)]
 
 
 def notes_section(page: Page) -> str:
@@ -558,7 +575,7 @@ def notes_section(page: Page) -> str:
             lines = "<br>".join(
                 " · ".join(
                     [
-                        e(r.impl),
+                        named(r.impl),
                         e(r.phase),
                         e(r.device),
                         e(r.dtype),
@@ -578,7 +595,7 @@ def notes_section(page: Page) -> str:
         diverged = diverged[diverged["metric_diverged"].fillna(False).astype(bool)]
         if not diverged.empty:
             lines = "<br>".join(
-                f"{e(r.impl)} · {e(r.widths_label)} · {e(r.metric_dataset)} · seed {e(r.metric_seed)}"
+                f"{named(r.impl)} · {e(r.widths_label)} · {e(r.metric_dataset)} · seed {e(r.metric_seed)}"
                 for r in diverged.itertuples()
             )
             out.append(
@@ -603,6 +620,7 @@ def notes_section(page: Page) -> str:
         ["lowest SM clock"],
         lambda r: [f'<td class="num">{e(_clock_text(r.sm_clock_min_mhz, r.sm_clock_max_mhz))}</td>'],
     )  # fmt: skip
+    out += _zero_notes(page.frame)
     out.append("<h3>Noisy timings</h3>")
     n = page.noisy
     if n.empty:
@@ -621,6 +639,22 @@ def notes_section(page: Page) -> str:
         )
         out.append(_table(header, rows))
     return "".join(out)
+
+
+def _zero_notes(frame: pd.DataFrame) -> list[str]:
+    """The ok speed records whose median per call is 0, which every table, ratio, figure and the answer leave out."""
+    zero = zero_rows(frame)
+    if zero.empty:
+        return []
+    header = ["implementation", "phase", "device", "dtype", "widths", "G", "batch", "unit", "run"]
+    rows = [[*_where(r), e(r.unit), e(r.run)] for r in zero.itertuples()]
+    return [
+        "<h3>Timings of zero</h3>",
+        f"<p>{len(zero)} ok record(s) have a median of 0 per call (the clock did not resolve the call, or the file "
+        "was edited): nothing can be ranked against or divided by them, so the tables, ratios, figures and the "
+        "answer leave them out.</p>",
+        _table(header, rows),
+    ]
 
 
 def _int(v) -> str:

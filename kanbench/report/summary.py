@@ -12,7 +12,7 @@ from kanbench.judge import Sample
 from kanbench.record import PHASES
 
 from .answer import sample
-from .data import CONFIG_COLUMNS, REFERENCES, References, ordered_impls, timing_rows
+from .data import CONFIG_COLUMNS, REFERENCES, References, measured_rows, ordered_impls, timing_rows
 
 MEMORY_PHASE_PREFERENCE = ("train_step", "backward", "forward", "forward_inference")
 
@@ -42,6 +42,7 @@ class SummaryTable:
     columns: list[str]
     rows: list[tuple[str, str, dict[str, list[Entry]]]]  # impl, family, column -> entries
     measured: int  # ok speed records in this configuration
+    unit: str = "s"  # what the phase columns count: seconds per call, or instructions per call
 
 
 def fmt_time(seconds: float | None) -> str:
@@ -74,9 +75,27 @@ def config_title(key: tuple) -> str:
 
 
 def speed_phases(df: pd.DataFrame) -> list[str]:
-    """Speed phases present, in the schema's order (unknown ones last)."""
-    present = set(timing_rows(df)["phase"])
+    """Speed phases with a timing, in the schema's order (unknown ones last)."""
+    return phases_in(timing_rows(df))
+
+
+def phases_in(rows: pd.DataFrame) -> list[str]:
+    """The phases of these rows, in the schema's order (unknown ones last)."""
+    present = set(rows["phase"])
     return [p for p in PHASES if p in present] + sorted(present - set(PHASES))
+
+
+UNIT_COLUMNS = {"s": "time_median", "instructions": "instructions_median"}  # a record's unit: where its value is
+
+
+def _phase_entry(refs: References, r: dict, unit: str) -> Entry:
+    """A phase cell: the median time, or for the instruction clock the median instruction count, per call."""
+    column = UNIT_COLUMNS[unit]
+    value = float(r[column])
+    text = fmt_time(value) if unit == "s" else units.fmt_instructions(value, missing="—")
+    timed = unit == "s"  # the judge reads seconds; counts do not vary, so their best is the lowest
+    return Entry(value, text, _ratios(refs, r, column, value), noisy=bool(r["noisy"]) and timed,
+                 sample=sample(r) if timed else None)  # fmt: skip
 
 
 def _ratios(refs: References, row, column: str, value: float) -> dict:
@@ -119,15 +138,16 @@ def accuracy_entry(dataset: str, metric: str, values: list[float]) -> Entry:
 
 def summary_tables(df: pd.DataFrame) -> list[SummaryTable]:
     """One table per configuration with speed records, the most completely measured first."""
-    rows = timing_rows(df)
-    phases = speed_phases(df)
+    rows = measured_rows(df)
+    phases = phases_in(rows)
     memory_phase = next((p for p in MEMORY_PHASE_PREFERENCE if p in phases), phases[0] if phases else None)
     columns = ["params", *phases, "peak memory", "accuracy"]
     refs = References(df)
     accuracy = accuracy_by_model(df)
     tables = []
-    for key, group in rows.groupby(list(CONFIG_COLUMNS), sort=False):
-        cfg = dict(zip(CONFIG_COLUMNS, key))
+    # a table per configuration and unit: seconds and instruction counts never share a column
+    for key, group in rows.groupby([*CONFIG_COLUMNS, "unit"], sort=False):
+        cfg, unit = dict(zip(CONFIG_COLUMNS, key)), key[-1]
         by_impl: dict[str, dict[str, dict]] = {}
         for r in group.to_dict("records"):
             by_impl.setdefault(r["impl"], {})[r["phase"]] = r  # a later record of the same phase wins
@@ -143,10 +163,7 @@ def summary_tables(df: pd.DataFrame) -> list[SummaryTable]:
                 ]
             for phase in phases:
                 if phase in mine:
-                    r = mine[phase]
-                    value = float(r["time_median"])
-                    ratios = _ratios(refs, r, "time_median", value)
-                    cells[phase] = [Entry(value, fmt_time(value), ratios, noisy=bool(r["noisy"]), sample=sample(r))]
+                    cells[phase] = [_phase_entry(refs, mine[phase], unit)]
             r = mine.get(memory_phase) if memory_phase is not None else None
             if r is not None and r["peak_mem_bytes"] is not None and not pd.isna(r["peak_mem_bytes"]):
                 value = float(r["peak_mem_bytes"])
@@ -155,8 +172,8 @@ def summary_tables(df: pd.DataFrame) -> list[SummaryTable]:
             cells["accuracy"] = [replace(x) for x in accuracy.get((impl, cfg["widths_label"], cfg["grid_size"]), [])]
             table_rows.append((impl, str(first["family"]), cells))
         _mark_best(table_rows, columns)
-        title = config_title(key)
-        tables.append(SummaryTable(tuple(key), title, columns, table_rows, len(group)))
+        title = config_title(key) + (" · instructions per call (callgrind)" if unit == "instructions" else "")
+        tables.append(SummaryTable(tuple(key), title, columns, table_rows, len(group), unit))
     memory_label = f"peak memory ({memory_phase})" if memory_phase else "peak memory"
     for t in tables:
         t.columns = [memory_label if c == "peak memory" else c for c in t.columns]
