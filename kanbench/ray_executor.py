@@ -118,7 +118,7 @@ def connect(ray: Any, address: str | None, wait_s: float | None = None) -> None:
     except _NoAnswer:
         named = address or f"{joined} (RAY_ADDRESS)"
         raise UsageError(f"--executor ray: no Ray cluster answered at {named} within {wait_s:g} s "
-                         f"({what_answers(joined)}); start one there (`ray start --head --port PORT`), correct "
+                         f"({what_answers(joined or '')}); start one there (`ray start --head --port PORT`), correct "
                          "--address, or leave it out to start a local Ray") from None  # fmt: skip
     except Exception as exc:
         where = f"at {joined}" if joined else "on this machine"
