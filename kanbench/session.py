@@ -75,7 +75,8 @@ class Kind(Protocol):
     threads: int  # torch threads in every worker (0: torch's default)
     under: str | None  # what the workers run under: None, or "callgrind" (the instruction clock)
     # hand each cell on once measured (accuracy: a group trains for tens of minutes), or a group's cells together
-    # once all are (speed: --resume re-measures a broken group whole, so its implementations stay side by side)
+    # once all are (speed: a run stopped mid-group wrote none of it, so --resume measures it whole, side by side;
+    # a cell whose records a stop left half-written is measured alone, its record's group naming the new session)
     cell_by_cell: bool
 
     def cells(self) -> list[Any]: ...

@@ -11,6 +11,7 @@ loses at most the group in flight (--resume finishes it).
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -178,6 +179,9 @@ class SpeedKind(BaseKind):
         self.under = "callgrind" if timing.clock == "instructions" else None
         self.peaks: dict[str, dict] = {}
         self.run_dir: Path | None = None
+        # names this session's groups: a cell a --resume measures alone is never paired with its group's cells
+        # of the session that measured them before
+        self.session_tag = secrets.token_hex(4)
 
     def cells(self) -> list[Cell]:
         """The cells to measure, in suite order."""
@@ -274,7 +278,7 @@ class SpeedKind(BaseKind):
                 compiled=[r.get("compiled") for r in replies] if cell.compile else None,
             )
             if paired:
-                record.group = cell.group_hash
+                record.group = f"{cell.group_hash}-{self.session_tag}"
                 metrics.interleaved = {"seed": [r.get("seed") for r in replies],
                                        "position": [p for e in entries for p in e.get("positions", [])]}  # fmt: skip
             if all("host_values" in e for e in entries):  # event-timed (CUDA): the host's issue time beside

@@ -232,6 +232,7 @@ def measure_group(
         if w is None:
             if result.get("restart"):
                 _poison(results, len(cells), phase_names, "building a model")
+                slots = []  # the process's CUDA context is broken: nothing set up before is measured
                 break
             continue
         held.append((index, w))

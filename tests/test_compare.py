@@ -935,3 +935,82 @@ def test_regress_outputs_escape_the_commit_subject_and_the_quoted_run_output(tmp
     assert "<img" not in regress.render(passed, "markdown")
     regress._log(f"base: {evil}")
     assert not set(capsys.readouterr().err) & {"\u202e", "\x1b"}
+
+
+# --- interleaved runs: paired relative ratios (kanbench.judge via compare.relative) -------------------------------
+
+BASE_TIMES = {"mlp": 1e-4, "mlp-iso": 3e-4, "fastkan": 1e-3, "bspline-fast": 8e-4, "rswaf": 3e-3}
+
+
+def interleaved_run(path: Path, seed: int, impls=("mlp", "mlp-iso", "fastkan", "bspline-fast"), scale=None,
+                    batches=(8, 16, 32, 64), machine: float = 1.0, noise: float = 0.03) -> Path:  # fmt: skip
+    """A schema-5 run of synthetic interleaved groups (one per batch): each moment (process, round) slows every
+    implementation of the group alike, each value has its own small noise; scale(impl) slows one implementation."""
+    import random
+
+    rng = random.Random(seed)
+    records = []
+    for batch in batches:
+        moments = {(p, r): machine * (1 + rng.uniform(0, 0.5)) for p in range(2) for r in range(5)}
+        for impl in impls:
+            factor = (scale or (lambda i: 1.0))(impl)
+            per = [[BASE_TIMES[impl] * factor * moments[(p, r)] * (1 + rng.uniform(0, noise)) for r in range(5)]
+                   for p in range(2)]  # fmt: skip
+            rec = record(impl, per, batch_size=batch, run_id=path.name, group=f"g{batch}-{path.name}")
+            rec.time_s = TimeStats.from_values(per, loops=10, rounds=[list(range(5))] * 2).__dict__
+            records.append(rec)
+    return write_run(path, records)
+
+
+def judged(base: Path, cand: Path) -> compare.Comparison:
+    return compare.compare_runs(results.load(base), results.load(cand))
+
+
+def test_interleaved_runs_are_judged_by_paired_relative_ratios(tmp_path):
+    comp = judged(interleaved_run(tmp_path / "a", 1), interleaved_run(tmp_path / "b", 2))
+    assert set(comp.latency["rule"]) == {"paired"} and not comp.failed
+
+
+def test_a_slowdown_below_the_threshold_is_not_counted_twice(tmp_path):
+    three = ("mlp", "mlp-iso", "fastkan")
+    slower = interleaved_run(tmp_path / "b", 2, impls=three, scale=lambda i: 1.07 if i == "fastkan" else 1.0,
+                             batches=(8, 16, 32, 64, 128))  # fmt: skip
+    comp = judged(interleaved_run(tmp_path / "a", 1, impls=three, batches=(8, 16, 32, 64, 128)), slower)
+    assert not comp.failed  # 7% < the 10% threshold (it read +11% when the group shift was taken out twice)
+    fast = comp.implementations.set_index("implementation").loc["fastkan", "ratio"]
+    assert fast == pytest.approx(1.07, abs=0.03)
+
+
+def test_a_real_regression_is_caught_and_no_other_implementation_blamed(tmp_path):
+    slower = interleaved_run(tmp_path / "b", 2, scale=lambda i: 1.3 if i == "fastkan" else 1.0)
+    comp = judged(interleaved_run(tmp_path / "a", 1), slower)
+    assert comp.failed and set(comp.implementation_regressions()["implementation"]) == {"fastkan"}
+    others = comp.implementations.set_index("implementation").drop("fastkan")
+    assert set(others["verdict"]) == {"no change"}
+
+
+def test_a_machine_slower_as_a_whole_fails_nothing(tmp_path):
+    comp = judged(interleaved_run(tmp_path / "a", 1), interleaved_run(tmp_path / "b", 2, machine=1.25))
+    assert not comp.failed
+    assert any("slower than the base" in note for note in comp.notes)  # the shift is still said
+
+
+def test_a_new_implementation_in_the_candidate_moves_no_other(tmp_path):
+    impls = ("mlp", "mlp-iso", "fastkan", "bspline-fast", "rswaf")
+    cand = interleaved_run(tmp_path / "b", 2, impls=impls, scale=lambda i: 1.3 if i == "fastkan" else 1.0)
+    comp = judged(interleaved_run(tmp_path / "a", 1), cand)
+    assert comp.failed and set(comp.implementation_regressions()["implementation"]) == {"fastkan"}
+
+
+def test_cells_left_alone_in_their_group_are_judged_raw_against_the_raw_shift(tmp_path):
+    base = interleaved_run(tmp_path / "a", 1, batches=(8, 16))
+    cand = interleaved_run(tmp_path / "b", 2, batches=(8, 16), machine=1.25)
+    lone = [record(i, procs(BASE_TIMES[i] * 1.25 * 1.1), batch_size=64) for i in ("fastkan",)]
+    for r in [record(i, procs(BASE_TIMES[i] * 1.1), batch_size=64) for i in ("fastkan",)]:
+        results.append(base, r)
+    for r in lone:
+        results.append(cand, r)
+    comp = judged(base, cand)
+    rules = dict(zip(comp.latency["config_hash"], comp.latency["rule"]))
+    assert rules["fastkan-b64"] == "unpaired" and rules["fastkan-b8"] == "paired"
+    assert not comp.failed  # the lone cell moved with the machine: the raw shift takes it out

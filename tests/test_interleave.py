@@ -62,7 +62,7 @@ device = ["cpu"]
 [timing]
 warmup = 1
 min_time = 0.001
-values = 3
+values = 4
 processes = 2
 threads = 1
 """)
@@ -76,10 +76,10 @@ def test_records_keep_each_values_process_and_round_and_their_group(paired_run):
     records = results.read_records(paired_run)
     assert len({r.group for r in records}) == 1 and records[0].group
     for r in records:
-        assert r.time_s["process"] == [0, 0, 0, 1, 1, 1] and r.time_s["round"] == [0, 1, 2, 0, 1, 2]
-        assert len(r.metrics["interleaved"]["seed"]) == 2 and len(r.metrics["interleaved"]["position"]) == 6
+        assert r.time_s["process"] == [0] * 4 + [1] * 4 and r.time_s["round"] == [0, 1, 2, 3] * 2
+        assert len(r.metrics["interleaved"]["seed"]) == 2 and len(r.metrics["interleaved"]["position"]) == 8
     frame = results.load(paired_run)
-    assert list(frame["time_round"].iloc[0]) == [0, 1, 2, 0, 1, 2] and frame["group"].notna().all()
+    assert list(frame["time_round"].iloc[0]) == [0, 1, 2, 3] * 2 and frame["group"].notna().all()
 
 
 def test_the_answer_judges_a_paired_run_paired_and_prints_it_as_json(paired_run):
@@ -120,8 +120,49 @@ def test_runs_measured_apart_are_judged_unpaired_and_the_answer_says_so(paired_r
     fast = [r.impl for r in found.ranks["forward"]]
     around = [fast[i] for i in range(len(fast) - 1) if "fastkan" in (fast[i], fast[i + 1])]
     assert all(rules[i] == "unpaired" for i in around)  # a gap to or from fastkan: no pairing joins them
-    text = answer.trust(found, {r.name: r.environment for r in runs})
+    text = answer.trust(found, [r.environment for r in runs])
     assert "the timings come from 2 runs (kept, other)" in text and "different hostname" in text
+
+
+def test_two_runs_of_the_same_name_are_never_paired(paired_run, tmp_path):
+    copy = tmp_path / paired_run.name  # another directory, the same name
+    copy.mkdir()
+    for name in ("environment.json", "suite.toml", "results.jsonl"):
+        (copy / name).write_bytes((paired_run / name).read_bytes())
+    lines = [json.loads(line) for line in (paired_run / "results.jsonl").read_text().splitlines()]
+    (copy / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines if r["impl"] == "fastkan"))
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / paired_run.name).mkdir()
+    one = first / paired_run.name
+    for name in ("environment.json", "suite.toml"):
+        (one / name).write_bytes((paired_run / name).read_bytes())
+    (one / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines if r["impl"] != "fastkan"))
+    runs = data.read_runs([one, copy])
+    found = answer.build(data.combine(runs)[0])
+    assert found.runs == (f"{paired_run.name} (run 1)", f"{paired_run.name} (run 2)")
+    fast = [r.impl for r in found.ranks["forward"]]
+    around = [r for r in found.ranks["forward"][:-1] if "fastkan" in (r.impl, fast[fast.index(r.impl) + 1])]
+    assert around and all(r.gap.rule == "unpaired" for r in around)
+
+
+def test_the_text_answer_escapes_names_and_the_json_config_holds_numbers(paired_run, tmp_path):
+    run = tmp_path / "named"
+    run.mkdir()
+    for name in ("environment.json", "suite.toml"):
+        (run / name).write_bytes((paired_run / name).read_bytes())
+    lines = [json.loads(line) for line in (paired_run / "results.jsonl").read_text().splitlines()]
+    for r in lines:
+        if r["impl"] == "fastkan":
+            r["impl"] = "fastkan\n     9. mlp-iso  1 ns FAKE\u2028x"
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    text = kanbench("answer", str(run))
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert not any(line.lstrip().startswith("9. mlp-iso") for line in lines)  # no forged rank line
+    assert all("fastkan\\n" in line for line in lines if "FAKE" in line) and "\u2028" not in text.stdout
+    config = json.loads(kanbench("answer", str(run), "--format", "json").stdout)["config"]
+    assert all(isinstance(config[k], int) for k in ("grid_size", "spline_order", "batch_size"))
 
 
 def test_old_records_without_pairing_are_read_and_judged_by_the_unpaired_rule(tmp_path):
@@ -133,7 +174,8 @@ def test_old_records_without_pairing_are_read_and_judged_by_the_unpaired_rule(tm
     found = answer.build(df)
     gaps = found.gaps()
     assert gaps and all(g.rule == "unpaired" for g in gaps)
-    assert "0 judged paired" in answer.trust(found, {})
+    assert "0 judged paired" in answer.trust(found, [])
+    assert found.resolvable is None  # no paired gap: nothing to say about what pairing resolves
     line = json.loads((baseline / "results.jsonl").read_text().splitlines()[0])
     assert Record.from_dict(line).schema == 5  # read and upgraded
 
@@ -143,3 +185,38 @@ def test_a_value_key_list_of_the_wrong_length_is_refused(paired_run):
     line["time_s"]["round"] = [0, 1]
     with pytest.raises(ValueError, match="round must hold one entry per value"):
         Record.from_dict(line)
+
+
+def test_a_cell_a_resume_measures_alone_is_not_paired_with_the_earlier_session(paired_run, tmp_path):
+    run = tmp_path / "resumed"
+    run.mkdir()
+    for name in ("environment.json", "suite.toml", "planned.json"):
+        (run / name).write_bytes((paired_run / name).read_bytes())
+    lines = [json.loads(line) for line in (paired_run / "results.jsonl").read_text().splitlines()]
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines if r["impl"] != "fastkan"))
+    proc = kanbench("run", str(run / "suite.toml"), "--out", str(run), "--resume", "--quiet")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    groups = {r.impl: r.group for r in results.read_records(run)}
+    assert groups["fastkan"] != groups["mlp"] == groups["mlp-iso"]
+    found = answer.build(data.combine(data.read_runs([run]))[0])
+    ranked = found.ranks["forward"]
+    i = [r.impl for r in ranked].index("fastkan")
+    touching = [g for g in (ranked[i].gap, ranked[i - 1].gap if i else None) if g is not None]
+    assert touching and all(g.rule == "unpaired" for g in touching)
+
+
+def test_a_sticky_error_building_a_later_model_measures_nothing(monkeypatch):
+    real, rounds = worker.prepare, []
+
+    def prepare(cell, config_hash, max_call_s, clock="wall"):
+        if cell["impl"] == "fastkan":
+            return None, {"status": "error", "reason": "CUDA error: illegal address", "phases": {}, "restart": True}
+        return real(cell, config_hash, max_call_s, clock)
+
+    monkeypatch.setattr(worker, "prepare", prepare)
+    monkeypatch.setattr(timing, "measure_rounds", lambda *a, **k: rounds.append(a))
+    cells = [{"cell": cell(i), "config_hash": f"h-{i}", "max_call_s": 60.0} for i in ("mlp", "fastkan", "rswaf")]
+    found = worker.measure_group(cells, ["forward"], TIMING, first=False, seed=1)
+    assert rounds == [] and len(found) == 3 and all(r["restart"] for r in found)
+    assert found[0]["phases"]["forward"]["reason"].startswith("not measured: building a model hit")
+    assert found[2]["phases"]["forward"]["status"] == "error"

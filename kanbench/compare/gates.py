@@ -403,9 +403,8 @@ def compare_runs(base, cand, settings: GateSettings | None = None) -> Comparison
         )
     broken = status_changes(base, cand)
     latency = compare_frames(base, cand, s, broken=len(broken) > 0)
-    implementations = shift = raw_shift = None
+    implementations = shift = None
     if s.relative and len(latency):
-        raw_shift = relative.run_shift(latency)  # the runs' shift in raw times: what paired ratios take out
         latency = relative.use_paired(latency, relative.paired_ratios(base, cand, 1 - s.alpha))
         latency, implementations, shift = relative.judge_latency(latency, s.threshold)
     deterministic = compare_deterministic(base, cand, s)
@@ -423,7 +422,7 @@ def compare_runs(base, cand, settings: GateSettings | None = None) -> Comparison
         shared=shared,
         only_base=len(base_keys - cand_keys),
         only_cand=len(cand_keys - base_keys),
-        notes=[*environment_notes(base, cand), *filter(None, [relative.shift_note(raw_shift, s.threshold)])],
+        notes=[*environment_notes(base, cand), *filter(None, [relative.shift_note(shift, s.threshold)])],
         implementations=implementations,
         shift=shift,
     )

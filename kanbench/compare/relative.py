@@ -15,11 +15,13 @@ MIN_IMPLS implementations and MIN_CELLS cells of seconds:
 - a cell regresses only when its log ratio less the shift exceeds log(1 + threshold) and Z_CELL spreads, and its
   bootstrap interval, moved by the shift, excludes 1: a change that large is not this pair's noise.
 
-Where both runs measured a cell's group interleaved (records of schema 5), the cell's ratio is the paired one
-(kanbench.judge.between over judge.relative_logs): its cost against the others of its group, value by value in
-each run, candidate over base, with an interval from bootstraps of both runs. A burst of interference that slowed
-one cell in one run then slowed its group's other cells in the same moments and cancels; the raw p10 ratio stays
-for cells without pairing, and every row says which rule gave it.
+Where both runs measured a cell's group interleaved (records of schema 5) with at least three implementations ok
+in both, the cell is judged by its paired relative ratio (paired_ratios): its cost against its group's median at
+the same moments in each run, candidate over base (kanbench.judge.between, an interval from bootstraps of both
+runs), centred on its group's median ratio. A burst of interference that slowed one cell in one run slowed its
+group's other cells in the same moments and cancels, and so does a machine slower as a whole; such a row is not
+moved by the run shift again. Cells without pairing keep their raw p10 ratio, judged against the runs' shift;
+every row says which rule gave it.
 
 A change every implementation shares (a slower machine, or slower code that all of them run) moves the shift, and two
 runs cannot tell those apart: the shift is reported, not judged; `kanbench regress` measures two commits
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kanbench import judge
 
@@ -60,10 +62,10 @@ def implementation(row: dict) -> str:
 
 def run_shift(latency) -> RunShift | None:
     """The shift and spread of the timed (seconds) rows, or None when too few implementations or cells to judge."""
-    rows = [r for r in latency.to_dict("records") if r.get("unit", "s") == "s" and _judged(r, "ratio") > 0]
+    rows = [r for r in latency.to_dict("records") if r.get("unit", "s") == "s" and r["ratio"] > 0]
     logs: dict[str, list[float]] = {}
     for r in rows:
-        logs.setdefault(implementation(r), []).append(math.log(_judged(r, "ratio")))
+        logs.setdefault(implementation(r), []).append(math.log(r["ratio"]))
     if len(logs) < MIN_IMPLS or len(rows) < MIN_CELLS:
         return None
     shift = statistics.median([sum(v) / len(v) for v in logs.values()])
@@ -87,9 +89,13 @@ def shift_note(found: RunShift | None, threshold: float) -> str | None:
     )
 
 
-def _relative_logs(frame) -> dict[tuple[str, str], dict[int, list[float]]]:
-    """Per (config_hash, phase) of a run's interleaved ok timings: judge.relative_logs within its group."""
-    groups: dict[tuple, dict[str, tuple[list[float], list[tuple[int, int]]]]] = {}
+Members = dict[str, tuple[list[float], list[tuple[int, int]]]]  # config_hash -> values and (process, round) keys
+
+
+def _groups(frame) -> tuple[dict[tuple, Members], dict[tuple[str, str], tuple]]:
+    """A run's interleaved ok timings: (run_id, group, phase) -> its members, and (config_hash, phase) -> that key."""
+    members: dict[tuple, Members] = {}
+    where: dict[tuple[str, str], tuple] = {}
     for row in frame.to_dict("records"):
         values, process, rounds = row.get("time_values"), row.get("time_process"), row.get("time_round")
         group = row.get("group")
@@ -97,42 +103,67 @@ def _relative_logs(frame) -> dict[tuple[str, str], dict[int, list[float]]]:
             continue
         if not isinstance(process, list) or not isinstance(rounds, list) or row.get("unit", "s") != "s":
             continue
-        cells = groups.setdefault((row.get("run_id"), group, row["phase"]), {})
-        cells[row["config_hash"]] = (values, list(zip(process, rounds)))
-    out = {}
-    for (_, _, phase), cells in groups.items():
-        for config_hash, logs in judge.relative_logs(cells).items():
-            out[(config_hash, phase)] = logs
-    return out
+        key = (row.get("run_id"), group, row["phase"])
+        members.setdefault(key, {})[row["config_hash"]] = (values, list(zip(process, rounds)))
+        where[(row["config_hash"], row["phase"])] = key
+    return members, where
 
 
 def paired_ratios(base, cand, confidence: float) -> dict[tuple[str, str], judge.Gap]:
-    """(config_hash, phase) -> the judge's paired relative ratio, candidate over base, where both runs have one."""
-    b, c = _relative_logs(base), _relative_logs(cand)
-    return {key: judge.between(b[key], c[key], confidence) for key in b if key in c}
+    """(config_hash, phase) -> the judge's paired relative ratio, candidate over base, centred on its group.
+
+    Each run's cell is taken against the median of its group at the same moments (judge.relative_logs), over the
+    implementations ok in both runs' group only (a new or failing implementation must not move the others), at
+    least three of them; candidate over base (judge.between); then divided by the median of its group's ratios,
+    so a change every implementation shares (the machine) cancels and one implementation's change is not shared
+    out among the others."""
+    b_members, b_where = _groups(base)
+    c_members, c_where = _groups(cand)
+    out: dict[tuple[str, str], judge.Gap] = {}
+    done: set[tuple] = set()
+    for cell, b_key in b_where.items():
+        c_key = c_where.get(cell)
+        if c_key is None or (b_key, c_key) in done:
+            continue
+        done.add((b_key, c_key))
+        common = sorted(set(b_members[b_key]) & set(c_members[c_key]))
+        b_logs = judge.relative_logs({h: b_members[b_key][h] for h in common})
+        c_logs = judge.relative_logs({h: c_members[c_key][h] for h in common})
+        gaps = {h: judge.between(b_logs[h], c_logs[h], confidence) for h in common if h in b_logs and h in c_logs}
+        if len(gaps) < 3:
+            continue
+        centre = statistics.median(math.log(g.ratio) for g in gaps.values())
+        for h, g in gaps.items():
+            moved = math.exp(centre)
+            low, high = (g.low / moved, g.high / moved) if g.low and g.high else (None, None)
+            out[(h, cell[1])] = replace(g, ratio=g.ratio / moved, low=low, high=high)
+    return out
 
 
 def use_paired(latency, paired: dict[tuple[str, str], judge.Gap]):
-    """latency with the ratio and interval each cell is judged by: the paired relative one where there is one,
-    else the cell's own (judged_ratio, judged_low, judged_high), and a "rule" column saying which."""
+    """latency with the ratio and interval each cell is judged by: the paired relative one where there is one
+    (judged_ratio, judged_low, judged_high), and a "rule" column saying which; rows without one keep their own
+    ratio and are judged against the runs' raw shift."""
     out = latency.copy()
     rules, ratios, lows, highs = [], [], [], []
     for r in out.to_dict("records"):
-        gap = paired.get((r["config_hash"], r["phase"]))
-        use = gap is not None and r.get("unit", "s") == "s"
-        rules.append(judge.PAIRED if use else judge.UNPAIRED)
-        ratios.append(gap.ratio if gap is not None and use else r["ratio"])
-        lows.append(gap.low if gap is not None and use else r["ci_low"])
-        highs.append(gap.high if gap is not None and use else r["ci_high"])
+        gap = paired.get((r["config_hash"], r["phase"])) if r.get("unit", "s") == "s" else None
+        rules.append(judge.PAIRED if gap is not None else judge.UNPAIRED)
+        ratios.append(gap.ratio if gap is not None else math.nan)
+        lows.append(gap.low if gap is not None else math.nan)
+        highs.append(gap.high if gap is not None else math.nan)
     out["rule"], out["judged_ratio"], out["judged_low"], out["judged_high"] = rules, ratios, lows, highs
     return out
 
 
-def _judged(row: dict, name: str) -> float:
-    """The value the relative judge reads: judged_<name> where use_paired set it, else the cell's own."""
-    own = {"ratio": "ratio", "low": "ci_low", "high": "ci_high"}[name]
-    value = row.get(f"judged_{name}")
-    return float(value) if value is not None and value == value else float(row[own])
+def _residual(row: dict, log_shift: float) -> tuple[float, float, float]:
+    """(log ratio the cell is judged by, its interval's low and high): the paired relative ratio as it is (centred
+    on its group already), else the raw ratio less the runs' shift."""
+    paired = row.get("rule") == judge.PAIRED
+    if paired:
+        return math.log(row["judged_ratio"]), row["judged_low"], row["judged_high"]
+    shift = math.exp(log_shift)
+    return math.log(row["ratio"]) - log_shift, row["ci_low"] / shift, row["ci_high"] / shift
 
 
 def judge_latency(latency, threshold: float):
@@ -145,6 +176,11 @@ def judge_latency(latency, threshold: float):
         return latency, None, None
     log_shift, limit = math.log(found.shift), math.log(1 + threshold)
     out = latency.copy()
+    timed = [r for r in out.to_dict("records") if r.get("unit", "s") == "s"]
+    residuals = [_residual(r, log_shift)[0] for r in timed]
+    centre = statistics.median(residuals)
+    spread = max(1.4826 * statistics.median([abs(x - centre) for x in residuals]), MIN_SPREAD)
+    found = RunShift(found.shift, spread, found.impls, found.cells)
     relative: list[float] = []
     z: list[float] = []
     verdicts: list[str] = []
@@ -154,25 +190,24 @@ def judge_latency(latency, threshold: float):
             z.append(math.nan)
             verdicts.append(r["verdict"])
             continue
-        rel = math.log(_judged(r, "ratio")) - log_shift
+        rel, low, high = _residual(r, log_shift)
         relative.append(math.exp(rel))
-        z.append(rel / found.spread)
+        z.append(rel / spread)
         if abs(rel) <= limit:
             verdicts.append("no change")
             continue
-        # the per-cell test, moved by the shift: its interval excludes 1 (the raw Mann-Whitney p tests the raw
-        # values, not the shifted ones, so it does not enter here)
-        low, high = _judged(r, "low") / found.shift, _judged(r, "high") / found.shift
+        # the cell's own interval, moved as its ratio was (the raw Mann-Whitney p tests the raw values, not the
+        # moved ones, so it does not enter here)
         tested = low > 1 if rel > 0 else high < 1
-        beyond = abs(rel) > Z_CELL * found.spread
+        beyond = abs(rel) > Z_CELL * spread
         verdicts.append(("regression" if rel > 0 else "improvement") if tested and beyond else "not significant")
     out["relative_ratio"], out["z"], out["verdict"] = relative, z, verdicts
     rows = []
-    timed = out[out["unit"] == "s"] if "unit" in out else out
-    for impl, mine in timed.groupby([implementation(r) for r in timed.to_dict("records")], sort=False):
+    timed_frame = out[out["unit"] == "s"] if "unit" in out else out
+    for impl, mine in timed_frame.groupby([implementation(r) for r in timed_frame.to_dict("records")], sort=False):
         logs = [math.log(x) for x in mine["relative_ratio"]]
         mean = sum(logs) / len(logs)
-        zscore = mean / (found.spread / math.sqrt(len(logs)))
+        zscore = mean / (spread / math.sqrt(len(logs)))
         if abs(mean) <= limit:
             result = "no change"
         elif abs(zscore) > Z_IMPL:

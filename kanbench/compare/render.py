@@ -66,8 +66,9 @@ def _relative_rule(comp: Comparison) -> str:
     rules = list(comp.latency["rule"]) if "rule" in comp.latency else []
     paired = sum(r == "paired" for r in rules)
     how = (f" {paired} of {len(rules)} cells were measured interleaved in both runs and are judged by their paired "
-           "ratio (kanbench.judge: the cell's time against its group's other implementations, value by value, "
-           "candidate over base); the rest by their own ratio." if paired else "")  # fmt: skip
+           "ratio (kanbench.judge: the cell's time against its group's median at the same moments, candidate over "
+           "base, centred on its group), which no shift of the machine moves; the other cells by their own ratio "
+           "against the runs' shift." if paired else "")  # fmt: skip
     return how + (
         f" Judged against the runs' own shift: the candidate ran x{found.shift:.3f} the base over the median "
         f"implementation, and its cells scatter by {found.spread:.2f} in log ratio around that (this pair's noise); "

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kanbench import judge
+from kanbench import escape, judge
 from kanbench.judge import Gap, Sample
 from kanbench.record import PHASES
 from kanbench.reference import MAX_WITHIN, Noise
@@ -44,8 +44,9 @@ class Rank:
     vs_iso: float | None  # against mlp-iso in the same configuration: the paired ratio where paired, else medians'
     resolved: bool | None  # faster than the next one, as the judge decides; None for the last
     gap: Gap | None = None  # the judge's finding against the next one
-    run: str = ""
+    run: str = ""  # the run's name (made unique where two runs share one)
     group: str | None = None  # the group of its run it was measured in (None: no pairing)
+    run_order: int = 0  # which of the runs given (their order), for its environment
     sample: Sample | None = None  # what the judge read, to judge it against any other rank
 
 
@@ -62,8 +63,9 @@ class Answer:
     noise: tuple[Noise, ...] = ()  # the reference workload's noise on the configuration's device, per run
     margin: float = 0.0  # the process spread m of the unpaired rule: threshold(m) = (1 + m)^2
     processes: int = 1  # the most worker processes any timing here came from
-    resolvable: float = 1.0  # the smallest ratio the paired gaps could resolve (judge.resolvable)
-    runs: tuple[str, ...] = ()  # the runs the ranked timings come from
+    resolvable: float | None = None  # the smallest ratio the paired gaps could resolve (judge.resolvable)
+    runs: tuple[str, ...] = ()  # the runs the ranked timings come from (names made unique)
+    run_orders: tuple[int, ...] = ()  # and their places among the runs given, for their environments
 
     def gaps(self) -> list[Gap]:
         """Every judged gap between neighbours."""
@@ -78,8 +80,9 @@ def sample(row: dict) -> Sample:
         return Sample(float(row["time_median"]), float(row["time_q1"]), float(row["time_q3"]))
     if not isinstance(group, str) or not len(values) == len(process) == len(rounds):
         return Sample(float(row["time_median"]), float(row["time_q1"]), float(row["time_q3"]))
+    run = row.get("run_order", row.get("run", ""))  # a run's place among those given: two may share a name
     return Sample(float(row["time_median"]), float(row["time_q1"]), float(row["time_q3"]), tuple(values),
-                  tuple(zip(process, rounds)), f"{row.get('run', '')}/{group}")  # fmt: skip
+                  tuple(zip(process, rounds)), f"{run}/{group}")  # fmt: skip
 
 
 def _in(rows: pd.DataFrame, config: dict) -> pd.DataFrame:
@@ -94,8 +97,10 @@ def choose(rows: pd.DataFrame) -> dict | None:
     configs = [dict(zip(CONFIG_COLUMNS, key)) for key in counts.index]
     preferred = [c for c in configs if all(c[k] == v for k, v in PREFERRED.items())]
     if preferred:
-        return max(preferred, key=lambda c: (c["device"].startswith("cuda"), counts[tuple(c.values())]))
-    return dict(zip(CONFIG_COLUMNS, counts.idxmax()))
+        found = max(preferred, key=lambda c: (c["device"].startswith("cuda"), counts[tuple(c.values())]))
+    else:
+        found = dict(zip(CONFIG_COLUMNS, counts.idxmax()))
+    return {k: v.item() if hasattr(v, "item") else v for k, v in found.items()}  # numpy scalars as Python's
 
 
 threshold = judge.threshold
@@ -112,14 +117,38 @@ def _group(row: dict) -> str | None:
     return group if isinstance(group, str) else None
 
 
+def run_names(rows: pd.DataFrame) -> dict[int, str]:
+    """Each run's place among those given -> its name, with its place added where two runs share a name."""
+    if "run" not in rows:
+        return {}
+    pairs = rows[["run_order", "run"]].drop_duplicates() if "run_order" in rows else None
+    named = {int(o): str(n) for o, n in pairs.itertuples(index=False)} if pairs is not None else {0: ""}
+    twice = {n for n in named.values() if list(named.values()).count(n) > 1}
+    return {o: f"{n} (run {o + 1})" if n in twice else n for o, n in named.items()}
+
+
+def _fastest_first(found: list[dict], samples: list[Sample]) -> list[int]:
+    """Indices of found, fastest first: by the paired location where one group of one run holds them all (so the
+    order agrees with the paired ratios), else by median."""
+    together_ = {s.together for s in samples}
+    if len(together_) == 1 and None not in together_ and len(samples) > 1:
+        where = judge.locations({str(i): (list(s.values), list(s.keys)) for i, s in enumerate(samples)})
+        if all(where[str(i)] == where[str(i)] for i in range(len(samples))):  # no NaN: every key shared
+            return sorted(range(len(samples)), key=lambda i: (where[str(i)], samples[i].median))
+    return sorted(range(len(samples)), key=lambda i: samples[i].median)
+
+
 def ranks(rows: pd.DataFrame, config: dict, margin: float = 0.0) -> dict[str, list[Rank]]:
-    """Per phase, the implementations fastest first (by median), each gap judged (kanbench.judge)."""
+    """Per phase, the implementations fastest first (_fastest_first), each gap judged (kanbench.judge)."""
     here = _in(rows, config)
+    names = run_names(here)
     out: dict[str, list[Rank]] = {}
     for phase in [p for p in PHASES if p in set(here["phase"])]:
-        mine = here[here["phase"] == phase].drop_duplicates("impl", keep="last").sort_values("time_median")
-        found = mine.to_dict("records")
-        samples = [sample(r) for r in found]
+        mine = here[here["phase"] == phase].drop_duplicates("impl", keep="last")
+        unsorted = mine.to_dict("records")
+        plain = [sample(r) for r in unsorted]
+        order = _fastest_first(unsorted, plain)
+        found, samples = [unsorted[i] for i in order], [plain[i] for i in order]
         iso = next((s for r, s in zip(found, samples) if r["impl"] == "mlp-iso"), None)
         ranked = []
         for i, (r, s) in enumerate(zip(found, samples)):
@@ -128,8 +157,9 @@ def ranks(rows: pd.DataFrame, config: dict, margin: float = 0.0) -> dict[str, li
                 vs_iso = judge.judge(iso, s, margin).ratio if judge.paired_logs(iso, s) else s.median / iso.median
             gap = judge.judge(s, samples[i + 1], margin) if i + 1 < len(samples) else None
             resolved = None if gap is None else gap.a_faster
-            ranked.append(Rank(r["impl"], s.median, s.low, s.high, vs_iso, resolved, gap, str(r.get("run", "")),
-                               _group(r), s))  # fmt: skip
+            run_order = int(r.get("run_order", 0))
+            ranked.append(Rank(r["impl"], s.median, s.low, s.high, vs_iso, resolved, gap,
+                               names.get(run_order, str(r.get("run", ""))), _group(r), run_order, s))  # fmt: skip
         out[phase] = ranked
     return out
 
@@ -181,21 +211,27 @@ def build(df: pd.DataFrame, noise: list[Noise] | None = None) -> Answer | None:
     noisy = int(here["noisy"].sum()) if "noisy" in here else 0
     processes = max((len(m) for m in here.get("time_process_medians", []) if isinstance(m, list)), default=1)
     gaps = [r.gap for v in found.values() for r in v if r.gap is not None]
-    runs = tuple(dict.fromkeys(str(r) for r in here["run"])) if "run" in here else ()
+    orders = tuple(dict.fromkeys(r.run_order for v in found.values() for r in v))
+    names = run_names(here)
+    runs = tuple(names.get(o, "") for o in orders)
     return Answer(config, found, verdict(found, margin, rows, config), noisy, len(here), mine, margin, processes,
-                  judge.resolvable(gaps), runs)  # fmt: skip
+                  judge.resolvable(gaps), runs, orders)  # fmt: skip
 
 
-def together(found: Answer, environments: dict[str, dict | None] | None = None) -> list[str]:
+Environments = list  # each run's environment.json (or None), in the order the runs were given
+
+
+def together(found: Answer, environments: Environments | None = None) -> list[str]:
     """What the ranked timings were not measured together with: other runs and their machines or settings, other
     groups of one run (compiled, amp or mode variants); each such gap was judged by the unpaired rule."""
     notes = []
+    given = environments or []
     if len(found.runs) > 1:
         notes.append(
             f"the timings come from {len(found.runs)} runs ({', '.join(found.runs)}): implementations "
             "of different runs were not measured together, and their gaps are judged by the unpaired rule"
         )
-        envs = {name: (environments or {}).get(name) or {} for name in found.runs}
+        envs = {name: (given[o] if o < len(given) else None) or {} for name, o in zip(found.runs, found.run_orders)}
         for key in MACHINE_FIELDS:
             seen = {name: env.get(key) for name, env in envs.items() if env.get(key) is not None}
             if len(set(map(str, seen.values()))) > 1:
@@ -203,32 +239,27 @@ def together(found: Answer, environments: dict[str, dict | None] | None = None) 
         timings = {name: str((env.get("run") or {}).get("timing")) for name, env in envs.items() if env.get("run")}
         if len(set(timings.values())) > 1:
             notes.append("different timing settings between the runs")
-    groups: dict[tuple[str, str | None], list[str]] = {}
+    groups: dict[tuple[int, str | None], list[str]] = {}
     for ranked in found.ranks.values():
         for r in ranked:
-            impls = groups.setdefault((r.run, r.group), [])
+            impls = groups.setdefault((r.run_order, r.group), [])
             if r.impl not in impls:
                 impls.append(r.impl)
-    if len(groups) > len(found.runs or [""]):
+    if len(groups) > max(len(found.runs), 1):
         biggest = max(groups.values(), key=len)
         apart_ = sorted({i for impls in groups.values() if impls is not biggest for i in impls})
         notes.append(f"{', '.join(apart_)} were measured in other groups than the rest (unpaired rule)")
     return notes
 
 
-def _by_name(environments: dict[str, dict | None] | list[dict | None]) -> dict[str, dict | None]:
-    return environments if isinstance(environments, dict) else {str(i): e for i, e in enumerate(environments)}
-
-
-def trust(found: Answer, environments: dict[str, dict | None] | list[dict | None]) -> str:
+def trust(found: Answer, environments: Environments) -> str:
     """Whether the runs can rank implementations here, what was not measured together, and why not when they
-    cannot. environments: each run's environment.json, by run name (a list: names unknown)."""
-    envs = _by_name(environments)
+    cannot. environments: each run's environment.json (or None), in the order the runs were given."""
     gaps = found.gaps()
     resolved = sum(g.a_faster for g in gaps)
     paired = [g for g in gaps if g.rule == judge.PAIRED]
     loads = []
-    for env in envs.values():
+    for env in environments:
         run = (env or {}).get("run") or {}
         cores = (env or {}).get("cpu_affinity") or (env or {}).get("cpu_count")
         own = (env or {}).get("worker_torch_threads") or 1  # the load the run's own measuring worker adds
@@ -242,11 +273,12 @@ def trust(found: Answer, environments: dict[str, dict | None] | list[dict | None
         f"{resolved} of {len(gaps)} gaps resolved ({len(paired)} judged paired, {len(gaps) - len(paired)} "
         f"unpaired); {found.noisy} of {found.timings} timings here have an IQR above 10% of the median."
     )
-    if paired:
+    if paired and found.resolvable is not None:
         text += (
             f" Paired gaps (measured side by side, value by value): resolved when the {judge.CONFIDENCE:.0%} "
-            "interval of the paired ratio lies on one side of 1 and the ratio is at least "
-            f"{1 + judge.MIN_EFFECT:.2f}; the smallest gap this run could resolve is about {found.resolvable:.2f}x."
+            "interval of the paired ratio lies on one side of 1, every worker process's own ratio on the same side, "
+            f"and the ratio is at least {1 + judge.MIN_EFFECT:.2f}; the smallest gap this run could resolve is "
+            f"about {found.resolvable:.2f}x."
         )
     if len(paired) < len(gaps) and found.margin:
         text += (
@@ -254,7 +286,7 @@ def trust(found: Answer, environments: dict[str, dict | None] | list[dict | None
             "90th percentile of slowest over fastest process median): such a gap counts as resolved only if it "
             f"survives both sides moving against each other by that much, a ratio beyond {threshold(found.margin):.2f}."
         )
-    notes = together(found, envs)
+    notes = together(found, environments)
     if notes:
         text += " Not measured together: " + "; ".join(notes) + "."
     if found.noise:
@@ -286,7 +318,7 @@ def trust(found: Answer, environments: dict[str, dict | None] | list[dict | None
     return text
 
 
-def to_json(found: Answer, environments: dict[str, dict | None] | list[dict | None]) -> dict:
+def to_json(found: Answer, environments: Environments) -> dict:
     """The answer as data: the configuration and, per phase, the ranked implementations (impl, median seconds,
     ratio to mlp-iso, resolved from the next one, and the judge's ratio, interval and rule)."""
     phases = {}
@@ -301,13 +333,15 @@ def to_json(found: Answer, environments: dict[str, dict | None] | list[dict | No
         "config": found.config, "rule": RULE, "phases": phases, "verdict": found.verdict,
         "gaps": len(gaps), "resolved": sum(g.a_faster for g in gaps), "resolvable": found.resolvable,
         "min_effect": judge.MIN_EFFECT, "confidence": judge.CONFIDENCE, "unpaired_margin": found.margin,
-        "runs": list(found.runs), "not_together": together(found, _by_name(environments)),
+        "unpaired_threshold": threshold(found.margin) if any(g.rule == judge.UNPAIRED for g in gaps) else None,
+        "runs": list(found.runs), "not_together": together(found, environments),
         "trust": trust(found, environments),
     }  # fmt: skip
 
 
-def to_text(found: Answer, environments: dict[str, dict | None] | list[dict | None]) -> str:
-    """The answer for a terminal: the configuration, per phase the ranks with their gaps, the verdict, the trust."""
+def to_text(found: Answer, environments: Environments) -> str:
+    """The answer for a terminal: the configuration, per phase the ranks with their gaps, the verdict, the trust;
+    every name from the runs escaped (escape.terminal), so none can break a line or reorder the text."""
     lines = [f"The answer: {fmt_config(found.config)}"]
     for phase, ranked in found.ranks.items():
         lines.append(f"  {phase}:")
@@ -317,9 +351,9 @@ def to_text(found: Answer, environments: dict[str, dict | None] | list[dict | No
             if r.gap is not None:
                 sign = "<" if r.resolved else "~"
                 mark = f"  {sign} next x{r.gap.ratio:.2f} ({r.gap.rule})"
-            lines.append(f"    {i + 1:2d}. {r.impl:<24} {fmt_time(r.median):>9}  {iso}{mark}")
-    lines.append("  bspline-fast vs fastkan: " + "; ".join(found.verdict))
-    lines.append("  " + trust(found, environments))
+            lines.append(f"    {i + 1:2d}. {escape.terminal(r.impl):<24} {fmt_time(r.median):>9}  {iso}{mark}")
+    lines.append("  bspline-fast vs fastkan: " + escape.terminal("; ".join(found.verdict)))
+    lines.append("  " + escape.terminal(trust(found, environments)))
     return "\n".join(lines)
 
 

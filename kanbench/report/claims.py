@@ -10,7 +10,7 @@ import pandas as pd
 
 from kanbench import judge
 
-from .answer import sample
+from .answer import process_spread, sample
 from .data import timing_rows
 from .summary import accuracy_entry, fmt_ratio, fmt_time
 
@@ -362,7 +362,9 @@ def _bspline_block(rows: pd.DataFrame) -> Block:
         last = {impl: t.iloc[-1].to_dict() for impl, t in g.groupby("impl")}
         if "bspline-fast" not in last or "fastkan" not in last or key[4] not in ("forward", "train_step"):
             continue
-        gap = judge.judge(sample(last["fastkan"]), sample(last["bspline-fast"]))  # bspline-fast / fastkan
+        config = dict(zip(["device", "widths_label", "grid_size", "batch_size", "dtype"], [*key[:4], key[5]]))
+        margin = process_spread(rows[(rows[list(config)] == pd.Series(config)).all(axis=1)])  # as the answer's
+        gap = judge.judge(sample(last["fastkan"]), sample(last["bspline-fast"]), margin)  # bspline-fast / fastkan
         ratios.append(gap.ratio)
         gaps.append(gap)
         b = fmt_time(float(last["bspline"]["time_median"])) if "bspline" in last else "—"

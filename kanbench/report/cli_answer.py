@@ -8,11 +8,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+from typing import Any
 
 from kanbench import escape, reference
 from kanbench.errors import UsageError
 
 from . import answer, data
+
+
+def plain(value: Any) -> Any:
+    """value as strict JSON: numpy scalars as Python's, non-finite numbers as null."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -28,10 +43,13 @@ def command(args: argparse.Namespace) -> int:
     noise = [n for r in runs for n in reference.summarize(reference.read(r.path))]
     found = answer.build(df, noise)
     if found is None:
-        raise UsageError(f"{', '.join(args.runs)}: no ok speed record to rank (the answer needs a speed run)")
-    environments = {r.name: r.environment for r in runs}
+        counted = "unit" in df and (df["unit"] == "instructions").any()
+        why = ("they counted instructions ([timing].clock = \"instructions\"), which the answer does not rank; "
+               "`kanbench report` shows the counts" if counted else "the answer needs a speed run")  # fmt: skip
+        raise UsageError(f"{escape.terminal(', '.join(args.runs))}: no ok timed record to rank: {why}")
+    environments = [r.environment for r in runs]
     if args.format == "json":
-        print(json.dumps(answer.to_json(found, environments), indent=2, default=str))
+        print(json.dumps(plain(answer.to_json(found, environments)), indent=2, allow_nan=False))
     else:
-        print("\n".join(escape.terminal(line) for line in answer.to_text(found, environments).splitlines()))
+        print(answer.to_text(found, environments))
     return 0

@@ -343,7 +343,7 @@ def answer_section(page: Page) -> str:
                 gap += "<sup>u</sup>"
             row.append(f'<td class="num"><b>{named(r.impl)}</b> {e(fmt_time(r.median))}{iso}{gap}</td>')
         rows.append(row)
-    environments = {info.name: info.environment for info in page.runs}
+    environments = [info.environment for info in page.runs]
     out = [f"<p>Configuration: <b>{e(fmt_config(found.config))}</b>. {e(trust(found, environments))}</p>",
            "<p><b>B-spline against FastKAN</b> (bspline-fast vs fastkan): " + "; ".join(map(e, found.verdict)) + "</p>",
            _table(["rank", *map(e, phases)], rows)]  # fmt: skip

@@ -11,7 +11,7 @@ from kanbench import judge, units
 from kanbench.judge import Sample
 from kanbench.record import PHASES
 
-from .answer import sample
+from .answer import process_spread, sample
 from .data import CONFIG_COLUMNS, REFERENCES, References, measured_rows, ordered_impls, timing_rows
 
 MEMORY_PHASE_PREFERENCE = ("train_step", "backward", "forward", "forward_inference")
@@ -171,7 +171,7 @@ def summary_tables(df: pd.DataFrame) -> list[SummaryTable]:
             # copies: each table marks its own best entries
             cells["accuracy"] = [replace(x) for x in accuracy.get((impl, cfg["widths_label"], cfg["grid_size"]), [])]
             table_rows.append((impl, str(first["family"]), cells))
-        _mark_best(table_rows, columns)
+        _mark_best(table_rows, columns, process_spread(group))
         title = config_title(key) + (" · instructions per call (callgrind)" if unit == "instructions" else "")
         tables.append(SummaryTable(tuple(key), title, columns, table_rows, len(group), unit))
     memory_label = f"peak memory ({memory_phase})" if memory_phase else "peak memory"
@@ -195,7 +195,7 @@ def is_reference(impl: str, family: str) -> bool:
     return impl in REFERENCES or family == "mlp"
 
 
-def _mark_best(rows: list, columns: list[str]) -> None:
+def _mark_best(rows: list, columns: list[str], margin: float = 0.0) -> None:
     for column in columns:
         if column == "params":
             continue  # fewer parameters is not "better"
@@ -208,22 +208,23 @@ def _mark_best(rows: list, columns: list[str]) -> None:
             if len(entries) < 2:
                 continue
             for _, e in entries:
-                e.best = _tied_with_best(e, [x for _, x in entries])
+                e.best = _tied_with_best(e, [x for _, x in entries], margin)
             kans = [e for ref, e in entries if not ref]
             if len(kans) >= 2 and not any(e.best for e in kans):
                 for e in kans:
-                    e.best_kan = _tied_with_best(e, kans)
+                    e.best_kan = _tied_with_best(e, kans, margin)
 
 
-def _tied_with_best(entry: Entry, entries: list[Entry]) -> bool:
-    """Whether entry is the best of entries, or a timing the judge cannot resolve as slower than the best one."""
+def _tied_with_best(entry: Entry, entries: list[Entry], margin: float = 0.0) -> bool:
+    """Whether entry is the best of entries, or a timing the judge cannot resolve as slower than the best one
+    (margin: the configuration's process spread, for the unpaired rule, as the answer takes it)."""
     pick = min if entries[0].lower_is_better else max
     best = pick(entries, key=lambda e: e.value if e.value is not None else math.nan)
     if entry.value == best.value:
         return True
     if entry.sample is None or best.sample is None:
         return False
-    return not judge.judge(best.sample, entry.sample).a_faster
+    return not judge.judge(best.sample, entry.sample, margin).a_faster
 
 
 @dataclass
