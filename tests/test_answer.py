@@ -101,3 +101,13 @@ def test_a_gap_within_the_runs_process_spread_is_not_resolved():
     text = answer.trust(found, [{}])
     assert "Unpaired gaps: in 9 of 10 timings the worker processes disagreed by 30% or less" in text
     assert "a ratio beyond 1.69" in text
+
+
+def test_two_processes_that_agree_exactly_are_not_called_one_worker_process():
+    rows = pd.DataFrame([row("bspline-fast", 1.0, processes=[1.0, 1.0]), row("fastkan", 2.0, processes=[2.0, 2.0])])
+    found = answer.build(rows)
+    assert found.margin == 0 and found.processes == 2
+    assert "one worker process" not in answer.trust(found, [{}])
+    alone = [row("bspline-fast", 1.0, processes=[1.0]), row("fastkan", 2.0, processes=[2.0])]
+    single = answer.build(pd.DataFrame(alone))
+    assert "Each timing came from one worker process" in answer.trust(single, [{}])
