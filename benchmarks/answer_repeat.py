@@ -43,14 +43,24 @@ def order(found: answer.Answer) -> dict[tuple[str, str], float]:
     return {(phase, r.impl): r.median for phase, ranked in found.ranks.items() for r in ranked}
 
 
+def other_way(found: answer.Answer, phase: str, fast: str, slow: str) -> bool | None:
+    """Whether found orders fast after slow: by the judge's paired ratio where one group holds both (the order the
+    answer ranks by), else by median; None when it lacks either."""
+    by = {r.impl: r for r in found.ranks.get(phase, [])}
+    if fast not in by or slow not in by:
+        return None
+    a, b = by[fast].sample, by[slow].sample
+    if a is not None and b is not None and judge.paired_logs(a, b):
+        return judge.judge(a, b, found.margin).ratio < 1
+    return by[fast].median > by[slow].median
+
+
 def contradictions(first: answer.Answer, second: answer.Answer) -> list[str]:
     """The resolved pairs of either run that the other orders the other way."""
     out = []
     for one, other, name in ((first, second, "first"), (second, first, "second")):
-        medians = order(other)
         for phase, fast, slow in sorted(resolved_pairs(one)):
-            known = (phase, fast) in medians and (phase, slow) in medians
-            if known and medians[(phase, fast)] > medians[(phase, slow)]:
+            if other_way(other, phase, fast, slow):
                 out.append(f"{phase}: the {name} run resolves {fast} < {slow}, the other has {slow} faster")
     return out
 

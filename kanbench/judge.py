@@ -5,9 +5,9 @@ value of A has a partner of B taken in the same worker process and round, moment
 median over pairs of log(B / A); its interval comes from a bootstrap that resamples worker processes, then rounds
 within each (a disturbance lands on both sides of a pair; a process that ran slow as a whole moves both of its
 sides, and resampling processes carries that into the interval). The gap is resolved when the interval lies
-wholly on one side of 1, the estimate is at least MIN_EFFECT, and every worker process's own median ratio lies on
-the estimate's side (a bootstrap over two or three processes cannot see a per-process offset, e.g. code layout:
-their agreement is asked for instead).
+wholly beyond 1 + MIN_EFFECT (or below its inverse: the gap is at least MIN_EFFECT at that confidence), and every
+worker process's own median ratio lies on the estimate's side (a bootstrap over two or three processes cannot see
+a per-process offset, e.g. code layout: their agreement is asked for instead).
 
 Unpaired: anything no pairing joins (different groups, runs or machines; records from before schema 5). A gap is
 resolved when the interquartile ranges do not overlap and the ratio exceeds (1 + m)^2 for the process spread m of
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MIN_EFFECT = 0.05  # the smallest gap the judge calls: 5%
+MIN_EFFECT = 0.10  # the smallest gap the judge calls: 10%, with CONFIDENCE (docs/methodology.md: how it was chosen)
 CONFIDENCE = 0.95  # of the paired bootstrap interval
 RESAMPLES = 2000
 MIN_PAIRS = 8  # fewer common (process, round) keys: judged unpaired (3 pairs resolved 15-20% of equal timings)
@@ -96,11 +96,11 @@ def paired(by_process: dict[int, list[float]], min_effect: float = MIN_EFFECT) -
     estimate = float(np.median(logs))
     tail = (1 - CONFIDENCE) / 2
     low, high = np.quantile(bootstrap_median(by_process), [tail, 1 - tail])
-    beyond = abs(estimate) >= math.log1p(min_effect)
-    one_side = low > 0 or high < 0
+    edge = math.log1p(min_effect)
+    beyond = low > edge or high < -edge  # the whole interval: the gap is at least min_effect at this confidence
     sides = {np.sign(np.median(v)) for v in by_process.values()}
     agree = sides == {np.sign(estimate)}
-    resolved = beyond and one_side and agree
+    resolved = beyond and agree
     return Gap(math.exp(estimate), math.exp(low), math.exp(high), bool(resolved), PAIRED, len(logs))
 
 
@@ -124,12 +124,12 @@ def judge(a: Sample, b: Sample, margin: float = 0.0) -> Gap:
 
 
 def resolvable(gaps: list[Gap]) -> float | None:
-    """The smallest ratio these paired gaps could resolve: 1 + MIN_EFFECT, or the median interval half-width
-    where that is wider; None without a paired gap."""
+    """The smallest ratio these paired gaps could resolve: one whose interval, of the median half-width of theirs,
+    clears 1 + MIN_EFFECT; None without a paired gap."""
     widths = [math.log(g.high / g.low) / 2 for g in gaps if g.rule == PAIRED and g.low and g.high]
     if not widths:
         return None
-    return max(1 + MIN_EFFECT, math.exp(float(np.median(widths))))
+    return (1 + MIN_EFFECT) * math.exp(float(np.median(widths)))
 
 
 def process_spread(process_medians: list[list[float]], quantile: float = 0.9) -> float:

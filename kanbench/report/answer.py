@@ -276,9 +276,9 @@ def trust(found: Answer, environments: Environments) -> str:
     if paired and found.resolvable is not None:
         text += (
             f" Paired gaps (measured side by side, value by value): resolved when the {judge.CONFIDENCE:.0%} "
-            "interval of the paired ratio lies on one side of 1, every worker process's own ratio on the same side, "
-            f"and the ratio is at least {1 + judge.MIN_EFFECT:.2f}; the smallest gap this run could resolve is "
-            f"about {found.resolvable:.2f}x."
+            f"interval of the paired ratio lies wholly beyond {1 + judge.MIN_EFFECT:.2f} (a gap of at least "
+            f"{judge.MIN_EFFECT:.0%}) and every worker process's own ratio on the same side; the smallest gap this run "
+            f"could resolve is about {found.resolvable:.2f}x."
         )
     if len(paired) < len(gaps) and found.margin:
         text += (
