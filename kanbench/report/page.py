@@ -347,8 +347,10 @@ def answer_section(page: Page) -> str:
     out = [f"<p>Configuration: <b>{e(fmt_config(found.config))}</b>. {e(trust(found, environments))}</p>",
            "<p><b>B-spline against FastKAN</b> (bspline-fast vs fastkan): " + "; ".join(map(e, found.verdict)) + "</p>",
            _table(["rank", *map(e, phases)], rows)]  # fmt: skip
-    out.append('<p class="caption">Fastest first, per phase: median time per call and its ratio to mlp-iso (an MLP '
-               "with the B-spline KAN's parameter count; the paired ratio where the two were measured together). "
+    out.append('<p class="caption">Fastest first, per phase (where one group of one run holds them all, in the order '
+               "of their paired comparison, so a median may stand out of order when values scattered): median time "
+               "per call and its ratio to mlp-iso (an MLP with the B-spline KAN's parameter count; the paired ratio "
+               "where the two were measured together). "
                "&lt;: resolved as faster than the next one; ≈: not, so this data cannot order the two. Measured "
                "together (one group of one run, value by value): resolved when the 95% interval of the paired "
                "ratio lies on one side of 1 and the gap is at least 5%. <sup>u</sup>: not measured together "
