@@ -140,26 +140,30 @@ def process_spread(process_medians: list[list[float]], quantile: float = 0.9) ->
 
 
 def _centred(cells: dict[str, tuple[list[float], list[tuple[int, int]]]]) -> dict[str, dict[tuple[int, int], float]]:
-    """Each cell's log value less the median log value of all the cells at the same (process, round) key, at the
-    keys every cell has: where each stands against the group at each moment (a median, so one cell that changes
-    moves the centre little)."""
+    """Each cell's log value less the median log value of the group's other cells at the same (process, round) key,
+    at the keys every cell has: where each stands against the others at each moment (a median of the others, so
+    a cell's own change never moves its own reference, and one cell that changes moves the others' little)."""
     logs = {name: {key: math.log(v) for v, key in zip(values, keys) if v > 0} for name, (values, keys) in cells.items()}
     shared = set.intersection(*(set(v) for v in logs.values())) if logs else set()
-    centre = {key: float(np.median([mine[key] for mine in logs.values()])) for key in shared}
-    return {name: {key: mine[key] - centre[key] for key in sorted(shared)} for name, mine in logs.items()}
+    out = {}
+    for name, mine in logs.items():
+        others = [other for o, other in logs.items() if o != name]
+        out[name] = {k: mine[k] - float(np.median([o[k] for o in others])) for k in sorted(shared)} if others else {}
+    return out
 
 
 def locations(cells: dict[str, tuple[list[float], list[tuple[int, int]]]]) -> dict[str, float]:
-    """Each cell's median log cost against its group's median at the same moments: an order of the cells that
-    agrees with their paired ratios (cells: name -> values and their (process, round) keys)."""
+    """Each cell's median log cost against the median of its group's other cells at the same moments: an order of
+    the cells that agrees with their paired ratios (cells: name -> values and their (process, round) keys)."""
     return {name: float(np.median(list(v.values()))) if v else math.nan for name, v in _centred(cells).items()}
 
 
 def relative_logs(cells: dict[str, tuple[list[float], list[tuple[int, int]]]]) -> dict[str, dict[int, list[float]]]:
     """For the cells of one group and phase (name -> values and their (process, round) keys): each cell's log value
-    less the median log value of the group at the same key, by process. What an implementation costs against the
-    others measured beside it, moment by moment; fewer than three cells give none (two cannot say which moved)."""
-    if len(cells) < 3:
+    less the median log value of the group's other cells at the same key, by process. What an implementation costs
+    against the others measured beside it, moment by moment; fewer than four cells give none (with three, each one's
+    reference is the mean of the other two, which any one of them moves)."""
+    if len(cells) < 4:
         return {}
     out: dict[str, dict[int, list[float]]] = {}
     for name, mine in _centred(cells).items():

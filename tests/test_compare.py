@@ -977,6 +977,11 @@ def test_a_slowdown_below_the_threshold_is_not_counted_twice(tmp_path):
                              batches=(8, 16, 32, 64, 128))  # fmt: skip
     comp = judged(interleaved_run(tmp_path / "a", 1, impls=three, batches=(8, 16, 32, 64, 128)), slower)
     assert not comp.failed  # 7% < the 10% threshold (it read +11% when the group shift was taken out twice)
+    assert set(comp.latency["rule"]) == {"unpaired"}  # three cannot say which one moved: each cell's own ratio
+    four = ("mlp", "mlp-iso", "fastkan", "bspline-fast")
+    slower = interleaved_run(tmp_path / "d", 2, impls=four, scale=lambda i: 1.07 if i == "fastkan" else 1.0)
+    comp = judged(interleaved_run(tmp_path / "c", 1, impls=four), slower)
+    assert not comp.failed and set(comp.latency["rule"]) == {"paired"}
     fast = comp.implementations.set_index("implementation").loc["fastkan", "ratio"]
     assert fast == pytest.approx(1.07, abs=0.03)
 

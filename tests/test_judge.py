@@ -117,7 +117,8 @@ def test_a_slower_implementation_between_two_runs_is_found_by_its_paired_relativ
     ratios = [judge.between(base[n], slower[n]).ratio for n in ("a", "b", "c", "d")]
     centre = math.exp(statistics.median(math.log(r) for r in ratios))
     assert gap.low > 1 and gap.ratio / centre == pytest.approx(1.15, rel=0.06)
-    assert judge.relative_logs({"a": ([1.0], [(0, 0)]), "b": ([2.0], [(0, 0)])}) == {}  # two cannot say which moved
+    three = {n: ([v], [(0, 0)]) for n, v in (("a", 1.0), ("b", 2.0), ("c", 3.0))}
+    assert judge.relative_logs(three) == {}  # three cannot say which moved: each one's reference is the other two
 
 
 def test_resolvable_is_the_smallest_effect_widened_by_the_typical_paired_interval():

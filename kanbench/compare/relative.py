@@ -15,13 +15,16 @@ MIN_IMPLS implementations and MIN_CELLS cells of seconds:
 - a cell regresses only when its log ratio less the shift exceeds log(1 + threshold) and Z_CELL spreads, and its
   bootstrap interval, moved by the shift, excludes 1: a change that large is not this pair's noise.
 
-Where both runs measured a cell's group interleaved (records of schema 5) with at least three implementations ok
+Where both runs measured a cell's group interleaved (records of schema 5) with at least four implementations ok
 in both, the cell is judged by its paired relative ratio (paired_ratios): its cost against its group's median at
 the same moments in each run, candidate over base (kanbench.judge.between, an interval from bootstraps of both
 runs), centred on its group's median ratio. A burst of interference that slowed one cell in one run slowed its
 group's other cells in the same moments and cancels, and so does a machine slower as a whole; such a row is not
-moved by the run shift again. Cells without pairing keep their raw p10 ratio, judged against the runs' shift;
-every row says which rule gave it.
+moved by the run shift again, and it must clear the threshold itself by Z_CELL_PAIRED spreads (an
+implementation: its mean by Z_IMPL_PAIRED standard errors), not merely exceed it: paired spreads are small (0.02-0.04
+in log here), while an implementation's cost against its group moved by up to 11% between two runs of one commit.
+Cells without pairing keep their raw p10 ratio, judged against the runs' shift as before; every row says which rule
+gave it.
 
 A change every implementation shares (a slower machine, or slower code that all of them run) moves the shift, and two
 runs cannot tell those apart: the shift is reported, not judged; `kanbench regress` measures two commits
@@ -40,8 +43,11 @@ from .cells import label_parts
 
 MIN_IMPLS = 3  # a median of fewer implementations would be one of the compared ones (or their average)
 MIN_CELLS = 8  # a spread from fewer cells says little
-Z_IMPL = 3.0  # an implementation's mean shift, in standard errors
-Z_CELL = 6.0  # a single cell's shift, in spreads of this comparison's cells
+Z_IMPL = 3.0  # an implementation's mean shift, in standard errors (unpaired cells; paired: Z_IMPL_PAIRED)
+Z_CELL = 6.0  # a single cell's shift, in spreads of this comparison's cells (unpaired cells)
+# paired cells (compared with the threshold itself, not with 0): an implementation's mean beyond 1 + threshold by
+# this many standard errors, a cell by this many spreads (docs/methodology.md: chosen on one sequence of runs)
+Z_IMPL_PAIRED, Z_CELL_PAIRED = 2.0, 4.0
 MIN_SPREAD = 0.005  # identical synthetic runs have no spread: never divide by zero
 
 
@@ -114,7 +120,7 @@ def paired_ratios(base, cand, confidence: float) -> dict[tuple[str, str], judge.
 
     Each run's cell is taken against the median of its group at the same moments (judge.relative_logs), over the
     implementations ok in both runs' group only (a new or failing implementation must not move the others), at
-    least three of them; candidate over base (judge.between); then divided by the median of its group's ratios,
+    least four of them; candidate over base (judge.between); then divided by the median of its group's ratios,
     so a change every implementation shares (the machine) cancels and one implementation's change is not shared
     out among the others."""
     b_members, b_where = _groups(base)
@@ -130,7 +136,7 @@ def paired_ratios(base, cand, confidence: float) -> dict[tuple[str, str], judge.
         b_logs = judge.relative_logs({h: b_members[b_key][h] for h in common})
         c_logs = judge.relative_logs({h: c_members[c_key][h] for h in common})
         gaps = {h: judge.between(b_logs[h], c_logs[h], confidence) for h in common if h in b_logs and h in c_logs}
-        if len(gaps) < 3:
+        if len(gaps) < 4:
             continue
         centre = statistics.median(math.log(g.ratio) for g in gaps.values())
         for h, g in gaps.items():
@@ -197,9 +203,13 @@ def judge_latency(latency, threshold: float):
             verdicts.append("no change")
             continue
         # the cell's own interval, moved as its ratio was (the raw Mann-Whitney p tests the raw values, not the
-        # moved ones, so it does not enter here)
-        tested = low > 1 if rel > 0 else high < 1
-        beyond = abs(rel) > Z_CELL * spread
+        # moved ones, so it does not enter here); a paired cell must clear the threshold itself by Z_CELL spreads,
+        # its interval beyond 1 + threshold: its spread is small, and an implementation's cost against its group
+        # moves between two runs of one commit by several percent, so "beyond 1" would call that a change
+        paired = r.get("rule") == judge.PAIRED
+        edge, excess = (1 + threshold, abs(rel) - limit) if paired else (1.0, abs(rel))
+        tested = low > edge if rel > 0 else high < 1 / edge
+        beyond = excess > (Z_CELL_PAIRED if paired else Z_CELL) * spread
         verdicts.append(("regression" if rel > 0 else "improvement") if tested and beyond else "not significant")
     out["relative_ratio"], out["z"], out["verdict"] = relative, z, verdicts
     rows = []
@@ -208,9 +218,12 @@ def judge_latency(latency, threshold: float):
         logs = [math.log(x) for x in mine["relative_ratio"]]
         mean = sum(logs) / len(logs)
         zscore = mean / (spread / math.sqrt(len(logs)))
+        # paired cells: the mean must exceed the threshold itself by Z_IMPL standard errors (as the cells above)
+        paired = "rule" in mine and (mine["rule"] == judge.PAIRED).all()
+        margin = (abs(mean) - limit) / (spread / math.sqrt(len(logs))) if paired else abs(zscore)
         if abs(mean) <= limit:
             result = "no change"
-        elif abs(zscore) > Z_IMPL:
+        elif margin > (Z_IMPL_PAIRED if paired else Z_IMPL):
             result = "regression" if mean > 0 else "improvement"
         else:
             result = "not significant"
