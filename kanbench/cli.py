@@ -58,6 +58,7 @@ MODULE_COMMANDS = [
     ("compare", "kanbench.compare", "compare two runs; exit 1 on a significant regression"),
     ("regress", "kanbench.regress", "interleaved latency gate of the working tree against a git ref"),
     ("profile", "kanbench.run:profile", "torch.profiler traces and op breakdowns of a suite's cells"),
+    ("fit", "kanbench.fit", "the largest batch whose training fits a memory budget, measured and verified"),
     ("machine", "kanbench.machine", "measure this device's peak FLOP/s and memory bandwidth"),
     ("selfcheck", "kanbench.selfcheck", "prove the measurements on this machine (sync, memory, GEMM, noise)"),
 ]

@@ -1,0 +1,321 @@
+"""`kanbench fit --widths 784,64,10 --grid-size 5 [--budget 24GiB] [--device cuda] [IMPL...]`: the batch that fits.
+
+For each implementation: the tensor memory of training (model, AdamW state, inputs and two train steps) measured at
+a few small batches, fitted as fixed bytes + bytes per sample, and the largest batch whose predicted peak stays
+within the budget (default on CUDA: the device's free memory; on the CPU --budget is required). The prediction is
+then verified by training at that batch; when that peak exceeds the budget the prediction was wrong, and it says so
+and predicts again from the measured point. `--bisect` also finds the true largest batch by measuring (slow: it is
+how the prediction is checked, docs/methodology.md "The batch that fits"). Exit 0 when every verified batch fits,
+1 when one does not fit even at batch 1 or a verification failed, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import escape, table, units
+from .errors import UsageError
+
+SMALL_BATCHES = (16, 32, 64, 128)  # where bytes per sample are measured: small enough for any budget worth asking
+MAX_BATCH = 2**24  # a prediction is capped here (bytes that barely grow with the batch)
+RETRIES = 2  # predictions re-made from a verified point that did not fit
+REFINE_ROUNDS = 3  # fits near the answer after the small batches' first guess
+REFINED = 0.03  # ... until a fit moves the prediction by less than this (relative)
+UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+         "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+_BYTES = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*")
+
+
+def parse_bytes(text: str, where: str = "--budget") -> int:
+    """Bytes of "24GiB", "512 MiB", "1.5GB" or "1000000"; UsageError naming the forms allowed."""
+    match = _BYTES.fullmatch(text)
+    unit = match.group(2).lower() if match else ""
+    if not match or unit not in UNITS:
+        raise UsageError(f"{where} {text!r}: expected a size such as 24GiB, 512MiB, 1.5GB or 1000000 (bytes); units: "
+                         f"B, KB, MB, GB, TB (powers of 1000), KiB, MiB, GiB, TiB (powers of 1024)")  # fmt: skip
+    value = int(float(match.group(1)) * UNITS[unit])
+    if value <= 0:
+        raise UsageError(f"{where} {text!r}: must be more than 0 bytes")
+    return value
+
+
+def parse_widths(text: str) -> list[int]:
+    """784,64,10 (or 784x64x10) as a list of at least two positive widths."""
+    parts = re.split(r"[,x]", text.strip())
+    if len(parts) < 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise UsageError(f"--widths {text!r}: expected at least two positive integers, e.g. 784,64,10")
+    return [int(p) for p in parts]
+
+
+@dataclass(frozen=True)
+class Line:
+    """Peak bytes of training at batch b, fitted as fixed + per_sample * b (least squares)."""
+
+    fixed: float
+    per_sample: float
+
+    def at(self, batch: int) -> float:
+        """The predicted peak bytes at batch."""
+        return self.fixed + self.per_sample * batch
+
+    def largest(self, budget: int) -> int:
+        """The largest batch whose predicted peak is within budget (0: not even batch 1; capped at MAX_BATCH)."""
+        if self.per_sample <= 0:
+            return MAX_BATCH if self.at(1) <= budget else 0
+        return max(0, min(MAX_BATCH, math.floor((budget - self.fixed) / self.per_sample)))
+
+
+def fit_line(points: list[tuple[int, int]]) -> Line:
+    """The least-squares line through (batch, peak bytes) points."""
+    n = len(points)
+    mx = sum(b for b, _ in points) / n
+    my = sum(p for _, p in points) / n
+    sxx = sum((b - mx) ** 2 for b, _ in points)
+    slope = sum((b - mx) * (p - my) for b, p in points) / sxx if sxx else 0.0
+    return Line(my - slope * mx, slope)
+
+
+@dataclass
+class Fit:
+    """One implementation's answer: the fitted line, the predicted batch and what training at it measured."""
+
+    impl: str
+    line: Line | None = None  # the line near the answer (the small batches' where they are near enough)
+    small: Line | None = None  # the line of the small batches alone
+    predicted: int = 0
+    first_prediction: int = 0
+    verified_peak: int | None = None  # peak bytes measured at `predicted`
+    wrong: list[str] = field(default_factory=list)  # each prediction that did not fit, said so
+    true_batch: int | None = None  # --bisect: the largest batch measured to fit
+    error: str = ""
+
+    @property
+    def fits(self) -> bool:
+        """Whether training at the predicted batch was measured within the budget."""
+        return not self.error and self.predicted > 0 and self.verified_peak is not None
+
+
+def train_peak(impl: str, widths: list[int], grid_size: int, spline_order: int, batch: int, device: str,
+               dtype: str) -> int:  # fmt: skip
+    """Peak tensor bytes of training from nothing: build the model, make the batch, two AdamW train steps."""
+    import torch
+
+    import implementations
+
+    from . import memory
+    from .worker import DTYPES, resolve_device
+
+    adapter = implementations.get(impl)
+    where, kind = resolve_device(device), DTYPES[dtype]
+
+    def train() -> None:
+        torch.manual_seed(0)
+        model = adapter.build(widths, grid_size, spline_order).to(device=where, dtype=kind).train()
+        x = torch.rand(batch, widths[0], device=where, dtype=kind) * 2 - 1
+        target = torch.randn(batch, widths[-1], device=where, dtype=kind)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+        for _ in range(2):  # the second step is the steady state: AdamW's moments exist while activations live
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.mse_loss(model(x), target).backward()
+            optimizer.step()
+
+    return memory.peak_bytes(train, where)
+
+
+Measure = Callable[[int], int]  # batch -> peak bytes
+
+
+def predict(measure: Measure, budget: int, say: Callable[[str], None], batches: tuple[int, ...] = SMALL_BATCHES) -> Fit:
+    """Fit the line at the small batches, refine it near the answer, and verify by training at the prediction."""
+    found = Fit("")
+    points = []
+    for i, b in enumerate(batches, start=1):
+        say(f"batch {b} ({i}/{len(batches)})")
+        points.append((b, measure(b)))
+    found.small = found.line = fit_line(points)
+    predicted = found.line.largest(budget)
+    # The small batches' slope need not hold near the answer (measured: a lean layer's fixed-size blocks, AdamW's
+    # step as the peak until activations overtake it, 2-4x off at 64 MiB): fit again at a half and three quarters
+    # of the prediction, until the prediction stays where those probes expected it.
+    for _ in range(REFINE_ROUNDS):
+        half, three_quarters = predicted // 2, predicted * 3 // 4
+        if half <= batches[-1]:
+            break  # the small batches are near enough
+        say(f"refining at batches {half:,} and {three_quarters:,}")
+        points = [(half, measure(half)), (three_quarters, measure(three_quarters))]
+        found.line = fit_line(points)
+        before, predicted = predicted, found.line.largest(budget)
+        if abs(predicted - before) <= REFINED * before:
+            break
+    found.predicted = found.first_prediction = predicted
+    for _ in range(RETRIES + 1):
+        if found.predicted == 0:
+            return found
+        say(f"verifying batch {found.predicted:,}")
+        peak = measure(found.predicted)
+        found.verified_peak = peak
+        if peak <= budget:
+            return found
+        predicted_peak = units.fmt_bytes(found.line.at(found.predicted))
+        found.wrong.append(f"batch {found.predicted:,} measured {units.fmt_bytes(peak)} > budget "
+                           f"{units.fmt_bytes(budget)} (predicted {predicted_peak})")  # fmt: skip
+        points = [max(points), (found.predicted, peak)]  # predict again through the largest probe and this one
+        found.line = fit_line(points)
+        found.predicted = min(found.line.largest(budget), found.predicted - 1)
+    found.verified_peak = None
+    found.error = "no verified batch fits after re-predicting: " + "; ".join(found.wrong)
+    return found
+
+
+def bisect(measure: Measure, budget: int, start: int, say: Callable[[str], None]) -> int:
+    """The largest batch whose measured peak fits the budget (exactly: the next batch does not), from `start`."""
+    lo, hi = 0, None  # lo fits (0: nothing known), hi does not
+    b = max(1, start)
+    while hi is None or lo == 0:
+        say(f"bisecting: batch {b:,}")
+        if measure(b) <= budget:
+            lo = b
+            if hi is not None:
+                break
+            b = min(MAX_BATCH, math.ceil(b * 1.25) + 1)
+            if lo == MAX_BATCH:
+                return lo
+        else:
+            hi = b
+            if b == 1:
+                return 0
+            b = max(1, math.floor(b / 1.25))
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        say(f"bisecting: batch {mid:,} in [{lo:,}, {hi:,})")
+        if measure(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def default_budget(device: str) -> int:
+    """The device's free memory (CUDA); the CPU has no default."""
+    if device == "cpu":
+        raise UsageError("--budget is required on the CPU (e.g. --budget 8GiB): the memory you give training")
+    import torch
+
+    from .worker import resolve_device
+
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: CUDA is not available on this machine")
+    free, _ = torch.cuda.mem_get_info(resolve_device(device))
+    return int(free)
+
+
+class Progress:
+    """One progress line on standard error, rewritten in place on a terminal."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+
+    def __call__(self, text: str) -> None:
+        line = f"fit: {escape.terminal(text)}"
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + line[:200])
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        """End the line."""
+        if self.tty:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+
+
+def render(fits: list[Fit], budget: int, bisected: bool) -> str:
+    """The answer as an aligned table, one row per implementation."""
+    header = ["impl", "fixed", "per sample", "per sample there", "largest batch", "peak there", "of budget"]
+    header += ["bisected", "error"] if bisected else []
+    rows = []
+    for f in fits:
+        if f.line is None or f.small is None:
+            rows.append([f.impl, "error"] + [""] * (len(header) - 2))
+            continue
+        peak = f.verified_peak
+        largest = f"{f.predicted:,}" + (" (capped)" if f.predicted == MAX_BATCH else "")
+        if f.wrong:
+            largest += f" (first {f.first_prediction:,}: wrong)"
+        row = [f.impl, units.fmt_bytes(f.small.fixed), units.fmt_bytes(f.small.per_sample),
+               units.fmt_bytes(f.line.per_sample), largest if f.predicted else "none (batch 1 does not fit)",
+               units.fmt_bytes(peak), f"{peak / budget:.0%}" if peak is not None else units.MISSING]  # fmt: skip
+        if bisected:
+            true = f.true_batch
+            row += [f"{true:,}" if true is not None else units.MISSING,
+                    f"{(f.first_prediction - true) / true:+.1%}" if true else units.MISSING]  # fmt: skip
+        rows.append(row)
+    return table.render(header, rows, align="lr")
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `kanbench fit`."""
+    parser.add_argument("impls", nargs="*", metavar="IMPL", help="implementations (default: every available one)")
+    parser.add_argument("--widths", required=True, help="the network's widths, e.g. 784,64,10")
+    parser.add_argument("--grid-size", type=int, default=5, help="G (default 5)")
+    parser.add_argument("--spline-order", type=int, default=3, help="k (default 3)")
+    parser.add_argument("--budget", help="memory for training, e.g. 24GiB (default on CUDA: the device's free memory)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64", "bfloat16", "float16"))
+    parser.add_argument("--bisect", action="store_true", help="also find the true largest batch by measuring (slow)")
+
+
+def command(args: argparse.Namespace) -> int:
+    """Measure, predict and verify the largest batch of each implementation."""
+    import implementations
+
+    widths = parse_widths(args.widths)
+    if args.grid_size < 1 or args.spline_order < 0:
+        raise UsageError(f"--grid-size must be >= 1 and --spline-order >= 0, got {args.grid_size}, {args.spline_order}")
+    if args.device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", args.device):
+        raise UsageError(f"--device {args.device!r}: allowed: cpu, cuda, cuda:N")
+    budget = parse_bytes(args.budget) if args.budget else default_budget(args.device)
+    impls = args.impls or [n for n in implementations.names() if implementations.get(n).available()[0]]
+    for name in impls:
+        try:
+            implementations.get(name)
+        except (KeyError, TypeError, ImportError) as exc:
+            raise UsageError(str(exc.args[0]) if exc.args else str(exc)) from None
+    shape = f"widths {'x'.join(map(str, widths))}, G={args.grid_size} k={args.spline_order}"
+    print(
+        f"budget {units.fmt_bytes(budget)} on {args.device} {args.dtype}; {shape}; first measured at batches "
+        f"{', '.join(map(str, SMALL_BATCHES))}"
+    )
+    progress = Progress()
+    fits = []
+    for i, name in enumerate(impls, start=1):
+
+        def measure(batch: int, name: str = name) -> int:
+            return train_peak(name, widths, args.grid_size, args.spline_order, batch, args.device, args.dtype)
+
+        def say(text: str, name: str = name, i: int = i) -> None:
+            progress(f"[{i}/{len(impls)}] {name}: {text}")
+
+        try:
+            found = predict(measure, budget, say)
+            if args.bisect:
+                found.true_batch = bisect(measure, budget, found.first_prediction, say)
+        except Exception as exc:  # one implementation that cannot train must not hide the others' answers
+            found = Fit("", error=f"{type(exc).__name__}: {exc}")
+        found.impl = name
+        fits.append(found)
+    progress.done()
+    print(render(fits, budget, args.bisect))
+    for f in fits:
+        for line in f.wrong:
+            print(f"{escape.terminal(f.impl)}: prediction wrong: {escape.terminal(line)}")
+        if f.error:
+            print(f"{escape.terminal(f.impl)}: {escape.terminal(f.error)}")
+    return 0 if all(f.fits for f in fits) else 1
