@@ -24,6 +24,7 @@ from .errors import UsageError
 SMALL_BATCHES = (16, 32, 64, 128)  # where bytes per sample are measured: small enough for any budget worth asking
 MAX_BATCH = 2**24  # a prediction is capped here (bytes that barely grow with the batch)
 RETRIES = 2  # predictions re-made from a verified point that did not fit
+HALVINGS = 16  # verifications that ran out of memory (no number to fit): the gap to a batch that fit is halved
 REFINE_ROUNDS = 3  # fits near the answer after the small batches' first guess
 REFINED = 0.03  # ... until a fit moves the prediction by less than this (relative)
 UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -100,9 +101,22 @@ class Fit:
         return not self.error and self.predicted > 0 and self.verified_peak is not None
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether exc is an allocation that failed (CUDA's OutOfMemoryError, the CPU allocator's RuntimeError)."""
+    import torch
+
+    text = str(exc)
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+    )
+
+
 def train_peak(impl: str, widths: list[int], grid_size: int, spline_order: int, batch: int, device: str,
-               dtype: str) -> int:  # fmt: skip
-    """Peak tensor bytes of training from nothing: build the model, make the batch, two AdamW train steps."""
+               dtype: str) -> int | None:  # fmt: skip
+    """Peak bytes of training from nothing: build the model, make the batch, two AdamW train steps; None when it ran
+    out of memory. On the CPU tensor memory; on CUDA what the caching allocator reserved (what the free memory pays)."""
+    import gc
+
     import torch
 
     import implementations
@@ -124,10 +138,25 @@ def train_peak(impl: str, widths: list[int], grid_size: int, spline_order: int, 
             torch.nn.functional.mse_loss(model(x), target).backward()
             optimizer.step()
 
-    return memory.peak_bytes(train, where)
+    try:
+        if where.type == "cuda":
+            return memory.peak_reserved_cuda(train, where)
+        return memory.peak_bytes(train, where)
+    except Exception as exc:
+        if not out_of_memory(exc):
+            raise
+        gc.collect()  # the failed step's tensors, before the next measurement
+        if where.type == "cuda":
+            torch.cuda.empty_cache()
+        return None
 
 
-Measure = Callable[[int], int]  # batch -> peak bytes
+Measure = Callable[[int], "int | None"]  # batch -> peak bytes, None: out of memory
+
+
+def over(peak: int | None, budget: int) -> bool:
+    """Whether a measured peak (None: out of memory) exceeds the budget."""
+    return peak is None or peak > budget
 
 
 def predict(measure: Measure, budget: int, say: Callable[[str], None], batches: tuple[int, ...] = SMALL_BATCHES) -> Fit:
@@ -136,9 +165,14 @@ def predict(measure: Measure, budget: int, say: Callable[[str], None], batches: 
     points = []
     for i, b in enumerate(batches, start=1):
         say(f"batch {b} ({i}/{len(batches)})")
-        points.append((b, measure(b)))
+        peak = measure(b)
+        if peak is None:
+            found.error = f"batch {b} ran out of memory: the small batches the fit measures do not fit"
+            return found
+        points.append((b, peak))
     found.small = found.line = fit_line(points)
     predicted = found.line.largest(budget)
+    ceiling = MAX_BATCH + 1  # the smallest batch known not to fit (out of memory)
     # The small batches' slope need not hold near the answer (measured: a lean layer's fixed-size blocks, AdamW's
     # step as the peak until activations overtake it, 2-4x off at 64 MiB): fit again at a half and three quarters
     # of the prediction, until the prediction stays where those probes expected it.
@@ -147,28 +181,41 @@ def predict(measure: Measure, budget: int, say: Callable[[str], None], batches: 
         if half <= batches[-1]:
             break  # the small batches are near enough
         say(f"refining at batches {half:,} and {three_quarters:,}")
-        points = [(half, measure(half)), (three_quarters, measure(three_quarters))]
+        at_half, at_three_quarters = measure(half), measure(three_quarters)
+        if at_half is None or at_three_quarters is None:  # out of memory: the answer is below the probe
+            ceiling = half if at_half is None else three_quarters
+            predicted = half if at_half is not None else predicted // 4
+            continue
+        points = [(half, at_half), (three_quarters, at_three_quarters)]
         found.line = fit_line(points)
-        before, predicted = predicted, found.line.largest(budget)
+        before, predicted = predicted, min(found.line.largest(budget), ceiling - 1)
         if abs(predicted - before) <= REFINED * before:
             break
     found.predicted = found.first_prediction = predicted
-    for _ in range(RETRIES + 1):
-        if found.predicted == 0:
-            return found
+    overs = 0
+    for _ in range(RETRIES + 1 + HALVINGS):
+        if found.predicted == 0 or overs > RETRIES:
+            break
         say(f"verifying batch {found.predicted:,}")
         peak = measure(found.predicted)
         found.verified_peak = peak
-        if peak <= budget:
+        if not over(peak, budget):
             return found
         predicted_peak = units.fmt_bytes(found.line.at(found.predicted))
-        found.wrong.append(f"batch {found.predicted:,} measured {units.fmt_bytes(peak)} > budget "
-                           f"{units.fmt_bytes(budget)} (predicted {predicted_peak})")  # fmt: skip
+        measured = "ran out of memory" if peak is None else f"measured {units.fmt_bytes(peak)}"
+        found.wrong.append(f"batch {found.predicted:,} {measured} > budget {units.fmt_bytes(budget)} "
+                           f"(predicted {predicted_peak})")  # fmt: skip
+        if peak is None:  # no number to fit: halve the gap to the largest batch measured to fit
+            known = max(b for b, _ in points)
+            found.predicted = max(known, (known + found.predicted) // 2)
+            continue
+        overs += 1
         points = [max(points), (found.predicted, peak)]  # predict again through the largest probe and this one
         found.line = fit_line(points)
         found.predicted = min(found.line.largest(budget), found.predicted - 1)
-    found.verified_peak = None
-    found.error = "no verified batch fits after re-predicting: " + "; ".join(found.wrong)
+    if found.predicted:
+        found.verified_peak = None
+        found.error = "no verified batch fits after re-predicting: " + "; ".join(found.wrong)
     return found
 
 
@@ -178,7 +225,7 @@ def bisect(measure: Measure, budget: int, start: int, say: Callable[[str], None]
     b = max(1, start)
     while hi is None or lo == 0:
         say(f"bisecting: batch {b:,}")
-        if measure(b) <= budget:
+        if not over(measure(b), budget):
             lo = b
             if hi is not None:
                 break
@@ -193,7 +240,7 @@ def bisect(measure: Measure, budget: int, start: int, say: Callable[[str], None]
     while hi - lo > 1:
         mid = (lo + hi) // 2
         say(f"bisecting: batch {mid:,} in [{lo:,}, {hi:,})")
-        if measure(mid) <= budget:
+        if not over(measure(mid), budget):
             lo = mid
         else:
             hi = mid
@@ -297,7 +344,7 @@ def command(args: argparse.Namespace) -> int:
     fits = []
     for i, name in enumerate(impls, start=1):
 
-        def measure(batch: int, name: str = name) -> int:
+        def measure(batch: int, name: str = name) -> int | None:
             return train_peak(name, widths, args.grid_size, args.spline_order, batch, args.device, args.dtype)
 
         def say(text: str, name: str = name, i: int = i) -> None:

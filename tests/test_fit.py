@@ -77,6 +77,26 @@ def test_a_wrong_prediction_is_said_and_made_again():
     assert found.fits
 
 
+def test_running_out_of_memory_counts_as_not_fitting():
+    # the small batches say 100,000; the device runs out of memory from 6,000 (the budget is more than it has)
+    def peak(b):
+        return None if b >= 6000 else 1 * MiB + 1000 * b
+
+    found = fit.predict(peak, 100 * MiB, quiet)
+    assert found.fits and found.predicted < 6000 and found.verified_peak == peak(found.predicted)
+    assert fit.bisect(peak, 100 * MiB, found.predicted, quiet) == 5999
+
+
+def test_cuda_out_of_memory_is_recognised():
+    import torch
+
+    assert fit.out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert fit.out_of_memory(
+        RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+    )
+    assert not fit.out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+
 def test_nothing_fits():
     found = fit.predict(lambda b: 100 * MiB + b, 10 * MiB, quiet)
     assert found.predicted == 0 and not found.fits
