@@ -1,11 +1,13 @@
 """`kanbench fit --widths 784,64,10 --grid-size 5 [--budget 24GiB] [--device cuda] [IMPL...]`: the batch that fits.
 
-For each implementation: the tensor memory of training (model, AdamW state, inputs and two train steps) measured at
-a few small batches, fitted as fixed bytes + bytes per sample, and the largest batch whose predicted peak stays
-within the budget (default on CUDA: the device's free memory; on the CPU --budget is required). The prediction is
-then verified by training at that batch; when that peak exceeds the budget the prediction was wrong, and it says so
-and predicts again from the measured point. `--bisect` also finds the true largest batch by measuring (slow: it is
-how the prediction is checked, docs/methodology.md "The batch that fits"). Exit 0 when every verified batch fits,
+For each implementation: the memory of training (model, AdamW state, inputs and two train steps; tensor memory on
+the CPU, what the caching allocator reserves on CUDA) measured at a few small batches and fitted as fixed bytes +
+bytes per sample; fitted again at a half and three quarters of that prediction, where the slope near the answer is;
+and the largest batch whose predicted peak stays within the budget (default on CUDA: the device's free memory; on
+the CPU --budget is required). The prediction is then verified by training at that batch; when that peak exceeds
+the budget (or runs out of memory) the prediction was wrong: it says so and predicts again from the measured point.
+`--bisect` also finds the true largest batch by measuring (slow: it is how the predictions were checked,
+docs/methodology.md "The batch that fits"). Exit 0 when every verified batch fits,
 1 when one does not fit even at batch 1 or a verification failed, 2 on bad input.
 """
 

@@ -146,3 +146,11 @@ def test_cli_writes_the_file(runs, tmp_path, capsys):
     out = tmp_path / "t.tex"
     assert cli.main(["table", str(runs[0].path), "--format", "latex", "-o", str(out)]) == 0
     assert out.read_text().startswith("% kanbench table: needs \\usepackage{booktabs}")
+
+
+def test_the_table_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, kanbench.report.paper; assert 'torch' not in sys.modules, 'torch imported'"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
