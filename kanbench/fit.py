@@ -25,8 +25,9 @@ from .errors import UsageError
 
 SMALL_BATCHES = (16, 32, 64, 128)  # where bytes per sample are measured: small enough for any budget worth asking
 MAX_BATCH = 2**24  # a prediction is capped here (bytes that barely grow with the batch)
-RETRIES = 2  # predictions re-made from a verified point that did not fit
-HALVINGS = 16  # verifications that ran out of memory (no number to fit): the gap to a batch that fit is halved
+VERIFICATIONS = 8  # trainings after the prediction, at most: the prediction, then a search where it was wrong
+SLACK = 0.03  # a verified batch using less of the budget than 1 - SLACK was predicted too low
+BRACKET = 0.01  # the search stops when the batches measured to fit and not to fit are this close (relative)
 REFINE_ROUNDS = 3  # fits near the answer after the small batches' first guess
 REFINED = 0.03  # ... until a fit moves the prediction by less than this (relative)
 UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -164,61 +165,104 @@ def over(peak: int | None, budget: int) -> bool:
 def predict(measure: Measure, budget: int, say: Callable[[str], None], batches: tuple[int, ...] = SMALL_BATCHES) -> Fit:
     """Fit the line at the small batches, refine it near the answer, and verify by training at the prediction."""
     found = Fit("")
+    seen: dict[int, int | None] = {}  # every batch trained at: its peak bytes (None: out of memory)
+
+    def measured(batch: int) -> int | None:
+        if batch not in seen:
+            seen[batch] = measure(batch)
+        return seen[batch]
+
     points = []
     for i, b in enumerate(batches, start=1):
         say(f"batch {b} ({i}/{len(batches)})")
-        peak = measure(b)
+        peak = measured(b)
         if peak is None:
             found.error = f"batch {b} ran out of memory: the small batches the fit measures do not fit"
             return found
         points.append((b, peak))
     found.small = found.line = fit_line(points)
     predicted = found.line.largest(budget)
-    ceiling = MAX_BATCH + 1  # the smallest batch known not to fit (out of memory)
-    # The small batches' slope need not hold near the answer (measured: a lean layer's fixed-size blocks, AdamW's
-    # step as the peak until activations overtake it, 2-4x off at 64 MiB): fit again at a half and three quarters
-    # of the prediction, until the prediction stays where those probes expected it.
+    # The small batches' slope need not hold near the answer (measured: AdamW's step is the peak until activations
+    # overtake it, 2-4x off at 64 MiB): fit again at a half and three quarters of the prediction, until the
+    # prediction stays where those probes expected it.
     for _ in range(REFINE_ROUNDS):
         half, three_quarters = predicted // 2, predicted * 3 // 4
         if half <= batches[-1]:
             break  # the small batches are near enough
         say(f"refining at batches {half:,} and {three_quarters:,}")
-        at_half, at_three_quarters = measure(half), measure(three_quarters)
+        at_half, at_three_quarters = measured(half), measured(three_quarters)
         if at_half is None or at_three_quarters is None:  # out of memory: the answer is below the probe
-            ceiling = half if at_half is None else three_quarters
             predicted = half if at_half is not None else predicted // 4
             continue
-        points = [(half, at_half), (three_quarters, at_three_quarters)]
-        found.line = fit_line(points)
-        before, predicted = predicted, min(found.line.largest(budget), ceiling - 1)
+        found.line = fit_line([(half, at_half), (three_quarters, at_three_quarters)])
+        before, predicted = predicted, found.line.largest(budget)
         if abs(predicted - before) <= REFINED * before:
             break
     found.predicted = found.first_prediction = predicted
-    overs = 0
-    for _ in range(RETRIES + 1 + HALVINGS):
-        if found.predicted == 0 or overs > RETRIES:
+    if predicted == 0:
+        return found
+    return verify(found, measured, budget, say, seen)
+
+
+def verify(found: Fit, measure: Measure, budget: int, say: Callable[[str], None], seen: dict[int, int | None]) -> Fit:
+    """Train at the prediction. Where it does not fit, or leaves more than SLACK of the budget unused, the prediction
+    was wrong: say so, and search on between the largest batch measured to fit and the smallest measured not to (a
+    secant through their peaks, Illinois-weighted), at most VERIFICATIONS trainings. The answer is always a batch
+    trained at and measured within the budget."""
+    first = found.first_prediction
+    candidate: int | None = first
+    weights = {"lo": 1.0, "hi": 1.0}
+    last = ""
+    for _ in range(VERIFICATIONS):
+        if candidate is None:
             break
-        say(f"verifying batch {found.predicted:,}")
-        peak = measure(found.predicted)
-        found.verified_peak = peak
-        if not over(peak, budget):
-            return found
-        predicted_peak = units.fmt_bytes(found.line.at(found.predicted))
-        measured = "ran out of memory" if peak is None else f"measured {units.fmt_bytes(peak)}"
-        found.wrong.append(f"batch {found.predicted:,} {measured} > budget {units.fmt_bytes(budget)} "
-                           f"(predicted {predicted_peak})")  # fmt: skip
-        if peak is None:  # no number to fit: halve the gap to the largest batch measured to fit
-            known = max(b for b, _ in points)
-            found.predicted = max(known, (known + found.predicted) // 2)
-            continue
-        overs += 1
-        points = [max(points), (found.predicted, peak)]  # predict again through the largest probe and this one
-        found.line = fit_line(points)
-        found.predicted = min(found.line.largest(budget), found.predicted - 1)
-    if found.predicted:
-        found.verified_peak = None
-        found.error = "no verified batch fits after re-predicting: " + "; ".join(found.wrong)
+        say(f"verifying batch {candidate:,}")
+        peak = measure(candidate)
+        moved = "hi" if over(peak, budget) else "lo"
+        if moved == last:  # Illinois: the end that stayed twice weighs half, so the secant leaves it
+            weights["hi" if moved == "lo" else "lo"] /= 2
+        else:
+            weights = {"lo": 1.0, "hi": 1.0}
+        last = moved
+        if moved == "lo" and peak is not None and peak >= (1 - SLACK) * budget:
+            break
+        candidate = _next(seen, budget, weights)
+    fitting = [(b, p) for b, p in seen.items() if p is not None and p <= budget]
+    if not fitting:
+        found.predicted, found.verified_peak = 0, None
+        found.error = f"no batch trained at fits the budget (down to batch {min(seen):,})"
+        return found
+    found.predicted, found.verified_peak = max(fitting)
+    at_first = seen.get(first)
+    if over(at_first, budget):
+        what = "ran out of memory" if at_first is None else f"measured {units.fmt_bytes(at_first)}"
+        found.wrong.append(f"batch {first:,} {what} > budget {units.fmt_bytes(budget)}: {found.predicted:,} fits")
+    elif found.predicted > first and at_first is not None:
+        found.wrong.append(f"batch {first:,} left {units.fmt_bytes(budget - at_first)} of the budget unused: "
+                           f"{found.predicted:,} fits too")  # fmt: skip
     return found
+
+
+def _next(seen: dict[int, int | None], budget: int, weights: dict[str, float]) -> int | None:
+    """The next batch to train at, between the largest measured to fit and the smallest measured not to; None when
+    the bracket is narrower than BRACKET (or nothing above a fitting batch is known and nothing suggests more)."""
+    lo = max((b, p) for b, p in seen.items() if p is not None and p <= budget)
+    above = [(b, p) for b, p in seen.items() if b > lo[0]]
+    if not above:  # everything trained at fits: extend the line through the two largest, at most doubling
+        below = [(b, p) for b, p in seen.items() if p is not None and b < lo[0]]
+        if not below or lo[1] >= (1 - SLACK) * budget:
+            return None
+        guess = fit_line([max(below), lo]).largest(budget)
+        return min(guess, 2 * lo[0]) if guess > lo[0] else None
+    hi = min(above)
+    if hi[0] - lo[0] <= max(1, BRACKET * lo[0]):
+        return None
+    if hi[1] is None:  # out of memory: no number to interpolate
+        return (lo[0] + hi[0]) // 2
+    room = (budget - lo[1]) * weights["lo"]
+    excess = (hi[1] - budget) * weights["hi"]
+    guess = lo[0] + math.floor((hi[0] - lo[0]) * room / (room + excess)) if room + excess > 0 else lo[0] + 1
+    return min(max(guess, lo[0] + 1), hi[0] - 1)
 
 
 def bisect(measure: Measure, budget: int, start: int, say: Callable[[str], None]) -> int:
@@ -288,7 +332,7 @@ class Progress:
 def render(fits: list[Fit], budget: int, bisected: bool) -> str:
     """The answer as an aligned table, one row per implementation."""
     header = ["impl", "fixed", "per sample", "per sample there", "largest batch", "peak there", "of budget"]
-    header += ["bisected", "error"] if bisected else []
+    header += ["bisected", "first off", "answer off"] if bisected else []
     rows = []
     for f in fits:
         if f.line is None or f.small is None:
@@ -304,7 +348,8 @@ def render(fits: list[Fit], budget: int, bisected: bool) -> str:
         if bisected:
             true = f.true_batch
             row += [f"{true:,}" if true is not None else units.MISSING,
-                    f"{(f.first_prediction - true) / true:+.1%}" if true else units.MISSING]  # fmt: skip
+                    f"{(f.first_prediction - true) / true:+.1%}" if true else units.MISSING,
+                    f"{(f.predicted - true) / true:+.1%}" if true else units.MISSING]  # fmt: skip
         rows.append(row)
     return table.render(header, rows, align="lr")
 
@@ -345,9 +390,13 @@ def command(args: argparse.Namespace) -> int:
     progress = Progress()
     fits = []
     for i, name in enumerate(impls, start=1):
+        cache: dict[int, int | None] = {}  # --bisect trains at batches the prediction already measured
 
-        def measure(batch: int, name: str = name) -> int | None:
-            return train_peak(name, widths, args.grid_size, args.spline_order, batch, args.device, args.dtype)
+        def measure(batch: int, name: str = name, cache: dict[int, int | None] = cache) -> int | None:
+            if batch not in cache:
+                cache[batch] = train_peak(name, widths, args.grid_size, args.spline_order, batch, args.device,
+                                          args.dtype)  # fmt: skip
+            return cache[batch]
 
         def say(text: str, name: str = name, i: int = i) -> None:
             progress(f"[{i}/{len(impls)}] {name}: {text}")
@@ -355,7 +404,7 @@ def command(args: argparse.Namespace) -> int:
         try:
             found = predict(measure, budget, say)
             if args.bisect:
-                found.true_batch = bisect(measure, budget, found.first_prediction, say)
+                found.true_batch = bisect(measure, budget, found.predicted or found.first_prediction, say)
         except Exception as exc:  # one implementation that cannot train must not hide the others' answers
             found = Fit("", error=f"{type(exc).__name__}: {exc}")
         found.impl = name

@@ -77,6 +77,21 @@ def test_a_wrong_prediction_is_said_and_made_again():
     assert found.fits
 
 
+def test_a_prediction_that_leaves_the_budget_unused_is_said_and_searched_upward():
+    # a lean layer's blocks: bytes grow steeply until a block is full (500 rows), then slowly
+    def peak(b):
+        return 1 * MiB + 15_000 * min(b, 500) + 450 * max(0, b - 500)
+
+    measure, seen = recorder(peak)
+    found = fit.predict(measure, 9 * MiB, quiet)
+    true = fit.bisect(peak, 9 * MiB, 1, quiet)
+    assert found.first_prediction < 0.3 * true and found.predicted <= true
+    assert found.predicted >= 0.97 * true  # within the search's bracket
+    assert found.wrong and "of the budget unused" in found.wrong[0]
+    assert found.verified_peak == peak(found.predicted) <= 9 * MiB and found.predicted in seen
+    assert len(seen) <= len(fit.SMALL_BATCHES) + 2 * fit.REFINE_ROUNDS + fit.VERIFICATIONS
+
+
 def test_running_out_of_memory_counts_as_not_fitting():
     # the small batches say 100,000; the device runs out of memory from 6,000 (the budget is more than it has)
     def peak(b):
