@@ -113,6 +113,13 @@ def test_ratio_to_mlp_is_the_median_ratio(runs):
     assert row["ratio_mlp"] == pytest.approx(row["time_median_s"] / mlp["time_median_s"])
 
 
+def test_diverged_seeds_are_counted(tmp_path):
+    run = write_run(tmp_path, impls=("rswaf", "mlp"), widths=([784, 64, 10],), devices=(), profile=False)
+    rows = {line.split(" | ")[0]: line for line in paper.build(data.read_runs([run]), "markdown").splitlines()}
+    assert rows["| rswaf"].endswith("(n=3, 1 diverged) |")  # the synthetic rswaf diverged in one of three seeds
+    assert rows["| mlp"].endswith("(n=3) |")
+
+
 def test_accuracy_only_runs_make_a_table(tmp_path):
     run = write_run(tmp_path, impls=("fastkan", "mlp"), widths=([784, 64, 10],), devices=(), profile=False)
     text = paper.build(data.read_runs([run]), "markdown")

@@ -51,12 +51,12 @@ class Table:
 # ---------------------------------------------------------------------------------------------------------- data
 
 
-def _accuracy(df: pd.DataFrame) -> dict[tuple, dict[str, tuple[float, float, int, str]]]:
-    """{(impl, widths_label, grid_size): {dataset: (mean, sd, seeds, metric)}} of the final test metric."""
+def _accuracy(df: pd.DataFrame) -> dict[tuple, dict[str, tuple[float, float, int, str, int]]]:
+    """{(impl, widths_label, grid_size): {dataset: (mean, sd, seeds, metric, diverged)}} of the final test metric."""
     acc = df[(df["phase"] == "accuracy") & (df["status"] == "ok")]
     if acc.empty or "metric_final_test" not in acc:
         return {}
-    out: dict[tuple, dict[str, tuple[float, float, int, str]]] = {}
+    out: dict[tuple, dict[str, tuple[float, float, int, str, int]]] = {}
     for (impl, widths, grid, dataset), group in acc.groupby(
         ["impl", "widths_label", "grid_size", "metric_dataset"], dropna=False, sort=True
     ):
@@ -67,7 +67,8 @@ def _accuracy(df: pd.DataFrame) -> dict[tuple, dict[str, tuple[float, float, int
         mean = sum(values) / n
         sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
         metric = str(group["metric_metric"].dropna().iloc[0]) if group["metric_metric"].notna().any() else ""
-        out.setdefault((impl, widths, int(grid)), {})[str(dataset)] = (mean, sd, n, metric)
+        diverged = int(group["metric_diverged"].fillna(False).astype(bool).sum()) if "metric_diverged" in group else 0
+        out.setdefault((impl, widths, int(grid)), {})[str(dataset)] = (mean, sd, n, metric, diverged)
     return out
 
 
@@ -110,9 +111,10 @@ def entries(df: pd.DataFrame, phase: str | None) -> pd.DataFrame:
         out["peak_mem_bytes"] = float(memory) if memory is not None and not pd.isna(memory) else math.nan
         found = accuracy.get((row["impl"], row["widths_label"], int(row["grid_size"])), {})
         for dataset in datasets:
-            mean, sd, n, metric = found.get(dataset, (math.nan, math.nan, 0, ""))
+            mean, sd, n, metric, diverged = found.get(dataset, (math.nan, math.nan, 0, "", 0))
             out[f"accuracy_{dataset}_mean"], out[f"accuracy_{dataset}_sd"] = mean, sd
             out[f"accuracy_{dataset}_seeds"], out[f"accuracy_{dataset}_metric"] = n, metric
+            out[f"accuracy_{dataset}_diverged"] = diverged
         rows.append(out)
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -172,13 +174,14 @@ def _ratio(value: float) -> str:
     return f"×{value:.3g}" if math.isfinite(value) else units.MISSING
 
 
-def _accuracy_text(mean: float, sd: float, n: int, metric: str) -> str:
+def _accuracy_text(mean: float, sd: float, n: int, metric: str, diverged: int = 0) -> str:
     if not n:
         return units.MISSING
     scale, unit = (100.0, " %") if "accuracy" in metric else (1.0, "")
+    seeds = f"n={n}" + (f", {diverged} diverged" if diverged else "")
     if n == 1:  # one seed has no spread to show
-        return f"{mean * scale:.4g}{unit} (n=1)"
-    return f"{mean * scale:.4g} ± {sd * scale:.2g}{unit} (n={n})"
+        return f"{mean * scale:.4g}{unit} ({seeds})"
+    return f"{mean * scale:.4g} ± {sd * scale:.2g}{unit} ({seeds})"
 
 
 def _datasets(frame: pd.DataFrame) -> list[str]:
@@ -228,7 +231,7 @@ def _cells(table: Table) -> tuple[list[str], list[list[str]], str]:
             ]
         for d in datasets:
             cells.append(_accuracy_text(r[f"accuracy_{d}_mean"], r[f"accuracy_{d}_sd"], int(r[f"accuracy_{d}_seeds"]),
-                                        str(r[f"accuracy_{d}_metric"])))  # fmt: skip
+                                        str(r[f"accuracy_{d}_metric"]), int(r[f"accuracy_{d}_diverged"])))  # fmt: skip
         body.append(cells)
     return header, body, "l" + "r" * (len(header) - 1)
 
