@@ -246,7 +246,10 @@ def verify(found: Fit, measure: Measure, budget: int, say: Callable[[str], None]
 def _next(seen: dict[int, int | None], budget: int, weights: dict[str, float]) -> int | None:
     """The next batch to train at, between the largest measured to fit and the smallest measured not to; None when
     the bracket is narrower than BRACKET (or nothing above a fitting batch is known and nothing suggests more)."""
-    lo = max((b, p) for b, p in seen.items() if p is not None and p <= budget)
+    fitting = [(b, p) for b, p in seen.items() if p is not None and p <= budget]
+    if not fitting:  # not even the smallest batch trained at: try half of it
+        return min(seen) // 2 or None
+    lo = max(fitting)
     above = [(b, p) for b, p in seen.items() if b > lo[0]]
     if not above:  # everything trained at fits: extend the line through the two largest, at most doubling
         below = [(b, p) for b, p in seen.items() if p is not None and b < lo[0]]

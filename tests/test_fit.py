@@ -112,6 +112,14 @@ def test_cuda_out_of_memory_is_recognised():
     assert not fit.out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
 
 
+def test_a_line_that_misleads_below_the_small_batches_still_ends_on_a_batch_that_fits():
+    def peak(b):  # fixed bytes at the budget: batch 16 does not fit, batch 4 does
+        return 10 * MiB - 4096 + 1000 * b
+
+    found = fit.predict(peak, 10 * MiB, quiet)
+    assert found.predicted in (1, 2, 4) and found.verified_peak == peak(found.predicted) <= 10 * MiB
+
+
 def test_nothing_fits():
     found = fit.predict(lambda b: 100 * MiB + b, 10 * MiB, quiet)
     assert found.predicted == 0 and not found.fits
