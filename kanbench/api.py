@@ -12,12 +12,14 @@
 It is `kanbench run`: the same validation (kanbench.suite), worker processes, run directory and records; the frame
 is kanbench.results.load of that directory (`df.attrs["run_dir"]`, `df.attrs["exit_status"]`). Worker processes
 import every class they time, so a class must live in a module (a .py file beside the notebook): one defined in a
-notebook cell or a script's `__main__` is refused with a message saying so.
+notebook cell or a script's `__main__` is refused with a message saying so. In a script (not a notebook), call it
+under `if __name__ == "__main__":`: the worker processes are spawned, and spawning imports the script again.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,10 @@ def run_suite(
     out: the run directory (default results/runs/<UTC time>-<name>); only: `--only` filters ("impl=mlp,...");
     smoke: tiny timing settings (numbers meaningless); bad input raises kanbench.errors.UsageError.
     """
+    if multiprocessing.parent_process() is not None:  # a spawned worker importing the caller's script again
+        raise UsageError("kanbench.api.run_suite was called while a worker process imported the script that calls "
+                         "it: worker processes are spawned and import the main module, so in a script put the call "
+                         'under `if __name__ == "__main__":`')  # fmt: skip
     if isinstance(suite, dict):
         loaded = suite_module.parse(suite_text(suite), "<suite dict>")
     else:

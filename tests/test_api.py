@@ -73,3 +73,11 @@ def test_run_suite_runs_a_dict_with_a_class_and_returns_the_frame(tmp_path, monk
     assert sorted(df["impl"]) == ["mlp", "own_classes:RBFLayer"]
     assert (df["status"] == "ok").all() and (df["time_median"] > 0).all()
     assert (tmp_path / "run" / "suite.toml").read_text().count('"own_classes:RBFLayer"') == 1
+
+
+def test_a_worker_importing_the_script_again_is_told_to_guard_the_call(monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
+    with pytest.raises(UsageError, match='under `if __name__ == "__main__":`'):
+        api.run_suite("suites/quick.toml")
