@@ -268,11 +268,18 @@ def _next(seen: dict[int, int | None], budget: int, weights: dict[str, float]) -
     return min(max(guess, lo[0] + 1), hi[0] - 1)
 
 
-def bisect(measure: Measure, budget: int, start: int, say: Callable[[str], None]) -> int:
-    """The largest batch whose measured peak fits the budget (exactly: the next batch does not), from `start`."""
+def bisect(
+    measure: Measure, budget: int, start: int, say: Callable[[str], None], seen: dict[int, int | None] | None = None
+) -> int:
+    """The largest batch whose measured peak fits the budget (exactly: the next batch does not), from `start`, or
+    from the bracket that the batches in `seen` (already measured) give."""
     lo, hi = 0, None  # lo fits (0: nothing known), hi does not
-    b = max(1, start)
-    while hi is None or lo == 0:
+    fitting = [b for b, p in (seen or {}).items() if not over(p, budget)]
+    if fitting:
+        lo = max(fitting)
+        hi = min((b for b, p in (seen or {}).items() if b > lo), default=None)
+    b = max(1, start) if hi is None or not lo else lo
+    while hi is None or lo == 0:  # grow or shrink by 1.25 until a batch that fits and one that does not are known
         say(f"bisecting: batch {b:,}")
         if not over(measure(b), budget):
             lo = b
@@ -325,11 +332,27 @@ class Progress:
             self.stream.write(line + "\n")
         self.stream.flush()
 
+    def line(self, text: str) -> None:
+        """A line that stays (on a terminal, the progress line is cleared first)."""
+        if self.tty:
+            self.stream.write("\r\x1b[2K")
+        self.stream.write(f"fit: {escape.terminal(text)}\n")
+        self.stream.flush()
+
     def done(self) -> None:
         """End the line."""
         if self.tty:
             self.stream.write("\r\x1b[2K")
             self.stream.flush()
+
+
+def summary(found: Fit, budget: int) -> str:
+    """One implementation's answer in a line."""
+    if found.error and not found.predicted:
+        return f"{found.impl}: {found.error}"
+    peak = f"{units.fmt_bytes(found.verified_peak)} measured" if found.verified_peak is not None else "not verified"
+    text = f"{found.impl}: largest batch {found.predicted:,} ({peak}, first prediction {found.first_prediction:,})"
+    return text + (f"; bisected {found.true_batch:,}" if found.true_batch is not None else "")
 
 
 def render(fits: list[Fit], budget: int, bisected: bool) -> str:
@@ -407,11 +430,12 @@ def command(args: argparse.Namespace) -> int:
         try:
             found = predict(measure, budget, say)
             if args.bisect:
-                found.true_batch = bisect(measure, budget, found.predicted or found.first_prediction, say)
+                found.true_batch = bisect(measure, budget, found.predicted or found.first_prediction, say, cache)
         except Exception as exc:  # one implementation that cannot train must not hide the others' answers
             found = Fit("", error=f"{type(exc).__name__}: {exc}")
         found.impl = name
         fits.append(found)
+        progress.line(summary(found, budget))  # a long run keeps each answer as it comes
     progress.done()
     print(render(fits, budget, args.bisect))
     for f in fits:

@@ -131,6 +131,10 @@ def test_bisect_finds_the_exact_largest_batch():
 
     for start in (1, 50, 5000):
         assert fit.bisect(peak, 100_000, start, quiet) == (100_000 - 1000) // 37
+    measure, seen = recorder(peak)
+    known = {2600: peak(2600), 2700: peak(2700)}  # a bracket already measured: bisect inside it only
+    assert fit.bisect(measure, 100_000, 1, quiet, known) == (100_000 - 1000) // 37
+    assert all(2600 < b < 2700 for b in seen) and len(seen) <= 7
     assert fit.bisect(lambda b: 10**9, 100, 64, quiet) == 0
 
 
@@ -142,6 +146,7 @@ def test_cli_on_the_cpu_verifies_and_exits_0(capsys):
     assert lines[1].split()[:4] == ["impl", "fixed", "per", "sample"]
     assert [line.split()[0] for line in lines[2:4]] == ["mlp", "fastkan"]
     assert "fit: [2/2] fastkan: verifying batch" in out.err  # the progress line
+    assert "fit: mlp: largest batch" in out.err  # each answer as it comes
 
 
 @pytest.mark.parametrize(
