@@ -3,7 +3,7 @@
 import implementations
 implementations.names()                 # built-ins, then entry points of group "kanbench.implementations"
 implementations.info("fastkan")         # Info: family, description, order, colour, target (no torch)
-a = implementations.get("fastkan")      # or "package.module:factory" for an ad hoc implementation
+a = implementations.get("fastkan")      # or "package.module:factory", or "package.module:Class" (implementations.wrap)
 model = a.build(widths=[784, 64, 10], grid_size=5, spline_order=3)   # the family module is imported here
 """
 
@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import importlib
 import importlib.metadata
+import inspect
 
 from .adapter import Adapter, Info, LazyFunction
 
@@ -90,12 +91,41 @@ def names() -> list[str]:
     return [*BUILTIN, *(n for n in sorted(_entry_points()) if n not in BUILTIN)]
 
 
-def _as_adapter(obj: object, source: str) -> Adapter:
-    if callable(obj) and not isinstance(obj, Adapter):
-        obj = obj()
-    if not isinstance(obj, Adapter):
-        raise TypeError(f"{source} must be an implementations.Adapter or a factory returning one, got {obj!r}")
-    return obj
+def _takes_no_arguments(obj: object) -> bool:
+    """Whether obj can be called with no arguments (a factory), as far as its signature tells."""
+    try:
+        signature = inspect.signature(obj)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return True  # a builtin without a signature: call it as before
+    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               for p in signature.parameters.values())  # fmt: skip
+
+
+def _as_adapter(obj: object, source: str, name: str | None = None) -> Adapter:
+    """obj as an Adapter: itself, what a factory returns, or a model or layer class wrapped (implementations.wrap)."""
+    if isinstance(obj, Adapter):
+        return obj
+    if callable(obj) and not inspect.isclass(obj) and _takes_no_arguments(obj):
+        made = obj()
+        if isinstance(made, Adapter):
+            return made
+        raise TypeError(f"{source} must be an implementations.Adapter or a factory returning one, got {made!r} from "
+                        f"calling it; a model or layer function must take the widths or (in_features, "
+                        f"out_features)")  # fmt: skip
+    if callable(obj):
+        from .wrap import wrap  # a class: kanbench builds, counts and costs it itself
+
+        key = (source, id(obj))
+        if key not in _WRAPPED:
+            _WRAPPED[key] = wrap(obj, source, name)
+        return _WRAPPED[key]
+    raise TypeError(
+        f"{source} must be an implementations.Adapter or a factory returning one, got {obj!r}; or a "
+        f"model class taking the widths list, or a layer class taking (in_features, out_features, ...)"
+    )
+
+
+_WRAPPED: dict[tuple[str, int], Adapter] = {}  # one Adapter per class, so its counts are computed once
 
 
 def _unknown(name: str) -> KeyError:
@@ -108,7 +138,7 @@ def get(name: str) -> Adapter:
         return BUILTIN[name]
     if name in _entry_points():
         # An entry point to an Adapter declared with string targets loads without torch; a factory may import it.
-        return _as_adapter(_entry_points()[name].load(), f"entry point {name!r} of group {ENTRY_POINT_GROUP}")
+        return _as_adapter(_entry_points()[name].load(), f"entry point {name!r} of group {ENTRY_POINT_GROUP}", name)
     if ":" in name:
         module_name, _, attr = name.partition(":")
         try:

@@ -121,6 +121,9 @@ class Adapter:
     # edge functions are no such expansion (wavkan's wavelets, grkan's rationals): their layers declare
     # num_basis = 0 and have no basis(x). None (the default) means every family but "mlp" has a basis.
     has_basis: bool | None = None
+    # (options) -> what every record of it says about how it was built and costed, e.g. {"flops_source": "counted",
+    # "ignored_axes": ["spline_order"]} for a class joined as "module:Class" (implementations.wrap); None: nothing
+    notes: Callable[[dict], dict] | None = None
 
     def __post_init__(self) -> None:
         if self.has_basis is None:
@@ -175,6 +178,10 @@ class Adapter:
         """Analytic forward FLOP estimate of one call."""
         breakdown = self.flop_breakdown(widths, grid_size, spline_order, batch, **options)
         return breakdown["matmul"] + breakdown["elementwise"]
+
+    def record_notes(self, **options) -> dict:
+        """What the records of a model built with these options say about it ({} for an ordinary adapter)."""
+        return self.notes({**self.options, **options}) if self.notes is not None else {}
 
     def basis_functions(self, model) -> list[tuple[object, str]]:
         """(owner, attribute) of each function outside layer.basis that evaluates the model's basis (see basis_hook)."""

@@ -376,6 +376,10 @@ def make_record(cell: TrainCell, suite_name: str, run_id: str, reply: dict) -> R
     """The `accuracy` Record of one run from the worker's reply (or a skip/error reply made here)."""
     metric = "test_accuracy" if datasets.SPECS[cell.dataset].task == "classification" else "test_rmse"
     metrics = reply.get("metrics") or {"dataset": cell.dataset, "seed": cell.seed, "metric": metric}
+    if reply["status"] == "ok":
+        from .speed import record_notes
+
+        metrics = {**metrics, **record_notes(cell.spec, dict(cell.options))}
     return make(identity(cell, suite_name), run_id, "accuracy", reply["status"], reply.get("reason"), counts=reply,
                 metrics=metrics)  # fmt: skip
 

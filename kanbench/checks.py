@@ -100,15 +100,15 @@ def check_once(impl: str, options: dict, device: str = "cpu") -> str | None:
                 agrees_with_cpu(adapter, options, target)
             _verdicts[key] = None
         except Exception as exc:
-            _verdicts[key] = f"correctness check failed before timing: {type(exc).__name__}: {exc}"
+            _verdicts[key] = f"correctness check of {impl} failed before timing: {type(exc).__name__}: {exc}"
     return _verdicts[key]
 
 
 def options_problem(impl: str, options: dict, grid_size: int, spline_order: int) -> str | None:
     """Why the adapter refuses these build options (an unknown name, a bad value), or None; builds a 2 -> 2 model."""
-    if not options:
-        return None
     adapter = implementations.get(impl)
+    if not options and adapter.notes is None:  # a class joined as "module:Class" may require an option (a degree)
+        return None
     if not adapter.available()[0]:
         return None  # its cells are skip records, saying why
     try:
@@ -122,7 +122,8 @@ def check_suite_options(suite) -> None:
     """UsageError naming [options.IMPL] if an implementation refuses its build options; before anything runs."""
     from .errors import UsageError
 
-    for impl, options in suite.options.items():
+    for impl in suite.implementations:
+        options = suite.options.get(impl, {})
         grid, order = suite.axes.get("grid_size", [5])[0], suite.axes.get("spline_order", [3])[0]
         problem = options_problem(suite.spec(impl), options, grid, order)
         if problem:

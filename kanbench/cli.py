@@ -55,10 +55,12 @@ MODULE_COMMANDS = [
     ("run", "kanbench.run", "run a suite into a new run directory"),
     ("merge", "kanbench.merge", "merge shards of one suite into one run"),
     ("report", "kanbench.report", "write one offline HTML report from runs"),
+    ("table", "kanbench.report.paper", "the runs' numbers as a Markdown, LaTeX (booktabs) or CSV table for a paper"),
     ("answer", "kanbench.report.cli_answer", "print the report's answer (ranks, resolved gaps) as text or JSON"),
     ("compare", "kanbench.compare", "compare two runs; exit 1 on a significant regression"),
     ("regress", "kanbench.regress", "interleaved latency gate of the working tree against a git ref"),
     ("profile", "kanbench.run:profile", "torch.profiler traces and op breakdowns of a suite's cells"),
+    ("fit", "kanbench.fit", "the largest batch whose training fits a memory budget, measured and verified"),
     ("machine", "kanbench.machine", "measure this device's peak FLOP/s and memory bandwidth"),
     ("selfcheck", "kanbench.selfcheck", "prove the measurements on this machine (sync, memory, GEMM, noise)"),
 ]

@@ -36,6 +36,21 @@ def peak_cuda(fn: Callable[[], object], device: torch.device) -> int:
     return max(int(peak), 0)
 
 
+def peak_reserved_cuda(fn: Callable[[], object], device: torch.device) -> int:
+    """Peak bytes the CUDA caching allocator reserved from the device during fn(), from an emptied cache: what
+    fn takes of the device's free memory (allocations rounded up to the allocator's blocks, fragmentation)."""
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_reserved(device)
+    result = fn()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_reserved(device) - before
+    del result
+    torch.cuda.empty_cache()
+    return max(int(peak), 0)
+
+
 def peak_cpu(fn: Callable[[], object]) -> int:
     """Peak bytes of CPU tensor memory during fn(), from the allocator events torch.profiler records."""
     from torch.profiler import ProfilerActivity, profile

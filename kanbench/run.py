@@ -131,9 +131,13 @@ def profile_kind(suite: Suite, args: argparse.Namespace, only: selection.Selecti
 
 def command(args: argparse.Namespace) -> int:
     """Run a suite of any kind."""
+    return run_suite(load(args.suite), args)
+
+
+def run_suite(suite: Suite, args: argparse.Namespace) -> int:
+    """Run a validated suite (from a file, or kanbench.api's dict) with the command line's arguments."""
     from . import checks
 
-    suite = load(args.suite)
     if args.profile:
         return run_profile(suite, args)
     check_size(suite, args)

@@ -93,6 +93,17 @@ def flop_breakdown(cell: Cell) -> dict[str, int] | None:
         return None
 
 
+def record_notes(spec: str, options: dict) -> dict:
+    """What an implementation's ok records say about how it was built and costed (Adapter.record_notes): for a class
+    joined as "module:Class", that its FLOPs are counted and which of grid_size and spline_order it ignored."""
+    import implementations
+
+    try:
+        return implementations.get(spec).record_notes(**options)
+    except Exception:  # a cell that cannot be built fails in its worker, with its reason
+        return {}
+
+
 def call_estimate(cell: Cell) -> float:
     """Rough seconds of one forward call: the adapter's FLOPs at ~10 GFLOP/s (1 TFLOP/s on CUDA)."""
     breakdown = flop_breakdown(cell)
@@ -249,6 +260,7 @@ class SpeedKind(BaseKind):
                 reference.append(self.run_dir, reply["reference"])
         failed = next((r for r in replies if r["status"] != "ok"), None)
         flops = flop_breakdown(cell)
+        notes = record_notes(cell.spec, dict(cell.options))
         unit = CLOCK_UNITS[self.t.clock]
         records = []
         for phase in self.phases:
@@ -294,7 +306,7 @@ class SpeedKind(BaseKind):
             if record.flops is not None and record.time_s:
                 record.flop_per_s = record.flops / stats.median if stats.median > 0 else None
                 roofline(record, metrics, self.peaks.get(cell.device))
-            record.metrics = metrics.to_dict()
+            record.metrics = {**metrics.to_dict(), **notes}
             records.append(record)
         return records
 
