@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, kanbench
 
-from kanbench import results, session, timing, worker
+from kanbench import judge, results, session, timing, worker
 from kanbench.record import Record
 from kanbench.report import answer, data
 
@@ -92,7 +92,7 @@ def test_the_answer_judges_a_paired_run_paired_and_prints_it_as_json(paired_run)
     assert all(r["rule"] == "paired" for r in ranked[:-1]) and ranked[-1]["rule"] is None
     assert all(isinstance(r["median"], float) and r["median"] > 0 for r in ranked)
     assert next(r for r in ranked if r["impl"] == "mlp-iso")["vs_iso"] == pytest.approx(1.0)
-    assert found["not_together"] == [] and found["min_effect"] == 0.05
+    assert found["not_together"] == [] and found["min_effect"] == judge.MIN_EFFECT
     text = kanbench("answer", str(paired_run))
     assert text.returncode == 0 and "forward:" in text.stdout and "(paired)" in text.stdout
 
