@@ -31,9 +31,9 @@ def resolved_pairs(found: answer.Answer) -> set[tuple[str, str, str]]:
     out = set()
     for phase, ranked in found.ranks.items():
         for a, b in itertools.combinations(ranked, 2):  # ranked fastest first: a.median <= b.median
-            gap = judge.judge(a.sample, b.sample, found.margin) if a.sample and b.sample else None
-            if gap is None and answer.apart(a, b, found.margin) or gap is not None and gap.resolved:
-                fast, slow = (a, b) if gap is None or gap.ratio > 1 else (b, a)
+            gap = judge.judge(a.sample, b.sample, found.margin)  # every rank carries what the judge reads
+            if gap.resolved:
+                fast, slow = (a, b) if gap.ratio > 1 else (b, a)
                 out.add((phase, fast.impl, slow.impl))
     return out
 

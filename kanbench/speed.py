@@ -235,7 +235,7 @@ class SpeedKind(BaseKind):
 
     def requests(self, group: list[Cell], group_index: int) -> list[Request]:
         """One request per process, each the whole group interleaved; which worker serves it, and the order the
-        cells are set up in, rotate. The order seed of process p is seed_of(group, p): recorded, reproducible."""
+        cells are set up in, rotate. The order seed of process p is order_seed(group, p): recorded, reproducible."""
         out = []
         for step in range(self.t.processes):
             slot = (group_index + step) % self.t.processes

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -241,12 +241,12 @@ def measure_group(
             if slot is not None:
                 slots.append(slot)
             if result.get("restart"):
+                _poison(results, len(cells), phase_names, name)
+                slots = []  # the process's CUDA context is broken: nothing set up before is measured
                 break
         if c["cell"].get("compile"):
             result["compiled"] = compilation.stats(since)
         if result.get("restart"):
-            _poison(results, len(cells), phase_names, name)
-            slots = []
             break
     if slots:
         logs = [s.clocks for s in slots]
@@ -283,11 +283,7 @@ def _memory_and_flops(results: list[dict], held: list[tuple[int, phases.Workload
     """Peak memory and counted FLOPs of one call of every measured phase (the first process only)."""
     for index, w in held:
         uncompiled = replace(w, model=compilation.eager(w.model))  # FlopCounterMode on a compiled model: no dynamo
-        device = w.x.device
-
-        def peak(call: Callable[[], object], device: torch.device = device) -> int:
-            return memory.peak_bytes(call, device)
-
+        peak = functools.partial(memory.peak_bytes, device=w.x.device)
         for name in phase_names:
             entry = results[index]["phases"].get(name)
             if not entry or entry["status"] != "ok":

@@ -85,7 +85,8 @@ def sample(row: dict) -> Sample:
                   tuple(zip(process, rounds)), f"{run}/{group}")  # fmt: skip
 
 
-def _in(rows: pd.DataFrame, config: dict) -> pd.DataFrame:
+def in_config(rows: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """The rows of one configuration (config: column -> value)."""
     return rows[(rows[list(config)] == pd.Series(config)).all(axis=1)]
 
 
@@ -127,8 +128,8 @@ def run_names(rows: pd.DataFrame) -> dict[int, str]:
     return {o: f"{n} (run {o + 1})" if n in twice else n for o, n in named.items()}
 
 
-def _fastest_first(found: list[dict], samples: list[Sample]) -> list[int]:
-    """Indices of found, fastest first: by the paired location where one group of one run holds them all (so the
+def _fastest_first(samples: list[Sample]) -> list[int]:
+    """Indices of samples, fastest first: by the paired location where one group of one run holds them all (so the
     order agrees with the paired ratios), else by median."""
     together_ = {s.together for s in samples}
     if len(together_) == 1 and None not in together_ and len(samples) > 1:
@@ -140,21 +141,19 @@ def _fastest_first(found: list[dict], samples: list[Sample]) -> list[int]:
 
 def ranks(rows: pd.DataFrame, config: dict, margin: float = 0.0) -> dict[str, list[Rank]]:
     """Per phase, the implementations fastest first (_fastest_first), each gap judged (kanbench.judge)."""
-    here = _in(rows, config)
+    here = in_config(rows, config)
     names = run_names(here)
     out: dict[str, list[Rank]] = {}
     for phase in [p for p in PHASES if p in set(here["phase"])]:
         mine = here[here["phase"] == phase].drop_duplicates("impl", keep="last")
         unsorted = mine.to_dict("records")
         plain = [sample(r) for r in unsorted]
-        order = _fastest_first(unsorted, plain)
+        order = _fastest_first(plain)
         found, samples = [unsorted[i] for i in order], [plain[i] for i in order]
         iso = next((s for r, s in zip(found, samples) if r["impl"] == "mlp-iso"), None)
         ranked = []
         for i, (r, s) in enumerate(zip(found, samples)):
-            vs_iso = None
-            if iso is not None and iso.median > 0:
-                vs_iso = judge.judge(iso, s, margin).ratio if judge.paired_logs(iso, s) else s.median / iso.median
+            vs_iso = judge.judge(iso, s, margin).ratio if iso is not None and iso.median > 0 else None
             gap = judge.judge(s, samples[i + 1], margin) if i + 1 < len(samples) else None
             resolved = None if gap is None else gap.a_faster
             run_order = int(r.get("run_order", 0))
@@ -164,29 +163,16 @@ def ranks(rows: pd.DataFrame, config: dict, margin: float = 0.0) -> dict[str, li
     return out
 
 
-def apart(fast: Rank, slow: Rank, margin: float) -> bool:
-    """Whether fast is resolved as faster than slow by the unpaired rule (kanbench.judge.unpaired)."""
-    return judge.unpaired(Sample(fast.median, fast.low, fast.high), Sample(slow.median, slow.low, slow.high),
-                          margin).a_faster  # fmt: skip
-
-
-def verdict(phase_ranks: dict[str, list[Rank]], margin: float = 0.0, rows: pd.DataFrame | None = None,
-            config: dict | None = None) -> list[str]:  # fmt: skip
+def verdict(phase_ranks: dict[str, list[Rank]], margin: float = 0.0) -> list[str]:
     """bspline-fast against fastkan per phase (paired where measured together), or the sentence naming the suite
     that answers it."""
     fast, rbf = VERDICT_PAIR
-    here = _in(rows, config) if rows is not None and config is not None else None
     lines = []
     for phase, found in phase_ranks.items():
-        by = {r.impl: r for r in found}
+        by = {r.impl: r.sample or Sample(r.median, r.low, r.high) for r in found}
         if fast not in by or rbf not in by:
             continue
-        a, b = by[fast], by[rbf]
-        if here is not None:
-            mine = here[here["phase"] == phase].drop_duplicates("impl", keep="last").set_index("impl", drop=False)
-            gap = judge.judge(sample(mine.loc[fast].to_dict()), sample(mine.loc[rbf].to_dict()), margin)
-        else:
-            gap = judge.unpaired(Sample(a.median, a.low, a.high), Sample(b.median, b.low, b.high), margin)
+        gap = judge.judge(by[fast], by[rbf], margin)
         ratio = 1 / gap.ratio  # bspline-fast / fastkan
         winner = fast if gap.ratio > 1 else rbf
         how = f"{max(ratio, 1 / ratio):.2f}x faster" if gap.resolved else f"indistinguishable (ratio {ratio:.2f})"
@@ -205,7 +191,7 @@ def build(df: pd.DataFrame, noise: list[Noise] | None = None) -> Answer | None:
     if config is None:
         return None
     mine = tuple(n for n in noise or [] if n.device == config["device"])
-    here = _in(rows, config)
+    here = in_config(rows, config)
     margin = process_spread(here)
     found = ranks(rows, config, margin)
     noisy = int(here["noisy"].sum()) if "noisy" in here else 0
@@ -214,7 +200,7 @@ def build(df: pd.DataFrame, noise: list[Noise] | None = None) -> Answer | None:
     orders = tuple(dict.fromkeys(r.run_order for v in found.values() for r in v))
     names = run_names(here)
     runs = tuple(names.get(o, "") for o in orders)
-    return Answer(config, found, verdict(found, margin, rows, config), noisy, len(here), mine, margin, processes,
+    return Answer(config, found, verdict(found, margin), noisy, len(here), mine, margin, processes,
                   judge.resolvable(gaps), runs, orders)  # fmt: skip
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from kanbench import judge
 
-from .answer import process_spread, sample
+from .answer import in_config, process_spread, sample
 from .data import timing_rows
 from .summary import accuracy_entry, fmt_ratio, fmt_time
 
@@ -363,7 +363,7 @@ def _bspline_block(rows: pd.DataFrame) -> Block:
         if "bspline-fast" not in last or "fastkan" not in last or key[4] not in ("forward", "train_step"):
             continue
         config = dict(zip(["device", "widths_label", "grid_size", "batch_size", "dtype"], [*key[:4], key[5]]))
-        margin = process_spread(rows[(rows[list(config)] == pd.Series(config)).all(axis=1)])  # as the answer's
+        margin = process_spread(in_config(rows, config))  # the unpaired rule's spread, as the answer takes it
         gap = judge.judge(sample(last["fastkan"]), sample(last["bspline-fast"]), margin)  # bspline-fast / fastkan
         ratios.append(gap.ratio)
         gaps.append(gap)
