@@ -154,6 +154,37 @@ def test_zoo_claims_match_our_cells(tmp_path):
     assert not benchmarking.measured  # batch 100 is not in this run
 
 
+def test_claims_file_holds_the_published_figures():
+    loaded = {c.key: c for c in claims.load()}
+    assert len(loaded) == 13
+    assert loaded["fastkan-forward"].timings[1].seconds == 223e-6 and loaded["fastkan-forward"].batch_size == 8
+    assert loaded["relukan-f4-gpu"].ratio == 23.12 / 1.08  # seconds = [slower's, faster's]
+    assert loaded["kan-benchmarking-gpu"].widths_by_impl == {"mlp": (1000, 10000, 1)}
+    assert loaded["bspline-mnist"].note == "" and loaded["bspline-mnist"].epochs == 10
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        ('device = "NVIDIA V100"\n', "", "time claim 'fastkan-forward': missing field 'device'"),
+        ("batch_size = 8", 'batch_size = "8"', "'fastkan-forward': field 'batch_size' should be a positive integer"),
+        ("seconds = 742e-6", "seconds = -742e-6", "field 'timings[0].seconds' should be a positive number"),
+        ("widths = [784, 64, 10]", "widths = [784, 0, 10]", "accuracy claim 'fastkan-mnist': field 'widths[1]'"),
+        ("epochs = 20", "epoch = 20", "accuracy claim 'fastkan-mnist': unknown field 'epoch'"),
+        ("seconds = [11.30, 1.57]", "seconds = [11.30]", "ratio claim 'relukan-f4-cpu': field 'seconds' should be"),
+        ('key = "fastkan-forward-backward"', 'key = "fastkan-forward"', "claim 'fastkan-forward' is there twice"),
+        ("[[ratio]]", "[[ratios]]", "'ratios' is not a list of claims"),
+        ("[[time]]", "[[time]", "Expected"),  # the parser's own message, after the file's name
+    ],
+)
+def test_claims_file_errors_name_the_claim_and_the_field(tmp_path, old, new, said):
+    path = tmp_path / "claims.toml"
+    path.write_text(claims.CLAIMS_FILE.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(claims.ClaimsError) as raised:
+        claims.load(path)
+    assert str(raised.value).startswith(f"{path}: ") and said in str(raised.value)
+
+
 def test_memory_figure_gives_bytes_per_sample(frame):
     assert figures.bytes_per_sample([256, 1024, 4096], [1000 + 3 * 256, 1000 + 3 * 1024, 1000 + 3 * 4096]) == 3.0
     assert figures.bytes_per_sample([64, 64], [1.0, 2.0]) is None

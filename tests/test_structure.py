@@ -160,3 +160,18 @@ def test_config_hashes_are_those_of_the_committed_baselines():
         parsed = suite.parse((run / "suite.toml").read_text(encoding="utf-8"), name)
         cells = accuracy.plan(parsed).cells if parsed.kind == "accuracy" else parsed.cells()
         assert {c.config_hash for c in cells} == {r.config_hash for r in results.read_records(run)}, name
+
+
+def test_files_beside_the_code_ship_in_the_wheel():
+    """A data file the package reads (the report's claims.toml) is package-data, so an installed kanbench has it."""
+    from fnmatch import fnmatch
+
+    from kanbench.suite import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    shipped = pyproject["tool"]["setuptools"].get("package-data", {})
+    data = [p for p in PACKAGE.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
+    assert data, "claims.toml at least"
+    for path in data:
+        package = ".".join(path.parent.relative_to(ROOT).parts)
+        assert any(fnmatch(path.name, pattern) for pattern in shipped.get(package, [])), path

@@ -1,30 +1,24 @@
-"""Published figures about KAN implementations, copied from their sources with the device and method of each,
-and the cells of our runs that measure the same thing. The numbers here are quotations, never our results."""
+"""Published figures about KAN implementations (claims.toml beside this file) set beside the cells of our runs that
+measure the same thing. The figures are quotations, never our results."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import types
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
 
 import pandas as pd
 
 from kanbench import judge
 
+from ..suite import tomllib
 from .answer import in_config, process_spread, sample
 from .data import timing_rows
 from .summary import accuracy_entry, fmt_ratio, fmt_time
 
-FAST_KAN = "https://github.com/ZiyaoLi/fast-kan"
-FAST_KAN_PAPER = 'arXiv:2405.06721 (Li, "Kolmogorov-Arnold Networks are Radial Basis Function Networks")'
-EFFICIENT_KAN = "https://github.com/Blealtan/efficient-kan"
-FASTER_KAN = "https://github.com/AthanasiosDelis/faster-kan"
-KAN_BENCHMARKING = "https://github.com/Jerry-Master/KAN-benchmarking"
-RELU_KAN = "https://github.com/quiqi/relu_kan"
-RELU_KAN_METHOD = (
-    "time.time() around 500 full-batch Adam steps on 1000 points (MSE), one run; ours: the median train step, so "
-    "the ratio is per step; their KAN is pykan of 2024 with its defaults (symbolic branch on), ours pykan in its "
-    "speed configuration"
-)
+CLAIMS_FILE = Path(__file__).with_name("claims.toml")
 
 
 @dataclass(frozen=True)
@@ -37,222 +31,115 @@ class Timing:
     label: str  # what the source calls it
 
 
-@dataclass(frozen=True)
-class TimeClaim:
-    """Published times at one shape on one device, compared as times and as ratios to the first entry."""
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """What every published claim has: what it is about, at which widths, where it was measured and how."""
 
     key: str
     subject: str
     widths: tuple[int, ...]
-    batch_size: int | None  # None: the source does not say
-    timings: tuple[Timing, ...]
     device: str
     method: str
     source: str
     note: str = ""
-    widths_by_impl: dict = field(default_factory=dict)  # impl -> widths where the source used other widths
 
 
-@dataclass(frozen=True)
-class RatioClaim:
+@dataclass(frozen=True, kw_only=True)
+class TimeClaim(Claim):
+    """Published times at one shape on one device, compared as times and as ratios to the first entry."""
+
+    timings: tuple[Timing, ...]
+    batch_size: int | None = None  # None: the source does not say
+    widths_by_impl: dict[str, tuple[int, ...]] = field(default_factory=dict)  # where the source used other widths
+
+
+@dataclass(frozen=True, kw_only=True)
+class RatioClaim(Claim):
     """A published speed-up of one implementation over another, without absolute times."""
 
-    key: str
-    subject: str
-    widths: tuple[int, ...]
     phase: str
     slower: str
     faster: str
     ratio: float
-    device: str
-    method: str
-    source: str
-    note: str = ""
 
 
-@dataclass(frozen=True)
-class AccuracyClaim:
+@dataclass(frozen=True, kw_only=True)
+class AccuracyClaim(Claim):
     """A published accuracy of one implementation on a dataset after some epochs."""
 
-    key: str
-    subject: str
     impl: str
-    widths: tuple[int, ...]
     dataset: str
     value: str
-    epochs: int | None
-    device: str
-    method: str
-    source: str
-    note: str = ""
+    epochs: int | None = None
 
 
-CLAIMS = (
-    TimeClaim(
-        "fastkan-forward",
-        "FastKAN vs efficient B-spline KAN, forward, one 100 → 100 layer",
-        (100, 100),
-        8,
-        (
-            Timing("bspline", "forward", 742e-6, "efficient-kan KANLinear(100, 100)"),
-            Timing("fastkan-noln", "forward", 223e-6, "FastKANLayer(100, 100), LayerNorm off"),
-        ),
-        "NVIDIA V100",
-        "IPython %timeit -r10 -n1000 without CUDA synchronisation (so it times kernel launches, not kernels)",
-        f"{FAST_KAN} README; {FAST_KAN_PAPER}",
-        'published as "3.33x faster"',
-    ),
-    TimeClaim(
-        "fastkan-forward-backward",
-        "FastKAN vs efficient B-spline KAN, forward + backward (.sum().backward()), one 100 → 100 layer",
-        (100, 100),
-        8,
-        (
-            Timing("bspline", "forward+backward", 1.16e-3, "efficient-kan KANLinear(100, 100)"),
-            Timing("fastkan", "forward+backward", 925e-6, "FastKANLayer(100, 100), LayerNorm on"),
-        ),
-        "NVIDIA V100",
-        "IPython %timeit without CUDA synchronisation",
-        f"{FAST_KAN} README",
-        "ours is the sum of our forward and backward medians, measured separately with synchronisation",
-    ),
-    TimeClaim(
-        "kan-benchmarking-gpu",
-        "KAN-benchmarking, 1000 → 1000 → 1, batch 100, GPU",
-        (1000, 1000, 1),
-        100,
-        (
-            Timing("bspline", "forward", 4.76e-3, "efficient-kan"),
-            Timing("bspline", "backward", 4.54e-3, "efficient-kan"),
-            Timing("fastkan", "forward", 1.44e-3, "fast-kan"),
-            Timing("fastkan", "backward", 2.13e-3, "fast-kan"),
-            Timing("rswaf", "forward", 1.20e-3, "faster-kan"),
-            Timing("rswaf", "backward", 2.01e-3, "faster-kan"),
-            Timing("mlp", "forward", 0.49e-3, "MLP, 10x hidden"),
-            Timing("mlp", "backward", 1.07e-3, "MLP, 10x hidden"),
-            Timing("chebykan", "forward", 1.03e-3, "ChebyKAN, degree 9"),
-            Timing("chebykan", "backward", 1.21e-3, "ChebyKAN, degree 9"),
-            Timing("fourierkan", "forward", 17.93e-3, "FourierKAN, gridsize 5 (peak 1.96 GB)"),
-            Timing("fourierkan", "backward", 14.40e-3, "FourierKAN, gridsize 5"),
-            Timing("wavkan", "forward", 28.55e-3, "Wav-KAN (peak 5.28 GB)"),
-            Timing("wavkan", "backward", 65.31e-3, "Wav-KAN"),
-            Timing("relukan", "forward", 3.22e-3, "ReLU-KAN"),
-            Timing("relukan", "backward", 55.12e-3, "ReLU-KAN"),
-        ),
-        "NVIDIA RTX A5000",
-        "one CUDA event pair around one call, mean of 10 repetitions after 1 warm-up; backward is loss.backward()",
-        f"{KAN_BENCHMARKING} README and benchmark.py",
-        "a second committed table of the same setup differs by up to ~65 %; ChebyKAN degree 9 and FourierKAN "
-        "gridsize 5 are 10 bases per edge (suites/zoo-claims.toml builds ours so, and Wav-KAN at its own widths); "
-        "Wav-KAN's and ReLU-KAN's settings are not stated",
-        {"mlp": (1000, 10000, 1)},
-    ),
-    TimeClaim(
-        "kan-benchmarking-cpu",
-        "KAN-benchmarking, 1000 → 1000 → 1, batch 100, CPU",
-        (1000, 1000, 1),
-        100,
-        (
-            Timing("bspline", "forward", 31.98e-3, "efficient-kan"),
-            Timing("bspline", "backward", 44.49e-3, "efficient-kan"),
-            Timing("fastkan", "forward", 9.96e-3, "fast-kan"),
-            Timing("fastkan", "backward", 17.06e-3, "fast-kan"),
-            Timing("rswaf", "forward", 10.58e-3, "faster-kan"),
-            Timing("rswaf", "backward", 15.42e-3, "faster-kan"),
-            Timing("mlp", "forward", 9.77e-3, "MLP, 10x hidden"),
-            Timing("mlp", "backward", 7.27e-3, "MLP, 10x hidden"),
-        ),
-        "Intel i9-10900X",
-        "mean of 10 repetitions after 1 warm-up",
-        f"{KAN_BENCHMARKING} README",
-        "a second committed table of the same setup differs by up to ~65 %",
-        {"mlp": (1000, 10000, 1)},
-    ),
-    RatioClaim(
-        "fasterkan-forward",
-        "FasterKAN (RSWAF) vs FastKAN, forward, 784 → 256 → 10",
-        (784, 256, 10),
-        "forward",
-        "fastkan",
-        "rswaf",
-        1.5,
-        "NVIDIA RTX 3050 Ti",
-        "not stated",
-        f"{FASTER_KAN} README",
-        "measured with 16 bases for FastKAN/FasterKAN (ours: G + k = 8 for every KAN)",
-    ),
-    RatioClaim(
-        "fasterkan-backward",
-        "FasterKAN (RSWAF) vs FastKAN, backward, 784 → 256 → 10",
-        (784, 256, 10),
-        "backward",
-        "fastkan",
-        "rswaf",
-        1.2,
-        "NVIDIA RTX 3050 Ti",
-        "not stated",
-        f"{FASTER_KAN} README",
-        "measured with 16 bases for FastKAN/FasterKAN (ours: G + k = 8 for every KAN)",
-    ),
-    *(
-        RatioClaim(
-            f"relukan-{f}-{where}",
-            f"ReLU-KAN vs the original KAN, training, {f} on {' → '.join(map(str, widths))}, G = {G} ({where.upper()})",
-            widths,
-            "train_step",
-            "pykan",
-            "relukan",
-            kan / relu,
-            f"a {where.upper()}, model not stated",
-            RELU_KAN_METHOD,
-            f'{RELU_KAN} README (speed table; exp_speed.py), the basis of its "20 times faster"',
-            f"published {kan} s vs {relu} s; ours at batch 1000 in suites/zoo-claims.toml",
-        )
-        for f, widths, G, where, kan, relu in (
-            ("f4", (2, 5, 1), 5, "cpu", 11.30, 1.57),
-            ("f4", (2, 5, 1), 5, "gpu", 23.12, 1.08),
-            ("f5", (4, 4, 2, 1), 10, "cpu", 19.23, 2.26),
-            ("f5", (4, 4, 2, 1), 10, "gpu", 34.38, 1.15),
-        )
-    ),
-    AccuracyClaim(
-        "fastkan-mnist",
-        "FastKAN on MNIST, 784 → 64 → 10",
-        "fastkan",
-        (784, 64, 10),
-        "mnist",
-        "about 97.5-97.6 % validation accuracy (plateau)",
-        20,
-        "not stated",
-        "AdamW lr 1e-3 wd 1e-4, ExponentialLR 0.8, batch 64, inputs (x - 0.5)/0.5; read off the repository's curve",
-        f"{FAST_KAN} README",
-        "a figure of 97.9 % is often quoted; no primary source for it is known",
-    ),
-    AccuracyClaim(
-        "bspline-mnist",
-        "efficient B-spline KAN on MNIST, 784 → 64 → 10",
-        "bspline",
-        (784, 64, 10),
-        "mnist",
-        "about 97 % validation accuracy",
-        10,
-        "not stated",
-        "the same recipe as FastKAN's",
-        f"{EFFICIENT_KAN} README",
-    ),
-    AccuracyClaim(
-        "fasterkan-mnist",
-        "FasterKAN (RSWAF) on MNIST, 784 → 256 → 10",
-        "rswaf",
-        (784, 256, 10),
-        "mnist",
-        "97.7 % validation accuracy",
-        15,
-        "not stated",
-        "not stated",
-        f"{FASTER_KAN} README",
-    ),
-)
+KINDS: dict[str, type[Claim]] = {"time": TimeClaim, "ratio": RatioClaim, "accuracy": AccuracyClaim}
+
+
+class ClaimsError(ValueError):
+    """A claims file that does not parse, or a claim in it with a missing, unknown or wrong field."""
+
+
+def load(path: Path = CLAIMS_FILE) -> list[Claim]:
+    """The claims of a claims file: its time claims, then its ratio claims, then its accuracy claims."""
+    try:
+        tables = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ClaimsError(f"{path}: {exc}") from exc
+    claims: list[Claim] = []
+    for kind, entries in tables.items():
+        if kind not in KINDS or not isinstance(entries, list):
+            raise ClaimsError(f"{path}: {kind!r} is not a list of claims; allowed: [[{']], [['.join(KINDS)}]]")
+        for i, entry in enumerate(entries):
+            key = entry.get("key", f"number {i + 1}") if isinstance(entry, dict) else f"number {i + 1}"
+            claims.append(_make(KINDS[kind], entry, f"{path}: {kind} claim {key!r}"))
+    keys = [c.key for c in claims]
+    if len(set(keys)) < len(keys):
+        raise ClaimsError(f"{path}: claim {next(k for k in keys if keys.count(k) > 1)!r} is there twice")
+    # the page shows the kinds in this order whatever the file's order
+    return sorted(claims, key=lambda c: list(KINDS.values()).index(type(c)))
+
+
+def _make(cls: Any, entry: Any, where: str, prefix: str = "") -> Any:
+    """An instance of the dataclass cls from a TOML table, each field checked against its type hint."""
+    if not isinstance(entry, dict):
+        raise ClaimsError(f"{where}: {f'field {prefix[:-1]!r}' if prefix else 'the claim'} should be a table")
+    entry = dict(entry)
+    if cls is RatioClaim and "seconds" in entry:  # the source gives both times: the claim is their ratio
+        seconds = _value(tuple[float, ...], entry.pop("seconds"), where, "seconds")
+        if len(seconds) != 2 or "ratio" in entry:
+            raise ClaimsError(f"{where}: field 'seconds' should be [slower's, faster's] and stand without 'ratio'")
+        entry["ratio"] = seconds[0] / seconds[1]
+    names = [f.name for f in fields(cls)]
+    for name in entry:
+        if name not in names:
+            raise ClaimsError(f"{where}: unknown field {prefix + name!r}; allowed: {', '.join(names)}")
+    for f in fields(cls):
+        if f.name not in entry and f.default is MISSING and f.default_factory is MISSING:
+            raise ClaimsError(f"{where}: missing field {prefix + f.name!r}")
+    hints = get_type_hints(cls)
+    return cls(**{name: _value(hints[name], value, where, prefix + name) for name, value in entry.items()})
+
+
+def _value(hint: Any, value: Any, where: str, name: str) -> Any:
+    """value as the type hint says (a TOML list becomes a tuple), or a ClaimsError naming the claim and field."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is types.UnionType:  # `int | None`: None is the field left out
+        return _value(args[0], value, where, name)
+    if origin is tuple and isinstance(value, list):
+        return tuple(_value(args[0], v, where, f"{name}[{i}]") for i, v in enumerate(value))
+    if origin is dict and isinstance(value, dict):
+        return {k: _value(args[1], v, where, f"{name}.{k}") for k, v in value.items()}
+    if is_dataclass(hint):
+        return _make(hint, value, where, f"{name}.")
+    if hint is str and isinstance(value, str):
+        return value
+    # every number in a claim is a count, a size, a time or a ratio: positive
+    number = (int,) if hint is int else (int, float)
+    if hint in (int, float) and isinstance(value, number) and not isinstance(value, bool) and value > 0:
+        return hint(value)
+    wanted = {str: "a string", int: "a positive integer", float: "a positive number", tuple: "a list", dict: "a table"}
+    raise ClaimsError(f"{where}: field {name!r} should be {wanted[origin or hint]}, not {value!r}")
 
 
 @dataclass
@@ -292,9 +179,9 @@ def _devices(rows: pd.DataFrame) -> list[str]:
     return sorted(set(rows["device"]), key=lambda d: (d == "cpu", d))
 
 
-def _meta(device: str, method: str, source: str, note: str) -> list[tuple[str, str]]:
-    meta = [("published on", device), ("their method", method), ("source", source)]
-    return meta + ([("note", note)] if note else [])
+def _meta(claim: Claim) -> list[tuple[str, str]]:
+    meta = [("published on", claim.device), ("their method", claim.method), ("source", claim.source)]
+    return meta + ([("note", claim.note)] if claim.note else [])
 
 
 def _time_block(claim: TimeClaim, rows: pd.DataFrame, devices: list[str]) -> Block:
@@ -323,7 +210,7 @@ def _time_block(claim: TimeClaim, rows: pd.DataFrame, devices: list[str]) -> Blo
         table.append([t.label, f"{t.impl} {shape}", t.phase.replace("+", " + "), published, *ours])
     where = f", batch {claim.batch_size}" if claim.batch_size else ""
     header = ["published as", "ours", "phase", f"published ({claim.device})", *[f"ours ({d})" for d in devices]]
-    meta = _meta(claim.device, claim.method, claim.source, claim.note)
+    meta = _meta(claim)
     meta.append(("ratios", "each time against the first row of the same phase"))
     return Block(claim.subject + where, meta, header, table, measured)
 
@@ -343,7 +230,7 @@ def _ratio_block(claim: RatioClaim, rows: pd.DataFrame, devices: list[str]) -> B
         ours.append(", ".join(parts) or "—")
     header = ["comparison", f"published ({claim.device})", *[f"ours ({d})" for d in devices]]
     row = [f"{claim.faster} faster than {claim.slower} ({claim.phase})", fmt_ratio(claim.ratio), *ours]
-    return Block(claim.subject, _meta(claim.device, claim.method, claim.source, claim.note), header, [row], measured)
+    return Block(claim.subject, _meta(claim), header, [row], measured)
 
 
 def _bspline_block(rows: pd.DataFrame) -> Block:
@@ -414,12 +301,13 @@ def claim_blocks(df: pd.DataFrame) -> list[Block]:
     """Every published claim beside our matching measurements ("—" where our runs have no matching cell)."""
     rows = timing_rows(df)
     devices = _devices(rows) or ["this machine"]
+    claims = load()
     blocks: list[Block] = []
-    for claim in CLAIMS:
+    for claim in claims:
         if isinstance(claim, TimeClaim):
             blocks.append(_time_block(claim, rows, devices))
         elif isinstance(claim, RatioClaim):
             blocks.append(_ratio_block(claim, rows, devices))
     blocks.append(_bspline_block(rows))
-    blocks.append(_accuracy_block([c for c in CLAIMS if isinstance(c, AccuracyClaim)], df))
+    blocks.append(_accuracy_block([c for c in claims if isinstance(c, AccuracyClaim)], df))
     return blocks

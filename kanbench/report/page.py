@@ -451,7 +451,7 @@ def profile_section(page: Page) -> str:
 def claims_section(page: Page) -> str:
     """Published figures beside ours, each with the device and method it was measured with."""
     out = [
-        '<p class="caption">Figures quoted from their sources (kept in kanbench/report/claims.py), not measured '
+        '<p class="caption">Figures quoted from their sources (kept in kanbench/report/claims.toml), not measured '
         "here, beside the matching cells of these runs. Ours: median of synchronised timings (forward and "
         "backward are separate phases) on the device named in the column. Published GPU timings taken without "
         "synchronisation measure kernel launches more than kernels, so compare ratios rather than absolute "
