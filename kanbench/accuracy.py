@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import datasets, progress
-from .errors import UsageError
 from .record import Identity, Record, make
 from .session import BaseKind, Request, dry_run_line
 from .suite import BOUNDS, Checker, Suite, stable_hash, tomllib
@@ -206,9 +205,13 @@ def _widths(value, where: str, spec: datasets.Spec, check: Checker) -> list[tupl
     return out
 
 
-def plan(suite: Suite, smoke: bool = False, data_dir: str | None = None) -> Plan:
-    """Validate an accuracy suite's tables and list its runs; UsageError naming file, key and what is allowed."""
+def plan(suite: Suite, smoke: bool = False, data_dir: str | None = None, flags: dict[str, Any] | None = None) -> Plan:
+    """Validate an accuracy suite's tables and the command line's flags (None: not given; --processes sets
+    [training].workers) and list its runs; UsageError naming the file and key, or the flag, and what is allowed."""
     check = Checker(suite.path)
+    given = {key: value for key, value in (flags or {}).items() if value is not None}
+    for key in sorted(given.keys() - {"processes"}):
+        check.fail("--" + key.replace("_", "-"), "applies to speed suites only; accuracy suites set [training] instead")
     raw = tomllib.loads(suite.text) if suite.text else {}
     for section, allowed in (("timing", ("threads",)), ("limits", ()), ("profile", ())):
         for key in raw.get(section, {}):
@@ -233,7 +236,8 @@ def plan(suite: Suite, smoke: bool = False, data_dir: str | None = None) -> Plan
 
     training = check.entries(suite.extra.get("training", {}), "[training]", TRAINING_KEYS)
     base = _recipe(training, RECIPE_DEFAULTS, "[training]", check)
-    workers = check.number(training.get("workers", 1), "[training].workers", int, 1, maximum=BOUNDS["processes"])
+    at = "--processes" if "processes" in given else "[training].workers"
+    workers = check.number(given.get("processes", training.get("workers", 1)), at, int, 1, maximum=BOUNDS["processes"])
     gpu_workers = check.number(training.get("gpu_workers", 1), "[training].gpu_workers", int, 1,
                                maximum=BOUNDS["processes"])  # fmt: skip
 
@@ -382,13 +386,6 @@ def make_record(cell: TrainCell, suite_name: str, run_id: str, reply: dict) -> R
         metrics = {**metrics, **record_notes(cell.spec, dict(cell.options))}
     return make(identity(cell, suite_name), run_id, "accuracy", reply["status"], reply.get("reason"), counts=reply,
                 metrics=metrics)  # fmt: skip
-
-
-def worker_count(processes: int | None, planned: int) -> int:
-    """Runs trained at once: --processes if given, else [training].workers."""
-    if processes is not None and not 1 <= processes <= BOUNDS["processes"]:
-        raise UsageError(f"--processes must be 1 to {BOUNDS['processes']} (runs trained at once), got {processes}")
-    return processes or planned
 
 
 class AccuracyKind(BaseKind):

@@ -11,7 +11,7 @@ import argparse
 from . import selection, session
 from .errors import UsageError
 from .ray_executor import CONNECT_WAIT_S
-from .suite import MAX_CELLS, Suite, load, shard
+from .suite import MAX_CELLS, Suite, load, shard, timing_with
 
 
 def _common_arguments(parser: argparse.ArgumentParser, default_dir: str) -> None:
@@ -69,6 +69,11 @@ def options_of(args: argparse.Namespace, run_name: str = "") -> session.Options:
                            yes=args.yes, executor=args.executor, address=args.address)  # fmt: skip
 
 
+def flags_of(args: argparse.Namespace) -> dict[str, int | float | str | None]:
+    """The suite settings the command line overrides, by [timing] key (None: not given)."""
+    return {"processes": args.processes, "values": args.values, "min_time": args.min_time, "clock": args.clock}
+
+
 def check_size(suite: Suite, args: argparse.Namespace) -> None:
     """Refuse (before making a single cell) a sweep past MAX_CELLS unless --yes; a dry run only counts it."""
     if suite.kind == "accuracy" or args.only or args.shard:
@@ -92,8 +97,7 @@ def speed_kind(suite: Suite, args: argparse.Namespace, only: selection.Selection
     """The speed kind for a speed suite and the command line's overrides."""
     from . import speed
 
-    overrides = {"processes": args.processes, "values": args.values, "min_time": args.min_time}
-    timing = speed.effective_timing(suite, args.smoke, overrides, getattr(args, "clock", None))
+    timing = timing_with(suite, flags_of(args), args.smoke)
     if not args.dry_run:
         speed.check_valgrind(timing)
     cells = selection.cells(suite.cells(), only, suite.path)
@@ -104,16 +108,11 @@ def accuracy_kind(suite: Suite, args: argparse.Namespace, only: selection.Select
     """The accuracy kind: the suite's training runs, validated, with their data checked before any training."""
     from . import accuracy
 
-    for name in ("values", "min_time", "clock"):
-        if getattr(args, name, None) is not None:
-            flag = "--" + name.replace("_", "-")
-            raise UsageError(f"{flag} applies to speed suites only; accuracy suites set [training] instead")
     if "phase" in only:
         raise UsageError("--only phase=...: accuracy suites have one phase, accuracy")
-    plan = accuracy.plan(suite, smoke=args.smoke, data_dir=getattr(args, "data_dir", None))
+    plan = accuracy.plan(suite, smoke=args.smoke, data_dir=args.data_dir, flags=flags_of(args))
     cells = selection.cells(plan.cells, only, suite.path)
-    workers = accuracy.worker_count(args.processes, plan.workers)
-    kind = accuracy.AccuracyKind(suite, plan, cells, workers, args.smoke, verbose=not args.quiet)
+    kind = accuracy.AccuracyKind(suite, plan, cells, plan.workers, args.smoke, verbose=not args.quiet)
     if not args.dry_run:
         accuracy.check_datasets(shard(cells, args.shard, kind.estimate))  # the cells session.run will measure
     return kind

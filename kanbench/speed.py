@@ -10,49 +10,21 @@ loses at most the group in flight (--resume finishes it).
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from . import gpu, machine, progress, reference, summary
 from .errors import UsageError
 from .record import Identity, Record, SpeedMetrics, TimeStats, make
 from .session import BaseKind, Request, dry_run_line
-from .suite import BOUNDS, CLOCK_UNITS, COUNT_LOOPS, Cell, Suite, Timing, stable_hash
+from .suite import CLOCK_UNITS, COUNT_LOOPS, Cell, Suite, Timing, stable_hash
 
-SMOKE = Timing(warmup=0, min_time=0.0002, values=2, processes=1)
 # Under callgrind a call runs about this many times slower, and each worker first imports torch there.
 CALLGRIND_SLOWDOWN, CALLGRIND_START_S = 60.0, 90.0
 ONE_TIME_S = 0.5  # per worker and implementation: the float64 gradcheck and the first calls of its ops
 DTYPE_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
-
-
-def effective_timing(
-    suite: Suite, smoke: bool, overrides: dict[str, float | int | None], clock: str | None = None
-) -> Timing:
-    """The suite's timing with --smoke and the explicit overrides (processes, values, min_time, clock) applied."""
-    t = replace(SMOKE, threads=suite.timing.threads, cell_timeout_s=suite.timing.cell_timeout_s,
-                clock=suite.timing.clock) if smoke else suite.timing  # fmt: skip
-    for name, value in overrides.items():
-        if value is None:
-            continue
-        flag = f"--{name.replace('_', '-')}"
-        if not math.isfinite(value) or value <= 0:
-            raise UsageError(f"{flag} must be a finite number > 0, got {value}")
-        if name in BOUNDS and value > BOUNDS[name]:
-            raise UsageError(f"{flag} must be at most {BOUNDS[name]}, got {value}")
-        change: dict[str, Any] = {name: value}  # one of Timing's int or float fields, by name
-        t = replace(t, **change)
-    if clock is not None and clock != t.clock:
-        t = replace(t, clock=clock)
-        if clock != "wall" and t.threads != 1:
-            raise UsageError(f"--clock {clock}: needs [timing].threads = 1 in the suite (it has {t.threads})")
-        if clock != "wall" and any("cuda" in sweep["device"] for sweep in suite.sweeps):
-            raise UsageError(f"--clock {clock}: cannot time the suite's cuda cells; use --clock wall")
-    return t
 
 
 def check_valgrind(t: Timing) -> None:

@@ -11,7 +11,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -76,6 +76,9 @@ class Timing:
         """The non-default measurement modes, which every cell's key and label carry."""
         return tuple((k, v) for k, v in (("cache", self.cache), ("cuda_graphs", self.cuda_graphs))
                      if v != getattr(Timing, k))  # fmt: skip
+
+
+SMOKE = Timing(warmup=0, min_time=0.0002, values=2, processes=1)  # --smoke: for tests, numbers meaningless
 
 
 @dataclass(frozen=True)
@@ -278,7 +281,8 @@ class Checker:
         self.path = path
 
     def fail(self, key: str, message: str) -> NoReturn:
-        raise UsageError(f"{self.path}: {key}: {message}")
+        where = key if key.startswith("--") else f"{self.path}: {key}"  # a flag's value came from no file
+        raise UsageError(f"{where}: {message}")
 
     def table(self, data: dict, key: str, allowed: tuple[str, ...]) -> dict:
         value = data.get(key, {})
@@ -357,22 +361,45 @@ CLOCKS = tuple(CLOCK_UNITS)
 COUNT_LOOPS = 1
 
 
-def check_clock(check: Checker, timing: Timing, sweeps: tuple[dict, ...]) -> None:
-    """The clock exists, and the thread and instruction clocks get what they need: one thread, no GPU."""
-    if timing.clock not in CLOCKS:
-        check.fail("[timing].clock", f"{timing.clock!r} is not allowed; allowed: {', '.join(CLOCKS)}")
-    if timing.cache not in CACHES:
-        check.fail("[timing].cache", f"{timing.cache!r} is not allowed; allowed: {', '.join(CACHES)}")
-    if timing.clock != "wall" and (timing.cache != "hot" or timing.cuda_graphs):
-        check.fail("[timing].clock", f'{timing.clock} cannot go with cache = "cold" or cuda_graphs: use "wall"')
-    if timing.clock == "wall":
-        return
+def check_timing(check: Checker, table: dict, sweeps: tuple[dict, ...], flags: dict[str, str] | None = None) -> Timing:
+    """[timing] as a Timing, every key and rule checked; an error names the flag (flags: key -> flag) that set a key."""
+
+    def at(key: str) -> str:
+        return (flags or {}).get(key, f"[timing].{key}")
+
+    def get(key: str) -> Any:
+        return table.get(key, getattr(Timing, key))
+
+    lowest = {"warmup": 0, "values": 1, "processes": 1, "threads": 0}  # the int keys
+    t = Timing(
+        **{key: check.number(get(key), at(key), int, low, maximum=BOUNDS[key]) for key, low in lowest.items()},
+        min_time=check.seconds(get("min_time"), at("min_time"), BOUNDS["min_time"]),
+        cell_timeout_s=check.seconds(get("cell_timeout_s"), at("cell_timeout_s")),
+        clock=check.choice(get("clock"), at("clock"), CLOCKS),
+        cache=check.choice(get("cache"), at("cache"), CACHES),
+        cuda_graphs=check.boolean(get("cuda_graphs"), at("cuda_graphs")),
+    )
+    if t.clock != "wall" and (t.cache != "hot" or t.cuda_graphs):
+        check.fail(at("clock"), f'{t.clock} cannot go with cache = "cold" or cuda_graphs: use "wall"')
+    if t.clock == "wall":
+        return t
     what = {"thread": "thread CPU time counts only the calling thread", "instructions": "callgrind serialises "
-            "threads and counts them all"}[timing.clock]  # fmt: skip
-    if timing.threads != 1:
-        check.fail("[timing].clock", f"{what}: it needs threads = 1")
+            "threads and counts them all"}[t.clock]  # fmt: skip
+    if t.threads != 1:
+        check.fail(at("clock"), f"{what}: it needs threads = 1")
     if any("cuda" in sweep["device"] for sweep in sweeps):
-        check.fail("[timing].clock", f'{timing.clock} cannot time GPU work: use clock = "wall" for cuda cells')
+        check.fail(at("clock"), f'{t.clock} cannot time GPU work: use clock = "wall" for cuda cells')
+    return t
+
+
+def timing_with(suite: Suite, flags: dict[str, Any], smoke: bool = False) -> Timing:
+    """The suite's timing with --smoke and the command line's flags (None: not given) applied, checked as the file's."""
+    t = suite.timing
+    if smoke:  # tiny settings for tests; the suite's threads, timeout and clock stay
+        t = replace(SMOKE, threads=t.threads, cell_timeout_s=t.cell_timeout_s, clock=t.clock)
+    given = {key: value for key, value in flags.items() if value is not None}
+    names = {key: "--" + key.replace("_", "-") for key in given}
+    return check_timing(Checker(suite.path), {**asdict(t), **given}, suite.sweeps or (suite.axes,), names)
 
 
 def _axes(check: Checker, raw: object, where: str, kind: str) -> dict:
@@ -471,20 +498,7 @@ def parse(text: str, path: str = "<suite>") -> Suite:
         sweeps = (_axes(check, raw, "[axes]", kind),)
 
     t = check.table(data, "timing", tuple(Timing.__dataclass_fields__))
-    timing = Timing(
-        warmup=check.number(t.get("warmup", Timing.warmup), "[timing].warmup", int, 0, maximum=BOUNDS["warmup"]),
-        min_time=check.seconds(t.get("min_time", Timing.min_time), "[timing].min_time", BOUNDS["min_time"]),
-        values=check.number(t.get("values", Timing.values), "[timing].values", int, 1, maximum=BOUNDS["values"]),
-        processes=check.number(
-            t.get("processes", Timing.processes), "[timing].processes", int, 1, maximum=BOUNDS["processes"]
-        ),
-        threads=check.number(t.get("threads", Timing.threads), "[timing].threads", int, 0, maximum=BOUNDS["threads"]),
-        cell_timeout_s=check.seconds(t.get("cell_timeout_s", Timing.cell_timeout_s), "[timing].cell_timeout_s"),
-        clock=t.get("clock", Timing.clock),
-        cache=t.get("cache", Timing.cache),
-        cuda_graphs=check.boolean(t.get("cuda_graphs", Timing.cuda_graphs), "[timing].cuda_graphs"),
-    )
-    check_clock(check, timing, sweeps)
+    timing = check_timing(check, t, sweeps)
 
     lim = check.table(data, "limits", ("max_call_s", "impl"))
     impl_limits = lim.get("impl", {})
