@@ -75,12 +75,9 @@ def flags_of(args: argparse.Namespace) -> dict[str, int | float | str | None]:
 
 
 def check_size(suite: Suite, args: argparse.Namespace) -> None:
-    """Refuse (before making a single cell) a sweep past MAX_CELLS unless --yes; a dry run only counts it."""
-    if suite.kind == "accuracy" or args.only or args.shard:
-        return  # counted once planned, filtered and sharded (the session's check)
-    count = suite.cell_count()
-    if count > MAX_CELLS and not args.yes:
-        raise UsageError(f"{args.suite}: {session.too_many_cells(count)}" + (" (not listed)" if args.dry_run else ""))
+    """A sweep past MAX_CELLS without --yes refused before a single cell is made (session.check_size)."""
+    if suite.kind != "accuracy" and not args.only and not args.shard:  # else counted once planned and filtered
+        session.check_size(suite.cell_count(), options_of(args), args.suite)
 
 
 def check_slowdown() -> None:

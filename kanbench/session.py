@@ -237,10 +237,14 @@ def _busy(run_dir: Path, fd: int) -> UsageError:
     return UsageError(f"{run_dir} is being written by {holder}; wait for it to finish, or choose another --out")
 
 
-def too_many_cells(count: int) -> UsageError:
-    """The error for a sweep past MAX_CELLS without --yes."""
-    return UsageError(f"{count:,} cells, more than the {MAX_CELLS:,}-cell limit; narrow the sweep (--only, --shard) "
-                      "or confirm with --yes")  # fmt: skip
+def check_size(count: int, options: Options, suite_path: str = "") -> None:
+    """Refuse a sweep past MAX_CELLS without --yes. suite_path: counted before planning (so as not to make a huge
+    sweep's cells), where a dry run is refused too, having no cells to list."""
+    if count <= MAX_CELLS or options.yes or (options.dry_run and not suite_path):
+        return
+    where = f"{suite_path}: " if suite_path else ""
+    limit = f"more than the {MAX_CELLS:,}-cell limit; narrow the sweep (--only, --shard) or confirm with --yes"
+    raise UsageError(f"{where}{count:,} cells, {limit}" + (" (not listed)" if options.dry_run else ""))
 
 
 def dry_run_line(cell: Any, reason: str | None, extra: str = "") -> str:
@@ -311,8 +315,7 @@ def _check_settings(run_dir: Path, stored: dict, current: dict) -> None:
 def run(kind: Kind, suite: Suite, options: Options) -> int:
     """Plan, then (unless a dry run) measure every cell of the kind not yet in the run directory."""
     cells = shard(kind.cells(), options.shard, kind.estimate)
-    if len(cells) > MAX_CELLS and not options.yes and not options.dry_run:
-        raise too_many_cells(len(cells))
+    check_size(len(cells), options)
     executor = make_executor(kind, options)  # before any file is written: a refused executor leaves nothing
     try:
         why = availability(cells, executor.gpus())
