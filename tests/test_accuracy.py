@@ -192,6 +192,16 @@ def test_bad_accuracy_suites_are_usage_errors(replace, message):
     assert str(info.value).startswith("s.toml: ")
 
 
+def test_processes_is_checked_as_the_training_workers_it_overrides():
+    assert plan_of(DIGITS_SUITE, flags={"processes": 3, "values": None}).workers == 3
+    with pytest.raises(UsageError, match=r"^s.toml: \[training\].workers: must be <= 64, got 100$"):
+        plan_of(suite_text(**{"lr = 1e-2": "lr = 1e-2\nworkers = 100"}))
+    with pytest.raises(UsageError, match=r"^--processes: must be <= 64, got 100$"):
+        plan_of(DIGITS_SUITE, flags={"processes": 100})
+    with pytest.raises(UsageError, match=r"^--min-time: applies to speed suites only"):
+        plan_of(DIGITS_SUITE, flags={"min_time": 0.1})
+
+
 def test_tables_of_datasets_not_run_are_checked_too():
     unused = DIGITS_SUITE + '\n[datasets.f_xy]\nwidths = [[2, 3, 1]]\noptimizer = "adagrad"\n'
     with pytest.raises(UsageError, match=r"\[datasets.f_xy\].optimizer: 'adagrad' is not allowed"):

@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT
 
 from kanbench.errors import UsageError
-from kanbench.suite import groups_of, parse, parse_shard, shard
+from kanbench.suite import groups_of, parse, parse_shard, shard, timing_with
 
 GOOD = """
 [suite]
@@ -137,6 +137,41 @@ def test_thread_clock_needs_one_thread_and_the_cpu():
     assert parse(cpu_only.replace("processes = 1", 'processes = 1\nclock = "thread"')).timing.threads == 1  # default
     with pytest.raises(UsageError, match="threads = 1"):
         parse(cpu_only.replace("processes = 1", 'processes = 1\nclock = "thread"\nthreads = 2'))
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [("values", 100_000, "must be <= 10000, got 100000"), ("processes", 0, "must be >= 1, got 0"),
+     ("min_time", -1.0, "must be > 0, got -1.0"), ("min_time", float("inf"), "must be a finite number, got inf")],
+)  # fmt: skip
+def test_a_flag_gets_the_message_its_file_value_gets(key, value, message):
+    text = GOOD[: GOOD.index("[timing]")] + f"[timing]\n{key} = {value}\n"
+    with pytest.raises(UsageError) as from_file:
+        parse(text, "s.toml")
+    with pytest.raises(UsageError) as from_flag:
+        timing_with(parse(GOOD, "s.toml"), {key: value, "clock": None})
+    assert str(from_file.value) == f"s.toml: [timing].{key}: {message}"
+    assert str(from_flag.value) == f"--{key.replace('_', '-')}: {message}"
+
+
+def test_a_clock_flag_meets_every_rule_of_the_file():
+    cpu_only = GOOD.replace('device = ["cpu", "cuda"]', 'device = ["cpu"]')
+    assert timing_with(parse(cpu_only), {"clock": "thread"}).clock == "thread"
+    refused = [
+        (GOOD, "--clock: thread cannot time GPU work"),
+        (cpu_only + "threads = 2\n", "--clock: thread CPU time counts only the calling thread"),
+        (cpu_only + 'cache = "cold"\n', '--clock: thread cannot go with cache = "cold"'),
+    ]
+    for text, message in refused:
+        with pytest.raises(UsageError, match=message):
+            timing_with(parse(text), {"clock": "thread"})
+
+
+def test_smoke_keeps_the_suites_threads_and_clock_and_flags_apply_over_it():
+    cpu_only = GOOD.replace('device = ["cpu", "cuda"]', 'device = ["cpu"]') + 'clock = "thread"\ncell_timeout_s = 9\n'
+    t = timing_with(parse(cpu_only), {"values": 7, "min_time": None}, smoke=True)
+    assert (t.warmup, t.min_time, t.values, t.processes) == (0, 0.0002, 7, 1)
+    assert (t.threads, t.cell_timeout_s, t.clock) == (1, 9.0, "thread")
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "suites").glob("*.toml")), ids=str)
