@@ -3,18 +3,17 @@
 A Record is made in one place, `make(identity, phase, ...)`, from the Identity of the cell it measured; the
 Identity is built once per cell by its suite kind. `Record.from_dict` is the only reader and checks every field's
 type, so a corrupt or hand-edited line is refused with the field named, never carried into a report or a gate.
-Schema 2 added `profiled_phase`, schema 3 `unit` and `instructions` (the instruction clock's counts, where
-`time_s` holds seconds), schema 5 the pairing of interleaved values: `group` (the group of a run whose cells were
-measured together) and, in time_s, each value's worker `process` and `round`; schema-1 and -2 lines (the committed
-baselines) are read and upgraded, and records without pairing are judged by the unpaired rule (kanbench.judge).
+Older schemas (docs/results-schema.md) are read and upgraded.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
+import types
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, TypedDict, TypeGuard
+from typing import Any, TypeGuard, Union, get_args, get_origin, get_type_hints
 
 SCHEMA = 5
 READABLE_SCHEMAS = (1, 2, 3, 4, 5)
@@ -107,88 +106,92 @@ class Identity:
     config_hash: str
 
 
-@dataclass
-class SpeedMetrics:
-    """metrics of forward / forward_inference / backward / train_step records."""
+def omitted_if_none() -> Any:
+    """A metric that is None where it does not apply and then left out of the record (a CPU cell has no clocks)."""
+    return field(default=None, metadata={"omitted_if_none": True})
 
-    flops_counted_matmul: int | None
-    first_call_s: list[float | None]  # per process, the phase's first (un-timed) call
-    first_forward_s: list[float | None]  # per process, the cell's very first forward: compile time for compiled cells
-    bytes_estimate: int | None = None
-    arithmetic_intensity: float | None = None
-    fraction_of_peak: float | None = None
-    # compiled cells, per process: what dynamo compiled for the cell (graphs, frames, graph_breaks, compile_s)
-    compiled: list[dict | None] | None = None
-    # CUDA cells (time_s from CUDA events): the host's seconds per call issuing the work, as TimeStats, and whether
-    # the host took at least as long as the device (launch-bound: the GPU waited for the CPU)
-    host_time_s: dict | None = None
-    launch_bound: bool | None = None
-    # CUDA cells with nvidia-ml-py: the lowest SM clock read after any value of any process and the device's
-    # maximum ({"min", "max"}, MHz), and whether it fell below 75% of the maximum (nvbench's rule)
-    sm_clock_mhz: dict | None = None
-    throttled: bool | None = None
-    # interleaved values: each process's order seed, and each value's position in its round (0: first of the group)
-    interleaved: dict | None = None
+
+@dataclass(kw_only=True)
+class Metrics:
+    """A record kind's metrics, the one declaration the reader checks against (metrics_problem): every ok record has
+    the fields without a default, and each field holds the JSON its type says (`float` any number, `int` no bool)."""
 
     def to_dict(self) -> dict:
-        """JSON-ready, without the keys that do not apply (roofline not computed, an eager cell, a CPU cell)."""
-        data = asdict(self)
-        for key in ("fraction_of_peak", "compiled", "host_time_s", "launch_bound", "sm_clock_mhz", "throttled",
-                    "interleaved"):  # fmt: skip
-            if data[key] is None:
-                del data[key]
-        return data
+        """JSON-ready, without the keys that do not apply."""
+        omitted = {f.name for f in fields(self) if f.metadata.get("omitted_if_none")}
+        return {k: v for k, v in asdict(self).items() if not (v is None and k in omitted)}
 
 
-class AccuracyMetrics(TypedDict):
+@dataclass(kw_only=True)
+class ClassNotes(Metrics):
+    """What the ok records of a class joined as "module:Class" add (implementations.wrap, Adapter.record_notes)."""
+
+    flops_source: str | None = omitted_if_none()  # "counted": flops come from FlopCounterMode
+    ignored_axes: list[str] | None = omitted_if_none()  # axes the class's constructor did not take
+
+
+@dataclass(kw_only=True)
+class SpeedMetrics(ClassNotes):
+    """metrics of forward / forward_inference / backward / train_step records."""
+
+    flops_counted_matmul: int | None = None
+    # per process: the phase's first (un-timed) call, and the cell's very first forward (compile time if compiled)
+    first_call_s: list[float | None] = field(default_factory=list)
+    first_forward_s: list[float | None] = field(default_factory=list)
+    bytes_estimate: int | None = None
+    arithmetic_intensity: float | None = None
+    fraction_of_peak: float | None = omitted_if_none()
+    # compiled cells, per process: what dynamo compiled for the cell (graphs, frames, graph_breaks, compile_s)
+    compiled: list[dict | None] | None = omitted_if_none()
+    # CUDA cells (time_s from CUDA events): the host's seconds per call issuing the work, as TimeStats, and whether
+    # the host took at least as long as the device (launch-bound: the GPU waited for the CPU)
+    host_time_s: dict | None = omitted_if_none()
+    launch_bound: bool | None = omitted_if_none()
+    # CUDA cells with nvidia-ml-py: the lowest SM clock read after any value of any process and the device's
+    # maximum ({"min", "max"}, MHz), and whether it fell below 75% of the maximum (nvbench's rule)
+    sm_clock_mhz: dict | None = omitted_if_none()
+    throttled: bool | None = omitted_if_none()
+    # interleaved values: each process's order seed, and each value's position in its round (0: first of the group)
+    interleaved: dict | None = omitted_if_none()
+
+
+@dataclass(kw_only=True)
+class AccuracyMetrics(ClassNotes):
     """metrics of accuracy records (kanbench.training writes them)."""
 
     dataset: str
     seed: int
     metric: str  # "test_accuracy" or "test_rmse"
     final_test: float
-    best_val: float
-    test_at_best_val: float
+    best_val: float = math.nan  # nan: no epoch had a finite validation metric
+    test_at_best_val: float = math.nan
     diverged: bool
     epochs: int
     train_time_s: float
-    curve: dict[str, list[float]]
+    curve: dict[str, list[float]] = field(default_factory=dict)
 
 
-class ProfileMetrics(TypedDict, total=False):
-    """metrics of profile records (kanbench.breakdown and kanbench.profile_worker write them)."""
+@dataclass(kw_only=True)
+class ProfileMetrics(Metrics):
+    """metrics of profile records (kanbench.breakdown writes them as a dict); any may be absent (schema 1)."""
 
-    categories: dict[str, dict[str, float]]
-    total_self_s: float
-    wall_s: float
-    coverage: float
-    ops_per_call: float
-    kernels_per_call: float | None
-    device_categories: dict[str, dict[str, float]] | None
-    total_device_s: float | None
-    attribution: str
-    profiled_calls: int
-    calls_used: int
-    top_ops: list[dict[str, Any]]
-    trace_files: list[str]
-    trace_dir: str
+    categories: dict[str, dict[str, float]] = field(default_factory=dict)
+    total_self_s: float = math.nan
+    wall_s: float = math.nan
+    coverage: float = math.nan
+    ops_per_call: float = math.nan
+    kernels_per_call: float | None = None
+    device_categories: dict[str, dict[str, float]] | None = None
+    total_device_s: float | None = None
+    attribution: str = "none"
+    profiled_calls: int = 0
+    calls_used: int = 0
+    top_ops: list[dict[str, Any]] = field(default_factory=list)
+    trace_files: list[str] = field(default_factory=list)
+    trace_dir: str = ""
 
 
-# What a reader checks of an ok record's metrics, by kind: key -> the JSON types it may hold (None: null).
-_NUMBER = (int, float)
-METRIC_TYPES: dict[str, dict[str, tuple]] = {
-    "speed": {"flops_counted_matmul": (int, None), "first_call_s": (list,), "first_forward_s": (list,),
-              "bytes_estimate": (int, None), "arithmetic_intensity": (*_NUMBER, None),
-              "fraction_of_peak": (*_NUMBER, None), "compiled": (list,), "host_time_s": (dict,),
-              "launch_bound": (bool,), "sm_clock_mhz": (dict,), "throttled": (bool,), "interleaved": (dict,),
-              "flops_source": (str,), "ignored_axes": (list,)},
-    "accuracy": {"dataset": (str,), "seed": (int,), "metric": (str,), "final_test": _NUMBER, "best_val": _NUMBER,
-                 "test_at_best_val": _NUMBER, "diverged": (bool,), "epochs": (int,), "train_time_s": _NUMBER,
-                 "curve": (dict,), "flops_source": (str,), "ignored_axes": (list,)},
-    "profile": {"categories": (dict,), "total_self_s": _NUMBER, "wall_s": _NUMBER, "coverage": _NUMBER,
-                "ops_per_call": _NUMBER, "kernels_per_call": (*_NUMBER, None), "top_ops": (list,),
-                "trace_files": (list,), "trace_dir": (str,)},
-}  # fmt: skip
+METRICS: dict[str, type[Metrics]] = {"speed": SpeedMetrics, "accuracy": AccuracyMetrics, "profile": ProfileMetrics}
 
 
 def metrics_kind(phase: str) -> str:
@@ -196,34 +199,71 @@ def metrics_kind(phase: str) -> str:
     return "speed" if phase in SPEED_PHASES else phase
 
 
-# What an ok record of each kind must carry (the report and the aggregates read them).
-REQUIRED_METRICS = {"accuracy": ("dataset", "seed", "metric", "final_test", "diverged", "epochs", "train_time_s")}
-
-
 def metrics_problem(phase: str, metrics: dict) -> str | None:
     """The first metric that is missing or whose JSON type is wrong for its record kind, or None."""
-    kind = metrics_kind(phase)
-    missing = [k for k in REQUIRED_METRICS.get(kind, ()) if k not in metrics]
+    declared = _declared(metrics_kind(phase))
+    missing = next((name for name, _, required in declared if required and name not in metrics), None)
     if missing:
-        return f"field metrics.{missing[0]}: an ok {phase} record must have it"
-    curve = metrics.get("curve")
-    if kind == "accuracy" and curve is not None:
-        for name, values in curve.items() if isinstance(curve, dict) else ():
-            if not isinstance(values, list) or not all(_is_number_or_nan(v) for v in values):
-                return f"field metrics.curve.{name}: must be a list of numbers, got {_short(values)}"
-    for key, allowed in METRIC_TYPES[kind].items():
-        if key not in metrics:
+        return f"field metrics.{missing}: an ok {phase} record must have it"
+    for name, hint, _ in declared:
+        if name not in metrics or _fits(metrics[name], hint):
             continue
-        value = metrics[key]
-        ok = (value is None and None in allowed) or (
-            value is not None
-            and isinstance(value, tuple(t for t in allowed if t is not None))
-            and not (isinstance(value, bool) and bool not in allowed)
-        )
-        if not ok:
-            names = " or ".join("null" if t is None else t.__name__ for t in allowed)
-            return f"field metrics.{key}: must be {names}, got {_short(value)}"
+        value = metrics[name]
+        item = next((get_args(t)[1] for t in _options(hint) if get_origin(t) is dict and isinstance(value, dict)), None)
+        wrong = next((k for k, v in value.items() if not _fits(v, item)), None) if item else None
+        if wrong is not None:  # name the entry of an object that is wrong
+            return f"field metrics.{name}.{wrong}: must be {_describe(item)}, got {_short(value[wrong])}"
+        return f"field metrics.{name}: must be {_describe(hint)}, got {_short(value)}"
     return None
+
+
+@functools.cache
+def _declared(kind: str) -> tuple[tuple[str, Any, bool], ...]:
+    """(name, type hint, required) of each metric of a record kind."""
+    hints = get_type_hints(METRICS[kind])
+    return tuple(
+        (f.name, hints[f.name], f.default is MISSING and f.default_factory is MISSING) for f in fields(METRICS[kind])
+    )
+
+
+def _options(hint: Any) -> tuple:
+    """The members of a union hint, or the hint alone."""
+    return get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+
+
+def _fits(value: object, hint: Any) -> bool:
+    """Whether a parsed JSON value holds what the hint declares, items included."""
+    if hint is Any:
+        return True
+    if len(_options(hint)) > 1:
+        return any(_fits(value, t) for t in _options(hint))
+    base, args = get_origin(hint) or hint, get_args(hint)
+    if base is float:  # any JSON number, nan included (a diverged run's metrics)
+        return _is_number_or_nan(value)
+    if base is int:
+        return _is_int(value)
+    if isinstance(value, list) and base is list and args:
+        return all(_fits(v, args[0]) for v in value)
+    if isinstance(value, dict) and base is dict and args:
+        return all(_fits(v, args[1]) for v in value.values())
+    return value is None if base is type(None) else isinstance(value, base)
+
+
+_NAMES = {int: "int", float: "int or float", str: "str", bool: "bool", dict: "dict", list: "list", type(None): "null"}
+_PLURALS = {int: "ints", float: "numbers", str: "strings", bool: "bools", dict: "objects", type(None): "nulls"}
+
+
+def _describe(hint: Any) -> str:
+    """What a hint allows, as the reader's messages say it: "int or float or null", "a list of numbers"."""
+    words = []
+    for t in _options(hint):
+        base, args = get_origin(t) or t, get_args(t)
+        if args:  # list[item] or dict[str, item]
+            items = " or ".join(_PLURALS[get_origin(i) or i] for i in _options(args[-1]))
+            words.append(f"{'a list' if base is list else 'an object'} of {items}")
+        else:
+            words.append(_NAMES[base])
+    return " or ".join(words)
 
 
 @dataclass
