@@ -12,6 +12,7 @@ import functools
 import math
 import statistics
 import types
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, TypeGuard, Union, get_args, get_origin, get_type_hints
 
@@ -220,10 +221,9 @@ def metrics_problem(phase: str, metrics: dict) -> str | None:
 @functools.cache
 def _declared(kind: str) -> tuple[tuple[str, Any, bool], ...]:
     """(name, type hint, required) of each metric of a record kind."""
-    hints = get_type_hints(METRICS[kind])
-    return tuple(
-        (f.name, hints[f.name], f.default is MISSING and f.default_factory is MISSING) for f in fields(METRICS[kind])
-    )
+    cls = METRICS[kind]
+    hints = get_type_hints(cls)
+    return tuple((f.name, hints[f.name], f.default is MISSING and f.default_factory is MISSING) for f in fields(cls))
 
 
 def _options(hint: Any) -> tuple:
@@ -239,7 +239,7 @@ def _fits(value: object, hint: Any) -> bool:
         return any(_fits(value, t) for t in _options(hint))
     base, args = get_origin(hint) or hint, get_args(hint)
     if base is float:  # any JSON number, nan included (a diverged run's metrics)
-        return _is_number_or_nan(value)
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
     if base is int:
         return _is_int(value)
     if isinstance(value, list) and base is list and args:
@@ -249,8 +249,9 @@ def _fits(value: object, hint: Any) -> bool:
     return value is None if base is type(None) else isinstance(value, base)
 
 
-_NAMES = {int: "int", float: "int or float", str: "str", bool: "bool", dict: "dict", list: "list", type(None): "null"}
-_PLURALS = {int: "ints", float: "numbers", str: "strings", bool: "bools", dict: "objects", type(None): "nulls"}
+# What the messages call a type, by its name where these do not say (int, bool), and its plural (ints, bools).
+_NAMES = dict(float="int or float", str="a string", dict="an object", list="a list", NoneType="null")
+_PLURALS = dict(float="numbers", str="strings", dict="objects", NoneType="nulls")
 
 
 def _describe(hint: Any) -> str:
@@ -259,10 +260,11 @@ def _describe(hint: Any) -> str:
     for t in _options(hint):
         base, args = get_origin(t) or t, get_args(t)
         if args:  # list[item] or dict[str, item]
-            items = " or ".join(_PLURALS[get_origin(i) or i] for i in _options(args[-1]))
+            names = [(get_origin(i) or i).__name__ for i in _options(args[-1])]
+            items = " or ".join(_PLURALS.get(n, n + "s") for n in names)
             words.append(f"{'a list' if base is list else 'an object'} of {items}")
         else:
-            words.append(_NAMES[base])
+            words.append(_NAMES.get(base.__name__, base.__name__))
     return " or ".join(words)
 
 
@@ -327,11 +329,14 @@ class Record:
         missing = sorted(required - data.keys())
         if missing:
             raise ValueError(f"record lacks field(s) {', '.join(missing)}")
-        for name, check in FIELD_CHECKS.items():
-            if name in data:
-                problem = check(data[name])
-                if problem:
-                    raise ValueError(f"field {name}: {problem}, got {_short(data[name])}")
+        for name, hint in _RECORD_HINTS.items():
+            value, check = data.get(name), FIELD_CHECKS.get(name)
+            if name not in data or (value is None and _fits(None, hint)):
+                continue
+            problem = check(value) if check else None if _fits(value, hint) else f"must be {_describe(hint)}"
+            if problem:
+                null = " or null" if check and _fits(None, hint) else ""
+                raise ValueError(f"field {name}: {problem}{null}, got {_short(value)}")
         problem = _phase_problem(data)
         if problem:
             raise ValueError(problem)
@@ -407,28 +412,8 @@ def _is_number(value: object) -> TypeGuard[float]:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
 
 
-def _is_number_or_nan(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _string(value: object) -> str | None:
-    return None if isinstance(value, str) else "must be a string"
-
-
-def _string_or_null(value: object) -> str | None:
-    return None if value is None or isinstance(value, str) else "must be a string or null"
-
-
-def _count(value: object) -> str | None:
-    return None if _is_int(value) and value >= 0 else "must be an int >= 0"
-
-
-def _count_or_null(value: object) -> str | None:
-    return None if value is None else _count(value)
-
-
-def _positive_int(value: object) -> str | None:
-    return None if _is_int(value) and value >= 1 else "must be an int >= 1"
+def _int_at_least(low: int) -> Callable[[object], str | None]:
+    return lambda value: None if _is_int(value) and value >= low else f"must be an int >= {low}"
 
 
 def _widths(value: object) -> str | None:
@@ -436,35 +421,18 @@ def _widths(value: object) -> str | None:
     return None if ok else "must be a list of at least 2 positive ints"
 
 
-def _rate_or_null(value: object) -> str | None:
-    return None if value is None or (_is_number(value) and value >= 0) else "must be a finite number >= 0 or null"
+def _rate(value: object) -> str | None:
+    return None if _is_number(value) and value >= 0 else "must be a finite number >= 0"
 
 
-def _object(value: object) -> str | None:
-    return None if isinstance(value, dict) else "must be an object"
-
-
-def _object_or_null(value: object) -> str | None:
-    return None if value is None or isinstance(value, dict) else "must be an object or null"
-
-
-def _choice(allowed: tuple[str, ...]):
-    def check(value: object) -> str | None:
-        return None if value in allowed else f"must be one of {', '.join(allowed)}"
-
-    return check
-
-
-def _profiled_phase(value: object) -> str | None:
-    return None if value is None or value in SPEED_PHASES else f"must be null or one of {', '.join(SPEED_PHASES)}"
+def _choice(allowed: tuple[str, ...]) -> Callable[[object], str | None]:
+    return lambda value: None if value in allowed else f"must be one of {', '.join(allowed)}"
 
 
 def time_problem(time_s: object) -> str | None:
     """What is wrong with a time_s object, or None: every statistic finite and >= 0, values non-empty."""
-    if time_s is None:
-        return None
     if not isinstance(time_s, dict):
-        return "must be an object of seconds per call or null"
+        return "must be an object of seconds per call"
     for key in ("median", "mean", "stdev", "iqr", "min", "max"):
         if not (_is_number(time_s.get(key)) and time_s[key] >= 0):
             return f"{key} must be a finite number >= 0"
@@ -486,35 +454,26 @@ def time_problem(time_s: object) -> str | None:
     return None
 
 
+# The Record's fields, checked against their type hints (null passes where the hint admits it) or, where a field
+# must hold more than its type, by its check here.
+_RECORD_HINTS = get_type_hints(Record)
 FIELD_CHECKS = {
-    "run_id": _string,
-    "suite": _string,
-    "impl": _string,
-    "family": _string,
     "phase": _choice(PHASES),
-    "profiled_phase": _profiled_phase,
-    "device": _string,
-    "dtype": _string,
-    "batch_size": _positive_int,
+    "profiled_phase": _choice(SPEED_PHASES),
+    "batch_size": _int_at_least(1),
     "widths": _widths,
-    "grid_size": _count,
-    "spline_order": _count,
-    "num_basis": _count,
-    "params": _count_or_null,
-    "params_total": _count_or_null,
+    "grid_size": _int_at_least(0),
+    "spline_order": _int_at_least(0),
+    "num_basis": _int_at_least(0),
+    "params": _int_at_least(0),
+    "params_total": _int_at_least(0),
     "status": _choice(STATUSES),
-    "reason": _string_or_null,
     "time_s": time_problem,
     "instructions": time_problem,
     "unit": _choice(UNITS),
-    "peak_mem_bytes": _count_or_null,
-    "flops": _count_or_null,
-    "flop_per_s": _rate_or_null,
-    "metrics": _object_or_null,
-    "options": _object,
-    "node": _object_or_null,
-    "group": _string_or_null,
-    "config_hash": _string,
+    "peak_mem_bytes": _int_at_least(0),
+    "flops": _int_at_least(0),
+    "flop_per_s": _rate,
 }
 
 
