@@ -340,8 +340,7 @@ class Record:
         problem = _phase_problem(data)
         if problem:
             raise ValueError(problem)
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names} | {"schema": SCHEMA})
+        return cls(**{k: v for k, v in data.items() if k in _RECORD_HINTS} | {"schema": SCHEMA})
 
 
 def make(
