@@ -3,18 +3,18 @@
 A Record is made in one place, `make(identity, phase, ...)`, from the Identity of the cell it measured; the
 Identity is built once per cell by its suite kind. `Record.from_dict` is the only reader and checks every field's
 type, so a corrupt or hand-edited line is refused with the field named, never carried into a report or a gate.
-Schema 2 added `profiled_phase`, schema 3 `unit` and `instructions` (the instruction clock's counts, where
-`time_s` holds seconds), schema 5 the pairing of interleaved values: `group` (the group of a run whose cells were
-measured together) and, in time_s, each value's worker `process` and `round`; schema-1 and -2 lines (the committed
-baselines) are read and upgraded, and records without pairing are judged by the unpaired rule (kanbench.judge).
+Older schemas (docs/results-schema.md) are read and upgraded.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
+import types
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, TypedDict, TypeGuard
+from typing import Any, TypeGuard, Union, get_args, get_origin, get_type_hints
 
 SCHEMA = 5
 READABLE_SCHEMAS = (1, 2, 3, 4, 5)
@@ -107,88 +107,92 @@ class Identity:
     config_hash: str
 
 
-@dataclass
-class SpeedMetrics:
-    """metrics of forward / forward_inference / backward / train_step records."""
+def omitted_if_none() -> Any:
+    """A metric that is None where it does not apply and then left out of the record (a CPU cell has no clocks)."""
+    return field(default=None, metadata={"omitted_if_none": True})
 
-    flops_counted_matmul: int | None
-    first_call_s: list[float | None]  # per process, the phase's first (un-timed) call
-    first_forward_s: list[float | None]  # per process, the cell's very first forward: compile time for compiled cells
-    bytes_estimate: int | None = None
-    arithmetic_intensity: float | None = None
-    fraction_of_peak: float | None = None
-    # compiled cells, per process: what dynamo compiled for the cell (graphs, frames, graph_breaks, compile_s)
-    compiled: list[dict | None] | None = None
-    # CUDA cells (time_s from CUDA events): the host's seconds per call issuing the work, as TimeStats, and whether
-    # the host took at least as long as the device (launch-bound: the GPU waited for the CPU)
-    host_time_s: dict | None = None
-    launch_bound: bool | None = None
-    # CUDA cells with nvidia-ml-py: the lowest SM clock read after any value of any process and the device's
-    # maximum ({"min", "max"}, MHz), and whether it fell below 75% of the maximum (nvbench's rule)
-    sm_clock_mhz: dict | None = None
-    throttled: bool | None = None
-    # interleaved values: each process's order seed, and each value's position in its round (0: first of the group)
-    interleaved: dict | None = None
+
+@dataclass(kw_only=True)
+class Metrics:
+    """A record kind's metrics, the one declaration the reader checks against (metrics_problem): every ok record has
+    the fields without a default, and each field holds the JSON its type says (`float` any number, `int` no bool)."""
 
     def to_dict(self) -> dict:
-        """JSON-ready, without the keys that do not apply (roofline not computed, an eager cell, a CPU cell)."""
-        data = asdict(self)
-        for key in ("fraction_of_peak", "compiled", "host_time_s", "launch_bound", "sm_clock_mhz", "throttled",
-                    "interleaved"):  # fmt: skip
-            if data[key] is None:
-                del data[key]
-        return data
+        """JSON-ready, without the keys that do not apply."""
+        omitted = {f.name for f in fields(self) if f.metadata.get("omitted_if_none")}
+        return {k: v for k, v in asdict(self).items() if not (v is None and k in omitted)}
 
 
-class AccuracyMetrics(TypedDict):
+@dataclass(kw_only=True)
+class ClassNotes(Metrics):
+    """What the ok records of a class joined as "module:Class" add (implementations.wrap, Adapter.record_notes)."""
+
+    flops_source: str | None = omitted_if_none()  # "counted": flops come from FlopCounterMode
+    ignored_axes: list[str] | None = omitted_if_none()  # axes the class's constructor did not take
+
+
+@dataclass(kw_only=True)
+class SpeedMetrics(ClassNotes):
+    """metrics of forward / forward_inference / backward / train_step records."""
+
+    flops_counted_matmul: int | None = None
+    # per process: the phase's first (un-timed) call, and the cell's very first forward (compile time if compiled)
+    first_call_s: list[float | None] = field(default_factory=list)
+    first_forward_s: list[float | None] = field(default_factory=list)
+    bytes_estimate: int | None = None
+    arithmetic_intensity: float | None = None
+    fraction_of_peak: float | None = omitted_if_none()
+    # compiled cells, per process: what dynamo compiled for the cell (graphs, frames, graph_breaks, compile_s)
+    compiled: list[dict | None] | None = omitted_if_none()
+    # CUDA cells (time_s from CUDA events): the host's seconds per call issuing the work, as TimeStats, and whether
+    # the host took at least as long as the device (launch-bound: the GPU waited for the CPU)
+    host_time_s: dict | None = omitted_if_none()
+    launch_bound: bool | None = omitted_if_none()
+    # CUDA cells with nvidia-ml-py: the lowest SM clock read after any value of any process and the device's
+    # maximum ({"min", "max"}, MHz), and whether it fell below 75% of the maximum (nvbench's rule)
+    sm_clock_mhz: dict | None = omitted_if_none()
+    throttled: bool | None = omitted_if_none()
+    # interleaved values: each process's order seed, and each value's position in its round (0: first of the group)
+    interleaved: dict | None = omitted_if_none()
+
+
+@dataclass(kw_only=True)
+class AccuracyMetrics(ClassNotes):
     """metrics of accuracy records (kanbench.training writes them)."""
 
     dataset: str
     seed: int
     metric: str  # "test_accuracy" or "test_rmse"
     final_test: float
-    best_val: float
-    test_at_best_val: float
+    best_val: float = math.nan  # nan: no epoch had a finite validation metric
+    test_at_best_val: float = math.nan
     diverged: bool
     epochs: int
     train_time_s: float
-    curve: dict[str, list[float]]
+    curve: dict[str, list[float]] = field(default_factory=dict)
 
 
-class ProfileMetrics(TypedDict, total=False):
-    """metrics of profile records (kanbench.breakdown and kanbench.profile_worker write them)."""
+@dataclass(kw_only=True)
+class ProfileMetrics(Metrics):
+    """metrics of profile records (kanbench.breakdown writes them as a dict); any may be absent (schema 1)."""
 
-    categories: dict[str, dict[str, float]]
-    total_self_s: float
-    wall_s: float
-    coverage: float
-    ops_per_call: float
-    kernels_per_call: float | None
-    device_categories: dict[str, dict[str, float]] | None
-    total_device_s: float | None
-    attribution: str
-    profiled_calls: int
-    calls_used: int
-    top_ops: list[dict[str, Any]]
-    trace_files: list[str]
-    trace_dir: str
+    categories: dict[str, dict[str, float]] = field(default_factory=dict)
+    total_self_s: float = math.nan
+    wall_s: float = math.nan
+    coverage: float = math.nan
+    ops_per_call: float = math.nan
+    kernels_per_call: float | None = None
+    device_categories: dict[str, dict[str, float]] | None = None
+    total_device_s: float | None = None
+    attribution: str = "none"
+    profiled_calls: int = 0
+    calls_used: int = 0
+    top_ops: list[dict[str, Any]] = field(default_factory=list)
+    trace_files: list[str] = field(default_factory=list)
+    trace_dir: str = ""
 
 
-# What a reader checks of an ok record's metrics, by kind: key -> the JSON types it may hold (None: null).
-_NUMBER = (int, float)
-METRIC_TYPES: dict[str, dict[str, tuple]] = {
-    "speed": {"flops_counted_matmul": (int, None), "first_call_s": (list,), "first_forward_s": (list,),
-              "bytes_estimate": (int, None), "arithmetic_intensity": (*_NUMBER, None),
-              "fraction_of_peak": (*_NUMBER, None), "compiled": (list,), "host_time_s": (dict,),
-              "launch_bound": (bool,), "sm_clock_mhz": (dict,), "throttled": (bool,), "interleaved": (dict,),
-              "flops_source": (str,), "ignored_axes": (list,)},
-    "accuracy": {"dataset": (str,), "seed": (int,), "metric": (str,), "final_test": _NUMBER, "best_val": _NUMBER,
-                 "test_at_best_val": _NUMBER, "diverged": (bool,), "epochs": (int,), "train_time_s": _NUMBER,
-                 "curve": (dict,), "flops_source": (str,), "ignored_axes": (list,)},
-    "profile": {"categories": (dict,), "total_self_s": _NUMBER, "wall_s": _NUMBER, "coverage": _NUMBER,
-                "ops_per_call": _NUMBER, "kernels_per_call": (*_NUMBER, None), "top_ops": (list,),
-                "trace_files": (list,), "trace_dir": (str,)},
-}  # fmt: skip
+METRICS: dict[str, type[Metrics]] = {"speed": SpeedMetrics, "accuracy": AccuracyMetrics, "profile": ProfileMetrics}
 
 
 def metrics_kind(phase: str) -> str:
@@ -196,34 +200,72 @@ def metrics_kind(phase: str) -> str:
     return "speed" if phase in SPEED_PHASES else phase
 
 
-# What an ok record of each kind must carry (the report and the aggregates read them).
-REQUIRED_METRICS = {"accuracy": ("dataset", "seed", "metric", "final_test", "diverged", "epochs", "train_time_s")}
-
-
 def metrics_problem(phase: str, metrics: dict) -> str | None:
     """The first metric that is missing or whose JSON type is wrong for its record kind, or None."""
-    kind = metrics_kind(phase)
-    missing = [k for k in REQUIRED_METRICS.get(kind, ()) if k not in metrics]
+    declared = _declared(metrics_kind(phase))
+    missing = next((name for name, _, required in declared if required and name not in metrics), None)
     if missing:
-        return f"field metrics.{missing[0]}: an ok {phase} record must have it"
-    curve = metrics.get("curve")
-    if kind == "accuracy" and curve is not None:
-        for name, values in curve.items() if isinstance(curve, dict) else ():
-            if not isinstance(values, list) or not all(_is_number_or_nan(v) for v in values):
-                return f"field metrics.curve.{name}: must be a list of numbers, got {_short(values)}"
-    for key, allowed in METRIC_TYPES[kind].items():
-        if key not in metrics:
+        return f"field metrics.{missing}: an ok {phase} record must have it"
+    for name, hint, _ in declared:
+        if name not in metrics or _fits(metrics[name], hint):
             continue
-        value = metrics[key]
-        ok = (value is None and None in allowed) or (
-            value is not None
-            and isinstance(value, tuple(t for t in allowed if t is not None))
-            and not (isinstance(value, bool) and bool not in allowed)
-        )
-        if not ok:
-            names = " or ".join("null" if t is None else t.__name__ for t in allowed)
-            return f"field metrics.{key}: must be {names}, got {_short(value)}"
+        value = metrics[name]
+        item = next((get_args(t)[1] for t in _options(hint) if get_origin(t) is dict and isinstance(value, dict)), None)
+        wrong = next((k for k, v in value.items() if not _fits(v, item)), None) if item else None
+        if wrong is not None:  # name the entry of an object that is wrong
+            return f"field metrics.{name}.{wrong}: must be {_describe(item)}, got {_short(value[wrong])}"
+        return f"field metrics.{name}: must be {_describe(hint)}, got {_short(value)}"
     return None
+
+
+@functools.cache
+def _declared(kind: str) -> tuple[tuple[str, Any, bool], ...]:
+    """(name, type hint, required) of each metric of a record kind."""
+    cls = METRICS[kind]
+    hints = get_type_hints(cls)
+    return tuple((f.name, hints[f.name], f.default is MISSING and f.default_factory is MISSING) for f in fields(cls))
+
+
+def _options(hint: Any) -> tuple:
+    """The members of a union hint, or the hint alone."""
+    return get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+
+
+def _fits(value: object, hint: Any) -> bool:
+    """Whether a parsed JSON value holds what the hint declares, items included."""
+    if hint is Any:
+        return True
+    if len(_options(hint)) > 1:
+        return any(_fits(value, t) for t in _options(hint))
+    base, args = get_origin(hint) or hint, get_args(hint)
+    if base is float:  # any JSON number, nan included (a diverged run's metrics)
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if base is int:
+        return _is_int(value)
+    if isinstance(value, list) and base is list and args:
+        return all(_fits(v, args[0]) for v in value)
+    if isinstance(value, dict) and base is dict and args:
+        return all(_fits(v, args[1]) for v in value.values())
+    return value is None if base is type(None) else isinstance(value, base)
+
+
+# What the messages call a type, by its name where these do not say (int, bool), and its plural (ints, bools).
+_NAMES = dict(float="int or float", str="a string", dict="an object", list="a list", NoneType="null")
+_PLURALS = dict(float="numbers", str="strings", dict="objects", NoneType="nulls")
+
+
+def _describe(hint: Any) -> str:
+    """What a hint allows, as the reader's messages say it: "int or float or null", "a list of numbers"."""
+    words = []
+    for t in _options(hint):
+        base, args = get_origin(t) or t, get_args(t)
+        if args:  # list[item] or dict[str, item]
+            names = [(get_origin(i) or i).__name__ for i in _options(args[-1])]
+            items = " or ".join(_PLURALS.get(n, n + "s") for n in names)
+            words.append(f"{'a list' if base is list else 'an object'} of {items}")
+        else:
+            words.append(_NAMES.get(base.__name__, base.__name__))
+    return " or ".join(words)
 
 
 @dataclass
@@ -287,16 +329,18 @@ class Record:
         missing = sorted(required - data.keys())
         if missing:
             raise ValueError(f"record lacks field(s) {', '.join(missing)}")
-        for name, check in FIELD_CHECKS.items():
-            if name in data:
-                problem = check(data[name])
-                if problem:
-                    raise ValueError(f"field {name}: {problem}, got {_short(data[name])}")
+        for name, hint in _RECORD_HINTS.items():
+            value, check = data.get(name), FIELD_CHECKS.get(name)
+            if name not in data or (value is None and _fits(None, hint)):
+                continue
+            problem = check(value) if check else None if _fits(value, hint) else f"must be {_describe(hint)}"
+            if problem:
+                null = " or null" if check and _fits(None, hint) else ""
+                raise ValueError(f"field {name}: {problem}{null}, got {_short(value)}")
         problem = _phase_problem(data)
         if problem:
             raise ValueError(problem)
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names} | {"schema": SCHEMA})
+        return cls(**{k: v for k, v in data.items() if k in _RECORD_HINTS} | {"schema": SCHEMA})
 
 
 def make(
@@ -367,28 +411,8 @@ def _is_number(value: object) -> TypeGuard[float]:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
 
 
-def _is_number_or_nan(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _string(value: object) -> str | None:
-    return None if isinstance(value, str) else "must be a string"
-
-
-def _string_or_null(value: object) -> str | None:
-    return None if value is None or isinstance(value, str) else "must be a string or null"
-
-
-def _count(value: object) -> str | None:
-    return None if _is_int(value) and value >= 0 else "must be an int >= 0"
-
-
-def _count_or_null(value: object) -> str | None:
-    return None if value is None else _count(value)
-
-
-def _positive_int(value: object) -> str | None:
-    return None if _is_int(value) and value >= 1 else "must be an int >= 1"
+def _int_at_least(low: int) -> Callable[[object], str | None]:
+    return lambda value: None if _is_int(value) and value >= low else f"must be an int >= {low}"
 
 
 def _widths(value: object) -> str | None:
@@ -396,35 +420,18 @@ def _widths(value: object) -> str | None:
     return None if ok else "must be a list of at least 2 positive ints"
 
 
-def _rate_or_null(value: object) -> str | None:
-    return None if value is None or (_is_number(value) and value >= 0) else "must be a finite number >= 0 or null"
+def _rate(value: object) -> str | None:
+    return None if _is_number(value) and value >= 0 else "must be a finite number >= 0"
 
 
-def _object(value: object) -> str | None:
-    return None if isinstance(value, dict) else "must be an object"
-
-
-def _object_or_null(value: object) -> str | None:
-    return None if value is None or isinstance(value, dict) else "must be an object or null"
-
-
-def _choice(allowed: tuple[str, ...]):
-    def check(value: object) -> str | None:
-        return None if value in allowed else f"must be one of {', '.join(allowed)}"
-
-    return check
-
-
-def _profiled_phase(value: object) -> str | None:
-    return None if value is None or value in SPEED_PHASES else f"must be null or one of {', '.join(SPEED_PHASES)}"
+def _choice(allowed: tuple[str, ...]) -> Callable[[object], str | None]:
+    return lambda value: None if value in allowed else f"must be one of {', '.join(allowed)}"
 
 
 def time_problem(time_s: object) -> str | None:
     """What is wrong with a time_s object, or None: every statistic finite and >= 0, values non-empty."""
-    if time_s is None:
-        return None
     if not isinstance(time_s, dict):
-        return "must be an object of seconds per call or null"
+        return "must be an object of seconds per call"
     for key in ("median", "mean", "stdev", "iqr", "min", "max"):
         if not (_is_number(time_s.get(key)) and time_s[key] >= 0):
             return f"{key} must be a finite number >= 0"
@@ -446,35 +453,26 @@ def time_problem(time_s: object) -> str | None:
     return None
 
 
+# The Record's fields, checked against their type hints (null passes where the hint admits it) or, where a field
+# must hold more than its type, by its check here.
+_RECORD_HINTS = get_type_hints(Record)
 FIELD_CHECKS = {
-    "run_id": _string,
-    "suite": _string,
-    "impl": _string,
-    "family": _string,
     "phase": _choice(PHASES),
-    "profiled_phase": _profiled_phase,
-    "device": _string,
-    "dtype": _string,
-    "batch_size": _positive_int,
+    "profiled_phase": _choice(SPEED_PHASES),
+    "batch_size": _int_at_least(1),
     "widths": _widths,
-    "grid_size": _count,
-    "spline_order": _count,
-    "num_basis": _count,
-    "params": _count_or_null,
-    "params_total": _count_or_null,
+    "grid_size": _int_at_least(0),
+    "spline_order": _int_at_least(0),
+    "num_basis": _int_at_least(0),
+    "params": _int_at_least(0),
+    "params_total": _int_at_least(0),
     "status": _choice(STATUSES),
-    "reason": _string_or_null,
     "time_s": time_problem,
     "instructions": time_problem,
     "unit": _choice(UNITS),
-    "peak_mem_bytes": _count_or_null,
-    "flops": _count_or_null,
-    "flop_per_s": _rate_or_null,
-    "metrics": _object_or_null,
-    "options": _object,
-    "node": _object_or_null,
-    "group": _string_or_null,
-    "config_hash": _string,
+    "peak_mem_bytes": _int_at_least(0),
+    "flops": _int_at_least(0),
+    "flop_per_s": _rate,
 }
 
 

@@ -22,6 +22,7 @@ from torch import nn
 import implementations
 
 from . import datasets
+from .record import AccuracyMetrics
 from .worker import spec_of
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -217,14 +218,14 @@ def train(request: dict, log=None) -> dict:
     higher_is_better = task == "classification"
     finite = [i for i, v in enumerate(curve["val"]) if math.isfinite(v)]
     best = (max if higher_is_better else min)(finite, key=lambda i: curve["val"][i]) if finite else None
-    result["metrics"] = {
-        "dataset": spec["name"], "seed": seed,
-        "metric": "test_accuracy" if task == "classification" else "test_rmse",
-        "final_test": curve["test"][-1],
-        "best_val": curve["val"][best] if best is not None else math.nan,
-        "test_at_best_val": curve["test"][best] if best is not None else math.nan,
-        "diverged": diverged, "epochs": len(curve["epoch"]), "train_time_s": train_time, "curve": curve,
-    }  # fmt: skip
+    result["metrics"] = AccuracyMetrics(
+        dataset=spec["name"], seed=seed,
+        metric="test_accuracy" if task == "classification" else "test_rmse",
+        final_test=curve["test"][-1],
+        best_val=curve["val"][best] if best is not None else math.nan,
+        test_at_best_val=curve["test"][best] if best is not None else math.nan,
+        diverged=diverged, epochs=len(curve["epoch"]), train_time_s=train_time, curve=curve,
+    ).to_dict()  # fmt: skip
     if stopped:
         result.update(status="error", reason=stopped)
     return result
