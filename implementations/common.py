@@ -1,8 +1,11 @@
-"""Checks and the layer stack shared by every implementation."""
+"""Checks, the layer stack, and a family's options declared once (Family) with the stacking build they share."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -66,3 +69,71 @@ def backward_matmul(per_layer: Sequence[int], first_input_grad: bool = False) ->
     autograd skips that product, so backward is less than twice forward.
     """
     return 2 * sum(per_layer) - (0 if first_input_grad or not per_layer else per_layer[0])
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model's widths, G and k, and, in a family's subclass, each of its options with its default: the one
+    declaration that the family's build, param_count and flop_breakdown read (made by adapter_functions)."""
+
+    widths: Sequence[int]
+    grid_size: int = 5
+    spline_order: int = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", check_widths(self.widths))
+        check_grid(self.grid_size, self.spline_order)
+
+    @property
+    def edges(self) -> list[tuple[int, int]]:
+        """(in, out) of each layer."""
+        return edges(self.widths)
+
+    @property
+    def num_basis(self) -> int:
+        """G + k basis functions per edge, as many as the B-spline KAN's (the fairness rule)."""
+        return self.grid_size + self.spline_order
+
+    def layer(self, n: int, i: int, o: int) -> nn.Module:
+        """Layer n of the model, from i inputs to o outputs."""
+        raise NotImplementedError
+
+    def build(self) -> nn.Module:
+        """A freshly initialised model: one layer per pair of widths."""
+        return LayerStack([self.layer(n, i, o) for n, (i, o) in enumerate(self.edges)])
+
+    def param_count(self) -> int:
+        """Trainable parameters of the model build() makes."""
+        raise NotImplementedError
+
+    def flop_breakdown(self, batch: int) -> dict[str, int]:
+        """FLOPs of one forward on batch rows: "matmul", "elementwise" and "matmul_backward" (the Adapter's)."""
+        raise NotImplementedError
+
+
+def options_of(family: type[Family], options: dict[str, Any]) -> dict[str, Any]:
+    """options, or TypeError naming the unknown ones and the family's own."""
+    own = [f.name for f in dataclasses.fields(family) if f.name not in ("widths", "grid_size", "spline_order")]
+    unknown = sorted(set(options) - set(own))
+    if unknown:
+        name = family.__module__.rpartition(".")[2]
+        raise TypeError(f"{name}: unknown options {unknown}; allowed: {', '.join(own)}")
+    return options
+
+
+def adapter_functions(family: type[Family]) -> tuple[Callable[..., Any], Callable[..., int], Callable[..., dict]]:
+    """The family module's build, param_count and flop_breakdown (the Adapter contract), each reading a family."""
+
+    def build(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options: Any) -> nn.Module:
+        return family(widths, grid_size, spline_order, **options_of(family, options)).build()
+
+    def param_count(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options: Any) -> int:
+        return family(widths, grid_size, spline_order, **options_of(family, options)).param_count()
+
+    def flop_breakdown(widths: Sequence[int], grid_size: int, spline_order: int, batch: int, **options: Any) -> dict:
+        return family(widths, grid_size, spline_order, **options_of(family, options)).flop_breakdown(batch)
+
+    for function in (build, param_count, flop_breakdown):  # shown as the family module's own (Info.target)
+        function.__module__, function.__qualname__ = family.__module__, function.__name__
+        function.__doc__ = getattr(family, function.__name__).__doc__
+    return build, param_count, flop_breakdown
