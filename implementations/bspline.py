@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Family, adapter_functions, backward_matmul, check_grid, check_input, check_widths
+from .common import Family, KANLayer, adapter_functions, backward_matmul, check_grid
 
 
 def uniform_knots(grid_size: int, spline_order: int, grid_range: tuple[float, float]) -> torch.Tensor:
@@ -32,7 +32,7 @@ def bspline_basis(x: torch.Tensor, knots: torch.Tensor, spline_order: int) -> to
     return b
 
 
-class BSplineKANLayer(nn.Module):
+class BSplineKANLayer(KANLayer):
     """out = W_base silu(x) + sum_{i,m} (c_{o,i,m} s_{o,i}) B_m(x_i)."""
 
     knots: torch.Tensor  # a buffer (register_buffer), declared for the type checker
@@ -46,12 +46,9 @@ class BSplineKANLayer(nn.Module):
         grid_range: tuple[float, float] = (-1.0, 1.0),
         noise_scale: float = 0.1,
     ) -> None:
-        super().__init__()
-        check_widths([in_features, out_features])
         check_grid(grid_size, spline_order)
-        self.in_features, self.out_features = in_features, out_features
+        super().__init__(in_features, out_features, grid_size + spline_order)
         self.grid_size, self.spline_order = grid_size, spline_order
-        self.num_basis = grid_size + spline_order
         self.register_buffer("knots", uniform_knots(grid_size, spline_order, grid_range).to(torch.get_default_dtype()))
         self.base_weight = nn.Parameter(torch.empty(out_features, in_features))
         self.spline_weight = nn.Parameter(torch.empty(out_features, in_features, self.num_basis))
@@ -75,7 +72,7 @@ class BSplineKANLayer(nn.Module):
         return bspline_basis(x, self.knots, self.spline_order)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"BSplineKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         spline_weight = (self.spline_weight * self.spline_scaler.unsqueeze(-1)).flatten(1)
         return F.linear(F.silu(x), self.base_weight) + F.linear(self.basis(x).flatten(-2), spline_weight)
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bspline import BSplineKAN, BSplineKANLayer
-from .common import LayerStack, adapter_functions, backward_matmul, check_input
+from .common import LayerStack, adapter_functions, backward_matmul
 from .lean import LeanFamily, lean_linear
 
 
@@ -202,7 +202,7 @@ class BSplineFastKANLayer(BSplineKANLayer):
         return out.transpose(1, 2).reshape(*x.shape, self.num_basis)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"BSplineFastKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         if self.contraction == "gather":
             return self.forward_gather(x)
         if self.memory == "lean":

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import adapter_functions, backward_matmul, check_grid, check_input, check_widths
+from .common import KANLayer, adapter_functions, backward_matmul, check_grid
 from .lean import LeanFamily, lean_linear, norm_params, normalize
 
 
@@ -38,14 +38,12 @@ def resolve_degree(grid_size: int, spline_order: int, degree: int | None) -> int
     return grid_size + spline_order - 1 if degree is None else check_degree(degree)
 
 
-class PolynomialKANLayer(nn.Module):
+class PolynomialKANLayer(KANLayer):
     """out_o = sum_i sum_d c[o, i, d] P_d(tanh u_i), u = LayerNorm(x) or x; subclasses define P_d."""
 
     def __init__(self, in_features: int, out_features: int, degree: int, input_layernorm: bool = False) -> None:
-        super().__init__()
-        check_widths([in_features, out_features])
-        self.in_features, self.out_features = in_features, out_features
-        self.degree, self.num_basis = check_degree(degree), degree + 1
+        super().__init__(in_features, out_features, check_degree(degree) + 1)
+        self.degree = degree
         self.layernorm = nn.LayerNorm(in_features) if input_layernorm else None
         # (out, in, D + 1): flattened, the (input, degree) columns line up with basis(x).flatten(-2) for F.linear
         self.coef = nn.Parameter(torch.empty(out_features, in_features, self.num_basis))
@@ -83,7 +81,7 @@ class PolynomialKANLayer(nn.Module):
         return self.polynomials(torch.tanh(u))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"{type(self).__name__}({self.in_features} -> {self.out_features})")
+        self.check(x)
         if self.memory == "lean":  # keep x instead of the basis (implementations.lean)
             basis = lambda u, p: _PolynomialBlock.apply(normalize(u, self.layernorm, p), self).flatten(-2)  # noqa: E731
             return lean_linear(x, [(basis, self.coef.flatten(1))], norm_params(self.layernorm))

@@ -43,6 +43,19 @@ def check_input(x: torch.Tensor, in_features: int, where: str) -> None:
         )
 
 
+class KANLayer(nn.Module):
+    """A layer from in_features to out_features with num_basis functions per edge (0: no basis; the layer contract)."""
+
+    def __init__(self, in_features: int, out_features: int, num_basis: int = 0) -> None:
+        super().__init__()
+        check_widths([in_features, out_features])
+        self.in_features, self.out_features, self.num_basis = in_features, out_features, num_basis
+
+    def check(self, x: torch.Tensor) -> None:
+        """check_input, naming the layer and its widths."""
+        check_input(x, self.in_features, f"{type(self).__name__}({self.in_features} -> {self.out_features})")
+
+
 class LayerStack(nn.Module):
     """A KAN: layers applied one after another, exposed as `self.layers`."""
 

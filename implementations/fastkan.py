@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import adapter_functions, backward_matmul, check_grid, check_input, check_widths
+from .common import KANLayer, adapter_functions, backward_matmul, check_grid
 from .lean import Features, LeanFamily, lean_linear, norm_params, normalize
 
 
-class FastKANLayer(nn.Module):
+class FastKANLayer(KANLayer):
     """out = W_spline vec(exp(-((LN(x) - c_j) / h)^2)) + Linear(silu(x))."""
 
     centres: torch.Tensor  # a buffer (register_buffer), declared for the type checker
@@ -29,11 +29,8 @@ class FastKANLayer(nn.Module):
         use_base: bool = True,
         init_scale: float = 0.1,
     ) -> None:
-        super().__init__()
-        check_widths([in_features, out_features])
         check_grid(grid_size, spline_order)
-        self.in_features, self.out_features = in_features, out_features
-        self.num_basis = grid_size + spline_order  # same basis count per edge as the B-spline KAN
+        super().__init__(in_features, out_features, grid_size + spline_order)  # the B-spline KAN's basis count
         a, b = grid_range
         self.register_buffer("centres", torch.linspace(a, b, self.num_basis))
         self.h = (b - a) / (self.num_basis - 1) if self.num_basis > 1 else float(b - a)
@@ -52,7 +49,7 @@ class FastKANLayer(nn.Module):
         return torch.exp(-(((u.unsqueeze(-1) - self.centres) / self.h) ** 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"FastKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         if self.memory == "lean":
             return self.lean_forward(x)
         out = F.linear(self.basis(x).flatten(-2), self.spline_weight)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import adapter_functions, backward_matmul, check_grid, check_input, check_widths
+from .common import KANLayer, adapter_functions, backward_matmul, check_grid
 from .lean import LeanFamily, lean_linear
 
 
@@ -40,7 +40,7 @@ def resolve_num_basis(grid_size: int, spline_order: int, frequencies: int | None
     return 2 * frequencies
 
 
-class FourierKANLayer(nn.Module):
+class FourierKANLayer(KANLayer):
     """out = W vec([cos(k x_i)]_k, [sin(k x_i)]_k) + bias; K_c = ceil(n / 2) cosines, K_s = floor(n / 2) sines."""
 
     freqs: torch.Tensor  # a buffer (register_buffer), declared for the type checker
@@ -49,9 +49,7 @@ class FourierKANLayer(nn.Module):
     def __init__(
         self, in_features: int, out_features: int, num_basis: int, use_bias: bool = True, smooth_init: bool = False
     ) -> None:
-        super().__init__()
-        check_widths([in_features, out_features])
-        self.in_features, self.out_features, self.num_basis = in_features, out_features, num_basis
+        super().__init__(in_features, out_features, num_basis)
         self.num_cos, self.num_sin = (num_basis + 1) // 2, num_basis // 2
         self.register_buffer("freqs", torch.arange(1, self.num_cos + 1, dtype=torch.get_default_dtype()))
         # the frequency of each column: 1..K_c for the cosines, then 1..K_s for the sines
@@ -66,7 +64,7 @@ class FourierKANLayer(nn.Module):
         return torch.cat([torch.cos(kx), torch.sin(kx[..., : self.num_sin])], dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"FourierKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         if self.memory == "lean":  # keep x instead of the basis (implementations.lean)
             return lean_linear(x, [(lambda u, p: self.basis(u).flatten(-2), self.coef.flatten(1))], bias=self.bias)
         return F.linear(self.basis(x).flatten(-2), self.coef.flatten(1), self.bias)

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import adapter_functions, backward_matmul, check_input, check_widths
+from .common import KANLayer, adapter_functions, backward_matmul, check_input
 from .iso import IsoFamily
 
 # (a_0 .. a_5, b_1 .. b_4) from kat_rational/init.json at 181bae8; other degrees start from identity only.
@@ -235,15 +235,11 @@ class GroupRational(nn.Module):
         return f"{self.channels}, groups={self.groups}, degrees=({m}, {n}), denominator={self.denominator_form}"
 
 
-class GRKANLayer(nn.Module):
+class GRKANLayer(KANLayer):
     """y = W F(x) + b: a group-rational function of each input, then a linear layer."""
 
-    num_basis = 0  # no per-input basis: the layer contract's declaration (docs/implementations.md)
-
     def __init__(self, in_features: int, out_features: int, groups: int = 8, init: str = "gelu", **options) -> None:
-        super().__init__()
-        check_widths([in_features, out_features])
-        self.in_features, self.out_features = in_features, out_features
+        super().__init__(in_features, out_features)  # num_basis 0: no per-input basis (the layer contract)
         self.rational = GroupRational(in_features, groups, init, **options)  # degrees, shared_numerator, denominator
         self.linear = nn.Linear(in_features, out_features)
         with torch.no_grad():  # variance-preserving: W's inputs are F(x) with E[F(x)^2] = 1 / gain^2
@@ -251,7 +247,7 @@ class GRKANLayer(nn.Module):
             self.linear.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"GRKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         return self.linear(self.rational(x))
 
 

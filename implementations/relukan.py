@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import adapter_functions, backward_matmul, check_grid, check_input, check_widths
+from .common import KANLayer, adapter_functions, backward_matmul, check_grid
 from .lean import LeanFamily, lean_linear
 
 
@@ -43,7 +43,7 @@ def check_range(grid_range: object) -> tuple[float, float]:
     return numbers[0], numbers[1]
 
 
-class ReLUKANLayer(nn.Module):
+class ReLUKANLayer(KANLayer):
     """out = W vec([r ReLU(e - x) ReLU(x - s)]^2) + bias, s and e of shape (in, G + k)."""
 
     def __init__(
@@ -55,12 +55,9 @@ class ReLUKANLayer(nn.Module):
         grid_range: tuple[float, float] = (0.0, 1.0),
         trainable_grid: bool = True,
     ) -> None:
-        super().__init__()
-        check_widths([in_features, out_features])
         check_grid(grid_size, spline_order)
+        super().__init__(in_features, out_features, grid_size + spline_order)
         lo, hi = check_range(grid_range)
-        self.in_features, self.out_features = in_features, out_features
-        self.num_basis = grid_size + spline_order
         h = (hi - lo) / grid_size
         # s_j = lo + (j - k) h and e_j = s_j + (k + 1) h, per input: every bump spans k + 1 grid steps
         width = (spline_order + 1) * h
@@ -82,7 +79,7 @@ class ReLUKANLayer(nn.Module):
         return bumps(x, self.starts, self.ends, self.r)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"ReLUKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         if self.memory == "lean":  # keep x instead of the basis (implementations.lean)
             basis = lambda u, p: bumps(u, p[0], p[1], self.r).flatten(-2)  # noqa: E731
             return lean_linear(x, [(basis, self.spline_weight)], (self.starts, self.ends), self.bias)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import adapter_functions, backward_matmul, check_grid, check_input, check_widths
+from .common import KANLayer, adapter_functions, backward_matmul, check_grid
 from .lean import LeanFamily, lean_linear, norm_params, normalize
 
 
@@ -43,7 +43,7 @@ def rswaf_basis(u: torch.Tensor, centres: torch.Tensor, inv_h: torch.Tensor) -> 
     return RSWAFBasis.apply(u, centres, inv_h)
 
 
-class RSWAFKANLayer(nn.Module):
+class RSWAFKANLayer(KANLayer):
     """out = W_spline vec(1 - tanh((LN(x) - c_j) / h)^2); no base branch, no bias."""
 
     def __init__(
@@ -58,11 +58,8 @@ class RSWAFKANLayer(nn.Module):
         trainable_inv_h: bool = False,
         use_layernorm: bool = True,
     ) -> None:
-        super().__init__()
-        check_widths([in_features, out_features])
         check_grid(grid_size, spline_order)
-        self.in_features, self.out_features = in_features, out_features
-        self.num_basis = grid_size + spline_order
+        super().__init__(in_features, out_features, grid_size + spline_order)
         self.centres = nn.Parameter(torch.linspace(*grid_range, self.num_basis), requires_grad=trainable_grid)
         self.inv_h = nn.Parameter(torch.tensor(float(inv_h)), requires_grad=trainable_inv_h)
         self.layernorm = nn.LayerNorm(in_features) if use_layernorm else None
@@ -77,7 +74,7 @@ class RSWAFKANLayer(nn.Module):
         return rswaf_basis(u, self.centres, self.inv_h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"RSWAFKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         if self.memory == "lean":  # keep x instead of the basis (implementations.lean)
             basis = lambda u, p: rswaf_basis(normalize(u, self.layernorm, p[:-2]), p[-2], p[-1]).flatten(-2)  # noqa: E731
             params = (*norm_params(self.layernorm), self.centres, self.inv_h)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import adapter_functions, backward_matmul, check_input, check_widths
+from .common import KANLayer, adapter_functions, backward_matmul
 from .iso import IsoFamily
 
 WAVELETS = ("mexican_hat", "morlet", "dog")
@@ -121,19 +121,16 @@ class WaveletEdges(torch.autograd.Function):
         )
 
 
-class WavKANLayer(nn.Module):
+class WavKANLayer(KANLayer):
     """y_o = sum_i w[o, i] psi((x_i - t[o, i]) / s[o, i]) (+ W_b silu(x) with base=True), then BatchNorm1d if asked."""
-
-    num_basis = 0  # no per-input basis: the layer contract's declaration (docs/implementations.md)
 
     def __init__(
         self, in_features: int, out_features: int, wavelet: str = "mexican_hat", batch_norm: bool = False,
         base: bool = False,
     ) -> None:  # fmt: skip
-        super().__init__()
-        check_widths([in_features, out_features])
+        super().__init__(in_features, out_features)  # num_basis 0: no per-input basis (the layer contract)
         check_wavelet(wavelet)
-        self.in_features, self.out_features, self.wavelet = in_features, out_features, wavelet
+        self.wavelet = wavelet
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         self.translation = nn.Parameter(torch.zeros(out_features, in_features))
@@ -142,7 +139,7 @@ class WavKANLayer(nn.Module):
         self.bn = nn.BatchNorm1d(out_features) if batch_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"WavKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         flat = x.reshape(-1, self.in_features)
         y = WaveletEdges.apply(flat, self.weight, self.translation, self.scale, self.wavelet)
         if self.base is not None:
