@@ -88,7 +88,7 @@ class BSplineKAN(Family):
     noise_scale: float = 0.1
 
     def layer(self, n: int, i: int, o: int) -> BSplineKANLayer:
-        return BSplineKANLayer(i, o, self.grid_size, self.spline_order, self.grid_range, self.noise_scale)
+        return BSplineKANLayer(i, o, self.grid_size, self.spline_order, **self.options())
 
     def param_count(self) -> int:
         """Trainable parameters: out * in * (G + k) coefficients + out * in base weights + out * in scalers."""

@@ -285,8 +285,7 @@ class BSplineFastKAN(BSplineKAN, LeanFamily):
     contraction: str = "dense"
 
     def layer(self, n: int, i: int, o: int) -> BSplineFastKANLayer:
-        return BSplineFastKANLayer(i, o, self.grid_size, self.spline_order, self.grid_range, self.noise_scale,
-                                   contraction=self.contraction)  # fmt: skip
+        return BSplineFastKANLayer(i, o, self.grid_size, self.spline_order, **self.options())
 
     def build(self) -> LayerStack:
         """A B-spline KAN with closed-form bases; state_dict-compatible with `bspline`."""

@@ -159,13 +159,10 @@ class ChebyKAN(LeanFamily):
         """Forward FLOPs: the matmul exactly; tanh, LayerNorm and the recurrence (per_degree ops per degree) as an
         estimate."""
         per_layer = [2 * batch * i * self.num_basis * o for i, o in self.edges]
-        per_input = [1 + self.per_degree * (self.num_basis - 1) + (8 if self.normalized(n) else 0)
-                     for n in range(len(self.edges))]  # fmt: skip
-        return {
-            "matmul": sum(per_layer),
-            "elementwise": sum(batch * i * p for (i, _), p in zip(self.edges, per_input)),
-            "matmul_backward": backward_matmul(per_layer),
-        }
+        recurrence = 1 + self.per_degree * (self.num_basis - 1)  # tanh and the recurrence
+        per_input = [recurrence + (8 if self.normalized(n) else 0) for n in range(len(self.edges))]
+        elementwise = sum(batch * i * p for (i, _), p in zip(self.edges, per_input))
+        return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}
 
 
 build, param_count, flop_breakdown = adapter_functions(ChebyKAN)

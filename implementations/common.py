@@ -107,6 +107,15 @@ class Family:
         """G + k basis functions per edge, as many as the B-spline KAN's (the fairness rule)."""
         return self.grid_size + self.spline_order
 
+    @classmethod
+    def names(cls) -> list[str]:
+        """The family's own options, by name."""
+        return [f.name for f in dataclasses.fields(cls) if f.name not in ("widths", "grid_size", "spline_order")]
+
+    def options(self) -> dict[str, Any]:
+        """The family's own options but memory (which its build sets on the stack), by name."""
+        return {name: getattr(self, name) for name in self.names() if name != "memory"}
+
     def layer(self, n: int, i: int, o: int) -> nn.Module:
         """Layer n of the model, from i inputs to o outputs."""
         raise NotImplementedError
@@ -126,7 +135,7 @@ class Family:
 
 def options_of(family: type[Family], options: dict[str, Any]) -> dict[str, Any]:
     """options, or TypeError naming the unknown ones and the family's own."""
-    own = [f.name for f in dataclasses.fields(family) if f.name not in ("widths", "grid_size", "spline_order")]
+    own = family.names()
     unknown = sorted(set(options) - set(own))
     if unknown:
         name = family.__module__.rpartition(".")[2]

@@ -81,8 +81,7 @@ class FastKAN(LeanFamily):
     init_scale: float = 0.1
 
     def layer(self, n: int, i: int, o: int) -> FastKANLayer:
-        return FastKANLayer(i, o, self.grid_size, self.spline_order, self.grid_range, self.use_layernorm,
-                            self.use_base, self.init_scale)  # fmt: skip
+        return FastKANLayer(i, o, self.grid_size, self.spline_order, **self.options())
 
     def param_count(self) -> int:
         """Trainable parameters: LayerNorm 2 in, spline in * K * out, base in * out + out."""

@@ -102,13 +102,9 @@ class FourierKAN(LeanFamily):
         """Forward FLOPs: the matmul exactly; k x, cos and sin (one op per basis and the product) as an estimate."""
         n = self.num_basis
         per_layer = [2 * batch * i * n * o for i, o in self.edges]
-        return {
-            "matmul": sum(per_layer),
-            "elementwise": sum(
-                batch * i * ((n + 1) // 2 + n) + (batch * o if self.use_bias else 0) for i, o in self.edges
-            ),
-            "matmul_backward": backward_matmul(per_layer),
-        }
+        bias = batch if self.use_bias else 0
+        elementwise = sum(batch * i * ((n + 1) // 2 + n) + bias * o for i, o in self.edges)
+        return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}
 
 
 build, param_count, flop_breakdown = adapter_functions(FourierKAN)

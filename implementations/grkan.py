@@ -296,9 +296,8 @@ class GRKAN(IsoFamily):
         super().__post_init__()
 
     def layer(self, n: int, i: int, o: int) -> GRKANLayer:
-        init = layer_inits(self.init)[min(n, 1)]
-        return GRKANLayer(i, o, self.groups, init, degrees=self.degrees, shared_numerator=self.shared_numerator,
-                          denominator=self.denominator)  # fmt: skip
+        rational = {k: v for k, v in self.options().items() if k in ("degrees", "shared_numerator", "denominator")}
+        return GRKANLayer(i, o, self.groups, layer_inits(self.init)[min(n, 1)], **rational)
 
     def layer_params(self, i: int, o: int) -> int:
         """The numerator(s), a denominator per group, W and b."""
@@ -313,8 +312,8 @@ class GRKAN(IsoFamily):
         per_layer = [2 * batch * i * o for i, o in self.edges]
         elementwise = sum(batch * (i * per_input + o) for i, o in self.edges)  # + bias
         # the rational's trainable coefficients lie before every linear layer, the first included
-        return {"matmul": sum(per_layer), "elementwise": elementwise,
-                "matmul_backward": backward_matmul(per_layer, first_input_grad=True)}  # fmt: skip
+        backward = backward_matmul(per_layer, first_input_grad=True)
+        return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward}
 
 
 build, param_count, flop_breakdown = adapter_functions(GRKAN)

@@ -144,11 +144,9 @@ class ReLUKAN(LeanFamily):
         """Forward FLOPs: the matmul exactly; two subtractions, two ReLUs, two products and the square per bump."""
         K = self.num_basis
         per_layer = [2 * batch * i * K * o for i, o in self.edges]
-        return {
-            "matmul": sum(per_layer),
-            "elementwise": sum(7 * batch * i * K + batch * o for i, o in self.edges),
-            "matmul_backward": backward_matmul(per_layer, first_input_grad=self.trainable_grid),  # the bumps' ends
-        }
+        elementwise = sum(7 * batch * i * K + batch * o for i, o in self.edges)
+        backward = backward_matmul(per_layer, first_input_grad=self.trainable_grid)  # trained ends: before layer 1
+        return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward}
 
 
 build, param_count, flop_breakdown = adapter_functions(ReLUKAN)

@@ -86,7 +86,7 @@ class RSWAFKANLayer(KANLayer):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RSWAF(LeanFamily):
+class RSWAFKAN(LeanFamily):
     """The RSWAF KAN's options (RSWAFKANLayer's): the centres' range, 1/h, which of them train, LayerNorm."""
 
     grid_range: tuple[float, float] = (-1.2, 0.2)
@@ -96,8 +96,7 @@ class RSWAF(LeanFamily):
     use_layernorm: bool = True
 
     def layer(self, n: int, i: int, o: int) -> RSWAFKANLayer:
-        return RSWAFKANLayer(i, o, self.grid_size, self.spline_order, self.grid_range, self.inv_h, self.trainable_grid,
-                             self.trainable_inv_h, self.use_layernorm)  # fmt: skip
+        return RSWAFKANLayer(i, o, self.grid_size, self.spline_order, **self.options())
 
     def param_count(self) -> int:
         """Trainable parameters: LayerNorm 2 in, spline in * K * out, and the grid / 1/h when trainable."""
@@ -115,4 +114,4 @@ class RSWAF(LeanFamily):
         return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward}
 
 
-build, param_count, flop_breakdown = adapter_functions(RSWAF)
+build, param_count, flop_breakdown = adapter_functions(RSWAFKAN)
