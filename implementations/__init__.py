@@ -23,8 +23,8 @@ ENTRY_POINT_GROUP = "kanbench.implementations"
 PYKAN_HINT = "pip install 'kanbench[pykan]'"
 
 # The built-ins, in the order listings and reports show them. A family is one module that defines build,
-# param_count and flop_breakdown; its line here names that module's builder. Nothing is imported until a model is
-# built, counted or costed.
+# param_count and flop_breakdown (common.adapter_functions of its options); its line here names that module's
+# builder. Nothing is imported until a model is built, counted or costed.
 BUILTIN: dict[str, Adapter] = {
     a.name: a
     for a in (

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerStack, backward_matmul, check_grid, check_input, check_widths, edges
+from .common import Family, KANLayer, adapter_functions, backward_matmul, check_grid
 
 
 def uniform_knots(grid_size: int, spline_order: int, grid_range: tuple[float, float]) -> torch.Tensor:
@@ -32,7 +32,7 @@ def bspline_basis(x: torch.Tensor, knots: torch.Tensor, spline_order: int) -> to
     return b
 
 
-class BSplineKANLayer(nn.Module):
+class BSplineKANLayer(KANLayer):
     """out = W_base silu(x) + sum_{i,m} (c_{o,i,m} s_{o,i}) B_m(x_i)."""
 
     knots: torch.Tensor  # a buffer (register_buffer), declared for the type checker
@@ -46,12 +46,9 @@ class BSplineKANLayer(nn.Module):
         grid_range: tuple[float, float] = (-1.0, 1.0),
         noise_scale: float = 0.1,
     ) -> None:
-        super().__init__()
-        check_widths([in_features, out_features])
         check_grid(grid_size, spline_order)
-        self.in_features, self.out_features = in_features, out_features
+        super().__init__(in_features, out_features, grid_size + spline_order)
         self.grid_size, self.spline_order = grid_size, spline_order
-        self.num_basis = grid_size + spline_order
         self.register_buffer("knots", uniform_knots(grid_size, spline_order, grid_range).to(torch.get_default_dtype()))
         self.base_weight = nn.Parameter(torch.empty(out_features, in_features))
         self.spline_weight = nn.Parameter(torch.empty(out_features, in_features, self.num_basis))
@@ -75,7 +72,7 @@ class BSplineKANLayer(nn.Module):
         return bspline_basis(x, self.knots, self.spline_order)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"BSplineKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         spline_weight = (self.spline_weight * self.spline_scaler.unsqueeze(-1)).flatten(1)
         return F.linear(F.silu(x), self.base_weight) + F.linear(self.basis(x).flatten(-2), spline_weight)
 
@@ -83,23 +80,27 @@ class BSplineKANLayer(nn.Module):
         return f"{self.in_features} -> {self.out_features}, G={self.grid_size}, k={self.spline_order}"
 
 
-def build(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options) -> LayerStack:
-    """A B-spline KAN with one BSplineKANLayer per pair of widths."""
-    widths = check_widths(widths)
-    return LayerStack([BSplineKANLayer(i, o, grid_size, spline_order, **options) for i, o in edges(widths)])
+@dataclass(frozen=True, kw_only=True)
+class BSplineKAN(Family):
+    """The B-spline KAN's options (BSplineKANLayer's): the grid's range and the initial coefficients' noise."""
+
+    grid_range: tuple[float, float] = (-1.0, 1.0)
+    noise_scale: float = 0.1
+
+    def layer(self, n: int, i: int, o: int) -> BSplineKANLayer:
+        return BSplineKANLayer(i, o, self.grid_size, self.spline_order, **self.options())
+
+    def param_count(self) -> int:
+        """Trainable parameters: out * in * (G + k) coefficients + out * in base weights + out * in scalers."""
+        return sum(o * i * (self.num_basis + 2) for i, o in self.edges)
+
+    def flop_breakdown(self, batch: int) -> dict[str, int]:
+        """Forward FLOPs: the two matmuls exactly, the basis recursion and SiLU as estimated op counts."""
+        G, k, K = self.grid_size, self.spline_order, self.num_basis
+        per_input = 3 * (G + 2 * k) + sum(7 * (G + 2 * k - p) for p in range(1, k + 1)) + 4  # indicators, levels, silu
+        per_layer = [2 * batch * i * o + 2 * batch * i * K * o for i, o in self.edges]
+        elementwise = sum(batch * i * per_input + o * i * K + batch * o for i, o in self.edges)
+        return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}
 
 
-def param_count(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options) -> int:
-    """Trainable parameters: out * in * (G + k) coefficients + out * in base weights + out * in scalers."""
-    return sum(o * i * (grid_size + spline_order + 2) for i, o in edges(check_widths(widths)))
-
-
-def flop_breakdown(widths: Sequence[int], grid_size: int, spline_order: int, batch: int, **options) -> dict[str, int]:
-    """Forward FLOPs: the two matmuls exactly, the basis recursion and SiLU as estimated op counts."""
-    G, k = grid_size, spline_order
-    K = G + k
-    per_input = 3 * (G + 2 * k) + sum(7 * (G + 2 * k - p) for p in range(1, k + 1)) + 4  # indicators, levels, silu
-    layers = edges(check_widths(widths))
-    per_layer = [2 * batch * i * o + 2 * batch * i * K * o for i, o in layers]
-    elementwise = sum(batch * i * per_input + o * i * K + batch * o for i, o in layers)
-    return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}
+build, param_count, flop_breakdown = adapter_functions(BSplineKAN)

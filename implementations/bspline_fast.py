@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bspline import BSplineKANLayer, param_count  # noqa: F401 (the same parameters as bspline)
-from .common import LayerStack, backward_matmul, check_input, check_widths, edges
-from .lean import lean_linear, set_memory
+from .bspline import BSplineKAN, BSplineKANLayer
+from .common import LayerStack, adapter_functions, backward_matmul
+from .lean import LeanFamily, lean_linear
 
 
 @functools.cache
@@ -202,7 +202,7 @@ class BSplineFastKANLayer(BSplineKANLayer):
         return out.transpose(1, 2).reshape(*x.shape, self.num_basis)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"BSplineFastKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         if self.contraction == "gather":
             return self.forward_gather(x)
         if self.memory == "lean":
@@ -278,31 +278,37 @@ class _BlockBasis(torch.autograd.Function):
         return slope.mul_(grad).sum(1), None
 
 
-def build(
-    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, memory: str = "default", **options
-) -> LayerStack:
-    """A B-spline KAN with closed-form bases; state_dict-compatible with `bspline`."""
-    widths = check_widths(widths)
-    stack = LayerStack([BSplineFastKANLayer(i, o, grid_size, spline_order, **options) for i, o in edges(widths)])
-    if memory == "lean" and options.get("contraction", "dense") != "dense":
-        raise ValueError(f"memory='lean' takes contraction='dense' only, got contraction={options['contraction']!r}")
-    return set_memory(stack, memory)
+@dataclass(frozen=True, kw_only=True)
+class BSplineFastKAN(BSplineKAN, LeanFamily):
+    """bspline's options, memory, and the contraction: "dense" (one matmul) or "gather" (the k + 1 touched rows)."""
+
+    contraction: str = "dense"
+
+    def layer(self, n: int, i: int, o: int) -> BSplineFastKANLayer:
+        return BSplineFastKANLayer(i, o, self.grid_size, self.spline_order, **self.options())
+
+    def build(self) -> LayerStack:
+        """A B-spline KAN with closed-form bases; state_dict-compatible with `bspline`."""
+        stack = super().build()  # its layers check contraction first
+        if self.memory == "lean" and self.contraction != "dense":
+            raise ValueError(f"memory='lean' takes contraction='dense' only, got contraction={self.contraction!r}")
+        return stack
+
+    def flop_breakdown(self, batch: int) -> dict[str, int]:
+        """Forward FLOPs: the matmuls exactly; the closed-form bases (or the gathered k + 1 rows) as estimates."""
+        k, K = self.spline_order, self.num_basis
+        dense = self.contraction == "dense"
+        per_layer, elementwise = [], 0
+        for i, o in self.edges:
+            # embedding_bag is no matmul to FlopCounterMode, so the gathered multiply-adds count as elementwise
+            spline = 2 * batch * i * (K if dense else k + 1) * o
+            per_layer.append(2 * batch * i * o + (spline if dense else 0))
+            if dense and k >= 2:
+                per_input = K * (4 + 4 * len(cardinal_terms(k)[1])) + 4  # |w - c| and each truncated power; silu
+            else:
+                per_input = 6 + 2 * (k + 1) ** 2 + K + 4  # span and u, Horner, the scatter; silu
+            elementwise += batch * i * per_input + o * i * K + (0 if dense else spline)
+        return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}
 
 
-def flop_breakdown(
-    widths: Sequence[int], grid_size: int, spline_order: int, batch: int, contraction: str = "dense", **options
-) -> dict[str, int]:
-    """Forward FLOPs: the matmuls exactly; the closed-form bases (or the gathered k + 1 rows) as estimates."""
-    k, K = spline_order, grid_size + spline_order
-    dense = contraction == "dense"
-    per_layer, elementwise = [], 0
-    for i, o in edges(check_widths(widths)):
-        # embedding_bag is no matmul to FlopCounterMode, so the gathered multiply-adds count as elementwise
-        spline = 2 * batch * i * (K if dense else k + 1) * o
-        per_layer.append(2 * batch * i * o + (spline if dense else 0))
-        if dense and k >= 2:
-            per_input = K * (4 + 4 * len(cardinal_terms(k)[1])) + 4  # |w - c| and each truncated power; silu
-        else:
-            per_input = 6 + 2 * (k + 1) ** 2 + K + 4  # span and u, Horner, the scatter; silu
-        elementwise += batch * i * per_input + o * i * K + (0 if dense else spline)
-    return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}
+build, param_count, flop_breakdown = adapter_functions(BSplineFastKAN)

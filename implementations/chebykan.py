@@ -15,14 +15,14 @@ After SynodicMonth/ChebyKAN (ChebyKANLayer.py at e6b7930, repository HEAD 5f7efd
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerStack, backward_matmul, check_grid, check_input, check_widths, edges
-from .lean import lean_linear, norm_params, normalize, set_memory
+from .common import KANLayer, adapter_functions, backward_matmul, check_grid
+from .lean import LeanFamily, lean_linear, norm_params, normalize
 
 
 def check_degree(degree: object) -> int:
@@ -38,14 +38,12 @@ def resolve_degree(grid_size: int, spline_order: int, degree: int | None) -> int
     return grid_size + spline_order - 1 if degree is None else check_degree(degree)
 
 
-class PolynomialKANLayer(nn.Module):
+class PolynomialKANLayer(KANLayer):
     """out_o = sum_i sum_d c[o, i, d] P_d(tanh u_i), u = LayerNorm(x) or x; subclasses define P_d."""
 
     def __init__(self, in_features: int, out_features: int, degree: int, input_layernorm: bool = False) -> None:
-        super().__init__()
-        check_widths([in_features, out_features])
-        self.in_features, self.out_features = in_features, out_features
-        self.degree, self.num_basis = check_degree(degree), degree + 1
+        super().__init__(in_features, out_features, check_degree(degree) + 1)
+        self.degree = degree
         self.layernorm = nn.LayerNorm(in_features) if input_layernorm else None
         # (out, in, D + 1): flattened, the (input, degree) columns line up with basis(x).flatten(-2) for F.linear
         self.coef = nn.Parameter(torch.empty(out_features, in_features, self.num_basis))
@@ -83,7 +81,7 @@ class PolynomialKANLayer(nn.Module):
         return self.polynomials(torch.tanh(u))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"{type(self).__name__}({self.in_features} -> {self.out_features})")
+        self.check(x)
         if self.memory == "lean":  # keep x instead of the basis (implementations.lean)
             basis = lambda u, p: _PolynomialBlock.apply(normalize(u, self.layernorm, p), self).flatten(-2)  # noqa: E731
             return lean_linear(x, [(basis, self.coef.flatten(1))], norm_params(self.layernorm))
@@ -129,73 +127,42 @@ class _PolynomialBlock(torch.autograd.Function):
         return slopes.mul_(grad).sum(-1), None
 
 
-def polynomial_stack(
-    layer: type[PolynomialKANLayer], widths: Sequence[int], degree: int, hidden_layernorm: bool, memory: str,
-    **options,
-) -> LayerStack:  # fmt: skip
-    """One layer per pair of widths; with hidden_layernorm every layer but the first normalizes its input."""
-    pairs = enumerate(edges(widths))
-    stack = LayerStack(
-        [layer(i, o, degree, input_layernorm=hidden_layernorm and n > 0, **options) for n, (i, o) in pairs]
-    )
-    return set_memory(stack, memory)
+@dataclass(frozen=True, kw_only=True)
+class ChebyKAN(LeanFamily):
+    """ChebyKAN's options: the degree (G + k - 1 unless given), and LayerNorm before every layer but the first."""
+
+    degree: int | None = None
+    hidden_layernorm: bool = False
+    per_degree = 2  # ops of the recurrence per polynomial in the FLOP estimate (a class constant, not an option)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        resolve_degree(self.grid_size, self.spline_order, self.degree)
+
+    @property
+    def num_basis(self) -> int:
+        """D + 1 polynomials P_0 .. P_D per edge."""
+        return resolve_degree(self.grid_size, self.spline_order, self.degree) + 1
+
+    def normalized(self, n: int) -> bool:
+        """Whether layer n normalizes its input."""
+        return self.hidden_layernorm and n > 0
+
+    def layer(self, n: int, i: int, o: int) -> PolynomialKANLayer:
+        return ChebyKANLayer(i, o, self.num_basis - 1, self.normalized(n))
+
+    def param_count(self) -> int:
+        """Trainable parameters: in * out * (D + 1) per layer (+ 2 * in per normalized layer)."""
+        return sum(i * o * self.num_basis + (2 * i if self.normalized(n) else 0) for n, (i, o) in enumerate(self.edges))
+
+    def flop_breakdown(self, batch: int) -> dict[str, int]:
+        """Forward FLOPs: the matmul exactly; tanh, LayerNorm and the recurrence (per_degree ops per degree) as an
+        estimate."""
+        per_layer = [2 * batch * i * self.num_basis * o for i, o in self.edges]
+        recurrence = 1 + self.per_degree * (self.num_basis - 1)  # tanh and the recurrence
+        per_input = [recurrence + (8 if self.normalized(n) else 0) for n in range(len(self.edges))]
+        elementwise = sum(batch * i * p for (i, _), p in zip(self.edges, per_input))
+        return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}
 
 
-def polynomial_param_count(widths: Sequence[int], degree: int, hidden_layernorm: bool) -> int:
-    """Coefficients in * out * (D + 1) per layer, and LayerNorm's 2 * in on every layer but the first."""
-    layers = edges(check_widths(widths))
-    return sum(i * o * (degree + 1) + (2 * i if hidden_layernorm and n > 0 else 0) for n, (i, o) in enumerate(layers))
-
-
-def polynomial_flops(
-    widths: Sequence[int], degree: int, batch: int, hidden_layernorm: bool, per_degree: int
-) -> dict[str, int]:
-    """The matmul exactly; tanh, LayerNorm and per_degree ops of the recurrence per polynomial as an estimate."""
-    layers = edges(check_widths(widths))
-    per_layer = [2 * batch * i * (degree + 1) * o for i, o in layers]
-    per_input = [1 + per_degree * degree + (8 if hidden_layernorm and n > 0 else 0) for n in range(len(layers))]
-    return {
-        "matmul": sum(per_layer),
-        "elementwise": sum(batch * i * p for (i, _), p in zip(layers, per_input)),
-        "matmul_backward": backward_matmul(per_layer),
-    }
-
-
-def build(
-    widths: Sequence[int],
-    grid_size: int = 5,
-    spline_order: int = 3,
-    degree: int | None = None,
-    hidden_layernorm: bool = False,
-    memory: str = "default",
-) -> LayerStack:
-    """A ChebyKAN with G + k polynomials per edge (degree G + k - 1), or of the given degree."""
-    widths = check_widths(widths)
-    D = resolve_degree(grid_size, spline_order, degree)
-    return polynomial_stack(ChebyKANLayer, widths, D, hidden_layernorm, memory)
-
-
-def param_count(
-    widths: Sequence[int],
-    grid_size: int = 5,
-    spline_order: int = 3,
-    degree: int | None = None,
-    hidden_layernorm: bool = False,
-    memory: str = "default",
-) -> int:
-    """Trainable parameters: in * out * (D + 1) per layer (+ 2 * in per normalized layer)."""
-    return polynomial_param_count(widths, resolve_degree(grid_size, spline_order, degree), hidden_layernorm)
-
-
-def flop_breakdown(
-    widths: Sequence[int],
-    grid_size: int,
-    spline_order: int,
-    batch: int,
-    degree: int | None = None,
-    hidden_layernorm: bool = False,
-    memory: str = "default",
-) -> dict[str, int]:
-    """Forward FLOPs: the matmul exactly; tanh and the recurrence (2 ops per degree) as an estimate."""
-    D = resolve_degree(grid_size, spline_order, degree)
-    return polynomial_flops(widths, D, batch, hidden_layernorm, per_degree=2)
+build, param_count, flop_breakdown = adapter_functions(ChebyKAN)

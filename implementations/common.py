@@ -1,8 +1,11 @@
-"""Checks and the layer stack shared by every implementation."""
+"""Checks, the layer stack, and a family's options declared once (Family) with the stacking build they share."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -40,6 +43,19 @@ def check_input(x: torch.Tensor, in_features: int, where: str) -> None:
         )
 
 
+class KANLayer(nn.Module):
+    """A layer from in_features to out_features with num_basis functions per edge (0: no basis; the layer contract)."""
+
+    def __init__(self, in_features: int, out_features: int, num_basis: int = 0) -> None:
+        super().__init__()
+        check_widths([in_features, out_features])
+        self.in_features, self.out_features, self.num_basis = in_features, out_features, num_basis
+
+    def check(self, x: torch.Tensor) -> None:
+        """check_input, naming the layer and its widths."""
+        check_input(x, self.in_features, f"{type(self).__name__}({self.in_features} -> {self.out_features})")
+
+
 class LayerStack(nn.Module):
     """A KAN: layers applied one after another, exposed as `self.layers`."""
 
@@ -66,3 +82,80 @@ def backward_matmul(per_layer: Sequence[int], first_input_grad: bool = False) ->
     autograd skips that product, so backward is less than twice forward.
     """
     return 2 * sum(per_layer) - (0 if first_input_grad or not per_layer else per_layer[0])
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model's widths, G and k, and, in a family's subclass, each of its options with its default: the one
+    declaration that the family's build, param_count and flop_breakdown read (made by adapter_functions)."""
+
+    widths: Sequence[int]
+    grid_size: int = 5
+    spline_order: int = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", check_widths(self.widths))
+        check_grid(self.grid_size, self.spline_order)
+
+    @property
+    def edges(self) -> list[tuple[int, int]]:
+        """(in, out) of each layer."""
+        return edges(self.widths)
+
+    @property
+    def num_basis(self) -> int:
+        """G + k basis functions per edge, as many as the B-spline KAN's (the fairness rule)."""
+        return self.grid_size + self.spline_order
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The family's own options, by name."""
+        return [f.name for f in dataclasses.fields(cls) if f.name not in ("widths", "grid_size", "spline_order")]
+
+    def options(self) -> dict[str, Any]:
+        """The family's own options but memory (which its build sets on the stack), by name."""
+        return {name: getattr(self, name) for name in self.names() if name != "memory"}
+
+    def layer(self, n: int, i: int, o: int) -> nn.Module:
+        """Layer n of the model, from i inputs to o outputs."""
+        raise NotImplementedError
+
+    def build(self) -> nn.Module:
+        """A freshly initialised model: one layer per pair of widths."""
+        return LayerStack([self.layer(n, i, o) for n, (i, o) in enumerate(self.edges)])
+
+    def param_count(self) -> int:
+        """Trainable parameters of the model build() makes."""
+        raise NotImplementedError
+
+    def flop_breakdown(self, batch: int) -> dict[str, int]:
+        """FLOPs of one forward on batch rows: "matmul", "elementwise" and "matmul_backward" (the Adapter's)."""
+        raise NotImplementedError
+
+
+def options_of(family: type[Family], options: dict[str, Any]) -> dict[str, Any]:
+    """options, or TypeError naming the unknown ones and the family's own."""
+    own = family.names()
+    unknown = sorted(set(options) - set(own))
+    if unknown:
+        name = family.__module__.rpartition(".")[2]
+        raise TypeError(f"{name}: unknown options {unknown}; allowed: {', '.join(own)}")
+    return options
+
+
+def adapter_functions(family: type[Family]) -> tuple[Callable[..., Any], Callable[..., int], Callable[..., dict]]:
+    """The family module's build, param_count and flop_breakdown (the Adapter contract), each reading a family."""
+
+    def build(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options: Any) -> nn.Module:
+        return family(widths, grid_size, spline_order, **options_of(family, options)).build()
+
+    def param_count(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options: Any) -> int:
+        return family(widths, grid_size, spline_order, **options_of(family, options)).param_count()
+
+    def flop_breakdown(widths: Sequence[int], grid_size: int, spline_order: int, batch: int, **options: Any) -> dict:
+        return family(widths, grid_size, spline_order, **options_of(family, options)).flop_breakdown(batch)
+
+    for function in (build, param_count, flop_breakdown):  # shown as the family module's own (Info.target)
+        function.__module__, function.__qualname__ = family.__module__, function.__name__
+        function.__doc__ = getattr(family, function.__name__).__doc__
+    return build, param_count, flop_breakdown

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerStack, backward_matmul, check_grid, check_input, check_widths, edges
-from .lean import Features, lean_linear, norm_params, normalize, set_memory
+from .common import KANLayer, adapter_functions, backward_matmul, check_grid
+from .lean import Features, LeanFamily, lean_linear, norm_params, normalize
 
 
-class FastKANLayer(nn.Module):
+class FastKANLayer(KANLayer):
     """out = W_spline vec(exp(-((LN(x) - c_j) / h)^2)) + Linear(silu(x))."""
 
     centres: torch.Tensor  # a buffer (register_buffer), declared for the type checker
@@ -29,11 +29,8 @@ class FastKANLayer(nn.Module):
         use_base: bool = True,
         init_scale: float = 0.1,
     ) -> None:
-        super().__init__()
-        check_widths([in_features, out_features])
         check_grid(grid_size, spline_order)
-        self.in_features, self.out_features = in_features, out_features
-        self.num_basis = grid_size + spline_order  # same basis count per edge as the B-spline KAN
+        super().__init__(in_features, out_features, grid_size + spline_order)  # the B-spline KAN's basis count
         a, b = grid_range
         self.register_buffer("centres", torch.linspace(a, b, self.num_basis))
         self.h = (b - a) / (self.num_basis - 1) if self.num_basis > 1 else float(b - a)
@@ -52,7 +49,7 @@ class FastKANLayer(nn.Module):
         return torch.exp(-(((u.unsqueeze(-1) - self.centres) / self.h) ** 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"FastKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         if self.memory == "lean":
             return self.lean_forward(x)
         out = F.linear(self.basis(x).flatten(-2), self.spline_weight)
@@ -74,35 +71,32 @@ class FastKANLayer(nn.Module):
         return f"{self.in_features} -> {self.out_features}, K={self.num_basis}, h={self.h:.4g}"
 
 
-def build(
-    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, memory: str = "default", **options
-) -> LayerStack:
-    """A FastKAN with G + k centres per input."""
-    widths = check_widths(widths)
-    stack = LayerStack([FastKANLayer(i, o, grid_size, spline_order, **options) for i, o in edges(widths)])
-    return set_memory(stack, memory)
+@dataclass(frozen=True, kw_only=True)
+class FastKAN(LeanFamily):
+    """FastKAN's options (FastKANLayer's): the centres' range, LayerNorm, the SiLU base branch, the weights' std."""
+
+    grid_range: tuple[float, float] = (-2.0, 2.0)
+    use_layernorm: bool = True
+    use_base: bool = True
+    init_scale: float = 0.1
+
+    def layer(self, n: int, i: int, o: int) -> FastKANLayer:
+        return FastKANLayer(i, o, self.grid_size, self.spline_order, **self.options())
+
+    def param_count(self) -> int:
+        """Trainable parameters: LayerNorm 2 in, spline in * K * out, base in * out + out."""
+        norm, base = self.use_layernorm, self.use_base
+        return sum(i * self.num_basis * o + (2 * i if norm else 0) + (i * o + o if base else 0) for i, o in self.edges)
+
+    def flop_breakdown(self, batch: int) -> dict[str, int]:
+        """Forward FLOPs: the matmuls exactly; LayerNorm, RBF and SiLU as estimated op counts."""
+        K, norm, use_base = self.num_basis, self.use_layernorm, self.use_base
+        rbf = [2 * batch * i * K * o for i, o in self.edges]
+        base = [2 * batch * i * o if use_base else 0 for i, o in self.edges]
+        per_input = 4 * K + (8 if norm else 0) + (4 if use_base else 0)  # sub, div, square, exp per centre
+        elementwise = sum(batch * i * per_input + (2 * batch * o if use_base else 0) for i, o in self.edges)
+        backward = backward_matmul(rbf, first_input_grad=norm) + backward_matmul(base)
+        return {"matmul": sum(rbf) + sum(base), "elementwise": elementwise, "matmul_backward": backward}
 
 
-def param_count(
-    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, use_layernorm=True, use_base=True, **options
-) -> int:
-    """Trainable parameters: LayerNorm 2 in, spline in * K * out, base in * out + out."""
-    K = grid_size + spline_order
-    total = 0
-    for i, o in edges(check_widths(widths)):
-        total += i * K * o + (2 * i if use_layernorm else 0) + (i * o + o if use_base else 0)
-    return total
-
-
-def flop_breakdown(
-    widths: Sequence[int], grid_size: int, spline_order: int, batch: int, use_layernorm=True, use_base=True, **options
-) -> dict[str, int]:
-    """Forward FLOPs: the matmuls exactly; LayerNorm, RBF and SiLU as estimated op counts."""
-    K = grid_size + spline_order
-    layers = edges(check_widths(widths))
-    rbf = [2 * batch * i * K * o for i, o in layers]
-    base = [2 * batch * i * o if use_base else 0 for i, o in layers]
-    per_input = 4 * K + (8 if use_layernorm else 0) + (4 if use_base else 0)  # sub, div, square, exp per centre
-    elementwise = sum(batch * i * per_input + (2 * batch * o if use_base else 0) for i, o in layers)
-    backward = backward_matmul(rbf, first_input_grad=use_layernorm) + backward_matmul(base)
-    return {"matmul": sum(rbf) + sum(base), "elementwise": elementwise, "matmul_backward": backward}
+build, param_count, flop_breakdown = adapter_functions(FastKAN)

@@ -20,14 +20,14 @@ our own code.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerStack, backward_matmul, check_grid, check_input, check_widths, edges
-from .lean import lean_linear, set_memory
+from .common import KANLayer, adapter_functions, backward_matmul, check_grid
+from .lean import LeanFamily, lean_linear
 
 
 def resolve_num_basis(grid_size: int, spline_order: int, frequencies: int | None) -> int:
@@ -40,7 +40,7 @@ def resolve_num_basis(grid_size: int, spline_order: int, frequencies: int | None
     return 2 * frequencies
 
 
-class FourierKANLayer(nn.Module):
+class FourierKANLayer(KANLayer):
     """out = W vec([cos(k x_i)]_k, [sin(k x_i)]_k) + bias; K_c = ceil(n / 2) cosines, K_s = floor(n / 2) sines."""
 
     freqs: torch.Tensor  # a buffer (register_buffer), declared for the type checker
@@ -49,9 +49,7 @@ class FourierKANLayer(nn.Module):
     def __init__(
         self, in_features: int, out_features: int, num_basis: int, use_bias: bool = True, smooth_init: bool = False
     ) -> None:
-        super().__init__()
-        check_widths([in_features, out_features])
-        self.in_features, self.out_features, self.num_basis = in_features, out_features, num_basis
+        super().__init__(in_features, out_features, num_basis)
         self.num_cos, self.num_sin = (num_basis + 1) // 2, num_basis // 2
         self.register_buffer("freqs", torch.arange(1, self.num_cos + 1, dtype=torch.get_default_dtype()))
         # the frequency of each column: 1..K_c for the cosines, then 1..K_s for the sines
@@ -66,7 +64,7 @@ class FourierKANLayer(nn.Module):
         return torch.cat([torch.cos(kx), torch.sin(kx[..., : self.num_sin])], dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"FourierKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         if self.memory == "lean":  # keep x instead of the basis (implementations.lean)
             return lean_linear(x, [(lambda u, p: self.basis(u).flatten(-2), self.coef.flatten(1))], bias=self.bias)
         return F.linear(self.basis(x).flatten(-2), self.coef.flatten(1), self.bias)
@@ -76,51 +74,37 @@ class FourierKANLayer(nn.Module):
         return f"{self.in_features} -> {self.out_features}, cos 1..{self.num_cos}, sin 1..{self.num_sin}, bias={bias}"
 
 
-def build(
-    widths: Sequence[int],
-    grid_size: int = 5,
-    spline_order: int = 3,
-    frequencies: int | None = None,
-    use_bias: bool = True,
-    smooth_init: bool = False,
-    memory: str = "default",
-) -> LayerStack:
-    """A FourierKAN with G + k cos/sin bases per edge, or 2 * frequencies of them."""
-    widths = check_widths(widths)
-    n = resolve_num_basis(grid_size, spline_order, frequencies)
-    return set_memory(LayerStack([FourierKANLayer(i, o, n, use_bias, smooth_init) for i, o in edges(widths)]), memory)
+@dataclass(frozen=True, kw_only=True)
+class FourierKAN(LeanFamily):
+    """FourierKAN's options: 2 * frequencies bases instead of G + k, an output bias, the 1/k^2 initialisation."""
+
+    frequencies: int | None = None
+    use_bias: bool = True
+    smooth_init: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        resolve_num_basis(self.grid_size, self.spline_order, self.frequencies)
+
+    @property
+    def num_basis(self) -> int:
+        """G + k cos/sin bases per edge, or 2 * frequencies."""
+        return resolve_num_basis(self.grid_size, self.spline_order, self.frequencies)
+
+    def layer(self, n: int, i: int, o: int) -> FourierKANLayer:
+        return FourierKANLayer(i, o, self.num_basis, self.use_bias, self.smooth_init)
+
+    def param_count(self) -> int:
+        """Trainable parameters: in * out * n coefficients and out biases per layer."""
+        return sum(i * o * self.num_basis + (o if self.use_bias else 0) for i, o in self.edges)
+
+    def flop_breakdown(self, batch: int) -> dict[str, int]:
+        """Forward FLOPs: the matmul exactly; k x, cos and sin (one op per basis and the product) as an estimate."""
+        n = self.num_basis
+        per_layer = [2 * batch * i * n * o for i, o in self.edges]
+        bias = batch if self.use_bias else 0
+        elementwise = sum(batch * i * ((n + 1) // 2 + n) + bias * o for i, o in self.edges)
+        return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}
 
 
-def param_count(
-    widths: Sequence[int],
-    grid_size: int = 5,
-    spline_order: int = 3,
-    frequencies: int | None = None,
-    use_bias: bool = True,
-    smooth_init: bool = False,
-    memory: str = "default",
-) -> int:
-    """Trainable parameters: in * out * n coefficients and out biases per layer."""
-    n = resolve_num_basis(grid_size, spline_order, frequencies)
-    return sum(i * o * n + (o if use_bias else 0) for i, o in edges(check_widths(widths)))
-
-
-def flop_breakdown(
-    widths: Sequence[int],
-    grid_size: int,
-    spline_order: int,
-    batch: int,
-    frequencies: int | None = None,
-    use_bias: bool = True,
-    smooth_init: bool = False,
-    memory: str = "default",
-) -> dict[str, int]:
-    """Forward FLOPs: the matmul exactly; k x, cos and sin (one op per basis and the product) as an estimate."""
-    n = resolve_num_basis(grid_size, spline_order, frequencies)
-    layers = edges(check_widths(widths))
-    per_layer = [2 * batch * i * n * o for i, o in layers]
-    return {
-        "matmul": sum(per_layer),
-        "elementwise": sum(batch * i * ((n + 1) // 2 + n) + (batch * o if use_bias else 0) for i, o in layers),
-        "matmul_backward": backward_matmul(per_layer),
-    }
+build, param_count, flop_breakdown = adapter_functions(FourierKAN)

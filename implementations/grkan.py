@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import LayerStack, backward_matmul, check_input, check_widths, edges
-from .iso import resolve_widths
+from .common import KANLayer, adapter_functions, backward_matmul, check_input
+from .iso import IsoFamily
 
 # (a_0 .. a_5, b_1 .. b_4) from kat_rational/init.json at 181bae8; other degrees start from identity only.
 INITS = {
@@ -234,15 +235,11 @@ class GroupRational(nn.Module):
         return f"{self.channels}, groups={self.groups}, degrees=({m}, {n}), denominator={self.denominator_form}"
 
 
-class GRKANLayer(nn.Module):
+class GRKANLayer(KANLayer):
     """y = W F(x) + b: a group-rational function of each input, then a linear layer."""
 
-    num_basis = 0  # no per-input basis: the layer contract's declaration (docs/implementations.md)
-
     def __init__(self, in_features: int, out_features: int, groups: int = 8, init: str = "gelu", **options) -> None:
-        super().__init__()
-        check_widths([in_features, out_features])
-        self.in_features, self.out_features = in_features, out_features
+        super().__init__(in_features, out_features)  # num_basis 0: no per-input basis (the layer contract)
         self.rational = GroupRational(in_features, groups, init, **options)  # degrees, shared_numerator, denominator
         self.linear = nn.Linear(in_features, out_features)
         with torch.no_grad():  # variance-preserving: W's inputs are F(x) with E[F(x)^2] = 1 / gain^2
@@ -250,7 +247,7 @@ class GRKANLayer(nn.Module):
             self.linear.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"GRKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         return self.linear(self.rational(x))
 
 
@@ -281,62 +278,42 @@ def layer_inits(init: str | Sequence[str]) -> tuple[str, str]:
     return pair[0], pair[1]
 
 
-def layer_params(
-    i: int, o: int, groups: int = 8, degrees: tuple[int, int] = (5, 4), shared_numerator: bool = True
-) -> int:
-    """The numerator(s), a denominator per group, W and b."""
-    g, (m, n) = min(groups, i), degrees
-    return (m + 1) * (1 if shared_numerator else g) + n * g + i * o + o
+@dataclass(frozen=True, kw_only=True)
+class GRKAN(IsoFamily):
+    """GR-KAN's options: groups, the init of the first and the other layers, the degrees (m, n) of P and Q, one
+    numerator for all groups, and the denominator's form."""
+
+    groups: int = 8
+    init: str | Sequence[str] = ("identity", "gelu")
+    degrees: tuple[int, int] = (5, 4)
+    shared_numerator: bool = True
+    denominator: str = "terms"
+
+    def __post_init__(self) -> None:
+        check_count("groups", self.groups)
+        for name in layer_inits(self.init):
+            check_rational(name, self.degrees, self.denominator)
+        super().__post_init__()
+
+    def layer(self, n: int, i: int, o: int) -> GRKANLayer:
+        rational = {k: v for k, v in self.options().items() if k in ("degrees", "shared_numerator", "denominator")}
+        return GRKANLayer(i, o, self.groups, layer_inits(self.init)[min(n, 1)], **rational)
+
+    def layer_params(self, i: int, o: int) -> int:
+        """The numerator(s), a denominator per group, W and b."""
+        g, (m, n) = min(self.groups, i), self.degrees
+        return (m + 1) * (1 if self.shared_numerator else g) + n * g + i * o + o
+
+    def flop_breakdown(self, batch: int) -> dict[str, int]:
+        """Forward FLOPs: the linear layers' matmuls exactly; Horner's rule for P and Q, |x| and the division as
+        ops."""
+        m, n = self.degrees
+        per_input = 2 * m + (2 * n + 3 if n else 0)  # multiply-adds of P and Q, |x|, + 1, divide
+        per_layer = [2 * batch * i * o for i, o in self.edges]
+        elementwise = sum(batch * (i * per_input + o) for i, o in self.edges)  # + bias
+        # the rational's trainable coefficients lie before every linear layer, the first included
+        backward = backward_matmul(per_layer, first_input_grad=True)
+        return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward}
 
 
-def model_widths(
-    widths: Sequence[int], grid_size: int, spline_order: int, groups: int, init: str | Sequence[str],
-    degrees: tuple[int, int], shared_numerator: bool, denominator: str, iso_to: str | None,
-) -> list[int]:  # fmt: skip
-    """The widths build() uses: as given, or scaled to the iso_to KAN's parameter count (options checked here)."""
-    check_count("groups", groups)
-    for name in layer_inits(init):
-        check_rational(name, degrees, denominator)
-    count = lambda w: sum(layer_params(i, o, groups, degrees, shared_numerator) for i, o in edges(w))  # noqa: E731
-    return resolve_widths(widths, grid_size, spline_order, iso_to, count)
-
-
-def build(
-    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, groups: int = 8,
-    init: str | Sequence[str] = ("identity", "gelu"), degrees: tuple[int, int] = (5, 4), shared_numerator: bool = True,
-    denominator: str = "terms", iso_to: str | None = None,
-) -> LayerStack:  # fmt: skip
-    """A GR-KAN on widths, or with hidden widths scaled to the iso_to KAN's parameter count."""
-    widths = model_widths(widths, grid_size, spline_order, groups, init, degrees, shared_numerator, denominator, iso_to)
-    first, rest = layer_inits(init)
-    return LayerStack([
-        GRKANLayer(i, o, groups, first if n == 0 else rest, degrees=degrees, shared_numerator=shared_numerator,
-                   denominator=denominator)
-        for n, (i, o) in enumerate(edges(widths))
-    ])  # fmt: skip
-
-
-def param_count(
-    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, groups: int = 8,
-    init: str | Sequence[str] = ("identity", "gelu"), degrees: tuple[int, int] = (5, 4), shared_numerator: bool = True,
-    denominator: str = "terms", iso_to: str | None = None,
-) -> int:  # fmt: skip
-    """Trainable parameters of the model build() makes."""
-    widths = model_widths(widths, grid_size, spline_order, groups, init, degrees, shared_numerator, denominator, iso_to)
-    return sum(layer_params(i, o, groups, degrees, shared_numerator) for i, o in edges(widths))
-
-
-def flop_breakdown(
-    widths: Sequence[int], grid_size: int, spline_order: int, batch: int, groups: int = 8,
-    init: str | Sequence[str] = ("identity", "gelu"), degrees: tuple[int, int] = (5, 4), shared_numerator: bool = True,
-    denominator: str = "terms", iso_to: str | None = None,
-) -> dict[str, int]:  # fmt: skip
-    """Forward FLOPs: the linear layers' matmuls exactly; Horner's rule for P and Q, |x| and the division as ops."""
-    widths = model_widths(widths, grid_size, spline_order, groups, init, degrees, shared_numerator, denominator, iso_to)
-    m, n = degrees
-    per_input = 2 * m + (2 * n + 3 if n else 0)  # multiply-adds of P and Q, |x|, + 1, divide
-    per_layer = [2 * batch * i * o for i, o in edges(widths)]
-    elementwise = sum(batch * (i * per_input + o) for i, o in edges(widths))  # + bias
-    # the rational's trainable coefficients lie before every linear layer, the first included
-    return {"matmul": sum(per_layer), "elementwise": elementwise,
-            "matmul_backward": backward_matmul(per_layer, first_input_grad=True)}  # fmt: skip
+build, param_count, flop_breakdown = adapter_functions(GRKAN)

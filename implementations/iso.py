@@ -10,8 +10,9 @@ refusing what is more than 2% off: one hidden unit costs a whole row of edges, s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from .common import check_grid, check_widths
+from .common import Family, check_grid, check_widths, edges
 
 ISO_TOLERANCE = 0.02  # what the suites' widths reach; tests/test_zoo_rational_wavelet.py holds them to it
 
@@ -45,3 +46,29 @@ def resolve_widths(
     from . import get  # the registry, for the KAN whose parameter count is matched
 
     return scaled_widths(widths, get(iso_to).param_count(widths, grid_size, spline_order), count)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IsoFamily(Family):
+    """A family compared at the iso_to KAN's parameter count: its widths are the scaled ones (iso_to None: as given).
+
+    A subclass checks its own options before calling this __post_init__: the scaling counts with them."""
+
+    iso_to: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        scaled = resolve_widths(self.widths, self.grid_size, self.spline_order, self.iso_to, self.count)
+        object.__setattr__(self, "widths", scaled)
+
+    def layer_params(self, i: int, o: int) -> int:
+        """Trainable parameters of one layer from i inputs to o outputs."""
+        raise NotImplementedError
+
+    def count(self, widths: Sequence[int]) -> int:
+        """Trainable parameters of the model on these widths."""
+        return sum(self.layer_params(i, o) for i, o in edges(widths))
+
+    def param_count(self) -> int:
+        """Trainable parameters of the model build() makes."""
+        return self.count(self.widths)

@@ -17,10 +17,10 @@ After SpaceLearner/JacobiKAN (JacobiKANLayer.py at 7c33970, repository HEAD 51d1
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 
-from .chebykan import PolynomialKANLayer, polynomial_flops, polynomial_param_count, polynomial_stack, resolve_degree
-from .common import LayerStack, check_widths
+from .chebykan import ChebyKAN, PolynomialKANLayer
+from .common import adapter_functions
 
 
 def check_ab(a: object, b: object) -> tuple[float, float]:
@@ -65,49 +65,20 @@ class JacobiKANLayer(PolynomialKANLayer):
         return f"{super().extra_repr()}, a={self.a:g}, b={self.b:g}"
 
 
-def build(
-    widths: Sequence[int],
-    grid_size: int = 5,
-    spline_order: int = 3,
-    degree: int | None = None,
-    a: float = 1.0,
-    b: float = 1.0,
-    hidden_layernorm: bool = False,
-    memory: str = "default",
-) -> LayerStack:
-    """A JacobiKAN with G + k polynomials P^(a,b) per edge (degree G + k - 1), or of the given degree."""
-    widths = check_widths(widths)
-    D = resolve_degree(grid_size, spline_order, degree)
-    return polynomial_stack(JacobiKANLayer, widths, D, hidden_layernorm, memory, a=a, b=b)
+@dataclass(frozen=True, kw_only=True)
+class JacobiKAN(ChebyKAN):
+    """JacobiKAN's options: ChebyKAN's, and the Jacobi parameters a and b (fixed, not trained)."""
+
+    a: float = 1.0
+    b: float = 1.0
+    per_degree = 5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ab(self.a, self.b)
+
+    def layer(self, n: int, i: int, o: int) -> JacobiKANLayer:
+        return JacobiKANLayer(i, o, self.num_basis - 1, self.normalized(n), self.a, self.b)
 
 
-def param_count(
-    widths: Sequence[int],
-    grid_size: int = 5,
-    spline_order: int = 3,
-    degree: int | None = None,
-    a: float = 1.0,
-    b: float = 1.0,
-    hidden_layernorm: bool = False,
-    memory: str = "default",
-) -> int:
-    """Trainable parameters: in * out * (D + 1) per layer (+ 2 * in per normalized layer); a and b are fixed."""
-    check_ab(a, b)
-    return polynomial_param_count(widths, resolve_degree(grid_size, spline_order, degree), hidden_layernorm)
-
-
-def flop_breakdown(
-    widths: Sequence[int],
-    grid_size: int,
-    spline_order: int,
-    batch: int,
-    degree: int | None = None,
-    a: float = 1.0,
-    b: float = 1.0,
-    hidden_layernorm: bool = False,
-    memory: str = "default",
-) -> dict[str, int]:
-    """Forward FLOPs: the matmul exactly; tanh and the recurrence (5 ops per degree) as an estimate."""
-    check_ab(a, b)
-    D = resolve_degree(grid_size, spline_order, degree)
-    return polynomial_flops(widths, D, batch, hidden_layernorm, per_degree=5)
+build, param_count, flop_breakdown = adapter_functions(JacobiKAN)

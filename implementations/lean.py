@@ -16,10 +16,13 @@ The price is one more evaluation of the features per training step; measured in 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+
+from .common import Family
 
 MEMORY_MODES = ("default", "lean")
 BLOCK_ELEMENTS = 1 << 18  # features per block on CPU: 1 MiB of float32, cache-sized
@@ -44,6 +47,17 @@ def set_memory(stack, memory: str):
     for layer in stack.layers:
         layer.memory = mode
     return stack
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeanFamily(Family):
+    """A family whose layers offer memory="lean": its build sets every layer's mode."""
+
+    memory: str = "default"
+
+    def build(self):
+        """A freshly initialised model: one layer per pair of widths, each in this memory mode."""
+        return set_memory(super().build(), self.memory)
 
 
 def norm_params(layernorm: torch.nn.LayerNorm | None) -> tuple[torch.Tensor, ...]:

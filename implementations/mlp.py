@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import backward_matmul, check_grid, check_input, check_widths, edges
+from .common import Family, adapter_functions, backward_matmul, check_input, check_widths, edges
 from .iso import ISO_TOLERANCE, scaled_widths
 
 
@@ -44,32 +45,38 @@ def iso_widths(widths: Sequence[int], target_params: int) -> list[int]:
     return best
 
 
-def _resolve(widths: Sequence[int], grid_size: int, spline_order: int, options: dict) -> list[int]:
-    check_grid(grid_size, spline_order)  # unused by a plain MLP, but a sweep's bad G or k must fail for every adapter
-    match_params = options.pop("match_params", None)
-    iso_to = options.pop("iso_to", None)
-    if options:
-        raise TypeError(f"mlp: unknown options {sorted(options)}; allowed: match_params, iso_to")
-    if iso_to is not None:
-        from . import get  # the registry, for the KAN whose parameter count is matched
+@dataclass(frozen=True, kw_only=True)
+class MLPFamily(Family):
+    """The MLP's options: hidden widths scaled to match_params parameters, or to the iso_to KAN's count.
 
-        match_params = get(iso_to).param_count(widths, grid_size, spline_order)
-    return iso_widths(widths, match_params) if match_params is not None else check_widths(widths)
+    G and k are checked though a plain MLP reads neither: a sweep's bad G or k must fail for every adapter."""
+
+    match_params: int | None = None
+    iso_to: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        target = self.match_params
+        if self.iso_to is not None:
+            from . import get  # the registry, for the KAN whose parameter count is matched
+
+            target = get(self.iso_to).param_count(self.widths, self.grid_size, self.spline_order)
+        if target is not None:
+            object.__setattr__(self, "widths", iso_widths(self.widths, target))
+
+    def build(self) -> MLP:
+        """An MLP on the (scaled) widths."""
+        return MLP(self.widths)
+
+    def param_count(self) -> int:
+        """Trainable parameters of the MLP that build() makes."""
+        return mlp_params(self.widths)
+
+    def flop_breakdown(self, batch: int) -> dict[str, int]:
+        """Forward FLOPs: the matmuls exactly; bias adds and SiLU as estimated op counts."""
+        per_layer = [2 * batch * i * o for i, o in self.edges]
+        elementwise = sum(batch * o for _, o in self.edges) + sum(4 * batch * w for w in self.widths[1:-1])
+        return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}
 
 
-def build(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options) -> MLP:
-    """An MLP on widths, or with hidden widths scaled to match_params / to the iso_to KAN's count."""
-    return MLP(_resolve(widths, grid_size, spline_order, dict(options)))
-
-
-def param_count(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, **options) -> int:
-    """Trainable parameters of the MLP that build() makes."""
-    return mlp_params(_resolve(widths, grid_size, spline_order, dict(options)))
-
-
-def flop_breakdown(widths: Sequence[int], grid_size: int, spline_order: int, batch: int, **options) -> dict[str, int]:
-    """Forward FLOPs: the matmuls exactly; bias adds and SiLU as estimated op counts."""
-    resolved = _resolve(widths, grid_size, spline_order, dict(options))
-    per_layer = [2 * batch * i * o for i, o in edges(resolved)]
-    elementwise = sum(batch * o for _, o in edges(resolved)) + sum(4 * batch * w for w in resolved[1:-1])
-    return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward_matmul(per_layer)}
+build, param_count, flop_breakdown = adapter_functions(MLPFamily)

@@ -23,15 +23,15 @@ our own code.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import LayerStack, backward_matmul, check_grid, check_input, check_widths, edges
-from .lean import lean_linear, set_memory
+from .common import KANLayer, adapter_functions, backward_matmul, check_grid
+from .lean import LeanFamily, lean_linear
 
 
 def check_range(grid_range: object) -> tuple[float, float]:
@@ -43,7 +43,7 @@ def check_range(grid_range: object) -> tuple[float, float]:
     return numbers[0], numbers[1]
 
 
-class ReLUKANLayer(nn.Module):
+class ReLUKANLayer(KANLayer):
     """out = W vec([r ReLU(e - x) ReLU(x - s)]^2) + bias, s and e of shape (in, G + k)."""
 
     def __init__(
@@ -55,12 +55,9 @@ class ReLUKANLayer(nn.Module):
         grid_range: tuple[float, float] = (0.0, 1.0),
         trainable_grid: bool = True,
     ) -> None:
-        super().__init__()
-        check_widths([in_features, out_features])
         check_grid(grid_size, spline_order)
+        super().__init__(in_features, out_features, grid_size + spline_order)
         lo, hi = check_range(grid_range)
-        self.in_features, self.out_features = in_features, out_features
-        self.num_basis = grid_size + spline_order
         h = (hi - lo) / grid_size
         # s_j = lo + (j - k) h and e_j = s_j + (k + 1) h, per input: every bump spans k + 1 grid steps
         width = (spline_order + 1) * h
@@ -82,7 +79,7 @@ class ReLUKANLayer(nn.Module):
         return bumps(x, self.starts, self.ends, self.r)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"ReLUKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         if self.memory == "lean":  # keep x instead of the basis (implementations.lean)
             basis = lambda u, p: bumps(u, p[0], p[1], self.r).flatten(-2)  # noqa: E731
             return lean_linear(x, [(basis, self.spline_weight)], (self.starts, self.ends), self.bias)
@@ -124,54 +121,32 @@ class Bumps(torch.autograd.Function):
         return grad_x, grad_starts, grad_ends, None
 
 
-def build(
-    widths: Sequence[int],
-    grid_size: int = 5,
-    spline_order: int = 3,
-    grid_range: tuple[float, float] = (0.0, 1.0),
-    trainable_grid: bool = True,
-    memory: str = "default",
-) -> LayerStack:
-    """A ReLU-KAN with G + k bumps per edge."""
-    widths = check_widths(widths)
-    stack = LayerStack(
-        [ReLUKANLayer(i, o, grid_size, spline_order, grid_range, trainable_grid) for i, o in edges(widths)]
-    )
-    return set_memory(stack, memory)
+@dataclass(frozen=True, kw_only=True)
+class ReLUKAN(LeanFamily):
+    """ReLU-KAN's options: the range [0, 1] maps to, and whether the bumps' ends are trained."""
+
+    grid_range: tuple[float, float] = (0.0, 1.0)
+    trainable_grid: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range(self.grid_range)
+
+    def layer(self, n: int, i: int, o: int) -> ReLUKANLayer:
+        return ReLUKANLayer(i, o, self.grid_size, self.spline_order, self.grid_range, self.trainable_grid)
+
+    def param_count(self) -> int:
+        """Trainable parameters: in * K * out weights, out biases, and 2 * in * K grid ends when trainable."""
+        K = self.num_basis
+        return sum(i * K * o + o + (2 * i * K if self.trainable_grid else 0) for i, o in self.edges)
+
+    def flop_breakdown(self, batch: int) -> dict[str, int]:
+        """Forward FLOPs: the matmul exactly; two subtractions, two ReLUs, two products and the square per bump."""
+        K = self.num_basis
+        per_layer = [2 * batch * i * K * o for i, o in self.edges]
+        elementwise = sum(7 * batch * i * K + batch * o for i, o in self.edges)
+        backward = backward_matmul(per_layer, first_input_grad=self.trainable_grid)  # trained ends: before layer 1
+        return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward}
 
 
-def param_count(
-    widths: Sequence[int],
-    grid_size: int = 5,
-    spline_order: int = 3,
-    grid_range: tuple[float, float] = (0.0, 1.0),
-    trainable_grid: bool = True,
-    memory: str = "default",
-) -> int:
-    """Trainable parameters: in * K * out weights, out biases, and 2 * in * K grid ends when trainable."""
-    check_grid(grid_size, spline_order)
-    check_range(grid_range)
-    K = grid_size + spline_order
-    return sum(i * K * o + o + (2 * i * K if trainable_grid else 0) for i, o in edges(check_widths(widths)))
-
-
-def flop_breakdown(
-    widths: Sequence[int],
-    grid_size: int,
-    spline_order: int,
-    batch: int,
-    grid_range: tuple[float, float] = (0.0, 1.0),
-    trainable_grid: bool = True,
-    memory: str = "default",
-) -> dict[str, int]:
-    """Forward FLOPs: the matmul exactly; two subtractions, two ReLUs, two products and the square per bump."""
-    check_grid(grid_size, spline_order)
-    check_range(grid_range)
-    K = grid_size + spline_order
-    layers = edges(check_widths(widths))
-    per_layer = [2 * batch * i * K * o for i, o in layers]
-    return {
-        "matmul": sum(per_layer),
-        "elementwise": sum(7 * batch * i * K + batch * o for i, o in layers),
-        "matmul_backward": backward_matmul(per_layer, first_input_grad=trainable_grid),  # the bumps' ends
-    }
+build, param_count, flop_breakdown = adapter_functions(ReLUKAN)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import LayerStack, backward_matmul, check_grid, check_input, check_widths, edges
-from .lean import lean_linear, norm_params, normalize, set_memory
+from .common import KANLayer, adapter_functions, backward_matmul, check_grid
+from .lean import LeanFamily, lean_linear, norm_params, normalize
 
 
 class RSWAFBasis(torch.autograd.Function):
@@ -43,7 +43,7 @@ def rswaf_basis(u: torch.Tensor, centres: torch.Tensor, inv_h: torch.Tensor) -> 
     return RSWAFBasis.apply(u, centres, inv_h)
 
 
-class RSWAFKANLayer(nn.Module):
+class RSWAFKANLayer(KANLayer):
     """out = W_spline vec(1 - tanh((LN(x) - c_j) / h)^2); no base branch, no bias."""
 
     def __init__(
@@ -58,11 +58,8 @@ class RSWAFKANLayer(nn.Module):
         trainable_inv_h: bool = False,
         use_layernorm: bool = True,
     ) -> None:
-        super().__init__()
-        check_widths([in_features, out_features])
         check_grid(grid_size, spline_order)
-        self.in_features, self.out_features = in_features, out_features
-        self.num_basis = grid_size + spline_order
+        super().__init__(in_features, out_features, grid_size + spline_order)
         self.centres = nn.Parameter(torch.linspace(*grid_range, self.num_basis), requires_grad=trainable_grid)
         self.inv_h = nn.Parameter(torch.tensor(float(inv_h)), requires_grad=trainable_inv_h)
         self.layernorm = nn.LayerNorm(in_features) if use_layernorm else None
@@ -77,7 +74,7 @@ class RSWAFKANLayer(nn.Module):
         return rswaf_basis(u, self.centres, self.inv_h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"RSWAFKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         if self.memory == "lean":  # keep x instead of the basis (implementations.lean)
             basis = lambda u, p: rswaf_basis(normalize(u, self.layernorm, p[:-2]), p[-2], p[-1]).flatten(-2)  # noqa: E731
             params = (*norm_params(self.layernorm), self.centres, self.inv_h)
@@ -88,39 +85,33 @@ class RSWAFKANLayer(nn.Module):
         return f"{self.in_features} -> {self.out_features}, K={self.num_basis}"
 
 
-def build(
-    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, memory: str = "default", **options
-) -> LayerStack:
-    """An RSWAF KAN with G + k centres per input."""
-    widths = check_widths(widths)
-    stack = LayerStack([RSWAFKANLayer(i, o, grid_size, spline_order, **options) for i, o in edges(widths)])
-    return set_memory(stack, memory)
+@dataclass(frozen=True, kw_only=True)
+class RSWAFKAN(LeanFamily):
+    """The RSWAF KAN's options (RSWAFKANLayer's): the centres' range, 1/h, which of them train, LayerNorm."""
+
+    grid_range: tuple[float, float] = (-1.2, 0.2)
+    inv_h: float = 0.5
+    trainable_grid: bool = False
+    trainable_inv_h: bool = False
+    use_layernorm: bool = True
+
+    def layer(self, n: int, i: int, o: int) -> RSWAFKANLayer:
+        return RSWAFKANLayer(i, o, self.grid_size, self.spline_order, **self.options())
+
+    def param_count(self) -> int:
+        """Trainable parameters: LayerNorm 2 in, spline in * K * out, and the grid / 1/h when trainable."""
+        K = self.num_basis
+        extra = (K if self.trainable_grid else 0) + (1 if self.trainable_inv_h else 0)
+        return sum(i * K * o + (2 * i if self.use_layernorm else 0) + extra for i, o in self.edges)
+
+    def flop_breakdown(self, batch: int) -> dict[str, int]:
+        """Forward FLOPs: the matmul exactly; LayerNorm and the tanh basis as estimated op counts."""
+        K = self.num_basis
+        per_layer = [2 * batch * i * K * o for i, o in self.edges]
+        elementwise = sum(batch * i * (5 * K + (8 if self.use_layernorm else 0)) for i, _ in self.edges)
+        trainable = self.use_layernorm or self.trainable_grid or self.trainable_inv_h  # before layer 1's basis
+        backward = backward_matmul(per_layer, first_input_grad=trainable)
+        return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward}
 
 
-def param_count(
-    widths: Sequence[int],
-    grid_size: int = 5,
-    spline_order: int = 3,
-    trainable_grid=False,
-    trainable_inv_h=False,
-    use_layernorm=True,
-    **options,
-) -> int:
-    """Trainable parameters: LayerNorm 2 in, spline in * K * out, and the grid / 1/h when trainable."""
-    K = grid_size + spline_order
-    per_layer_extra = (K if trainable_grid else 0) + (1 if trainable_inv_h else 0)
-    return sum(i * K * o + (2 * i if use_layernorm else 0) + per_layer_extra for i, o in edges(check_widths(widths)))
-
-
-def flop_breakdown(
-    widths: Sequence[int], grid_size: int, spline_order: int, batch: int, use_layernorm=True, trainable_grid=False,
-    trainable_inv_h=False, **options,
-) -> dict[str, int]:  # fmt: skip
-    """Forward FLOPs: the matmul exactly; LayerNorm and the tanh basis as estimated op counts."""
-    K = grid_size + spline_order
-    layers = edges(check_widths(widths))
-    per_layer = [2 * batch * i * K * o for i, o in layers]
-    elementwise = sum(batch * i * (5 * K + (8 if use_layernorm else 0)) for i, _ in layers)  # sub, mul, tanh, ...
-    trainable = use_layernorm or trainable_grid or trainable_inv_h  # a parameter before the basis of layer 1
-    backward = backward_matmul(per_layer, first_input_grad=trainable)
-    return {"matmul": sum(per_layer), "elementwise": elementwise, "matmul_backward": backward}
+build, param_count, flop_breakdown = adapter_functions(RSWAFKAN)

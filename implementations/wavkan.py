@@ -24,15 +24,15 @@ five (N, out, in) tensors.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .common import LayerStack, backward_matmul, check_input, check_widths, edges
-from .iso import resolve_widths
+from .common import KANLayer, adapter_functions, backward_matmul
+from .iso import IsoFamily
 
 WAVELETS = ("mexican_hat", "morlet", "dog")
 MEXICAN_HAT = 2 / (math.sqrt(3) * math.pi**0.25)
@@ -121,19 +121,16 @@ class WaveletEdges(torch.autograd.Function):
         )
 
 
-class WavKANLayer(nn.Module):
+class WavKANLayer(KANLayer):
     """y_o = sum_i w[o, i] psi((x_i - t[o, i]) / s[o, i]) (+ W_b silu(x) with base=True), then BatchNorm1d if asked."""
-
-    num_basis = 0  # no per-input basis: the layer contract's declaration (docs/implementations.md)
 
     def __init__(
         self, in_features: int, out_features: int, wavelet: str = "mexican_hat", batch_norm: bool = False,
         base: bool = False,
     ) -> None:  # fmt: skip
-        super().__init__()
-        check_widths([in_features, out_features])
+        super().__init__(in_features, out_features)  # num_basis 0: no per-input basis (the layer contract)
         check_wavelet(wavelet)
-        self.in_features, self.out_features, self.wavelet = in_features, out_features, wavelet
+        self.wavelet = wavelet
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         self.translation = nn.Parameter(torch.zeros(out_features, in_features))
@@ -142,7 +139,7 @@ class WavKANLayer(nn.Module):
         self.bn = nn.BatchNorm1d(out_features) if batch_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x, self.in_features, f"WavKANLayer({self.in_features} -> {self.out_features})")
+        self.check(x)
         flat = x.reshape(-1, self.in_features)
         y = WaveletEdges.apply(flat, self.weight, self.translation, self.scale, self.wavelet)
         if self.base is not None:
@@ -161,54 +158,39 @@ def check_wavelet(wavelet: str) -> None:
         raise ValueError(f"wavelet must be one of {', '.join(WAVELETS)}, got {wavelet!r}")
 
 
-def layer_params(i: int, o: int, batch_norm: bool = False, base: bool = False) -> int:
-    """w, t and s per edge; W_b per edge with base; BatchNorm's weight and bias per output."""
-    return i * o * (3 + bool(base)) + (2 * o if batch_norm else 0)
+@dataclass(frozen=True, kw_only=True)
+class WavKAN(IsoFamily):
+    """Wav-KAN's options: the mother wavelet, a BatchNorm1d after each layer, the SiLU base branch."""
+
+    wavelet: str = "mexican_hat"
+    batch_norm: bool = False
+    base: bool = False
+
+    def __post_init__(self) -> None:
+        check_wavelet(self.wavelet)
+        super().__post_init__()
+
+    def layer(self, n: int, i: int, o: int) -> WavKANLayer:
+        return WavKANLayer(i, o, self.wavelet, self.batch_norm, self.base)
+
+    def layer_params(self, i: int, o: int) -> int:
+        """w, t and s per edge; W_b per edge with base; BatchNorm's weight and bias per output."""
+        return i * o * (3 + bool(self.base)) + (2 * o if self.batch_norm else 0)
+
+    def flop_breakdown(self, batch: int) -> dict[str, int]:
+        """Forward FLOPs: the weighted sum over inputs (a batched matrix product) and the base branch's matmul
+        exactly; the wavelets as op counts."""
+        per_edge = {"mexican_hat": 9, "morlet": 8, "dog": 7}[self.wavelet]  # u: 2, envelope: 3, psi: 2-4
+        base, norm = self.base, self.batch_norm
+        wavelets = [2 * batch * i * o for i, o in self.edges]
+        linear = [2 * batch * i * o if base else 0 for i, o in self.edges]
+        elementwise = sum(
+            batch * i * o * per_edge + (batch * (4 * i + o) if base else 0) + (4 * batch * o if norm else 0)
+            for i, o in self.edges
+        )
+        # the weighted sum's operand gradient is elementwise (one weight per edge): only its weight gradient is a bmm
+        backward = sum(wavelets) + backward_matmul(linear)
+        return {"matmul": sum(wavelets) + sum(linear), "elementwise": elementwise, "matmul_backward": backward}
 
 
-def model_widths(
-    widths: Sequence[int], grid_size: int, spline_order: int, wavelet: str, iso_to: str | None, batch_norm: bool,
-    base: bool,
-) -> list[int]:  # fmt: skip
-    """The widths build() uses: as given, or scaled to the iso_to KAN's parameter count."""
-    check_wavelet(wavelet)
-    count = lambda w: sum(layer_params(i, o, batch_norm, base) for i, o in edges(w))  # noqa: E731
-    return resolve_widths(widths, grid_size, spline_order, iso_to, count)
-
-
-def build(
-    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, wavelet: str = "mexican_hat",
-    iso_to: str | None = None, batch_norm: bool = False, base: bool = False,
-) -> LayerStack:  # fmt: skip
-    """A Wav-KAN on widths, or with hidden widths scaled to the iso_to KAN's parameter count."""
-    widths = model_widths(widths, grid_size, spline_order, wavelet, iso_to, batch_norm, base)
-    return LayerStack([WavKANLayer(i, o, wavelet, batch_norm, base) for i, o in edges(widths)])
-
-
-def param_count(
-    widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, wavelet: str = "mexican_hat",
-    iso_to: str | None = None, batch_norm: bool = False, base: bool = False,
-) -> int:  # fmt: skip
-    """Trainable parameters of the model build() makes."""
-    widths = model_widths(widths, grid_size, spline_order, wavelet, iso_to, batch_norm, base)
-    return sum(layer_params(i, o, batch_norm, base) for i, o in edges(widths))
-
-
-def flop_breakdown(
-    widths: Sequence[int], grid_size: int, spline_order: int, batch: int, wavelet: str = "mexican_hat",
-    iso_to: str | None = None, batch_norm: bool = False, base: bool = False,
-) -> dict[str, int]:  # fmt: skip
-    """Forward FLOPs: the weighted sum over inputs (a batched matrix product) and the base branch's matmul exactly;
-    the wavelets as op counts."""
-    widths = model_widths(widths, grid_size, spline_order, wavelet, iso_to, batch_norm, base)
-    per_edge = {"mexican_hat": 9, "morlet": 8, "dog": 7}[wavelet]  # u: 2, envelope: 3, psi: 2-4
-    layers = edges(widths)
-    wavelets = [2 * batch * i * o for i, o in layers]
-    linear = [2 * batch * i * o if base else 0 for i, o in layers]
-    elementwise = sum(
-        batch * i * o * per_edge + (batch * (4 * i + o) if base else 0) + (4 * batch * o if batch_norm else 0)
-        for i, o in layers
-    )
-    # the weighted sum's operand gradient is elementwise (one weight per edge): only its weight gradient is a bmm
-    backward = sum(wavelets) + backward_matmul(linear)
-    return {"matmul": sum(wavelets) + sum(linear), "elementwise": elementwise, "matmul_backward": backward}
+build, param_count, flop_breakdown = adapter_functions(WavKAN)

@@ -36,7 +36,7 @@ def build(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, degr
 
 def param_count(widths: Sequence[int], grid_size: int = 5, spline_order: int = 3, degree: int | None = None) -> int:
     """cheby_coeffs (in, out, D + 1) per layer: the same count as `chebykan`."""
-    return chebykan.param_count(widths, grid_size, spline_order, degree)
+    return chebykan.param_count(widths, grid_size, spline_order, degree=degree)
 
 
 def flop_breakdown(

@@ -57,7 +57,7 @@ def groups_for(width: int, groups: int = 8) -> int:
 
 def widths_of(widths: Sequence[int], grid_size: int, spline_order: int, iso_to: str | None) -> list[int]:
     """The widths kanbench's `grkan` builds with this iso_to and its defaults."""
-    return grkan.model_widths(widths, grid_size, spline_order, 8, ("identity", "gelu"), (5, 4), True, "terms", iso_to)
+    return list(grkan.GRKAN(widths, grid_size, spline_order, iso_to=iso_to).widths)
 
 
 def build(

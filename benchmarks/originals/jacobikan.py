@@ -54,7 +54,7 @@ def param_count(
     b: float = 1.0,
 ) -> int:
     """jacobi_coeffs (in, out, D + 1) per layer: the same count as `jacobikan`."""
-    return jacobikan.param_count(widths, grid_size, spline_order, degree, a, b)
+    return jacobikan.param_count(widths, grid_size, spline_order, degree=degree, a=a, b=b)
 
 
 def flop_breakdown(
@@ -67,7 +67,7 @@ def flop_breakdown(
     b: float = 1.0,
 ) -> dict[str, int]:
     """Its einsum is one bmm of our matmul's size; the recurrence as `jacobikan` estimates it."""
-    forward = jacobikan.flop_breakdown(widths, grid_size, spline_order, batch, degree, a, b)
+    forward = jacobikan.flop_breakdown(widths, grid_size, spline_order, batch, degree=degree, a=a, b=b)
     # the family's matmul_backward is not carried over (it counts our backward, not the original's): the FLOP
     # counter's count of the phase stands in for it
     return {kind: forward[kind] for kind in ("matmul", "elementwise")}

@@ -51,7 +51,7 @@ def stand_ins() -> Iterator[None]:
 
 def widths_of(widths: Sequence[int], grid_size: int, spline_order: int, wavelet: str, iso_to: str | None) -> list[int]:
     """The widths kanbench's `wavkan` builds with these options (the original has no base branch to match)."""
-    return wavkan.model_widths(widths, grid_size, spline_order, wavelet, iso_to, False, False)
+    return list(wavkan.WavKAN(widths, grid_size, spline_order, wavelet=wavelet, iso_to=iso_to).widths)
 
 
 def build(
