@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from . import escape, progress, results
 from .errors import UsageError
-from .ray_executor import Skipped
+from .executor import Executor, Skipped
 from .record import Record
 from .suite import MAX_CELLS, Suite, groups_of, shard
 
@@ -334,7 +334,7 @@ def run(kind: Kind, suite: Suite, options: Options) -> int:
         executor.close()
 
 
-def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_dir: Path, executor: Any) -> int:
+def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_dir: Path, executor: Executor) -> int:
     from . import env, pyperfio
 
     kind.attach(run_dir)
@@ -593,8 +593,8 @@ class LocalExecutor:
         self.started = []
 
 
-def make_executor(kind: Kind, options: Options) -> LocalExecutor | Any:
-    """The executor --executor names: LocalExecutor, or kanbench.ray_executor.RayExecutor."""
+def make_executor(kind: Kind, options: Options) -> Executor:
+    """The executor --executor names: LocalExecutor, or kanbench.ray_executor.RayExecutor (imported only then)."""
     if options.executor == "local":
         if options.address:
             raise UsageError("--address is for --executor ray (the Ray cluster to join)")
