@@ -1,7 +1,8 @@
 """What the run session asks of an executor, the one place that decides where a group of cells runs.
 
-`session.make_executor` builds the one `--executor` names: `LocalExecutor` (worker processes here) or, imported
-only when asked for, `kanbench.ray_executor.RayExecutor`. Both satisfy `Executor`; the session sees no other.
+`session.make_executor` builds the one `--executor` names: `kanbench.local_executor.LocalExecutor` (worker processes
+here) or, imported only when asked for, `kanbench.ray_executor.RayExecutor`. Both satisfy `Executor`; the session
+sees no other.
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ from typing import Any
 
 from . import gpu, machine, progress, reference, summary
 from .errors import UsageError
+from .kind import BaseKind, Request
 from .record import Identity, Record, SpeedMetrics, TimeStats, make
-from .session import BaseKind, Request, dry_run_line
+from .session import dry_run_line
 from .suite import BOUNDS, CLOCK_UNITS, COUNT_LOOPS, Cell, Suite, Timing, stable_hash
 
 SMOKE = Timing(warmup=0, min_time=0.0002, values=2, processes=1)
