@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import datasets, progress
+from .kind import BaseKind, Request
 from .record import Identity, Record, make
-from .session import BaseKind, Request, dry_run_line
+from .session import dry_run_line
 from .suite import BOUNDS, Checker, Suite, stable_hash, tomllib
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "lbfgs")

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from . import escape, progress, table, units
 from .errors import UsageError
+from .kind import BaseKind, Request
 from .record import Record, make
-from .session import BaseKind, Request, dry_run_line
+from .session import dry_run_line
 from .speed import call_estimate, flop_breakdown, identity, phase_flops
 from .suite import Cell, Profile, Suite
 

@@ -22,26 +22,18 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from . import progress
 from .env import ENV_VARS
 from .errors import Terminated, UsageError
+from .executor import CONNECT_WAIT_S, Skipped
 
 MAX_RETRIES = 2  # Ray re-runs a task whose worker process or node died this many times
 INSTALL_HINT = "pip install 'kanbench[ray]' (or: pip install 'ray[default]')"
 NO_GPU = "the Ray cluster has no GPU (ray.cluster_resources() lists none)"
-CONNECT_WAIT_S = 60.0  # a cluster at --address answers in seconds; Ray alone would retry ~35 s a try, 20 tries
 INIT = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": False, "configure_logging": True}
 RAY_RESOURCE = {"num_cpus": "CPU", "num_gpus": "GPU"}  # a task's ask -> the name in a node's resources
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A group the executor could not run where it was placed: its cells become skip records with this reason."""
-
-    reason: str
 
 
 def import_ray():

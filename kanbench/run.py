@@ -10,7 +10,7 @@ import argparse
 
 from . import selection, session
 from .errors import UsageError
-from .ray_executor import CONNECT_WAIT_S
+from .executor import CONNECT_WAIT_S
 from .suite import MAX_CELLS, Suite, load, shard, timing_with
 
 

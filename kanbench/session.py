@@ -2,9 +2,9 @@
 
 It creates or reopens the directory (--resume), locks it against a second writer, shards the cells, writes a
 skipped Record for every cell that cannot run here, captures the environment at the start and the end, shows
-progress, hands the rest to an executor, and prints the summary. A suite kind plugs in through `Kind`: it plans
-its cells, says what a worker must do for a group of them, and turns the workers' replies into Records. The
-session is the only writer of results.jsonl.
+progress, hands the rest to an executor, and prints the summary. A suite kind plugs in through `kanbench.kind.Kind`:
+it plans its cells, says what a worker must do for a group of them, and turns the workers' replies into Records.
+The session is the only writer of results.jsonl.
 """
 
 from __future__ import annotations
@@ -13,119 +13,24 @@ import errno
 import os
 import re
 import sys
-import threading
 import time
-from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from . import escape, progress, results
 from .errors import UsageError
-from .ray_executor import Skipped
+from .executor import Executor, Skipped
+from .kind import Kind
+from .local_executor import LocalExecutor
 from .record import Record
 from .suite import MAX_CELLS, Suite, groups_of, shard
 
 DRY_RUN_LINES = 300
 CUDA_MISSING = "CUDA is not available on this machine (torch.cuda.is_available() is False)"
 LOCK = ".lock"
-
-
-@dataclass(frozen=True)
-class Request:
-    """One message to one worker: which worker of the lane, for which cell (or tuple of cells that the worker
-    measures together), and how long it may take."""
-
-    slot: int
-    cell: Any
-    payload: Any
-    timeout_s: float
-    label: str
-
-    @property
-    def cells(self) -> tuple:
-        """The cells this request measures."""
-        return self.cell if isinstance(self.cell, tuple) else (self.cell,)
-
-    def answers(self, reply: dict) -> list[tuple[Any, dict]]:
-        """(cell, its reply) for each cell: a request for several cells is answered with {"cells": [one each]},
-        which keep the reply's "process" and "seed" (the first also its "reference"); a reply without them (the
-        worker died or timed out) is every cell's."""
-        if not isinstance(self.cell, tuple):
-            return [(self.cell, reply)]
-        parts = reply.get("cells") if isinstance(reply, dict) else None
-        if not isinstance(parts, list) or len(parts) != len(self.cell):
-            return [(cell, reply) for cell in self.cell]
-        shared = {k: reply[k] for k in ("process", "seed") if k in reply}
-        out = [(cell, {**part, **shared}) for cell, part in zip(self.cell, parts)]
-        if "reference" in reply:
-            out[0][1]["reference"] = reply["reference"]
-        return out
-
-
-class Kind(Protocol):
-    """A suite kind as the session sees it."""
-
-    name: str  # "speed", "accuracy", "profile"
-    handler: str  # "module:function" that a worker process calls with each Request.payload
-    processes: int  # worker processes per lane; each request names one by its slot
-    lanes: int  # groups measured at once, each by its own workers
-    threads: int  # torch threads in every worker (0: torch's default)
-    under: str | None  # what the workers run under: None, or "callgrind" (the instruction clock)
-    # hand each cell on once measured (accuracy: a group trains for tens of minutes), or a group's cells together
-    # once all are (speed: a run stopped mid-group wrote none of it, so --resume measures it whole, side by side;
-    # a cell whose records a stop left half-written is measured alone, its record's group naming the new session)
-    cell_by_cell: bool
-
-    def cells(self) -> list[Any]: ...
-    def attach(self, run_dir: Path) -> None: ...
-    def keys(self, cell: Any) -> list[tuple[str, str, str | None]]: ...
-    def estimate(self, cell: Any) -> float: ...
-    def one_time_s(self, impl: str) -> float: ...  # an implementation's cost once a run: checks, first calls
-    def requests(self, group: list[Any], group_index: int) -> list[Request]: ...
-    def records(self, cell: Any, replies: list[dict], run_id: str) -> list[Record]: ...
-    def skip_records(self, cell: Any, reason: str, run_id: str) -> list[Record]: ...
-    def settings(self) -> dict: ...
-    def before_workers(self, cells: list[Any], environment: dict, bar: progress.Progress) -> None: ...
-    def outcome(self, cell: Any, records: list[Record]) -> str: ...
-    def dry_run(self, cells: list[Any], why: Callable[[Any], str | None]) -> list[str]: ...
-    def summary(self, records: list[Record]) -> str: ...
-    def epilogue(self, run_dir: Path) -> list[str]: ...
-    # (device key, groups allowed on it at once) when lanes must share a device, e.g. ("cuda", 1)
-    def shared_device(self, group: list[Any]) -> tuple[str, int] | None: ...
-
-
-class BaseKind:
-    """What most kinds do for the optional steps of `Kind`: nothing. A kind overrides what it needs."""
-
-    processes = 1
-    lanes = 1
-    under: str | None = None
-    cell_by_cell = False
-
-    def attach(self, run_dir: Path) -> None:
-        """Nothing depends on the run directory."""
-
-    def before_workers(self, cells: list[Any], environment: dict, bar: progress.Progress) -> None:
-        """Nothing to prepare."""
-
-    def outcome(self, cell: Any, records: list[Record]) -> str:
-        """Nothing to add to the cell's progress line."""
-        return ""
-
-    def epilogue(self, run_dir: Path) -> list[str]:
-        """Nothing after the run dir line."""
-        return []
-
-    def shared_device(self, group: list[Any]) -> tuple[str, int] | None:
-        """No device that limits how many groups run at once (see LocalExecutor.run)."""
-        return None
-
-    def one_time_s(self, impl: str) -> float:
-        """No cost beyond the cells' own estimates."""
-        return 0.0
 
 
 def _load() -> list[float] | None:
@@ -337,7 +242,7 @@ def run(kind: Kind, suite: Suite, options: Options) -> int:
         executor.close()
 
 
-def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_dir: Path, executor: Any) -> int:
+def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_dir: Path, executor: Executor) -> int:
     from . import env, pyperfio
 
     kind.attach(run_dir)
@@ -455,149 +360,8 @@ def status_line(records: list[Record]) -> str:
     return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class LaneDone:
-    """A lane finished one group (error: what it raised, for the caller's thread)."""
-
-    error: BaseException | None
-
-
-class LocalExecutor:
-    """Worker processes on this machine: `kind.lanes` groups at once, each lane with `kind.processes` workers."""
-
-    def __init__(self, kind: Kind, bar: progress.Progress | None = None) -> None:
-        self.kind = kind
-        self.bar = bar or progress.Progress(0, 0.0, quiet=True)
-        self.started: list = []
-        self.torch_threads: int | None = None
-        self.nodes: dict[str, dict] = {}  # this machine only: environment.json describes it
-
-    def attach(self, bar: progress.Progress) -> None:
-        """Progress goes here from now on."""
-        self.bar = bar
-
-    def gpus(self) -> str | None:
-        """None: whether cuda cells can run is this machine's question (torch.cuda.is_available)."""
-        return None
-
-    def lanes(self, groups: list[list[Any]]) -> int:
-        """Groups measured at once: the kind's lanes."""
-        return self.kind.lanes
-
-    def check_fits(self, groups: list[list[Any]]) -> None:
-        """Nothing to refuse: every group runs here, each in its lane's own workers."""
-
-    def placement(self, groups: list[list[Any]]) -> list[str]:
-        """Nothing to add to a dry run: every group runs here."""
-        return []
-
-    def node_of(self, cell: Any) -> dict | None:
-        """None: every cell ran on this machine."""
-        return None
-
-    def _pool(self):
-        from .pool import WorkerPool
-
-        under = f" under {self.kind.under} (torch takes a minute or two to import there)" if self.kind.under else ""
-        self.bar.note(f"starting {self.kind.processes} worker process(es){under}")
-        pool = WorkerPool(self.kind.processes, self.kind.threads, self.kind.handler, self.kind.under)
-        self.torch_threads = pool.torch_threads
-        self.started.append(pool)
-        self.bar.begin()
-        return pool
-
-    def _group(
-        self, pool, group: list[Any], index: int, stop: threading.Event | None = None
-    ) -> Iterator[tuple[Any, list[dict]]]:
-        """(cell, replies) for the group's cells, in group order: with kind.cell_by_cell each as soon as it and the
-        cells before it are answered, else all once the group is. Nothing more is asked once stop is set."""
-        requests = self.kind.requests(group, index)
-        replies: dict[int, list[dict]] = {id(c): [] for c in group}
-        left = Counter(id(cell) for request in requests for cell in request.cells)
-        waiting = deque(group)
-        for request in requests:
-            if stop is not None and stop.is_set():
-                return
-            self.bar.current(request.label)
-            reply = pool.measure(request.slot, request.payload, request.timeout_s)
-            for cell, part in request.answers(reply):
-                replies[id(cell)].append(part)
-                left[id(cell)] -= 1
-            while self.kind.cell_by_cell and waiting and left[id(waiting[0])] == 0:
-                cell = waiting.popleft()
-                yield cell, replies[id(cell)]
-        for cell in waiting:
-            yield cell, replies[id(cell)]
-
-    def run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[dict]]]:
-        """(cell, replies of every worker that measured it), as _group hands them on, lanes in the order they
-        finish. Once the caller stops taking them (Ctrl-C, an error), no lane starts another group or request."""
-        if self.kind.lanes <= 1:
-            pool = self._pool()
-            for index, group in enumerate(groups):
-                yield from self._group(pool, group, index)
-            return
-        import queue
-        from concurrent.futures import ThreadPoolExecutor
-
-        free: queue.Queue = queue.Queue()
-        measured: queue.Queue = queue.Queue()  # (cell, replies) from every lane, then one LaneDone per group
-        lock, stop = threading.Lock(), threading.Event()
-        # a group on a shared device (a GPU) waits for one of that device's slots: lanes never contend on it
-        slots: dict[str, threading.Semaphore] = {}
-        for group in groups:
-            shared = self.kind.shared_device(group)
-            if shared:
-                slots.setdefault(shared[0], threading.Semaphore(shared[1]))
-
-        def one(index: int, group: list[Any]) -> None:
-            error: BaseException | None = None
-            try:
-                shared = self.kind.shared_device(group)
-                with slots[shared[0]] if shared else nullcontext():
-                    if stop.is_set():
-                        return
-                    try:
-                        pool = free.get_nowait()
-                    except queue.Empty:
-                        with lock:
-                            pool = self._pool()
-                    try:
-                        for item in self._group(pool, group, index, stop):
-                            measured.put(item)
-                    finally:
-                        free.put(pool)
-            except BaseException as exc:  # handed to the caller's thread, which raises it
-                error = exc
-            finally:
-                measured.put(LaneDone(error))
-
-        threads = ThreadPoolExecutor(max_workers=self.kind.lanes)
-        try:
-            for i, g in enumerate(groups):
-                threads.submit(one, i, g)
-            finished = 0
-            while finished < len(groups):
-                item = measured.get()
-                if isinstance(item, LaneDone):
-                    finished += 1
-                    if item.error is not None:
-                        raise item.error
-                    continue
-                yield item
-        finally:
-            stop.set()  # lanes finish the request they are in (close() ends its worker) and start nothing more
-            threads.shutdown(wait=False, cancel_futures=True)
-
-    def close(self) -> None:
-        """Stop every worker process this executor started (again: nothing)."""
-        for pool in self.started:
-            pool.close()
-        self.started = []
-
-
-def make_executor(kind: Kind, options: Options) -> LocalExecutor | Any:
-    """The executor --executor names: LocalExecutor, or kanbench.ray_executor.RayExecutor."""
+def make_executor(kind: Kind, options: Options) -> Executor:
+    """The executor --executor names: LocalExecutor, or kanbench.ray_executor.RayExecutor (imported only then)."""
     if options.executor == "local":
         if options.address:
             raise UsageError("--address is for --executor ray (the Ray cluster to join)")

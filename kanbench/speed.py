@@ -17,8 +17,9 @@ from pathlib import Path
 
 from . import gpu, machine, progress, reference, summary
 from .errors import UsageError
+from .kind import BaseKind, Request
 from .record import Identity, Record, SpeedMetrics, TimeStats, make
-from .session import BaseKind, Request, dry_run_line
+from .session import dry_run_line
 from .suite import CLOCK_UNITS, COUNT_LOOPS, Cell, Suite, Timing, stable_hash
 
 # Under callgrind a call runs about this many times slower, and each worker first imports torch there.

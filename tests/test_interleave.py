@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, kanbench
 
-from kanbench import judge, results, session, timing, worker
+from kanbench import judge, results, timing, worker
+from kanbench.kind import Request
 from kanbench.record import Record
 from kanbench.report import answer, data
 
@@ -34,13 +35,13 @@ def test_a_worker_measures_its_group_in_rounds_in_the_order_its_seed_gives():
 
 
 def test_a_group_reply_is_split_per_cell_and_a_failed_reply_is_every_cells():
-    request = session.Request(0, ("a", "b"), {}, 10.0, "group")
+    request = Request(0, ("a", "b"), {}, 10.0, "group")
     reply = {"cells": [{"status": "ok", "n": 1}, {"status": "ok", "n": 2}], "process": 1, "seed": 5, "reference": 9}
     assert request.answers(reply) == [("a", {"status": "ok", "n": 1, "process": 1, "seed": 5, "reference": 9}),
                                       ("b", {"status": "ok", "n": 2, "process": 1, "seed": 5})]  # fmt: skip
     died = {"status": "error", "reason": "worker died", "phases": {}}
     assert request.answers(died) == [("a", died), ("b", died)]
-    assert session.Request(0, "a", {}, 1.0, "one").answers({"x": 1}) == [("a", {"x": 1})]
+    assert Request(0, "a", {}, 1.0, "one").answers({"x": 1}) == [("a", {"x": 1})]
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,9 @@ def test_lanes_share_a_gpu_one_group_at_a_time():
     import threading
     import time
 
-    from kanbench import progress, session
+    from kanbench import progress
+    from kanbench.kind import BaseKind, Request
+    from kanbench.local_executor import LocalExecutor
 
     running = {"cuda": 0, "cpu": 0}
     most = {"cuda": 0, "cpu": 0}
@@ -78,16 +80,16 @@ def test_lanes_share_a_gpu_one_group_at_a_time():
                 running[payload] -= 1
             return {"status": "ok"}
 
-    class Kind(session.BaseKind):
+    class Kind(BaseKind):
         lanes = 3
 
         def requests(self, group, index):
-            return [session.Request(0, c, c, 10.0, c) for c in group]
+            return [Request(0, c, c, 10.0, c) for c in group]
 
         def shared_device(self, group):
             return ("cuda", 1) if group[0] == "cuda" else None
 
-    class Executor(session.LocalExecutor):
+    class Executor(LocalExecutor):
         def _pool(self):
             return FakePool()
 
@@ -106,7 +108,9 @@ def test_a_groups_cells_are_handed_on_as_each_is_measured(lanes, cell_by_cell):
     (speed) a group's cells come together, and a broken group is measured again whole, side by side."""
     import io
 
-    from kanbench import progress, session
+    from kanbench import progress
+    from kanbench.kind import BaseKind, Request
+    from kanbench.local_executor import LocalExecutor
 
     measured: list[str] = []
     seen_before: dict[str, list[str]] = {}
@@ -118,13 +122,13 @@ def test_a_groups_cells_are_handed_on_as_each_is_measured(lanes, cell_by_cell):
             measured.append(payload)
             return {"status": "ok"}
 
-    class Kind(session.BaseKind):
+    class Kind(BaseKind):
         def requests(self, group, index):
-            return [session.Request(0, c, c, 10.0, c) for c in group]
+            return [Request(0, c, c, 10.0, c) for c in group]
 
     Kind.lanes, Kind.cell_by_cell = lanes, cell_by_cell
 
-    class Executor(session.LocalExecutor):
+    class Executor(LocalExecutor):
         def _pool(self):
             return FakePool()
 
@@ -146,7 +150,9 @@ def test_a_stopped_run_starts_no_more_groups():
     import threading
     import time
 
-    from kanbench import progress, session
+    from kanbench import progress
+    from kanbench.kind import BaseKind, Request
+    from kanbench.local_executor import LocalExecutor
 
     asked: list[str] = []
     gate = threading.Event()  # every request but the first waits until the run has been stopped
@@ -158,13 +164,13 @@ def test_a_stopped_run_starts_no_more_groups():
                 gate.wait(10)
             return {"status": "ok"}
 
-    class Kind(session.BaseKind):
+    class Kind(BaseKind):
         lanes, cell_by_cell = 2, True
 
         def requests(self, group, index):
-            return [session.Request(0, c, c, 10.0, c) for c in group]
+            return [Request(0, c, c, 10.0, c) for c in group]
 
-    class Executor(session.LocalExecutor):
+    class Executor(LocalExecutor):
         def _pool(self):
             return FakePool()
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kanbench import cli, progress, ray_executor, results, session
+from kanbench import cli, progress, ray_executor, results
+from kanbench.kind import BaseKind, Request
 
 try:
     import ray
@@ -114,11 +115,11 @@ def test_groups_follow_the_clusters_resources_and_a_gpu_that_is_not_there_is_a_s
 
 @needs_ray
 def test_a_task_whose_worker_dies_is_retried_and_each_cell_comes_back_once(tmp_path):
-    class Kind(session.BaseKind):
+    class Kind(BaseKind):
         handler, processes, threads, under = "pool_handlers:kill_parent_once", 1, 1, None
 
         def requests(self, group, index):
-            return [session.Request(0, c, {"marker": str(tmp_path / "killed"), "cell": c.label()}, 60.0, c.label())
+            return [Request(0, c, {"marker": str(tmp_path / "killed"), "cell": c.label()}, 60.0, c.label())
                     for c in group]  # fmt: skip
 
     class Cell:
@@ -237,11 +238,11 @@ def test_a_tasks_gpu_is_named_by_uuid_without_touching_cuda(monkeypatch):
 
 @needs_ray
 def test_a_task_that_keeps_dying_becomes_error_records_saying_why(tmp_path):
-    class Kind(session.BaseKind):
+    class Kind(BaseKind):
         handler, processes, threads, under = "pool_handlers:kill_parent_always", 1, 1, None
 
         def requests(self, group, index):
-            return [session.Request(0, c, {"cell": c.label()}, 60.0, c.label()) for c in group]
+            return [Request(0, c, {"cell": c.label()}, 60.0, c.label()) for c in group]
 
     class Cell:
         device = "cpu"
@@ -369,7 +370,7 @@ def test_a_group_no_node_can_hold_is_refused_before_anything_is_written(tmp_path
 
 def test_a_group_needs_its_cpus_and_gpu_on_one_node(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", FakeRay(nodes=[{"CPU": 4.0}, {"CPU": 0.0, "GPU": 1.0}]))
-    kind = type("Kind", (session.BaseKind,), {"threads": 1, "handler": "x:y"})()
+    kind = type("Kind", (BaseKind,), {"threads": 1, "handler": "x:y"})()
     executor = ray_executor.RayExecutor(kind)
     cuda = type("Cell", (), {"device": "cuda", "label": lambda self: "a 4x3 cuda"})()
     with pytest.raises(ray_executor.UsageError, match="asks for 1 gpus, 1 cpus on one node"):

@@ -96,6 +96,19 @@ def test_no_import_cycle_inside_kanbench_lazy_imports_included():
     assert cycle is None, " -> ".join(cycle)
 
 
+def test_only_the_executor_factory_imports_the_ray_plug_in():
+    """The core reaches the Ray executor through make_executor alone, which imports it when --executor ray asks."""
+    found = modules()
+    known = set(found)
+    importers = {n for n, path in found.items() if "kanbench.ray_executor" in imports_of(n, path, known)}
+    assert importers == {"kanbench.session"}, importers
+    tree = ast.parse(found["kanbench.session"].read_text(encoding="utf-8"))
+    factory = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "make_executor")
+    inside = {id(n) for n in ast.walk(factory)}
+    ray_imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "ray_executor"]
+    assert ray_imports and all(id(n) in inside for n in ray_imports)
+
+
 def test_suite_validation_report_compare_and_gate_import_no_torch(tmp_path):
     suite = tmp_path / "s.toml"
     suite.write_text((ROOT / "suites" / "quick.toml").read_text(encoding="utf-8"), encoding="utf-8")
