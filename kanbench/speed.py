@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from . import gpu, machine, progress, reference, summary
+from . import gpu, machine, progress, reference, terminal
 from .errors import UsageError
 from .kind import BaseKind, Request
 from .record import Identity, Record, SpeedMetrics, TimeStats, make
@@ -302,4 +302,4 @@ class SpeedKind(BaseKind):
 
     def summary(self, records: list[Record]) -> str:
         """The terminal table of medians."""
-        return summary.table(records)
+        return terminal.table(records)

@@ -47,12 +47,12 @@ from .gates import (
     VERDICTS,
     Comparison,
     GateSettings,
+    cell_verdict,
     compare_deterministic,
     compare_frames,
     compare_runs,
     environment_notes,
     status_changes,
-    verdict,
 )
 from .render import (
     MAX_MD_ROWS,
@@ -74,5 +74,5 @@ __all__ = [
     "compare_frames", "compare_runs", "configure_parser", "distinguishing_fields", "environment_notes", "estimate",
     "estimator_quantile", "fmt_change", "fmt_quantity", "gate_rule", "load_side", "mann_whitney_p", "ok_cells",
     "process_groups", "render", "settings_from_args", "shared_label", "status_changes", "summary_line", "to_json",
-    "to_markdown", "to_table", "verdict",
+    "to_markdown", "to_table", "cell_verdict",
 ]  # fmt: skip

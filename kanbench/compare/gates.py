@@ -74,7 +74,7 @@ class GateSettings:
         return estimator_quantile(self.estimator)
 
 
-def verdict(ratio: float, ci_low: float, ci_high: float, p_value: float, threshold: float, alpha: float) -> str:
+def cell_verdict(ratio: float, ci_low: float, ci_high: float, p_value: float, threshold: float, alpha: float) -> str:
     """regression / improvement beyond the threshold and significant; no change within it; else not significant."""
     slower, faster = ratio > 1 + threshold, ratio < 1 / (1 + threshold)
     if not (slower or faster):
@@ -146,7 +146,7 @@ def compare_frames(base, cand, settings: GateSettings | None = None, broken: boo
                 "ci_low": ci_low,
                 "ci_high": ci_high,
                 "p_value": p,
-                "verdict": verdict(ratio, ci_low, ci_high, p, s.threshold, s.alpha),
+                "verdict": cell_verdict(ratio, ci_low, ci_high, p, s.threshold, s.alpha),
             }
         )
     frame = pd.DataFrame(rows)
