@@ -190,8 +190,8 @@ class SpeedKind(BaseKind):
         return t.processes * (len(self.phases) * per_phase * 1.5 + 0.1)
 
     def one_time_s(self, impl: str) -> float:
-        """Each worker's correctness check and first calls of an implementation (0.54 s a worker on quick.toml
-        here: its first group took 5.4 s more than its cells' estimates)."""
+        """Each worker's correctness check and first calls of an implementation (ONE_TIME_S a worker; how it was
+        measured: docs/methodology.md, "Progress")."""
         return self.t.processes * ONE_TIME_S * (CALLGRIND_SLOWDOWN if self.under else 1.0)
 
     def settings(self) -> dict:
