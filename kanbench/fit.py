@@ -143,7 +143,7 @@ def train_peak(impl: str, widths: list[int], grid_size: int, spline_order: int, 
 
     try:
         if where.type == "cuda":
-            return memory.peak_reserved_cuda(train, where)
+            return memory.peak_cuda(train, where, reserved=True)
         return memory.peak_bytes(train, where)
     except Exception as exc:
         if not out_of_memory(exc):

@@ -24,30 +24,26 @@ def quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def peak_cuda(fn: Callable[[], object], device: torch.device) -> int:
-    """Peak bytes allocated by the CUDA caching allocator during fn(), above the bytes allocated before."""
+def peak_cuda(fn: Callable[[], object], device: torch.device, reserved: bool = False) -> int:
+    """Peak bytes of the CUDA caching allocator during fn(), above those before it: allocated to tensors, or with
+    reserved, reserved from the device starting from an emptied cache (what fn takes of the device's free memory:
+    allocations rounded up to the allocator's blocks, fragmentation)."""
+    current, highest = (
+        (torch.cuda.memory_reserved, torch.cuda.max_memory_reserved)
+        if reserved
+        else (torch.cuda.memory_allocated, torch.cuda.max_memory_allocated)
+    )
     torch.cuda.synchronize(device)
+    if reserved:
+        torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
-    before = torch.cuda.memory_allocated(device)
+    before = current(device)
     result = fn()
     torch.cuda.synchronize(device)
-    peak = torch.cuda.max_memory_allocated(device) - before
+    peak = highest(device) - before
     del result
-    return max(int(peak), 0)
-
-
-def peak_reserved_cuda(fn: Callable[[], object], device: torch.device) -> int:
-    """Peak bytes the CUDA caching allocator reserved from the device during fn(), from an emptied cache: what
-    fn takes of the device's free memory (allocations rounded up to the allocator's blocks, fragmentation)."""
-    torch.cuda.synchronize(device)
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats(device)
-    before = torch.cuda.memory_reserved(device)
-    result = fn()
-    torch.cuda.synchronize(device)
-    peak = torch.cuda.max_memory_reserved(device) - before
-    del result
-    torch.cuda.empty_cache()
+    if reserved:
+        torch.cuda.empty_cache()
     return max(int(peak), 0)
 
 
