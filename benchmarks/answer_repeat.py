@@ -3,7 +3,7 @@
     python benchmarks/answer_repeat.py RUN_A RUN_B [RUN ...]   # e.g. `tox -e bench` runs minutes apart
 
 For the configuration the answer picks (kanbench/report/answer.py), per phase: every pair of implementations the
-judge resolves in one run (kanbench.judge: paired where measured together, else unpaired; the answer's "<" between
+judge resolves in one run (analysis/judge.py: paired where measured together, else unpaired; the answer's "<" between
 neighbours) must come in the same order, by median, in the other. Prints each run's answer, the resolved pairs,
 and every pair that came out the other way; exit 1 when there is one. With more than two runs, every pair of them.
 
@@ -22,12 +22,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kanbench import judge  # noqa: E402
+from kanbench.analysis import judge  # noqa: E402
 from kanbench.report import answer, data  # noqa: E402
 
 
 def resolved_pairs(found: answer.Answer) -> set[tuple[str, str, str]]:
-    """(phase, faster, slower) for every pair of implementations the judge resolves (kanbench.judge)."""
+    """(phase, faster, slower) for every pair of implementations the judge resolves (kanbench.analysis.judge)."""
     out = set()
     for phase, ranked in found.ranks.items():
         for a, b in itertools.combinations(ranked, 2):  # ranked fastest first: a.median <= b.median

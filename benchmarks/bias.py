@@ -4,8 +4,8 @@
 
 At three shapes (100 -> 100 batch 8, 784 -> 64 batch 64, 256 -> 256 batch 1024), one `kanbench run` measures the
 implementations' forward and train step interleaved (the default suite's timing), giving each implementation's
-paired ratio to mlp (kanbench.judge). Then this process (one torch thread) builds the same workloads (same seeds,
-kanbench.worker.build_workload) and times each with torch.utils.benchmark.Timer.blocked_autorange, one
+paired ratio to mlp (analysis/judge.py). Then this process (one torch thread) builds the same workloads (same seeds,
+kanbench.measure.worker.build_workload) and times each with torch.utils.benchmark.Timer.blocked_autorange, one
 implementation after the other: the blocked ratio to mlp. Prints both ratios and their difference per
 (shape, implementation, phase); the target is agreement within 10%. Run it on a quiet machine.
 """
@@ -49,7 +49,7 @@ threads = 1
 
 def interleaved(run_dir: Path) -> dict[tuple[str, str], float]:
     """(impl, phase) -> paired ratio to REFERENCE in one run."""
-    from kanbench import judge
+    from kanbench.analysis import judge
     from kanbench.report import answer, data
 
     df, _ = data.combine(data.read_runs([run_dir]))
@@ -67,7 +67,7 @@ def blocked(widths: list[int], batch: int, impls: list[str], min_run_time: float
     import torch
     from torch.utils.benchmark import Timer
 
-    from kanbench import phases, worker
+    from kanbench.measure import phases, worker
 
     torch.set_num_threads(1)
     medians = {}

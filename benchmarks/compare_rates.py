@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.gate_rates import pool_dir, scaled, snapshot, wilson  # noqa: E402
-from kanbench import compare, regress, results  # noqa: E402
+from kanbench import results  # noqa: E402
+from kanbench.analysis import compare, regress  # noqa: E402
 
 DEFAULT_PATTERN = "U" * 21 + "SU" * 5
 

@@ -7,7 +7,7 @@ Runs suites/ci.toml (clock = "instructions") as fresh `kanbench run` processes o
 `--unchanged` runs of the code as it is (A) and `--slowed` runs with KANBENCH_SLOWDOWN (C), `--jobs` at a time
 (counts do not care what else the machine does). Then every pair of A runs is one gate of unchanged code (false
 positive: the gate fails), every (A, C) pair one gate of the slowed code (detection: the gate fails with a
-regression of the slowed implementation), both with kanbench.compare's default settings, as `kanbench regress`
+regression of the slowed implementation), both with kanbench.analysis.compare's default settings, as `kanbench regress`
 applies them to instruction counts. Pairs share runs, so they are not independent; the report says how many runs
 they come from. Repeatability: per cell, the largest ratio between the medians of any two A runs.
 """
@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.gate_rates import snapshot  # noqa: E402
-from kanbench import compare, regress, results  # noqa: E402
+from kanbench import results  # noqa: E402
+from kanbench.analysis import compare, regress  # noqa: E402
 
 
 def measure(out: Path, suite: Path, unchanged: int, slowed: int, slowdown: str, jobs: int) -> None:

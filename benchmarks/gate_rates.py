@@ -8,7 +8,7 @@ this script measures a pool of rounds, each round three fresh `kanbench run` pro
 A (the base), B (unchanged: no-change condition) and C (KANBENCH_SLOWDOWN, e.g. bspline=1.15: slowdown condition),
 in the order A B C or A C B (alternating). One gate repetition draws `gate_rounds` rounds for the first measurement
 and `gate_rounds` other rounds for the confirmation re-measure, and applies the gate exactly as kanbench regress
-does (kanbench.compare with the default settings, then confirmation of the flagged cells): A against B for the
+does (kanbench.analysis.compare with the default settings, then confirmation of the flagged cells): A against B for the
 false-positive rate, A against C for the detection rate (a detection is a failed gate with a confirmed regression
 of the slowed implementation). Repetitions share rounds, so they are not independent: the report gives the number
 of disjoint repetitions the pool holds beside the rates, and Wilson 95% intervals computed on that smaller number.
@@ -40,7 +40,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kanbench import compare, regress, results  # noqa: E402
+from kanbench import results  # noqa: E402
+from kanbench.analysis import compare, regress  # noqa: E402
 
 ESTIMATORS = ("p10", "min", "p25", "median")
 

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kanbench import results  # noqa: E402
-from kanbench.machine import peak_for  # noqa: E402
-from kanbench.record import Record  # noqa: E402
+from kanbench.results import peak_for  # noqa: E402
+from kanbench.results.record import Record  # noqa: E402
 
 DTYPES = ("float32", "bfloat16", "float16")
 MIN_CALL_S = 1e-6

@@ -3,7 +3,7 @@
     python benchmarks/ray_overhead.py [--suite suites/quick.toml] [--tasks 5]
 
 1. Ray's start-up: ray.init of a local Ray (the CPUs of this machine), then ray.shutdown.
-2. Per task: an empty group task (kanbench.ray_executor.measure_group with no requests: the node's fingerprint,
+2. Per task: an empty group task (kanbench.run.ray_executor.measure_group with no requests: the node's fingerprint,
    the group's worker processes started and stopped), --tasks of them one after another, on a warm local Ray.
 3. The suite, once with each executor, fresh `kanbench run` processes, one after the other (--quiet). With more
    than one CPU a local Ray measures groups side by side, which on a small machine also makes them contend.
@@ -41,17 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import ray
 
-    from kanbench import ray_executor
+    from kanbench.run import ray_executor
 
     start = time.perf_counter()
     ray.init(include_dashboard=False, logging_level="WARNING")
     init_s = time.perf_counter() - start
     task = ray.remote(ray_executor.measure_group)
-    ray.get(task.remote("kanbench.worker:handle", 1, 1, None, "cpu", []))  # the Ray worker's own first start
+    ray.get(task.remote("kanbench.measure.worker:handle", 1, 1, None, "cpu", []))  # the Ray worker's own first start
     per_task = []
     for _ in range(args.tasks):
         start = time.perf_counter()
-        ray.get(task.remote("kanbench.worker:handle", args.processes, 1, None, "cpu", []))
+        ray.get(task.remote("kanbench.measure.worker:handle", args.processes, 1, None, "cpu", []))
         per_task.append(time.perf_counter() - start)
     start = time.perf_counter()
     ray.shutdown()

@@ -55,7 +55,7 @@ class LazyFunction:
 
     @property
     def __signature__(self) -> inspect.Signature:
-        # inspect.signature(adapter.builder) then describes the real function (kanbench.training asks for `seed`)
+        # inspect.signature(adapter.builder) then describes the real function (kanbench's training asks for `seed`)
         return inspect.signature(self.resolve())
 
     def __eq__(self, other: object) -> bool:

@@ -26,9 +26,10 @@ from typing import Any
 
 from implementations.wrap import NOTEBOOK_HINT
 
-from . import results, run, toml_text
+from . import results, run
 from . import suite as suite_module
 from .errors import UsageError
+from .suite import toml_text
 
 
 def spec_of(obj: Any, where: str) -> str:

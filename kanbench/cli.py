@@ -10,9 +10,10 @@ import signal
 import sys
 
 import kanbench
-from kanbench import escape
-from kanbench.errors import Terminated, UsageError
-from kanbench.results import ResultsError
+
+from .errors import Terminated, UsageError
+from .results import ResultsError
+from .text import escape
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
 EXIT_TERMINATED = 128 + signal.SIGTERM  # what a shell reports for a process SIGTERM ended (the local executor's)
@@ -38,8 +39,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_env(args: argparse.Namespace) -> int:
     import torch
 
-    from kanbench import gpu
-    from kanbench.env import fingerprint
+    from .measure import gpu
+    from .measure.env import fingerprint
 
     found = fingerprint()
     if torch.cuda.is_available():  # this process is no run's parent: it may describe the GPU itself
@@ -53,16 +54,16 @@ def cmd_env(args: argparse.Namespace) -> int:
 # `kanbench compare` never import it.
 MODULE_COMMANDS = [
     ("run", "kanbench.run", "run a suite into a new run directory"),
-    ("merge", "kanbench.merge", "merge shards of one suite into one run"),
+    ("merge", "kanbench.results.merge", "merge shards of one suite into one run"),
     ("report", "kanbench.report", "write one offline HTML report from runs"),
     ("table", "kanbench.report.paper", "the runs' numbers as a Markdown, LaTeX (booktabs) or CSV table for a paper"),
     ("answer", "kanbench.report.cli_answer", "print the report's answer (ranks, resolved gaps) as text or JSON"),
-    ("compare", "kanbench.compare", "compare two runs; exit 1 on a significant regression"),
-    ("regress", "kanbench.regress", "interleaved latency gate of the working tree against a git ref"),
+    ("compare", "kanbench.analysis.compare", "compare two runs; exit 1 on a significant regression"),
+    ("regress", "kanbench.analysis.regress", "interleaved latency gate of the working tree against a git ref"),
     ("profile", "kanbench.run:profile", "torch.profiler traces and op breakdowns of a suite's cells"),
-    ("fit", "kanbench.fit", "the largest batch whose training fits a memory budget, measured and verified"),
-    ("machine", "kanbench.machine", "measure this device's peak FLOP/s and memory bandwidth"),
-    ("selfcheck", "kanbench.selfcheck", "prove the measurements on this machine (sync, memory, GEMM, noise)"),
+    ("fit", "kanbench.measure.fit", "the largest batch whose training fits a memory budget, measured and verified"),
+    ("machine", "kanbench.measure.machine", "measure this device's peak FLOP/s and memory bandwidth"),
+    ("selfcheck", "kanbench.measure.selfcheck", "prove the measurements on this machine (sync, memory, GEMM, noise)"),
 ]
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 import implementations
 from implementations.common import check_input, check_widths
-from kanbench.phases import busy
+from kanbench.measure.phases import busy
 
 
 class Loop(nn.Module):

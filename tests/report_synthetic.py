@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 from kanbench import results
-from kanbench.record import Record, TimeStats
+from kanbench.results.record import Record, TimeStats
 
 FAMILIES = {
     "bspline": "bspline", "fastkan": "rbf", "fastkan-noln": "rbf", "rswaf": "rswaf", "pykan": "bspline-original",

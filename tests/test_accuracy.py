@@ -13,8 +13,10 @@ import torch
 from conftest import kanbench
 from torch import nn
 
-from kanbench import accuracy, results, training
+from kanbench import results
 from kanbench.errors import UsageError
+from kanbench.measure import training
+from kanbench.run import accuracy
 from kanbench.suite import parse, shard
 
 DIGITS_SUITE = """
@@ -91,7 +93,7 @@ def test_training_loss_is_a_per_sample_mean_over_the_epoch():
     result = training.train(request)
     torch.manual_seed(0)
     model = training.build_model("mlp", [64, 4, 10], 5, 3, {}, 0)
-    from kanbench import datasets
+    from kanbench.measure import datasets
 
     d = datasets.load_digits()
     full = training.loss_of(model(torch.from_numpy(d.train.x)), torch.from_numpy(d.train.y), "classification")

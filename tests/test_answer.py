@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kanbench.reference import Noise
 from kanbench.report import answer
+from kanbench.results.noise import Noise
 
 
 def row(impl, median, spread=0.01, phase="forward", device="cpu", widths="784x64x10", batch=64, processes=None):

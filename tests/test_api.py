@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kanbench import api, toml_text
+from kanbench import api
 from kanbench.errors import UsageError
+from kanbench.suite import toml_text
 
 try:
     import tomllib

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from kanbench import compare, regress, results, selection
+from kanbench import results
+from kanbench.analysis import compare, regress
 from kanbench.cli import main
 from kanbench.errors import UsageError
-from kanbench.record import Record, TimeStats
+from kanbench.results.record import Record, TimeStats
+from kanbench.suite import selection
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -442,7 +444,8 @@ def test_environment_differences_are_noted(tmp_path):
 
 
 def test_compare_and_regress_do_not_import_torch():
-    code = "import sys, kanbench.compare, kanbench.regress, kanbench.table; sys.exit('torch' in sys.modules)"
+    code = "import sys, kanbench.analysis.compare, kanbench.analysis.regress, kanbench.text.table\n"
+    code += "sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0
 
 
@@ -689,8 +692,8 @@ def test_baseline_mode(tmp_path):
 
 
 def test_confirmation_only_spec_selects_the_failing_cells():
-    from kanbench import selection
     from kanbench import suite as suite_mod
+    from kanbench.suite import selection
 
     full = suite_mod.parse(SUITE, "ci.toml")
     failing = [c for c in full.cells() if c.impl == "fastkan" and c.batch_size == 64]
@@ -937,7 +940,7 @@ def test_regress_outputs_escape_the_commit_subject_and_the_quoted_run_output(tmp
     assert not set(capsys.readouterr().err) & {"\u202e", "\x1b"}
 
 
-# --- interleaved runs: paired relative ratios (kanbench.judge via compare.relative) -------------------------------
+# --- interleaved runs: paired relative ratios (analysis.judge via compare.relative) ------------------------------------
 
 BASE_TIMES = {"mlp": 1e-4, "mlp-iso": 3e-4, "fastkan": 1e-3, "bspline-fast": 8e-4, "rswaf": 3e-3}
 

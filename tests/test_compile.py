@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kanbench import compilation, worker
+from kanbench.measure import compilation, worker
 
 TIMING = {"warmup": 0, "min_time": 0.0002, "values": 2, "clock": "wall"}
 

@@ -13,9 +13,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from kanbench import datasets
-from kanbench.datasets import DatasetError
 from kanbench.errors import UsageError
+from kanbench.measure import datasets
+from kanbench.measure.datasets import DatasetError
 
 
 class _RunsCommand:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kanbench import cli, fit
+from kanbench import cli
 from kanbench.errors import UsageError
+from kanbench.measure import fit
 
 MiB = 2**20
 

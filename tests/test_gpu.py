@@ -10,9 +10,10 @@ import torch
 from conftest import TINY_SUITE
 
 import implementations
-from kanbench import checks, env, gpu, machine, session, speed, timing, worker
-from kanbench.compare import gates
-from kanbench.record import Record
+from kanbench.analysis.compare import gates
+from kanbench.measure import checks, env, gpu, machine, timing, worker
+from kanbench.results.record import Record
+from kanbench.run import session, speed
 from kanbench.suite import parse
 
 
@@ -244,8 +245,8 @@ def test_a_device_that_differs_from_the_cpu_is_not_timed(monkeypatch):
 
 def test_the_report_lists_throttled_and_launch_bound_cells(tmp_path):
     from kanbench import results
-    from kanbench.record import TimeStats
     from kanbench.report import build_page, data, page
+    from kanbench.results.record import TimeStats
 
     def record(impl, config_hash, **metrics):
         return Record(

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is n
 
 from benchmarks import gpu_acceptance  # noqa: E402
 from kanbench import results  # noqa: E402
-from kanbench.record import Record, TimeStats  # noqa: E402
+from kanbench.results.record import Record, TimeStats  # noqa: E402
 
 GPU = {"name": "NVIDIA H200", "driver_version": "580.65", "sm_clock_max_mhz": 1980}
 MACHINE = {"by_device": {"cuda": {"peak_flop_per_s": {"float32": 5e13, "bfloat16": 7e14, "float16": 7e14}}}}

@@ -365,8 +365,8 @@ def test_matmul_flops_equal_flop_counter(name, options, shape):
 @pytest.mark.parametrize(("name", "options"), OPTION_CASES, ids=str)
 @pytest.mark.parametrize("shape", [(8,), (2, 3)], ids=["batch", "batch-seq"])
 def test_backward_and_train_step_matmul_flops_equal_flop_counter(name, options, shape):
-    """The phases as the harness runs them (kanbench.phases): the model input needs no gradient."""
-    from kanbench import phases, timing
+    """The phases as the harness runs them (kanbench.measure.phases): the model input needs no gradient."""
+    from kanbench.measure import phases, timing
 
     a = adapter(name)
     widths = [20, 30, 5] if name == "mlp-iso" else [6, 7, 3]
@@ -501,7 +501,7 @@ def test_registered_implementation_keeps_the_contract(name):
 
 
 def test_an_adapter_without_backward_matmuls_takes_the_flop_counters_count():
-    from kanbench.speed import phase_flops
+    from kanbench.run.speed import phase_flops
 
     given = {"matmul": 100, "elementwise": 10, "matmul_backward": 60}
     bare = {"matmul": 100, "elementwise": 10}

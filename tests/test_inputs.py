@@ -14,8 +14,10 @@ import time
 import pytest
 from conftest import ROOT, SMALL_SUITE, kanbench, write_suite
 
-from kanbench import cli, datasets, results, session
-from kanbench.record import Identity, make
+from kanbench import cli, results
+from kanbench.measure import datasets
+from kanbench.results.record import Identity, make
+from kanbench.run import session
 from kanbench.suite import MAX_CELLS, parse
 
 
@@ -173,7 +175,7 @@ def test_ctrl_c_is_reported_by_the_parent_only(tmp_path):
 
 
 def test_a_worker_killed_by_a_signal_is_named(tmp_path):
-    from kanbench.pool import _death
+    from kanbench.measure.pool import _death
 
     assert _death(-signal.SIGKILL) == "killed by SIGKILL, e.g. for memory"
     assert _death(-signal.SIGSEGV) == "killed by SIGSEGV" and _death(3) == "exit status 3"
@@ -235,7 +237,7 @@ def adapter():
 @pytest.mark.parametrize("mode,needle", [("shape", "forward gave shape (4, 1), expected (4, 3)"),
                                          ("nan", "forward gave 12 non-finite value(s) of 12")])  # fmt: skip
 def test_a_wrong_forward_says_what_was_wrong(tmp_path, monkeypatch, mode, needle):
-    from kanbench import checks, worker
+    from kanbench.measure import checks, worker
 
     # the forward's own check, not gradcheck's
     monkeypatch.setattr(checks, "check_once", lambda impl, options, device="cpu": None)

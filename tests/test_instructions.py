@@ -16,10 +16,11 @@ import pytest
 from conftest import ROOT
 from test_compare import SUITE, git, quiet, record
 
-from kanbench import compare, regress, results
+from kanbench import results
+from kanbench.analysis import compare, regress
 from kanbench.cli import main
 from kanbench.errors import UsageError
-from kanbench.record import Record
+from kanbench.results.record import Record
 from kanbench.suite import load as parse_suite
 
 HAS_VALGRIND = bool(shutil.which("valgrind"))

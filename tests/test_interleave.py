@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, kanbench
 
-from kanbench import judge, results, timing, worker
-from kanbench.kind import Request
-from kanbench.record import Record
+from kanbench import results
+from kanbench.analysis import judge
+from kanbench.measure import timing, worker
 from kanbench.report import answer, data
+from kanbench.results.record import Record
+from kanbench.run.kind import Request
 
 TIMING = {"warmup": 1, "min_time": 0.0002, "values": 3, "clock": "wall"}
 

@@ -1,4 +1,4 @@
-"""The one judge (kanbench.judge): paired ratios with their own interval, the unpaired rule, and bursts."""
+"""The one judge (kanbench.analysis.judge): paired ratios with their own interval, the unpaired rule, and bursts."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import statistics
 
 import pytest
 
-from kanbench import judge
-from kanbench.judge import Sample
-from kanbench.record import quantile
+from kanbench.analysis import judge
+from kanbench.analysis.judge import Sample
+from kanbench.results.record import quantile
 
 PROCESSES, ROUNDS = 3, 4
 

@@ -10,8 +10,9 @@ import os
 import pytest
 from conftest import kanbench
 
-from kanbench import machine
+from kanbench import results
 from kanbench.errors import UsageError
+from kanbench.measure import machine
 from kanbench.suite import BOUNDS
 
 
@@ -40,17 +41,17 @@ def test_figures_are_cached_per_machine(tmp_path, monkeypatch):
 
 
 def test_machine_peak_shapes():
-    assert machine.peak_for({"peak_flop_per_s": 1e12}, "peak_flop_per_s", "cuda:0", "float32") == 1e12
-    assert machine.peak_for({"peak_flop_per_s": {"float32": 2e12}}, "peak_flop_per_s", "cpu", "float32") == 2e12
+    assert results.peak_for({"peak_flop_per_s": 1e12}, "peak_flop_per_s", "cuda:0", "float32") == 1e12
+    assert results.peak_for({"peak_flop_per_s": {"float32": 2e12}}, "peak_flop_per_s", "cpu", "float32") == 2e12
     nested = {"peak_flop_per_s": {"cuda": {"float32": 3e12, "bfloat16": 9e12}}}
-    assert machine.peak_for(nested, "peak_flop_per_s", "cuda:0", "bfloat16") == 9e12
-    assert machine.peak_for(nested, "peak_flop_per_s", "cpu", "float32") is None
-    assert machine.peak_for(None, "peak_flop_per_s", "cpu", "float32") is None
-    assert machine.peak_for({}, "peak_bytes_per_s", "cpu", "float32") is None
+    assert results.peak_for(nested, "peak_flop_per_s", "cuda:0", "bfloat16") == 9e12
+    assert results.peak_for(nested, "peak_flop_per_s", "cpu", "float32") is None
+    assert results.peak_for(None, "peak_flop_per_s", "cpu", "float32") is None
+    assert results.peak_for({}, "peak_bytes_per_s", "cpu", "float32") is None
     # a run over several devices keeps each device's ceilings apart
     run = {"peak_flop_per_s": 1.0, "by_device": {"cuda": {"peak_flop_per_s": {"float32": 5e13, "bfloat16": 7e14}}}}
-    assert machine.peak_for(run, "peak_flop_per_s", "cuda:0", "bfloat16") == 7e14
-    assert machine.peak_for(run, "peak_flop_per_s", "cuda", "float16") is None  # never another dtype's ceiling
+    assert results.peak_for(run, "peak_flop_per_s", "cuda:0", "bfloat16") == 7e14
+    assert results.peak_for(run, "peak_flop_per_s", "cuda", "float16") is None  # never another dtype's ceiling
 
 
 # ---- a corrupt or unwritable cache is repaired or only costs time, never a traceback ------------------------------
@@ -133,7 +134,7 @@ def test_an_unwritable_roofline_cache_only_costs_time(tmp_path, monkeypatch, cap
 
 def test_peak_for_refuses_non_finite_ceilings():
     for bad in (math.nan, math.inf, -1.0, 0, True):
-        assert machine.peak_for({"peak_flop_per_s": bad}, "peak_flop_per_s", "cpu", "float32") is None
+        assert results.peak_for({"peak_flop_per_s": bad}, "peak_flop_per_s", "cpu", "float32") is None
 
 
 def test_a_corrupt_cache_is_repaired_even_when_nothing_is_measured(tmp_path, monkeypatch, capsys, fake_measure):

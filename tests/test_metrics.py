@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from kanbench import record, results
-from kanbench.record import Identity, Record, TimeStats, make
+from kanbench import results
+from kanbench.results import record
+from kanbench.results.record import Identity, Record, TimeStats, make
 
 IDENT = Identity(suite="s", impl="mlp", family="mlp", device="cpu", dtype="float32", batch_size=4, widths=(3, 2),
                  grid_size=3, spline_order=3, num_basis=0, options={}, config_hash="0123456789abcdef")  # fmt: skip

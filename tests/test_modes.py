@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import TINY_SUITE
 
-from kanbench import phases, timing, worker
 from kanbench.errors import UsageError
+from kanbench.measure import phases, timing, worker
 from kanbench.suite import parse
 
 COLD = TINY_SUITE.replace("threads = 1", 'threads = 1\ncache = "cold"')

@@ -11,8 +11,9 @@ from conftest import kanbench, write_suite
 
 import implementations
 from implementations import wrap
-from kanbench import checks, record
 from kanbench.errors import UsageError
+from kanbench.measure import checks
+from kanbench.results import record
 from kanbench.suite import parse
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kanbench import phases, pool, worker
+from kanbench.measure import phases, pool, worker
 
 
 def test_a_sticky_cuda_error_replaces_the_worker_and_out_of_memory_does_not():
@@ -62,9 +62,9 @@ def test_lanes_share_a_gpu_one_group_at_a_time():
     import threading
     import time
 
-    from kanbench import progress
-    from kanbench.kind import BaseKind, Request
-    from kanbench.local_executor import LocalExecutor
+    from kanbench.run import progress
+    from kanbench.run.kind import BaseKind, Request
+    from kanbench.run.local_executor import LocalExecutor
 
     running = {"cuda": 0, "cpu": 0}
     most = {"cuda": 0, "cpu": 0}
@@ -108,9 +108,9 @@ def test_a_groups_cells_are_handed_on_as_each_is_measured(lanes, cell_by_cell):
     (speed) a group's cells come together, and a broken group is measured again whole, side by side."""
     import io
 
-    from kanbench import progress
-    from kanbench.kind import BaseKind, Request
-    from kanbench.local_executor import LocalExecutor
+    from kanbench.run import progress
+    from kanbench.run.kind import BaseKind, Request
+    from kanbench.run.local_executor import LocalExecutor
 
     measured: list[str] = []
     seen_before: dict[str, list[str]] = {}
@@ -150,9 +150,9 @@ def test_a_stopped_run_starts_no_more_groups():
     import threading
     import time
 
-    from kanbench import progress
-    from kanbench.kind import BaseKind, Request
-    from kanbench.local_executor import LocalExecutor
+    from kanbench.run import progress
+    from kanbench.run.kind import BaseKind, Request
+    from kanbench.run.local_executor import LocalExecutor
 
     asked: list[str] = []
     gate = threading.Event()  # every request but the first waits until the run has been stopped

@@ -6,8 +6,9 @@ import pytest
 import torch
 from conftest import TINY_SUITE
 
-from kanbench import phases, speed, worker
 from kanbench.errors import UsageError
+from kanbench.measure import phases, worker
+from kanbench.run import speed
 from kanbench.suite import impl_label, parse
 
 AMP_SUITE = TINY_SUITE.replace('dtype = ["float32"]', 'dtype = ["float32", "bfloat16"]\nprecision = ["pure", "amp"]')

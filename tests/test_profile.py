@@ -19,7 +19,8 @@ import pytest
 import torch
 from conftest import ROOT, kanbench
 
-from kanbench import cli, opcategories, results
+from kanbench import cli, results
+from kanbench.measure import opcategories
 
 PHASES = ("forward", "backward", "train_step")
 PROFILE_SUITE = """
@@ -232,7 +233,7 @@ def test_every_category_is_documented():
 
 def test_basis_ranges_wrap_and_restore_only_the_models_own_basis():
     import implementations
-    from kanbench.profile_worker import basis_ranges
+    from kanbench.measure.profile_worker import basis_ranges
 
     kan_spline = pytest.importorskip("kan.spline", reason="pykan is not installed: pip install 'kanbench[pykan]'")
     original = kan_spline.B_batch
@@ -258,7 +259,7 @@ def test_basis_ranges_wrap_and_restore_only_the_models_own_basis():
 def test_basis_ranges_cover_a_forward_that_calls_basis_rows():
     """bspline-fast's forward gets its basis from basis_rows, never basis: that must be in the range too."""
     import implementations
-    from kanbench.profile_worker import basis_ranges
+    from kanbench.measure.profile_worker import basis_ranges
 
     model = implementations.get("bspline-fast").build([3, 4, 2], 3, 3)
     x = torch.rand(5, 3, requires_grad=True)  # the second layer's basis then goes through the autograd Function
@@ -273,7 +274,7 @@ def test_basis_ranges_cover_a_forward_that_calls_basis_rows():
 def test_the_profilers_native_chatter_is_filtered_and_everything_else_kept(capfd):
     import os
 
-    from kanbench.profile_worker import native_stderr_filtered
+    from kanbench.measure.profile_worker import native_stderr_filtered
 
     with native_stderr_filtered():
         os.write(2, b"USDT:2026-12-01 SyncActivityProfilerHandler.cpp:52] profiler_start\n")

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from kanbench import progress
+from kanbench.run import progress
 
 
 class Clock:
@@ -72,7 +72,7 @@ def test_without_a_terminal_a_line_names_the_cell_when_the_log_was_silent():
 def test_the_end_of_run_line_groups_skips_whose_reasons_differ_only_in_numbers():
     from types import SimpleNamespace
 
-    from kanbench import session
+    from kanbench.run import session
 
     def skip(reason):
         return SimpleNamespace(status="skipped", reason=reason, impl="pykan", phase="forward", profiled_phase=None)

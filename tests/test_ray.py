@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kanbench import cli, progress, ray_executor, results
-from kanbench.kind import BaseKind, Request
+from kanbench import cli, results
+from kanbench.run import progress, ray_executor
+from kanbench.run.kind import BaseKind, Request
 
 try:
     import ray

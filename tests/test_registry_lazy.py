@@ -90,7 +90,7 @@ def test_a_declared_adapter_imports_its_module_on_first_use(lazy_modules):
     assert "kanbench_lazy_model" not in sys.modules
     assert a.param_count([3, 2]) == 7, "counter defaults to param_count next to the builder"
     assert a.flops([3, 2], batch=4) == 12, "flop_counter defaults to flop_breakdown next to the builder"
-    assert "seed" in inspect.signature(a.builder).parameters  # kanbench.training asks the builder for `seed`
+    assert "seed" in inspect.signature(a.builder).parameters  # kanbench.measure.training asks the builder for `seed`
     assert a.build([3, 2], 4, 2, x=1) == ("model", [3, 2], 4, 2, 0, {"x": 1})
     assert a.variant("lazy-two", x=2).build([3, 2])[-1] == {"x": 2}
 

@@ -354,8 +354,8 @@ def test_compiled_cells_keep_their_own_rows(tmp_path):
     """A compile = [false, true] axis: the eager and the compiled cell of one impl must not merge anywhere."""
     import pandas as pd
 
-    from kanbench import terminal
-    from kanbench.record import Record, TimeStats
+    from kanbench.results.record import Record, TimeStats
+    from kanbench.run import terminal
 
     def record(median: float, **options) -> Record:
         return Record(
@@ -457,7 +457,7 @@ def test_an_instruction_clock_run_gives_a_report_of_counts(tmp_path, capsys):
 
 
 def test_the_runs_terminal_table_shows_counts_of_an_instruction_clock_run(tmp_path):
-    from kanbench import terminal
+    from kanbench.run import terminal
 
     run = report_synthetic.write_run(
         tmp_path, impls=("bspline", "mlp"), widths=([100, 100],), batches=(8,), devices=("cpu",),
@@ -529,7 +529,7 @@ EVIL_NAME = "fast\u202ekan\x00\u2066x"  # right-to-left override, NUL, an isolat
 
 
 def test_bidi_controls_and_nul_in_names_never_reach_html_markdown_or_terminal(tmp_path, capsys):
-    from kanbench import terminal
+    from kanbench.run import terminal
 
     kwargs = dict(impls=("bspline", EVIL_NAME, "mlp"), widths=([100, 100],), batches=(8,), devices=("cpu",),
                   phases=("forward",), accuracy=False, profile=False)  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, TINY_SUITE, kanbench
 
 from kanbench import results
-from kanbench.record import PHASES, SCHEMA
+from kanbench.results.record import PHASES, SCHEMA
 from kanbench.suite import parse
 
 
@@ -44,7 +44,7 @@ def test_run_writes_a_complete_run_directory(tiny_run):
 
 def test_every_phase_flops_match_the_flop_counter(tiny_run):
     import implementations
-    from kanbench.speed import phase_flops
+    from kanbench.run.speed import phase_flops
 
     ok = [r for r in results.read_records(tiny_run) if r.status == "ok"]
     assert {r.phase for r in ok} >= {"forward", "backward", "train_step"}
@@ -162,10 +162,10 @@ def test_shards_merge_into_the_unsharded_cell_set(tmp_path, tiny_suite):
     proc = kanbench("merge", *map(str, outs), "--out", str(merged))
     assert proc.returncode == 0, proc.stderr
     assert {(r.config_hash, r.phase) for r in results.read_records(merged)} == expected_keys(TINY_SUITE)
-    from kanbench import reference
+    from kanbench.results import noise
 
-    shard_refs = [reference.read(o) for o in outs]
-    assert all(shard_refs) and reference.read(merged) == shard_refs[0] + shard_refs[1]  # the noise of both shards
+    shard_refs = [noise.read(o) for o in outs]
+    assert all(shard_refs) and noise.read(merged) == shard_refs[0] + shard_refs[1]  # the noise of both shards
     again = kanbench("merge", str(outs[0]), str(outs[0]), "--out", str(tmp_path / "dup"))
     assert again.returncode == 2 and "is in both" in again.stderr
 

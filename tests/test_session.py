@@ -11,8 +11,10 @@ import sys
 import pytest
 from conftest import ROOT, SMALL_SUITE, kanbench, write_suite
 
-from kanbench import cli, record, results, session
+from kanbench import cli, results
 from kanbench.errors import UsageError
+from kanbench.results import record
+from kanbench.run import session
 from kanbench.suite import parse
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conftest import ROOT
 
-from kanbench.record import Record
+from kanbench.results.record import Record
 
 PACKAGE = ROOT / "kanbench"
 
@@ -87,8 +87,8 @@ def test_no_import_cycle_inside_kanbench_lazy_imports_included():
     found = modules()
     known = set(found)
     graph = {name: imports_of(name, path, known) for name, path in found.items()}
-    assert "kanbench.session" in graph["kanbench.run"]  # the walk sees imports at all
-    assert "kanbench.speed" in graph["kanbench.run"]  # ... and those inside functions
+    assert "kanbench.run.session" in graph["kanbench.run"]  # the walk sees imports at all
+    assert "kanbench.run.speed" in graph["kanbench.run"]  # ... and those inside functions
     # a package's __init__ importing its own submodules is how packages work, not a circle
     for name in graph:
         graph[name] = {t for t in graph[name] if not name.startswith(t + ".")}
@@ -96,13 +96,59 @@ def test_no_import_cycle_inside_kanbench_lazy_imports_included():
     assert cycle is None, " -> ".join(cycle)
 
 
+# The folders' direction (docs/architecture.md): a folder imports only the folders listed for it, so the measuring
+# side never reaches the report and the report never reaches the worker side.
+LAYERS = {
+    "errors": set(),
+    "text": {"errors"},
+    "suite": {"errors", "text"},
+    "results": {"errors", "text", "suite"},
+    "measure": {"errors", "text", "suite", "results"},
+    "run": {"errors", "text", "suite", "results", "measure"},
+    "analysis": {"errors", "text", "suite", "results"},
+    "report": {"errors", "text", "suite", "results", "analysis"},
+    "api": {"errors", "suite", "results", "run"},
+    "cli": {"errors", "text", "results", "measure", "run", "report", "analysis"},
+    "__main__": {"cli"},
+}
+
+
+def part_of(module: str) -> str:
+    """The top-level folder or module of kanbench that module belongs to ("kanbench.run.speed" -> "run")."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_kanbench_has_at_most_a_dozen_modules_at_its_top_level():
+    top = sorted(p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
+                 if (p.suffix == ".py" and p.name != "__init__.py") or (p / "__init__.py").is_file())  # fmt: skip
+    assert len(top) <= 12, top
+    assert set(top) == set(LAYERS) - {""}, set(top) ^ set(LAYERS)  # every part has a place in the direction
+
+
+def test_each_folder_imports_only_the_folders_below_it():
+    found = modules()
+    known = set(found)
+    wrong = []
+    for name, path in found.items():
+        here = part_of(name)
+        if not here:
+            continue
+        for target in imports_of(name, path, known):
+            there = part_of(target)
+            if there and there != here and there not in LAYERS[here]:
+                wrong.append(f"{name} imports {target} ({here} -> {there})")
+    assert not wrong, "\n".join(wrong)
+    assert "kanbench.results.record" in imports_of("kanbench.run.speed", found["kanbench.run.speed"], known)  # sees folders
+
+
 def test_only_the_executor_factory_imports_the_ray_plug_in():
     """The core reaches the Ray executor through make_executor alone, which imports it when --executor ray asks."""
     found = modules()
     known = set(found)
-    importers = {n for n, path in found.items() if "kanbench.ray_executor" in imports_of(n, path, known)}
-    assert importers == {"kanbench.session"}, importers
-    tree = ast.parse(found["kanbench.session"].read_text(encoding="utf-8"))
+    importers = {n for n, path in found.items() if "kanbench.run.ray_executor" in imports_of(n, path, known)}
+    assert importers == {"kanbench.run.session"}, importers
+    tree = ast.parse(found["kanbench.run.session"].read_text(encoding="utf-8"))
     factory = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "make_executor")
     inside = {id(n) for n in ast.walk(factory)}
     ray_imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "ray_executor"]
@@ -113,7 +159,8 @@ def test_suite_validation_report_compare_and_gate_import_no_torch(tmp_path):
     suite = tmp_path / "s.toml"
     suite.write_text((ROOT / "suites" / "quick.toml").read_text(encoding="utf-8"), encoding="utf-8")
     code = (
-        "import sys, kanbench.suite, kanbench.report, kanbench.compare, kanbench.regress, kanbench.results\n"
+        "import sys, kanbench.suite, kanbench.report, kanbench.analysis.compare, kanbench.analysis.regress\n"
+        "import kanbench.results\n"
         f"s = kanbench.suite.load({str(suite)!r}); s.cells()\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
@@ -158,7 +205,7 @@ def test_results_schema_doc_names_every_record_field_with_its_type():
 
 
 def test_results_schema_doc_says_the_current_schema_and_device_names():
-    from kanbench.record import SCHEMA
+    from kanbench.results.record import SCHEMA
 
     text = (ROOT / "docs" / "results-schema.md").read_text(encoding="utf-8")
     assert f"(schema {SCHEMA})" in text.splitlines()[0]
@@ -166,7 +213,8 @@ def test_results_schema_doc_says_the_current_schema_and_device_names():
 
 
 def test_config_hashes_are_those_of_the_committed_baselines():
-    from kanbench import accuracy, results, suite
+    from kanbench import results, suite
+    from kanbench.run import accuracy
 
     for name in ("fast-bspline-2026-11-29-final", "accuracy-quick-2026-11-29"):
         run = ROOT / "results" / "baselines" / name

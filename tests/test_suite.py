@@ -188,7 +188,7 @@ def test_every_shipped_suite_is_valid(path, monkeypatch):
 @pytest.mark.parametrize("n", [2, 3])
 def test_shards_balance_each_devices_estimated_time(n):
     """default.toml: round-robin gave one of two shards every CPU cell (6m43s against 8 s on a machine without CUDA)."""
-    from kanbench import speed
+    from kanbench.run import speed
     from kanbench.suite import load
 
     suite = load(ROOT / "suites" / "default.toml")

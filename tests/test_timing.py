@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kanbench import memory, phases, timing
-from kanbench.phases import slowdown_factor
+from kanbench.measure import memory, phases, timing
+from kanbench.measure.phases import slowdown_factor
 from kanbench.suite import COUNT_LOOPS
 
 

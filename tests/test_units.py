@@ -1,4 +1,4 @@
-"""kanbench.units and kanbench.table: one formatter per quantity, one aligned-column table."""
+"""kanbench.text.units and kanbench.text.table: one formatter per quantity, one aligned-column table."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kanbench import table, units
+from kanbench.text import table, units
 
 
 @pytest.mark.parametrize(
@@ -94,5 +94,5 @@ def test_table_alignment_and_shape():
 
 
 def test_units_and_table_do_not_import_torch():
-    code = "import sys, kanbench.units, kanbench.table; sys.exit('torch' in sys.modules)"
+    code = "import sys, kanbench.text.units, kanbench.text.table; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent).returncode == 0

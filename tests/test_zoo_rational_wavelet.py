@@ -351,8 +351,8 @@ def test_declared_without_basis(name):
 
 def test_profiler_finds_no_basis_to_wrap():
     """kanbench profile then attributes the basis by op name (the record says "names"), and the model runs."""
-    pytest.importorskip("kanbench.profile_worker")
-    from kanbench.profile_worker import basis_ranges
+    pytest.importorskip("kanbench.measure.profile_worker")
+    from kanbench.measure.profile_worker import basis_ranges
 
     model = implementations.get("wavkan").build([4, 6, 3])
     with basis_ranges(model) as wrapped:

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from kanbench import reference, results
-from kanbench.errors import UsageError
-from kanbench.results import ResultsError
-
+from .. import results
+from ..errors import UsageError
+from ..results import ResultsError, noise
 from . import answer, claims, data, figures, page, summary
 from .comparison import compare_runs, comparison_figure
 from .page import read_embedded
@@ -80,7 +79,7 @@ def _profile_table(df: pd.DataFrame) -> list[tuple]:
 def build_page(runs: list[data.Run], threshold: float = 0.10, alpha: float = 0.01) -> page.Page:
     """Everything the report shows, computed from the runs."""
     df, superseded = data.combine(runs)
-    noise = [n for r in runs for n in reference.summarize(reference.read(r.path))]
+    machine_noise = noise.of_runs([r.path for r in runs])
     environments = {r.name: r.environment for r in runs}
     infos = [
         page.RunInfo(
@@ -127,7 +126,7 @@ def build_page(runs: list[data.Run], threshold: float = 0.10, alpha: float = 0.0
         sweep=summary.sweep_ratios(df), figures=sections, accuracy_table=_accuracy_table(df),
         profile_table=_profile_table(df), claims=claims.claim_blocks(df), comparison=comparison,
         comparison_figure=comp_figure, problems=summary.problem_records(df), noisy=summary.noisy_records(df),
-        title=title, warnings=warnings, answer=answer.build(df, noise),
+        title=title, warnings=warnings, answer=answer.build(df, machine_noise),
     )  # fmt: skip
 
 

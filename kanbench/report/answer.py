@@ -1,12 +1,12 @@
 """The report's answer: for one configuration, implementations ranked per phase, and whether each gap is resolved.
 
-Each gap between neighbours is judged by kanbench.judge: paired where both were measured in one group of one run
+Each gap between neighbours is judged by analysis/judge.py: paired where both were measured in one group of one run
 (interleaved rounds: a 95% bootstrap interval of the paired ratio on one side of 1, and at least judge.MIN_EFFECT),
 else by the unpaired rule (IQRs apart and beyond (1 + m)^2 for the configuration's process spread m), and every
 rank says which. The configuration is the one a reader most likely wants (PREFERRED), else the most completely
 measured. Beside it, how far the run can be trusted: the smallest gap it could resolve, what was not measured
 together (other runs, machines, settings), its noisy timings, the machine's load, and its own noise measured by the
-reference workload (kanbench.reference).
+reference workload (kanbench.results.noise).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kanbench import escape, judge
-from kanbench.judge import Gap, Sample
-from kanbench.record import PHASES
-from kanbench.reference import MAX_WITHIN, Noise
-from kanbench.units import fmt_time
-
+from ..analysis import judge
+from ..analysis.judge import Gap, Sample
+from ..results.noise import MAX_WITHIN, Noise
+from ..results.record import PHASES
+from ..text import escape
+from ..text.units import fmt_time
 from .data import CONFIG_COLUMNS, timing_rows
 
 # the MNIST-shaped network at batch 64: the default suite's centre and the shape most KAN papers time
@@ -140,7 +140,7 @@ def _fastest_first(samples: list[Sample]) -> list[int]:
 
 
 def ranks(rows: pd.DataFrame, config: dict, margin: float = 0.0) -> dict[str, list[Rank]]:
-    """Per phase, the implementations fastest first (_fastest_first), each gap judged (kanbench.judge)."""
+    """Per phase, the implementations fastest first (_fastest_first), each gap judged (kanbench.analysis.judge)."""
     here = in_config(rows, config)
     names = run_names(here)
     out: dict[str, list[Rank]] = {}
@@ -185,7 +185,7 @@ def verdict(phase_ranks: dict[str, list[Rank]], margin: float = 0.0) -> list[str
 
 def build(df: pd.DataFrame, noise: list[Noise] | None = None) -> Answer | None:
     """The answer for these runs' speed records (a frame from data.prepare: time_q1, time_q3, noisy) and their
-    reference noise (kanbench.reference.summarize of each run), or None without any speed record."""
+    reference noise (kanbench.results.noise.summarize of each run), or None without any speed record."""
     rows = timing_rows(df)
     config = choose(rows)
     if config is None:

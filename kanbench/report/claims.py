@@ -11,8 +11,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import pandas as pd
 
-from kanbench import judge
-
+from ..analysis import judge
 from ..suite import tomllib
 from .answer import in_config, process_spread, sample
 from .data import timing_rows

@@ -11,9 +11,9 @@ import json
 import math
 from typing import Any
 
-from kanbench import escape, reference
-from kanbench.errors import UsageError
-
+from ..errors import UsageError
+from ..results import noise
+from ..text import escape
 from . import answer, data
 
 
@@ -40,8 +40,8 @@ def command(args: argparse.Namespace) -> int:
     """Print the answer of the runs."""
     runs = data.read_runs(args.runs)
     df, _ = data.combine(runs)
-    noise = [n for r in runs for n in reference.summarize(reference.read(r.path))]
-    found = answer.build(df, noise)
+    machine_noise = noise.of_runs([r.path for r in runs])
+    found = answer.build(df, machine_noise)
     if found is None:
         counted = "unit" in df and (df["unit"] == "instructions").any()
         why = ("they counted instructions ([timing].clock = \"instructions\"), which the answer does not rank; "

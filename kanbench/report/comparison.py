@@ -1,13 +1,13 @@
-"""Two runs side by side: the regression gate's (kanbench.compare) verdict and ratio per common cell."""
+"""Two runs side by side: the regression gate's (kanbench.analysis.compare) verdict and ratio per common cell."""
 
 from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from kanbench import compare, units
-from kanbench.compare import Comparison, GateSettings
-
+from ..analysis import compare
+from ..analysis.compare import Comparison, GateSettings
+from ..text import units
 from . import ticks
 from .data import Run, ordered_impls
 from .figures import Figure, esc

@@ -12,10 +12,11 @@ from pathlib import Path
 import pandas as pd
 
 import implementations
-from kanbench import results
-from kanbench.errors import UsageError
-from kanbench.record import quantile
-from kanbench.suite import MODE_OPTIONS, impl_label
+
+from .. import results
+from ..errors import UsageError
+from ..results.record import quantile
+from ..suite import MODE_OPTIONS, impl_label
 
 NON_SPEED_PHASES = ("accuracy", "profile")
 REFERENCES = ("mlp", "mlp-iso")

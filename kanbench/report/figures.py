@@ -12,9 +12,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from kanbench import escape
-from kanbench.machine import peak_for
-
+from ..results import peak_for
+from ..text import escape
 from . import ticks
 from .data import REFERENCES, impl_rank, ordered_impls, registered, timing_rows
 from .summary import fmt_bytes, fmt_time, phases_in, speed_phases

@@ -13,11 +13,11 @@ from datetime import datetime, timezone
 import pandas as pd
 
 import kanbench
-from kanbench import escape
-from kanbench.compare import Comparison, gate_rule
-from kanbench.compare.gates import short_commit
-from kanbench.record import PHASES
 
+from ..analysis.compare import Comparison, gate_rule
+from ..analysis.compare.gates import short_commit
+from ..results.record import PHASES
+from ..text import escape
 from .answer import RULE, Answer, fmt_config, trust
 from .claims import Block as ClaimBlock
 from .comparison import VERDICT_ORDER, counted, measure, per_call, sorted_cells

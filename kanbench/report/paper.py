@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from kanbench import escape, units
-from kanbench.errors import UsageError
-
+from ..errors import UsageError
+from ..text import escape, units
 from . import data
 
 FORMATS = ("markdown", "latex", "csv")

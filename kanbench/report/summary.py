@@ -7,10 +7,10 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from kanbench import judge, units
-from kanbench.judge import Sample
-from kanbench.record import PHASES
-
+from ..analysis import judge
+from ..analysis.judge import Sample
+from ..results.record import PHASES
+from ..text import units
 from .answer import process_spread, sample
 from .data import CONFIG_COLUMNS, REFERENCES, References, measured_rows, ordered_impls, timing_rows
 
@@ -46,12 +46,12 @@ class SummaryTable:
 
 
 def fmt_time(seconds: float | None) -> str:
-    """Seconds in the unit that reads best: ns, µs, ms or s (kanbench.units, with the page's dash and µ)."""
+    """Seconds in the unit that reads best: ns, µs, ms or s (kanbench.text.units, with the page's dash and µ)."""
     return units.fmt_time(seconds, missing="—", micro="µs")
 
 
 def fmt_bytes(n: float | None) -> str:
-    """Bytes with a binary prefix (kanbench.units, with the page's dash)."""
+    """Bytes with a binary prefix (kanbench.text.units, with the page's dash)."""
     return units.fmt_bytes(n, missing="—")
 
 

@@ -2,7 +2,7 @@
 
 Plotly's own log ticks label minor ticks with bare digits ("2 3 4 ... 9 1") and its SI prefixes are decimal (a
 memory axis would read MB where every table reads MiB). So each log axis gets explicit ticks: 1-2-5 per decade for
-decimal quantities, powers of two for bytes, thinned to at most MAX_TICKS, and labels from kanbench.units.
+decimal quantities, powers of two for bytes, thinned to at most MAX_TICKS, and labels from kanbench.text.units.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 
-from kanbench.units import fmt_bytes, fmt_flops, fmt_time
+from ..text.units import fmt_bytes, fmt_flops, fmt_time
 
 MAX_TICKS = 9
 DENSE = (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)  # inside less than a decade, where 1-2-5 leaves too few ticks
