@@ -940,7 +940,7 @@ def test_regress_outputs_escape_the_commit_subject_and_the_quoted_run_output(tmp
     assert not set(capsys.readouterr().err) & {"\u202e", "\x1b"}
 
 
-# --- interleaved runs: paired relative ratios (analysis.judge via compare.relative) ------------------------------------
+# --- interleaved runs: paired relative ratios (analysis.judge via compare.relative) ---------------------------------
 
 BASE_TIMES = {"mlp": 1e-4, "mlp-iso": 3e-4, "fastkan": 1e-3, "bspline-fast": 8e-4, "rswaf": 3e-3}
 

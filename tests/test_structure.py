@@ -139,7 +139,7 @@ def test_each_folder_imports_only_the_folders_below_it():
             if there and there != here and there not in LAYERS[here]:
                 wrong.append(f"{name} imports {target} ({here} -> {there})")
     assert not wrong, "\n".join(wrong)
-    assert "kanbench.results.record" in imports_of("kanbench.run.speed", found["kanbench.run.speed"], known)  # sees folders
+    assert "kanbench.results.record" in imports_of("kanbench.run.speed", found["kanbench.run.speed"], known)
 
 
 def test_only_the_executor_factory_imports_the_ray_plug_in():
