@@ -186,7 +186,6 @@ def _p(html: str, cls: str = "") -> str:
 
 
 def _num(html) -> str:
-    """A table cell of a number: right-aligned, tabular figures."""
     return f'<td class="num">{html}</td>'
 
 
@@ -201,12 +200,10 @@ def _table(header: list[str], rows: list[list[str]], classes: list[str] | None =
 
 
 def _escaped(rows) -> list[list[str]]:
-    """Rows of plain values as table cells."""
     return [[e(c) for c in row] for row in rows]
 
 
 def _details(summary: str, body: str) -> str:
-    """A fold: the summary shown, the body on a click."""
     return f"<details><summary>{summary}</summary>{body}</details>"
 
 
@@ -282,12 +279,7 @@ def figure_html(fig: Figure) -> str:
 
 
 def _figures(page: Page, key: str) -> str:
-    """The figures of one section."""
     return "".join(figure_html(f) for f in page.figures.get(key, []))
-
-
-def _drawn(page: Page, key: str) -> bool:
-    return any(f.figure is not None for f in page.figures.get(key, []))
 
 
 def answer_section(page: Page) -> str:
@@ -317,7 +309,6 @@ def answer_section(page: Page) -> str:
 
 
 def _ranks_table(ranks: dict[str, list[Rank]]) -> str:
-    """A column per phase, a row per place."""
     depth = max(len(v) for v in ranks.values())
     rows = [[f"{i + 1}", *(_rank_cell(r[i]) if i < len(r) else "<td></td>" for r in ranks.values())]
             for i in range(depth)]  # fmt: skip
@@ -517,7 +508,7 @@ def _sweep_html(sweep: list[SweepRatio]) -> str:
 
 def accuracy_section(page: Page) -> str:
     """Accuracy figures and a table of final metrics."""
-    if not _drawn(page, "accuracy") and not page.accuracy_table:
+    if all(f.figure is None for f in page.figures.get("accuracy", [])) and not page.accuracy_table:
         return _p("No accuracy records in these runs (run an accuracy suite, e.g. suites/mnist.toml).", "empty")
     out = [_figures(page, "accuracy")]
     if page.figures.get("answer"):
@@ -532,7 +523,7 @@ def accuracy_section(page: Page) -> str:
 
 def profile_section(page: Page) -> str:
     """Op-category shares and per-call op counts."""
-    if not _drawn(page, "profile") and not page.profile_table:
+    if all(f.figure is None for f in page.figures.get("profile", [])) and not page.profile_table:
         return _p("No profile records in these runs (run <code>kanbench profile SUITE</code>).", "empty")
     header = ["implementation", "phase", "device", "widths", "batch", "self time per call", "coverage",
               "ATen ops per call", "CUDA kernels per call", "traces"]  # fmt: skip
@@ -558,10 +549,13 @@ def claims_section(page: Page) -> str:
 def comparison_section(page: Page) -> str:
     """Candidate / baseline per cell with the regression gate's verdict."""
     comp = page.comparison
+    counts = comp.latency["verdict"].value_counts()
+    alpha = "" if counted(comp) else f", alpha {comp.settings.alpha:g}"
+    verdicts = ", ".join(f"{int(counts.get(v, 0))} {e(v)}" for v in VERDICT_ORDER)
     return "".join([
         _p(f"Baseline <code>{e(comp.base_label)}</code>, candidate <code>{e(comp.cand_label)}</code>."),
         *(_p(e(n), "notice") for n in comp.notes),
-        _verdicts_html(comp),
+        _p(f"<b>Verdicts</b> (threshold {measure(comp)[1]:.0%}{alpha}): {verdicts}."),
         _implementations_html(comp),
         figure_html(page.comparison_figure) if page.comparison_figure is not None else "",
         _cells_html(comp),
@@ -569,15 +563,7 @@ def comparison_section(page: Page) -> str:
 
 
 def _marked(verdict: str) -> str:
-    """The row class of a verdict: regressions and improvements are coloured."""
     return verdict if verdict in ("regression", "improvement") else ""
-
-
-def _verdicts_html(comp: Comparison) -> str:
-    counts = comp.latency["verdict"].value_counts()
-    alpha = "" if counted(comp) else f", alpha {comp.settings.alpha:g}"
-    verdicts = ", ".join(f"{int(counts.get(v, 0))} {e(v)}" for v in VERDICT_ORDER)
-    return _p(f"<b>Verdicts</b> (threshold {measure(comp)[1]:.0%}{alpha}): {verdicts}.")
 
 
 def _implementations_html(comp: Comparison) -> str:
@@ -619,19 +605,29 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _int(v) -> str:
-    return "" if _missing(v) else str(int(v))
-
-
 def notes_section(page: Page) -> str:
     """Every skipped or failed record with its reason, and every record whose numbers need a warning beside them."""
     return "".join([
-        _problem_notes(page.problems), _diverged_notes(page.frame), _launch_bound_notes(page.frame),
-        _throttled_notes(page.frame), _zero_notes(page.frame), _noisy_notes(page.noisy),
+        _problem_notes(page.problems), _diverged_notes(page.frame), *(_flagged(page.frame, *f) for f in FLAGGED),
+        _zero_notes(page.frame), _noisy_notes(page.noisy),
     ])  # fmt: skip
 
 
 WHERE = ["implementation", "phase", "device", "dtype", "widths", "G", "batch"]  # the columns _where fills
+# The notes of the cells whose metric column is true: (column, title, when none, what they are, columns, cells)
+FLAGGED = [
+    ("metric_launch_bound", "Launch-bound cells",
+     "None: in every event-timed (CUDA) cell the device took longer than the host took to issue its work.",
+     "cell(s) kept the GPU waiting: the host took at least as long to issue the calls as the device took to run "
+     "them, so their times measure Python and launch overhead, not the kernels (CUDA graphs or larger batches "
+     "would show the kernels).",
+     ["device time", "host time"], lambda r: [_num(fmt_time(x)) for x in (r.time_median, r.host_time_median)]),
+    ("metric_throttled", "Throttled cells",
+     "None: in every CUDA cell whose SM clock was read (nvidia-ml-py) it stayed at or above 75% of its maximum.",
+     "cell(s) ran while the GPU's SM clock fell below 75% of its maximum (nvbench's rule: power or thermal "
+     "limits, or another process): their times are slower than the device can run.",
+     ["lowest SM clock"], lambda r: [_num(e(_clock_text(r.sm_clock_min_mhz, r.sm_clock_max_mhz)))]),
+]  # fmt: skip
 
 
 def _where(r) -> list[str]:
@@ -644,7 +640,6 @@ def _note(title: str, empty: str, body: str) -> str:
 
 
 def _problem_notes(p: pd.DataFrame) -> str:
-    """The records not measured, counted by status and reason, each group's cells folded beneath."""
     body = ""
     if not p.empty:
         p = p.assign(reason=p["reason"].fillna("(no reason given)"))
@@ -682,31 +677,6 @@ def _flagged(frame, column: str, title: str, empty: str, explain: str, headers: 
     return _note(title, empty, _p(f"{len(flagged)} {explain}") + _table([*WHERE, *headers], rows) if rows else "")
 
 
-def _launch_bound_notes(frame: pd.DataFrame) -> str:
-    """The CUDA cells whose host took at least as long to issue the calls as the device took to run them."""
-    return _flagged(
-        frame, "metric_launch_bound", "Launch-bound cells",
-        "None: in every event-timed (CUDA) cell the device took longer than the host took to issue its work.",
-        "cell(s) kept the GPU waiting: the host took at least as long to issue the calls as the device took to run "
-        "them, so their times measure Python and launch overhead, not the kernels (CUDA graphs or larger batches "
-        "would show the kernels).",
-        ["device time", "host time"],
-        lambda r: [_num(fmt_time(x)) for x in (r.time_median, r.host_time_median)],
-    )  # fmt: skip
-
-
-def _throttled_notes(frame: pd.DataFrame) -> str:
-    """The CUDA cells measured while the SM clock fell below 75% of its maximum."""
-    return _flagged(
-        frame, "metric_throttled", "Throttled cells",
-        "None: in every CUDA cell whose SM clock was read (nvidia-ml-py) it stayed at or above 75% of its maximum.",
-        "cell(s) ran while the GPU's SM clock fell below 75% of its maximum (nvbench's rule: power or thermal "
-        "limits, or another process): their times are slower than the device can run.",
-        ["lowest SM clock"],
-        lambda r: [_num(e(_clock_text(r.sm_clock_min_mhz, r.sm_clock_max_mhz)))],
-    )  # fmt: skip
-
-
 def _clock_text(low, high) -> str:
     if _finite(low) and _finite(high) and high:
         return f"{low:.0f} of {high:.0f} MHz ({low / high:.0%})"
@@ -729,9 +699,8 @@ def _zero_notes(frame: pd.DataFrame) -> str:
 
 
 def _noisy_notes(noisy: pd.DataFrame) -> str:
-    """The ok timings whose interquartile range is above 10 % of their median."""
     rows = [[*_where(r), *map(_num, (fmt_time(r.time_median), fmt_time(r.time_iqr), f"{r.iqr_share:.0%}",
-             e(_int(r.time_n)))), e(r.run)] for r in noisy.itertuples()]  # fmt: skip
+             e("" if _missing(r.time_n) else int(r.time_n)))), e(r.run)] for r in noisy.itertuples()]  # fmt: skip
     header = [*WHERE, "median", "IQR", "IQR / median", "values", "run"]
     explain = (f"{len(noisy)} ok timing(s) have an interquartile range above 10 % of their median: the machine was "
                "busy or the cell is unstable; read their ratios with care.")  # fmt: skip
