@@ -163,7 +163,7 @@ def scaling_figure(df: pd.DataFrame, axis: str) -> Figure:
     fig = _grid(devices, phases, x_title, "time per call", "time")
     if axis != "width":
         _ticks(fig, rows[x_col])
-    palette, shown = colors(df["impl"]), set()
+    palette, shown = colors(df["impl"]), set[str]()
     for row, col, impl, s in _panels(rows, devices, phases, x_col):
         hover = [
             f"{esc(impl)}<br>widths {esc(r.widths_label)} · G{r.grid_size} · batch {r.batch_size}"
@@ -208,7 +208,7 @@ def memory_figure(df: pd.DataFrame) -> Figure:
     phases, devices = _facets(rows, phases_in(rows))  # its own phases: an instruction-clock record has no time
     fig = _grid(devices, phases, "batch size", "peak memory above baseline", "bytes")
     _ticks(fig, rows["batch_size"])
-    palette, shown = colors(df["impl"]), set()
+    palette, shown = colors(df["impl"]), set[str]()
     for row, col, impl, s in _panels(rows, devices, phases, "batch_size"):
         values = s["peak_mem_bytes"].astype(float)
         slope = bytes_per_sample(list(s["batch_size"]), list(values))
@@ -409,7 +409,7 @@ def _y_title(group: pd.DataFrame) -> str:
 
 def _final_figure(groups: list[pd.DataFrame], datasets: list[str], palette: dict) -> Figure:
     fig = _dataset_grid(groups, datasets, "implementation")
-    shown = set()
+    shown: set[str] = set()
     for j, group in enumerate(groups):
         multi, (scale, _) = _several_widths(group), _metric_scale(_metric(group))
         for impl in ordered_impls(group["impl"]):
@@ -512,7 +512,7 @@ def _pareto_figure(groups: list[pd.DataFrame], datasets: list[str], palette: dic
     if all("metric_train_time_s" not in g or g["metric_train_time_s"].isna().all() for g in groups):
         return Figure(PARETO_KEY, title, None, empty_reason="no accuracy record carries train_time_s")
     fig = _dataset_grid(groups, datasets, "training time, s (log)", log_x=True)
-    shown = set()
+    shown: set[str] = set()
     for j, group in enumerate(groups):
         metric = _metric(group)
         scale, _ = _metric_scale(metric)

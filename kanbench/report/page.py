@@ -549,6 +549,8 @@ def claims_section(page: Page) -> str:
 def comparison_section(page: Page) -> str:
     """Candidate / baseline per cell with the regression gate's verdict."""
     comp = page.comparison
+    if comp is None:
+        return _p("Give two runs (baseline first, candidate second) for a comparison.", "empty")
     counts = comp.latency["verdict"].value_counts()
     alpha = "" if counted(comp) else f", alpha {comp.settings.alpha:g}"
     verdicts = ", ".join(f"{int(counts.get(v, 0))} {e(v)}" for v in VERDICT_ORDER)
