@@ -107,7 +107,7 @@ def _panels(rows: pd.DataFrame, devices: list[str], phases: list[str], x_col: st
 
 
 def _legend(impl: str, shown: set[str]) -> dict:
-    """A trace's legend keys: named for its implementation and listed the first time only (shown keeps count)."""
+    """A trace's legend keys: named for its implementation and listed the first time only (shown records it)."""
     first = impl not in shown
     shown.add(impl)
     return dict(name=esc(impl), legendgroup=esc(impl), showlegend=first)
