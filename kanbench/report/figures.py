@@ -96,6 +96,28 @@ def _ticks(fig: go.Figure, values) -> None:
     fig.update_xaxes(tickmode="array", tickvals=values, ticktext=[str(v) for v in values])
 
 
+def _panels(rows: pd.DataFrame, devices: list[str], phases: list[str], x_col: str):
+    """(row, col, impl, its rows sorted by x) for every implementation in every panel of a device x phase grid."""
+    for i, device in enumerate(devices):
+        for j, phase in enumerate(phases):
+            cell = rows[(rows["phase"] == phase) & (rows["device"] == device)]
+            for impl in ordered_impls(cell["impl"]):
+                yield i + 1, j + 1, impl, cell[cell["impl"] == impl].sort_values(x_col)
+
+
+def _legend(impl: str, shown: set[str]) -> dict:
+    """A trace's legend keys: named for its implementation and listed the first time only (shown records it)."""
+    first = impl not in shown
+    shown.add(impl)
+    return dict(name=esc(impl), legendgroup=esc(impl), showlegend=first)
+
+
+def _line(impl: str, palette: dict[str, str], shown: set[str], **kw) -> go.Scatter:
+    """An implementation's line and markers in its colour, dashed for the MLP baselines, in the legend once."""
+    return go.Scatter(mode="lines+markers", **{**_legend(impl, shown), **kw}, line=line_style(impl, palette),
+                      marker=dict(color=palette[impl]))  # fmt: skip
+
+
 SWEEPS = {
     # axis name: (x column, x title, columns held fixed)
     "width": ("edges", "edges Σ in·out", ("grid_size", "spline_order", "batch_size", "dtype")),
@@ -140,36 +162,20 @@ def scaling_figure(df: pd.DataFrame, axis: str) -> Figure:
     fig = _grid(devices, phases, x_title, "time per call", "time")
     if axis != "width":
         _ticks(fig, rows[x_col])
-    palette = colors(df["impl"])
-    shown_legend = set()
-    for i, device in enumerate(devices):
-        for j, phase in enumerate(phases):
-            cell = rows[(rows["phase"] == phase) & (rows["device"] == device)]
-            for impl in ordered_impls(cell["impl"]):
-                s = cell[cell["impl"] == impl].sort_values(x_col)
-                name = impl
-                hover = [
-                    f"{esc(name)}<br>widths {esc(r.widths_label)} · G{r.grid_size} · batch {r.batch_size}"
-                    f"<br>median {fmt_time(r.time_median)}, IQR {fmt_time(r.time_iqr)}, n={_int(r.time_n)}"
-                    + (" · noisy" if r.noisy else "")
-                    for r in s.itertuples()
-                ]  # fmt: skip
-                fig.add_trace(
-                    go.Scatter(
-                        x=list(s[x_col]), y=list(s["time_median"].astype(float)), mode="lines+markers",
-                        name=esc(name), legendgroup=esc(name), showlegend=name not in shown_legend,
-                        line=line_style(impl, palette), marker=dict(color=palette[impl]),
-                        error_y=dict(
-                            type="data", symmetric=False, array=list(s["time_q3"] - s["time_median"]),
-                            arrayminus=list(s["time_median"] - s["time_q1"]), thickness=1,
-                        ),
-                        text=hover, hoverinfo="text",
-                    ),
-                    row=i + 1, col=j + 1,
-                )  # fmt: skip
-                shown_legend.add(name)
+    palette, shown = colors(df["impl"]), set[str]()
+    for row, col, impl, s in _panels(rows, devices, phases, x_col):
+        hover = [
+            f"{esc(impl)}<br>widths {esc(r.widths_label)} · G{r.grid_size} · batch {r.batch_size}"
+            f"<br>median {fmt_time(r.time_median)}, IQR {fmt_time(r.time_iqr)}, n={_int(r.time_n)}"
+            + (" · noisy" if r.noisy else "")
+            for r in s.itertuples()
+        ]  # fmt: skip
+        error = dict(type="data", symmetric=False, array=list(s["time_q3"] - s["time_median"]),
+                     arrayminus=list(s["time_median"] - s["time_q1"]), thickness=1)  # fmt: skip
+        fig.add_trace(_line(impl, palette, shown, x=list(s[x_col]), y=list(s["time_median"].astype(float)),
+                            error_y=error, text=hover, hoverinfo="text"), row=row, col=col)  # fmt: skip
     ticks.apply(fig, "time")
-    fit_legend(fig, len(shown_legend))
+    fit_legend(fig, len(shown))
     if axis == "width":
         ticks.apply(fig, "plain", "x")
     caption = "Held fixed: " + ", ".join(held) + ". Points: median time per call; bars: interquartile range; "
@@ -201,27 +207,17 @@ def memory_figure(df: pd.DataFrame) -> Figure:
     phases, devices = _facets(rows, phases_in(rows))  # its own phases: an instruction-clock record has no time
     fig = _grid(devices, phases, "batch size", "peak memory above baseline", "bytes")
     _ticks(fig, rows["batch_size"])
-    palette = colors(df["impl"])
-    shown = set()
-    for i, device in enumerate(devices):
-        for j, phase in enumerate(phases):
-            cell = rows[(rows["phase"] == phase) & (rows["device"] == device)]
-            for impl in ordered_impls(cell["impl"]):
-                s = cell[cell["impl"] == impl].sort_values("batch_size")
-                values = s["peak_mem_bytes"].astype(float)
-                slope = bytes_per_sample(list(s["batch_size"]), list(values))
-                per_sample = f" · {fmt_bytes(slope)}/sample" if slope is not None else ""
-                fig.add_trace(
-                    go.Scatter(
-                        x=list(s["batch_size"]), y=[max(v, 1.0) for v in values], mode="lines+markers",
-                        name=esc(impl) + per_sample, legendgroup=esc(impl), showlegend=impl not in shown,
-                        line=line_style(impl, palette), marker=dict(color=palette[impl]), hoverinfo="text",
-                        text=[f"{esc(impl)} batch {b}: {fmt_bytes(v)}{per_sample}"
-                              for b, v in zip(s["batch_size"], values)],
-                    ),
-                    row=i + 1, col=j + 1,
-                )  # fmt: skip
-                shown.add(impl)
+    palette, shown = colors(df["impl"]), set[str]()
+    for row, col, impl, s in _panels(rows, devices, phases, "batch_size"):
+        values = s["peak_mem_bytes"].astype(float)
+        slope = bytes_per_sample(list(s["batch_size"]), list(values))
+        per_sample = f" · {fmt_bytes(slope)}/sample" if slope is not None else ""
+        fig.add_trace(
+            _line(impl, palette, shown, name=esc(impl) + per_sample, x=list(s["batch_size"]),
+                  y=[max(v, 1.0) for v in values], hoverinfo="text",
+                  text=[f"{esc(impl)} batch {b}: {fmt_bytes(v)}{per_sample}" for b, v in zip(s["batch_size"], values)]),
+            row=row, col=col,
+        )  # fmt: skip
     ticks.apply(fig, "bytes")
     fit_legend(fig, len(shown))
     caption = "Held fixed: " + ", ".join(held) + ". Peak allocator bytes during one call, above what was allocated "
@@ -249,27 +245,16 @@ def flops_figure(df: pd.DataFrame, environments: dict[str, dict | None]) -> Figu
         runs = set(rows.loc[rows["device"] == d, "run"])
         found = {peak_for((environments.get(r) or {}).get("machine"), "peak_flop_per_s", d, dtype) for r in runs}
         peaks[d] = {p for p in found if p}
-    shown = set()
+    shown: set[str] = set()
+    for row, col, impl, s in _panels(rows, devices, phases, "batch_size"):
+        peak = max(peaks[devices[row - 1]], default=None)
+        flop_per_s = list(s["flop_per_s"].astype(float))
+        text = [f"{esc(impl)} batch {b}: {f / 1e9:.3g} GFLOP/s" + (f" ({100 * f / peak:.2g} % of peak)" if peak else "")
+                for b, f in zip(s["batch_size"], flop_per_s)]  # fmt: skip
+        fig.add_trace(_line(impl, palette, shown, x=list(s["batch_size"]), y=flop_per_s, text=text, hoverinfo="text"),
+                      row=row, col=col)  # fmt: skip
     for i, device in enumerate(devices):
-        for j, phase in enumerate(phases):
-            cell = rows[(rows["phase"] == phase) & (rows["device"] == device)]
-            peak = max(peaks[device]) if peaks[device] else None
-            for impl in ordered_impls(cell["impl"]):
-                s = cell[cell["impl"] == impl].sort_values("batch_size")
-                of_peak = [f" ({100 * f / peak:.2g} % of peak)" if peak else "" for f in s["flop_per_s"].astype(float)]
-                text = [
-                    f"{esc(impl)} batch {b}: {f / 1e9:.3g} GFLOP/s{p}"
-                    for b, f, p in zip(s["batch_size"], s["flop_per_s"].astype(float), of_peak)
-                ]
-                fig.add_trace(
-                    go.Scatter(
-                        x=list(s["batch_size"]), y=list(s["flop_per_s"].astype(float)), mode="lines+markers",
-                        name=esc(impl), legendgroup=esc(impl), showlegend=impl not in shown,
-                        line=line_style(impl, palette), marker=dict(color=palette[impl]), text=text, hoverinfo="text",
-                    ),
-                    row=i + 1, col=j + 1,
-                )  # fmt: skip
-                shown.add(impl)
+        for j in range(len(phases)):
             for p in sorted(peaks[device]):
                 fig.add_hline(
                     y=p, line=dict(color="#888", dash="dash"), row=i + 1, col=j + 1,
@@ -292,10 +277,8 @@ def roofline_figure(df: pd.DataFrame, environments: dict[str, dict | None]) -> F
     """Achieved FLOP/s against arithmetic intensity, under the machine's two ceilings (matmul peak, copy bandwidth)."""
     title = "Roofline: achieved FLOP/s vs arithmetic intensity"
     rows = timing_rows(df)
-    needed = ("flop_per_s", "metric_arithmetic_intensity")
-    if rows.empty or any(c not in rows for c in needed):
-        return Figure("roofline", title, None, empty_reason="no record carries flop_per_s and an arithmetic intensity")
-    rows = rows[rows["flop_per_s"].notna() & rows["metric_arithmetic_intensity"].notna()]
+    needed = ["flop_per_s", "metric_arithmetic_intensity"]
+    rows = rows[rows[needed].notna().all(axis=1)] if all(c in rows for c in needed) else rows.iloc[0:0]
     if rows.empty:
         return Figure("roofline", title, None, empty_reason="no record carries flop_per_s and an arithmetic intensity")
     devices = sorted(set(rows["device"]), key=lambda d: (d == "cpu", d))
@@ -315,13 +298,11 @@ def roofline_figure(df: pd.DataFrame, environments: dict[str, dict | None]) -> F
             fig.add_trace(
                 go.Scatter(
                     x=list(s["metric_arithmetic_intensity"].astype(float)), y=list(s["flop_per_s"].astype(float)),
-                    mode="markers", name=esc(impl), legendgroup=esc(impl), showlegend=impl not in shown, text=text,
-                    hoverinfo="text", marker=dict(color=palette[impl], symbol=[ROOFLINE_SYMBOLS.get(p, "circle")
-                                                                               for p in s["phase"]]),
+                    mode="markers", **_legend(impl, shown), text=text, hoverinfo="text",
+                    marker=dict(color=palette[impl], symbol=[ROOFLINE_SYMBOLS.get(p, "circle") for p in s["phase"]]),
                 ),
                 row=1, col=j + 1,
             )  # fmt: skip
-            shown.add(impl)
         machine = next((environments.get(r) or {} for r in set(cell["run"])), {}).get("machine")
         dtype = str(cell["dtype"].iloc[0])
         flops, bandwidth = (peak_for(machine, k, device, dtype) for k in ("peak_flop_per_s", "peak_bytes_per_s"))
@@ -385,12 +366,10 @@ def accuracy_figures(df: pd.DataFrame) -> list[Figure]:
     if acc.empty:
         return [Figure(k, t, None, empty_reason="no ok accuracy records") for k, t in zip(keys, titles)]
     datasets = sorted(set(acc["metric_dataset"].astype(str)))
+    groups = [acc[acc["metric_dataset"].astype(str) == d] for d in datasets]
     palette = colors(df["impl"])
-    return [
-        _final_figure(acc, datasets, palette),
-        _curves_figure(acc, datasets, palette),
-        _pareto_figure(acc, datasets, palette),
-    ]
+    return [_final_figure(groups, datasets, palette), _curves_figure(groups, datasets, palette),
+            _pareto_figure(groups, datasets, palette)]  # fmt: skip
 
 
 def _dataset_grid(groups: list[pd.DataFrame], datasets: list[str], x_title: str, log_x: bool = False) -> go.Figure:
@@ -404,28 +383,34 @@ def _dataset_grid(groups: list[pd.DataFrame], datasets: list[str], x_title: str,
     return fig
 
 
+def _metric(group: pd.DataFrame, default: str = "") -> str:
+    """The metric a dataset's records measured (test_accuracy, rmse, ...): the first one recorded."""
+    return str(group["metric_metric"].dropna().iloc[0]) if group["metric_metric"].notna().any() else default
+
+
+def _several_widths(group: pd.DataFrame) -> bool:
+    """Whether an implementation was trained at more than one widths here, so its label needs them."""
+    return group.groupby("impl")["widths_label"].nunique().max() > 1
+
+
 def log_metric(group: pd.DataFrame) -> bool:
     """Whether a dataset's metric is an error (RMSE, loss) whose positive values span a decade or more."""
-    metric = str(group["metric_metric"].dropna().iloc[0]) if group["metric_metric"].notna().any() else ""
+    metric = _metric(group)
     values = pd.to_numeric(group.get("metric_final_test", pd.Series(dtype=float)), errors="coerce").dropna()
     values = values[values > 0]
     return ("rmse" in metric or "loss" in metric) and len(values) > 1 and values.max() >= 10 * values.min()
 
 
 def _y_title(group: pd.DataFrame) -> str:
-    metric = str(group["metric_metric"].dropna().iloc[0]) if group["metric_metric"].notna().any() else "metric"
+    metric = _metric(group, "metric")
     return esc(metric) + (" (%)" if "accuracy" in metric else "")
 
 
-def _final_figure(acc: pd.DataFrame, datasets: list[str], palette: dict) -> Figure:
-    groups = [acc[acc["metric_dataset"].astype(str) == d] for d in datasets]
+def _final_figure(groups: list[pd.DataFrame], datasets: list[str], palette: dict) -> Figure:
     fig = _dataset_grid(groups, datasets, "implementation")
-    shown = set()
+    shown: set[str] = set()
     for j, group in enumerate(groups):
-        multi = group.groupby("impl")["widths_label"].nunique().max() > 1
-        scale, _ = _metric_scale(
-            group["metric_metric"].dropna().iloc[0] if group["metric_metric"].notna().any() else ""
-        )
+        multi, (scale, _) = _several_widths(group), _metric_scale(_metric(group))
         for impl in ordered_impls(group["impl"]):
             mine = group[group["impl"] == impl]
             for _, s in mine.groupby("widths_label", sort=False):
@@ -440,18 +425,16 @@ def _final_figure(acc: pd.DataFrame, datasets: list[str], palette: dict) -> Figu
                     ),
                     row=1, col=j + 1,
                 )  # fmt: skip
-                mean = sum(values) / len(values)
-                std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+                mean, std = sum(values) / len(values), _std(values)
                 fig.add_trace(
                     go.Scatter(
-                        x=[label], y=[mean], mode="markers", name=esc(impl), legendgroup=esc(impl),
-                        showlegend=impl not in shown, error_y=dict(type="data", array=[std], thickness=2),
+                        x=[label], y=[mean], mode="markers", **_legend(impl, shown),
+                        error_y=dict(type="data", array=[std], thickness=2),
                         marker=dict(color=palette[impl], size=12, symbol="diamond"), hoverinfo="text",
                         text=[f"{label}: mean {mean:.4g} ± {std:.2g} over {len(values)} seed(s)"],
                     ),
                     row=1, col=j + 1,
                 )  # fmt: skip
-                shown.add(impl)
     ticks.apply(fig, "plain")
     caption = "Diamonds: mean over seeds with ± one standard deviation; dots: each seed's final test metric."
     return Figure("accuracy-final", "Final test metric per implementation", fig, caption)
@@ -468,19 +451,15 @@ def _curve_of(metrics) -> tuple[list, list, str] | None:
     return None
 
 
-def _curves_figure(acc: pd.DataFrame, datasets: list[str], palette: dict) -> Figure:
+def _curves_figure(groups: list[pd.DataFrame], datasets: list[str], palette: dict) -> Figure:
     title = "Learning curves"
-    groups = [acc[acc["metric_dataset"].astype(str) == d] for d in datasets]
-    if not any(_curve_of(m) for m in acc["metrics"]):
+    if not any(_curve_of(m) for g in groups for m in g["metrics"]):
         return Figure("learning-curves", title, None, empty_reason="no accuracy record carries metrics.curve")
     fig = _dataset_grid(groups, datasets, "epoch")
     shown: set[str] = set()
     which: set[str] = set()
     for j, group in enumerate(groups):
-        multi = group.groupby("impl")["widths_label"].nunique().max() > 1
-        scale, _ = _metric_scale(
-            group["metric_metric"].dropna().iloc[0] if group["metric_metric"].notna().any() else ""
-        )
+        multi, (scale, _) = _several_widths(group), _metric_scale(_metric(group))
         for impl in ordered_impls(group["impl"]):
             for _, s in group[group["impl"] == impl].groupby("widths_label", sort=False):
                 curves = [c for c in (_curve_of(m) for m in s["metrics"]) if c]
@@ -496,17 +475,10 @@ def _curves_figure(acc: pd.DataFrame, datasets: list[str], palette: dict) -> Fig
                 means = [sum(by_epoch[e]) / len(by_epoch[e]) for e in xs]
                 stds = [_std(by_epoch[e]) for e in xs]
                 label = esc(_model_label(s.iloc[0], multi))
-                fig.add_trace(
-                    go.Scatter(
-                        x=xs, y=means, mode="lines+markers", name=esc(impl), legendgroup=esc(impl),
-                        showlegend=impl not in shown, line=line_style(impl, palette), marker=dict(color=palette[impl]),
-                        error_y=dict(type="data", array=stds, thickness=1), hoverinfo="text",
-                        text=[f"{label} epoch {e}: {m:.4g} ± {sd:.2g} ({len(by_epoch[e])} seed(s))"
-                              for e, m, sd in zip(xs, means, stds)],
-                    ),
-                    row=1, col=j + 1,
-                )  # fmt: skip
-                shown.add(impl)
+                text = [f"{label} epoch {e}: {m:.4g} ± {sd:.2g} ({len(by_epoch[e])} seed(s))"
+                        for e, m, sd in zip(xs, means, stds)]  # fmt: skip
+                fig.add_trace(_line(impl, palette, shown, x=xs, y=means, error_y=dict(type="data", array=stds,
+                              thickness=1), hoverinfo="text", text=text), row=1, col=j + 1)  # fmt: skip
     ticks.apply(fig, "plain")
     caption = f"Mean over seeds of the {'/'.join(sorted(which))} metric after each epoch, ± one standard deviation."
     return Figure("learning-curves", title, fig, caption)
@@ -534,18 +506,17 @@ def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> l
     return front
 
 
-def _pareto_figure(acc: pd.DataFrame, datasets: list[str], palette: dict) -> Figure:
+def _pareto_figure(groups: list[pd.DataFrame], datasets: list[str], palette: dict) -> Figure:
     title = "Accuracy vs training time"
-    if "metric_train_time_s" not in acc or acc["metric_train_time_s"].isna().all():
+    if all("metric_train_time_s" not in g or g["metric_train_time_s"].isna().all() for g in groups):
         return Figure(PARETO_KEY, title, None, empty_reason="no accuracy record carries train_time_s")
-    groups = [acc[acc["metric_dataset"].astype(str) == d] for d in datasets]
     fig = _dataset_grid(groups, datasets, "training time, s (log)", log_x=True)
-    shown = set()
+    shown: set[str] = set()
     for j, group in enumerate(groups):
-        metric = str(group["metric_metric"].dropna().iloc[0]) if group["metric_metric"].notna().any() else ""
+        metric = _metric(group)
         scale, _ = _metric_scale(metric)
         higher = "rmse" not in metric and "loss" not in metric
-        multi = group.groupby("impl")["widths_label"].nunique().max() > 1
+        multi = _several_widths(group)
         points, labels, impls = [], [], []
         for (impl, _), s in group.groupby(["impl", "widths_label"], sort=False):
             s = s[s["metric_train_time_s"].notna()]
@@ -559,15 +530,13 @@ def _pareto_figure(acc: pd.DataFrame, datasets: list[str], palette: dict) -> Fig
             fig.add_trace(
                 go.Scatter(
                     x=[points[-1][0]], y=[points[-1][1]], mode="markers+text", text=[labels[-1]],
-                    textposition="top center", name=esc(impl), legendgroup=esc(impl), showlegend=impl not in shown,
-                    marker=dict(color=palette[impl], size=11),
+                    textposition="top center", **_legend(impl, shown), marker=dict(color=palette[impl], size=11),
                     error_x=dict(type="data", array=[_std(t)], thickness=1),
                     error_y=dict(type="data", array=[_std(y)], thickness=1),
                     hovertext=[f"{labels[-1]}: {points[-1][1]:.4g} in {points[-1][0]:.3g} s"], hoverinfo="text",
                 ),
                 row=1, col=j + 1,
             )  # fmt: skip
-            shown.add(impl)
         front = pareto_front(points, higher)
         if len(front) > 1:
             fig.add_trace(
