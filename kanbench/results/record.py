@@ -226,6 +226,15 @@ def _declared(kind: str) -> tuple[tuple[str, Any, bool], ...]:
     return tuple((f.name, hints[f.name], f.default is MISSING and f.default_factory is MISSING) for f in fields(cls))
 
 
+def scalar_metrics(kind: str) -> tuple[str, ...]:
+    """The metrics of a record kind that hold one number, flag or string: what results.load shows as metric_<name>
+    and compare sets side by side."""
+    return tuple(name for name, hint, _ in _declared(kind) if all(t in _SCALARS for t in _options(hint)))
+
+
+_SCALARS = (int, float, bool, str, type(None))
+
+
 def _options(hint: Any) -> tuple:
     """The members of a union hint, or the hint alone."""
     return get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)

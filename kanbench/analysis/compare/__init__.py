@@ -12,6 +12,7 @@ an implementation regresses when its cells together are slower than the runs' co
 and this pair's own cell-to-cell noise, a single cell only far beyond that noise (relative).
 
 Deterministic gates: FLOPs per call and peak allocator bytes per phase must not grow beyond their own thresholds.
+Every scalar speed metric (record.SpeedMetrics) of each common cell is set base beside candidate, not gated.
 
 Exit status: 0 no regression, 1 at least one regression (latency, FLOPs, memory, or a cell that ran in the base and
 fails in the candidate), 2 bad input (unreadable runs, different suites, no common cells).
@@ -50,6 +51,7 @@ from .gates import (
     cell_verdict,
     compare_deterministic,
     compare_frames,
+    compare_metrics,
     compare_runs,
     environment_notes,
     status_changes,
@@ -74,5 +76,5 @@ __all__ = [
     "compare_frames", "compare_runs", "configure_parser", "distinguishing_fields", "environment_notes", "estimate",
     "estimator_quantile", "fmt_change", "fmt_quantity", "gate_rule", "load_side", "mann_whitney_p", "ok_cells",
     "process_groups", "render", "settings_from_args", "shared_label", "status_changes", "summary_line", "to_json",
-    "to_markdown", "to_table", "cell_verdict",
+    "to_markdown", "to_table", "cell_verdict", "compare_metrics",
 ]  # fmt: skip

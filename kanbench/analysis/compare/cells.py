@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...results import RESULTS, ResultsError
+from ...results.record import scalar_metrics
 from ...suite import impl_label
 
 KEY = ["config_hash", "phase"]
@@ -58,6 +59,7 @@ class Cell:
     groups: list[list[float]] = field(default_factory=list)
     flops: list[int] = field(default_factory=list)
     peak_mem: list[int] = field(default_factory=list)
+    metrics: dict[str, list] = field(default_factory=dict)  # each scalar speed metric's values over the rounds
 
     @property
     def values(self) -> list[float]:
@@ -75,6 +77,7 @@ def ok_cells(frame, side: str) -> dict[tuple[str, str], Cell]:
     if missing:
         raise ResultsError(f"{side} run lacks column(s) {', '.join(missing)}: not a frame from kanbench.results.load")
     cells: dict[tuple[str, str], Cell] = {}
+    scalars = scalar_metrics("speed")
     for row in frame.to_dict("records"):
         if row["status"] != "ok" or row["phase"] in ("accuracy", "profile"):
             continue
@@ -97,6 +100,9 @@ def ok_cells(frame, side: str) -> dict[tuple[str, str], Cell]:
             value = row.get(name)
             if value is not None and not (isinstance(value, float) and math.isnan(value)):
                 target.append(int(value))
+        for name in scalars:
+            if _present(row.get(f"metric_{name}")):
+                cell.metrics.setdefault(name, []).append(row[f"metric_{name}"])
     return cells
 
 

@@ -224,6 +224,35 @@ def compare_deterministic(base, cand, settings: GateSettings | None = None):
     return pd.DataFrame(rows, columns=columns)
 
 
+def compare_metrics(base, cand):
+    """Each common cell's scalar speed metrics (record.scalar_metrics), base beside candidate: shown, not gated."""
+    import pandas as pd
+
+    base_cells, cand_cells = ok_cells(base, "base"), ok_cells(cand, "candidate")
+    rows = []
+    for key, c in cand_cells.items():
+        b = base_cells.get(key)
+        if b is None:
+            continue
+        for name in dict.fromkeys([*b.metrics, *c.metrics]):
+            bval, cval = _pooled(b.metrics.get(name, [])), _pooled(c.metrics.get(name, []))
+            ratio = cval / bval if _is_number(bval) and _is_number(cval) and bval else None
+            rows.append({**c.identity, "metric": name, "base": bval, "cand": cval, "ratio": ratio})
+    # object columns: an int metric stays an int beside a float one
+    return pd.DataFrame(rows, columns=[*IDENTITY, "metric", "base", "cand", "ratio"], dtype=object)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _pooled(values: list):
+    """One side's value of a metric over its rounds: the one they agree on, else the median number, else None."""
+    if len(set(values)) == 1:
+        return values[0]
+    return statistics.median(values) if values and all(map(_is_number, values)) else None
+
+
 def status_changes(base, cand):
     """Cells that were ok in the base and are errors in the candidate (a broken implementation is a regression)."""
     import pandas as pd
@@ -349,6 +378,7 @@ class Comparison:
     # there were too few implementations or cells to judge them against each other
     implementations: pd.DataFrame | None = None
     shift: RunShift | None = None
+    metrics: pd.DataFrame | None = None  # from compare_metrics, with a "label" column
 
     def implementation_regressions(self):
         """Implementations whose cells, taken together, are slower than the others' (relative judging)."""
@@ -407,7 +437,8 @@ def compare_runs(base, cand, settings: GateSettings | None = None) -> Comparison
         latency = relative.use_paired(latency, relative.paired_ratios(base, cand, 1 - s.alpha))
         latency, implementations, shift = relative.judge_latency(latency, s.threshold)
     deterministic = compare_deterministic(base, cand, s)
-    shared = _labelled([latency, deterministic, broken])
+    metrics = compare_metrics(base, cand)
+    shared = _labelled([latency, deterministic, broken, metrics])
     base_keys = set(ok_cells(base, "base"))
     cand_keys = set(ok_cells(cand, "candidate"))
     return Comparison(
@@ -424,4 +455,5 @@ def compare_runs(base, cand, settings: GateSettings | None = None) -> Comparison
         notes=[*environment_notes(base, cand), *filter(None, [relative.shift_note(shift, s.threshold)])],
         implementations=implementations,
         shift=shift,
+        metrics=metrics,
     )

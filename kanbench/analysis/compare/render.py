@@ -265,7 +265,7 @@ def _records(frame) -> list[dict]:
 
 
 def to_json(comp: Comparison) -> str:
-    """Every row of every gate, with the settings, as JSON."""
+    """Every row of every gate, with the settings, and each common cell's scalar speed metrics, as JSON."""
     s = comp.settings
     data = {
         "base": comp.base_label,
@@ -295,6 +295,7 @@ def to_json(comp: Comparison) -> str:
         "latency": _records(comp.latency),
         "deterministic": _records(comp.deterministic),
         "broken": _records(comp.broken),
+        "metrics": [] if comp.metrics is None else _records(comp.metrics),
         "only_base": comp.only_base,
         "only_candidate": comp.only_cand,
         "notes": comp.notes,
