@@ -12,6 +12,7 @@ from conftest import TINY_SUITE
 import implementations
 from kanbench.analysis.compare import gates
 from kanbench.measure import checks, env, gpu, machine, timing, worker
+from kanbench.measure.reply import Reply
 from kanbench.results.record import Record
 from kanbench.run import session, speed
 from kanbench.suite import parse
@@ -104,8 +105,8 @@ def test_speed_records_carry_the_clock_and_the_ceiling_of_their_own_dtype():
     kind.peaks = {"cpu": {"peak_flop_per_s": {"float32": 1e15, "bfloat16": 1e9}, "peak_bytes_per_s": 1e9}}
     phase = {"status": "ok", "reason": None, "values": [1e-3] * 3, "loops": 1, "peak_mem_bytes": 100,
              "sm_clock_mhz": {"min": 1300.0, "max": 1980.0}}  # fmt: skip
-    replies = [{"status": "ok", "phases": {"forward": phase}, "params": 10, "params_total": 10, "family": "bspline",
-                "num_basis": 6}]  # fmt: skip
+    replies = [Reply.from_dict({"status": "ok", "phases": {"forward": phase}, "params": 10, "params_total": 10,
+                                "family": "bspline", "num_basis": 6})]  # fmt: skip
     (record,) = kind.records(cells[0], replies, "run")
     assert record.metrics["throttled"] is True and record.metrics["sm_clock_mhz"] == {"min": 1300.0, "max": 1980.0}
     assert record.metrics["fraction_of_peak"] == pytest.approx(record.flop_per_s / 1e9)  # bfloat16's, not float32's

@@ -12,6 +12,7 @@ from conftest import ROOT, kanbench
 from kanbench import results
 from kanbench.analysis import judge
 from kanbench.measure import timing, worker
+from kanbench.measure.reply import Reply
 from kanbench.report import answer, data
 from kanbench.results.record import Record
 from kanbench.run.kind import Request
@@ -38,12 +39,15 @@ def test_a_worker_measures_its_group_in_rounds_in_the_order_its_seed_gives():
 
 def test_a_group_reply_is_split_per_cell_and_a_failed_reply_is_every_cells():
     request = Request(0, ("a", "b"), {}, 10.0, "group")
-    reply = {"cells": [{"status": "ok", "n": 1}, {"status": "ok", "n": 2}], "process": 1, "seed": 5, "reference": 9}
-    assert request.answers(reply) == [("a", {"status": "ok", "n": 1, "process": 1, "seed": 5, "reference": 9}),
-                                      ("b", {"status": "ok", "n": 2, "process": 1, "seed": 5})]  # fmt: skip
+    reply = {"cells": [{"status": "ok", "params": 1}, {"status": "ok", "params": 2}], "process": 1, "seed": 5,
+             "reference": {"n": 9}}  # fmt: skip
+    assert request.answers(reply) == [("a", Reply(params=1, process=1, seed=5, reference={"n": 9})),
+                                      ("b", Reply(params=2, process=1, seed=5))]  # fmt: skip
     died = {"status": "error", "reason": "worker died", "phases": {}}
-    assert request.answers(died) == [("a", died), ("b", died)]
-    assert Request(0, "a", {}, 1.0, "one").answers({"x": 1}) == [("a", {"x": 1})]
+    assert request.answers(died) == [("a", Reply(**died)), ("b", Reply(**died))]
+    assert Request(0, "a", {}, 1.0, "one").answers({"params": 1}) == [("a", Reply(params=1))]
+    with pytest.raises(ValueError, match="Reply has no key.s. x; it has"):  # a key the reply does not declare
+        Request(0, "a", {}, 1.0, "one").answers({"x": 1})
 
 
 @pytest.fixture(scope="module")

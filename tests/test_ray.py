@@ -138,7 +138,7 @@ def test_a_task_whose_worker_dies_is_retried_and_each_cell_comes_back_once(tmp_p
     out = list(executor.run([cells]))
     assert (tmp_path / "killed").exists()  # the first attempt's worker killed its task's process
     assert [c.name for c, _ in out] == ["a", "b"]  # each cell once, from the retried task
-    assert all(replies[0]["status"] == "ok" for _, replies in out)
+    assert all(replies[0].status == "ok" for _, replies in out)
 
 
 @needs_ray
@@ -255,8 +255,8 @@ def test_a_task_that_keeps_dying_becomes_error_records_saying_why(tmp_path):
              runtime_env={"env_vars": {"PYTHONPATH": str(TESTS)}})  # fmt: skip
     executor = ray_executor.RayExecutor(Kind())
     (cell, replies), *rest = list(executor.run([[Cell()]]))
-    assert not rest and replies[0]["status"] == "error"
-    assert f"its process or node died {ray_executor.MAX_RETRIES + 1} times" in replies[0]["reason"]
+    assert not rest and replies[0].status == "error"
+    assert f"its process or node died {ray_executor.MAX_RETRIES + 1} times" in replies[0].reason
 
 
 class FakeRay:

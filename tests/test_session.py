@@ -35,7 +35,7 @@ def test_a_lock_left_by_a_killed_run_does_not_block_resume(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from kanbench import session\n"
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from kanbench.run import session\n"
          f"with session.locked(Path({str(run_dir)!r})):\n    print('held', flush=True); time.sleep(60)"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -1,6 +1,6 @@
 """Datasets of the accuracy suites, all offline: MNIST, scikit-learn's digits, and KAN-paper function-fitting tasks.
 
-    from kanbench import datasets
+    from kanbench.measure import datasets
     d = datasets.load("mnist")          # Dataset: train/val/test Splits of float32 x and labels (or targets)
     d.train.x.shape                     # (50000, 784), values in [0, 1]
 

@@ -18,10 +18,11 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
 from typing import Any
 
 
-def load_handler(target: str) -> Callable[[Any], dict]:
+def load_handler(target: str) -> Callable[[Any], Any]:
     """The function a "module:function" string names."""
     module_name, _, attr = target.partition(":")
     return getattr(importlib.import_module(module_name), attr)
@@ -72,6 +73,10 @@ def serve(conn, threads: int, target: str) -> None:
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
             reply = {"status": "error", "reason": reason, "phases": {}, "restart": sticky_device_error(exc)}
+        if is_dataclass(reply) and not isinstance(
+            reply, type
+        ):  # a typed reply (measure.reply) goes as plain data
+            reply = asdict(reply)
         conn.send(reply)
         if reply.get("restart"):
             return

@@ -25,6 +25,7 @@ import implementations
 from . import opcategories as oc
 from . import phases
 from .breakdown import Breakdown
+from .reply import Reply
 from .worker import prepare, spec_of
 
 # Layer methods that evaluate the basis: `basis` (the adapter contract) and bspline-fast's `basis_rows`, the
@@ -200,7 +201,7 @@ def profile_cell(cell: dict, config_hash: str, phase_names: list[str], settings:
     return result
 
 
-def handle(request: dict) -> dict:
+def handle(request: dict) -> Reply:
     """Profile worker handler (kanbench.measure.pool): profile one cell as the profile kind's request describes."""
-    return profile_cell(request["cell"], request["config_hash"], request["phases"], request["settings"],
-                        request["trace_dir"], request["max_call_s"])  # fmt: skip
+    return Reply.from_dict(profile_cell(request["cell"], request["config_hash"], request["phases"],
+                                        request["settings"], request["trace_dir"], request["max_call_s"]))  # fmt: skip

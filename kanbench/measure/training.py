@@ -23,6 +23,7 @@ import implementations
 
 from ..results.record import AccuracyMetrics
 from . import datasets
+from .reply import Reply
 from .worker import spec_of
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -231,7 +232,7 @@ def train(request: dict, log=None) -> dict:
     return result
 
 
-def handle(request: dict) -> dict:
+def handle(request: dict) -> Reply:
     """Train one run; a dataset problem is an error reply that says what is wrong with the data."""
     log = None
     if request.get("verbose"):
@@ -242,6 +243,6 @@ def handle(request: dict) -> dict:
             sys.stderr.flush()
 
     try:
-        return train(request, log)
+        return Reply.from_dict(train(request, log))
     except datasets.DatasetError as exc:
-        return {"status": "error", "reason": str(exc)}
+        return Reply("error", str(exc))

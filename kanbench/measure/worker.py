@@ -14,6 +14,7 @@ import implementations
 from ..suite import COUNT_LOOPS
 from . import checks, compilation, gpu, memory, phases, timing, workload
 from .pool import sticky_device_error
+from .reply import Reply
 
 # cold cells flush the cache before every call, un-timed: a value of at most this many calls bounds the wall time
 COLD_MAX_LOOPS = 32
@@ -315,9 +316,9 @@ def measure_counts(run, t: dict) -> timing.Measurement:
         gc.enable()
 
 
-def handle(request: dict) -> dict:
+def handle(request: dict) -> Reply:
     """Timing worker handler (kanbench.measure.pool): measure one group as the speed kind's request describes, after the
-    reference workload when the request asks for it. Replies {"cells": [one result per cell], "process", "seed"}."""
+    reference workload when the request asks for it. Replies with one Reply per cell, the process and its seed."""
     ref, measured = request.get("reference"), None
     if ref:
         try:
@@ -326,9 +327,5 @@ def handle(request: dict) -> dict:
             measured = {**ref, "error": f"{type(exc).__name__}: {exc}"}
     seed = request.get("seed")
     found = measure_group(request["cells"], request["phases"], request["timing"], request["first"], seed)
-    reply: dict = {"cells": found, "process": request.get("process", 0), "seed": seed}
-    if measured is not None:
-        reply["reference"] = measured
-    if any(r.get("restart") for r in found):
-        reply["restart"] = True
-    return reply
+    return Reply(cells=[Reply.from_dict(r) for r in found], process=request.get("process", 0), seed=seed,
+                 reference=measured, restart=any(r.get("restart") for r in found))  # fmt: skip

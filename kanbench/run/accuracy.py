@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..measure import datasets
+from ..measure.reply import Reply
 from ..results.record import Identity, Record, make
 from ..suite import BOUNDS, Checker, Suite, stable_hash, tomllib
 from . import progress
-from .kind import BaseKind, Request
-from .session import dry_run_line
+from .kind import BaseKind, Presentation, Request
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "lbfgs")
 SCHEDULES = ("none", "exponential")
@@ -378,16 +378,49 @@ def identity(cell: TrainCell, suite_name: str) -> Identity:
     )  # fmt: skip
 
 
-def make_record(cell: TrainCell, suite_name: str, run_id: str, reply: dict) -> Record:
-    """The `accuracy` Record of one run from the worker's reply (or a skip/error reply made here)."""
+def make_record(cell: TrainCell, suite_name: str, run_id: str, reply: Reply) -> Record:
+    """The `accuracy` Record of one run from the worker's reply (or a skip reply made here): one process trains it,
+    so the record is that reply's."""
     metric = "test_accuracy" if datasets.SPECS[cell.dataset].task == "classification" else "test_rmse"
-    metrics = reply.get("metrics") or {"dataset": cell.dataset, "seed": cell.seed, "metric": metric}
-    if reply["status"] == "ok":
+    metrics = reply.metrics or {"dataset": cell.dataset, "seed": cell.seed, "metric": metric}
+    if reply.status == "ok":
         from .speed import record_notes
 
         metrics = {**metrics, **record_notes(cell.spec, dict(cell.options))}
-    return make(identity(cell, suite_name), run_id, "accuracy", reply["status"], reply.get("reason"), counts=reply,
+    return make(identity(cell, suite_name), run_id, "accuracy", reply.status, reply.reason, counts=reply.counts,
                 metrics=metrics)  # fmt: skip
+
+
+class AccuracyPresentation(Presentation):
+    """What an accuracy run shows: each run's estimate and result, mean and spread over seeds."""
+
+    kind: AccuracyKind
+
+    def planned(self, cells: list[TrainCell]) -> str:
+        """Runs, and how many train at once."""
+        return f"{len(cells)} training runs, {self.kind.lanes} at a time"
+
+    def listed(self, cell: TrainCell) -> str:
+        """The run's estimate."""
+        return f"  ~{progress.duration(estimate_seconds(cell))}"
+
+    def outcome(self, cell: TrainCell, records: list[Record]) -> str:
+        """': 97.12 % in 3.1 s' for the progress line."""
+        r = records[0]
+        m = r.metrics or {}
+        if r.status != "ok" or "final_test" not in m:
+            return f": {r.status}: {(r.reason or '').splitlines()[0] if r.reason else ''}"
+        value = m["final_test"]
+        text = f"{100 * value:.2f} %" if m["metric"] == "test_accuracy" else f"RMSE {value:.4g}"
+        return ": " + text + (" (diverged)" if m["diverged"] else "") + f" in {m['train_time_s']:.1f} s"
+
+    def summary(self, records: list[Record]) -> str:
+        """Mean and spread over seeds."""
+        import pandas as pd
+
+        from ..results import flatten
+
+        return format_table(aggregate(pd.DataFrame([flatten(r) for r in records])))
 
 
 class AccuracyKind(BaseKind):
@@ -395,6 +428,7 @@ class AccuracyKind(BaseKind):
 
     name = "accuracy"
     handler = "kanbench.measure.training:handle"
+    presents = AccuracyPresentation
     cell_by_cell = True  # a group is every implementation of a seed (MNIST: tens of minutes): keep each run as it ends
 
     def __init__(self, suite: Suite, plan: Plan, cells: list[TrainCell], workers: int, smoke: bool, verbose: bool):
@@ -437,38 +471,13 @@ class AccuracyKind(BaseKind):
         return [Request(0, c, request_of(c, self.verbose), 2 * dict(c.recipe)["max_run_s"] + 600, c.label())
                 for c in group]  # fmt: skip
 
-    def records(self, cell: TrainCell, replies: list[dict], run_id: str) -> list[Record]:
+    def records(self, cell: TrainCell, replies: list[Reply], run_id: str) -> list[Record]:
         """The run's accuracy Record."""
         return [make_record(cell, self.suite.name, run_id, replies[0])]
 
     def skip_records(self, cell: TrainCell, reason: str, run_id: str) -> list[Record]:
         """A skipped accuracy Record."""
-        return [make_record(cell, self.suite.name, run_id, {"status": "skipped", "reason": reason})]
-
-    def outcome(self, cell: TrainCell, records: list[Record]) -> str:
-        """': 97.12 % in 3.1 s' for the progress line."""
-        r = records[0]
-        m = r.metrics or {}
-        if r.status != "ok" or "final_test" not in m:
-            return f": {r.status}: {(r.reason or '').splitlines()[0] if r.reason else ''}"
-        value = m["final_test"]
-        text = f"{100 * value:.2f} %" if m["metric"] == "test_accuracy" else f"RMSE {value:.4g}"
-        return ": " + text + (" (diverged)" if m["diverged"] else "") + f" in {m['train_time_s']:.1f} s"
-
-    def dry_run(self, cells: list[TrainCell], why) -> list[str]:
-        """One line per run with its estimate, then the total."""
-        lines = [dry_run_line(c, why(c), f"  ~{progress.duration(estimate_seconds(c))}") for c in cells]
-        total = sum(estimate_seconds(c) for c in cells if not why(c)) / self.lanes
-        lines.append(f"{len(cells)} training runs, {self.lanes} at a time: about {progress.duration(total)}")
-        return lines
-
-    def summary(self, records: list[Record]) -> str:
-        """Mean and spread over seeds."""
-        import pandas as pd
-
-        from ..results import flatten
-
-        return format_table(aggregate(pd.DataFrame([flatten(r) for r in records])))
+        return [make_record(cell, self.suite.name, run_id, Reply("skipped", reason))]
 
 
 AGGREGATE_KEYS = ("dataset", "metric", "impl", "widths", "grid_size", "spline_order", "device", "dtype")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..measure.reply import Reply
 from . import progress
 
 # --executor ray: a cluster at --address answers in seconds; Ray alone would retry ~35 s a try, 20 tries. Here, not
@@ -38,6 +39,6 @@ class Executor(Protocol):
     def check_fits(self, groups: list[list[Any]]) -> None: ...  # UsageError for a group that can run nowhere
     def placement(self, groups: list[list[Any]]) -> list[str]: ...  # lines for --dry-run
     # (cell, every worker's reply for it), or (cell, Skipped) for a group placed where it cannot run
-    def run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[dict] | Skipped]]: ...
+    def run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[Reply] | Skipped]]: ...
     def node_of(self, cell: Any) -> dict | None: ...  # the node that measured cell (None: this machine)
     def close(self) -> None: ...

@@ -9,6 +9,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from ..measure.reply import Reply
 from . import progress
 from .kind import Kind
 
@@ -66,11 +67,11 @@ class LocalExecutor:
 
     def _group(
         self, pool, group: list[Any], index: int, stop: threading.Event | None = None
-    ) -> Iterator[tuple[Any, list[dict]]]:
+    ) -> Iterator[tuple[Any, list[Reply]]]:
         """(cell, replies) for the group's cells, in group order: with kind.cell_by_cell each as soon as it and the
         cells before it are answered, else all once the group is. Nothing more is asked once stop is set."""
         requests = self.kind.requests(group, index)
-        replies: dict[int, list[dict]] = {id(c): [] for c in group}
+        replies: dict[int, list[Reply]] = {id(c): [] for c in group}
         left = Counter(id(cell) for request in requests for cell in request.cells)
         waiting = deque(group)
         for request in requests:
@@ -87,7 +88,7 @@ class LocalExecutor:
         for cell in waiting:
             yield cell, replies[id(cell)]
 
-    def run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[dict]]]:
+    def run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[Reply]]]:
         """(cell, replies of every worker that measured it), as _group hands them on, lanes in the order they
         finish. Once the caller stops taking them (Ctrl-C, an error), no lane starts another group or request."""
         if self.kind.lanes <= 1:

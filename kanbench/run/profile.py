@@ -13,12 +13,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import UsageError
+from ..measure.reply import Reply
 from ..results.record import Record, make
 from ..suite import Cell, Profile, Suite
 from ..text import escape, table, units
-from . import progress
-from .kind import BaseKind, Request
-from .session import dry_run_line
+from .kind import BaseKind, Presentation, Request
 from .speed import call_estimate, flop_breakdown, identity, phase_flops
 
 SMOKE = Profile(wait=0, warmup=1, active=1, repeat=1, record_shapes=False, profile_memory=False, with_stack=False)
@@ -47,11 +46,40 @@ def cell_dir_names(cells: list[Cell]) -> dict[str, str]:
     return names
 
 
+class ProfilePresentation(Presentation):
+    """What a profile run shows: the op-category table, and where the traces are."""
+
+    kind: ProfileKind
+
+    def start_s(self) -> float:
+        """The worker process starting."""
+        return 4.0
+
+    def planned(self, cells: list[Cell]) -> str:
+        """Cells and phases."""
+        return f"{len(cells)} cells x {len(self.kind.phases)} phases profiled"
+
+    def summary(self, records: list[Record]) -> str:
+        """The op-category table."""
+        return summary(records)
+
+    def epilogue(self, run_dir: Path) -> list[str]:
+        """Where the traces are and how to view them."""
+        root = self.kind.trace_root
+        logdir = root.parent if root.parent.name == "profiles" else root
+        return [
+            f"traces: {escape.terminal(root)}",
+            f"view: tensorboard --logdir {escape.terminal(logdir)} --host 127.0.0.1"
+            "   (or open a .pt.trace.json in ui.perfetto.dev)",
+        ]
+
+
 class ProfileKind(BaseKind):
     """Profile every phase of a profile or speed suite's cells in one worker process; one Record per phase."""
 
     name = "profile"
     handler = "kanbench.measure.profile_worker:handle"
+    presents = ProfilePresentation
 
     def __init__(self, suite: Suite, settings: Profile, cells: list[Cell], phases: tuple[str, ...], traces: str | None):
         self.suite, self.profile, self._cells, self.phases = suite, settings, cells, phases
@@ -97,18 +125,19 @@ class ProfileKind(BaseKind):
             for cell in group
         ]  # fmt: skip
 
-    def records(self, cell: Cell, replies: list[dict], run_id: str) -> list[Record]:
-        """One Record with phase "profile" per profiled phase; profiled_phase names it."""
+    def records(self, cell: Cell, replies: list[Reply], run_id: str) -> list[Record]:
+        """One Record with phase "profile" per profiled phase; profiled_phase names it. One process profiles a
+        cell, so each record is that reply's."""
         reply, ident, flops = replies[0], identity(cell, self.suite), flop_breakdown(cell)
         out = []
         for phase in self.phases:
-            entry = reply["phases"].get(phase) if reply["status"] == "ok" else None
-            status, reason = (reply["status"], reply["reason"]) if entry is None else (entry["status"], entry["reason"])
+            entry = reply.phases.get(phase) if reply.status == "ok" else None
+            status, reason = (reply.status, reply.reason) if entry is None else (entry.status, entry.reason)
             if entry is None and status == "ok":
                 status, reason = "error", "no result for this phase"
-            record = make(ident, run_id, "profile", status, reason, profiled_phase=phase, counts=reply)
+            record = make(ident, run_id, "profile", status, reason, profiled_phase=phase, counts=reply.counts)
             if entry is not None and status == "ok":  # an ok status with no entry became an error above
-                record.metrics = {**entry["metrics"], "trace_dir": self.trace_dir(cell)}
+                record.metrics = {**(entry.metrics or {}), "trace_dir": self.trace_dir(cell)}
                 if flops is not None:
                     record.flops = phase_flops(flops, phase, record.params or 0)
             out.append(record)
@@ -118,27 +147,6 @@ class ProfileKind(BaseKind):
         """Skipped profile Records, one per profiled phase."""
         ident = identity(cell, self.suite)
         return [make(ident, run_id, "profile", "skipped", reason, profiled_phase=p) for p in self.phases]
-
-    def dry_run(self, cells: list[Cell], why) -> list[str]:
-        """One line per cell, then the count and an estimated time."""
-        lines = [dry_run_line(c, why(c)) for c in cells]
-        total = 4.0 + sum(self.estimate(c) for c in cells if not why(c))
-        lines.append(f"{len(cells)} cells x {len(self.phases)} phases profiled: about {progress.duration(total)}")
-        return lines
-
-    def summary(self, records: list[Record]) -> str:
-        """The op-category table."""
-        return summary(records)
-
-    def epilogue(self, run_dir: Path) -> list[str]:
-        """Where the traces are and how to view them."""
-        root = self.trace_root
-        logdir = root.parent if root.parent.name == "profiles" else root
-        return [
-            f"traces: {escape.terminal(root)}",
-            f"view: tensorboard --logdir {escape.terminal(logdir)} --host 127.0.0.1"
-            "   (or open a .pt.trace.json in ui.perfetto.dev)",
-        ]
 
 
 def summary(records: list[Record]) -> str:

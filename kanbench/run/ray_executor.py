@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import Terminated, UsageError
 from ..measure.env import ENV_VARS
+from ..measure.reply import Reply
 from . import progress
 from .executor import CONNECT_WAIT_S, Skipped
 
@@ -297,7 +298,7 @@ class RayExecutor:
                              f"which no live node has ({_largest(nodes, ask)}); {_remedy(ask, nodes)}: Ray would "
                              "wait for such a node forever")  # fmt: skip
 
-    def run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[dict] | Skipped]]:
+    def run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[Reply] | Skipped]]:
         """(cell, replies of every worker that measured it, or Skipped), group by group as tasks finish."""
         try:
             yield from self._run(groups)
@@ -306,7 +307,7 @@ class RayExecutor:
                 raise Terminated("the driver received SIGTERM") from None
             raise
 
-    def _run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[dict] | Skipped]]:
+    def _run(self, groups: list[list[Any]]) -> Iterator[tuple[Any, list[Reply] | Skipped]]:
         self.check_fits(groups)  # the session checked before writing; a caller of run() alone is checked here
         # a cluster's nodes do not share the driver's environment: send what the workers read (thread and CUDA
         # variables, an injected slowdown); a local Ray's workers have it already
@@ -331,7 +332,7 @@ class RayExecutor:
             group, requests = pending.pop(ref)
             yield from self._finished(ref, group, requests)
 
-    def _finished(self, ref: Any, group: list[Any], requests: list) -> Iterator[tuple[Any, list[dict] | Skipped]]:
+    def _finished(self, ref: Any, group: list[Any], requests: list) -> Iterator[tuple[Any, list[Reply] | Skipped]]:
         try:
             result = self.ray.get(ref)
         except Exception as exc:  # retries spent: the worker or node kept dying, or the task itself raised
@@ -340,7 +341,7 @@ class RayExecutor:
             first = str(exc).splitlines()[0] if str(exc) else ""
             reason = f"the Ray task for this group failed ({how}): {type(exc).__name__}: {first}"
             for cell in group:
-                yield cell, [{"status": "error", "reason": reason, "phases": {}}]
+                yield cell, [Reply("error", reason)]
             return
         node = result["node"]
         fingerprint = node.pop("fingerprint", None)
@@ -352,7 +353,7 @@ class RayExecutor:
                 yield cell, Skipped(result["skipped"])
             return
         self.torch_threads = self.torch_threads or result.get("torch_threads")
-        replies: dict[int, list[dict]] = {id(c): [] for c in group}
+        replies: dict[int, list[Reply]] = {id(c): [] for c in group}
         for request, reply in zip(requests, result["replies"]):
             for cell, part in request.answers(reply):
                 replies[id(cell)].append(part)

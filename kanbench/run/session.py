@@ -3,7 +3,8 @@
 It creates or reopens the directory (--resume), locks it against a second writer, shards the cells, writes a
 skipped Record for every cell that cannot run here, captures the environment at the start and the end, shows
 progress, hands the rest to an executor, and prints the summary. A suite kind plugs in through `kanbench.run.kind.Kind`:
-it plans its cells, says what a worker must do for a group of them, and turns the workers' replies into Records.
+it plans its cells, says what a worker must do for a group of them, and turns the workers' replies into Records;
+what the session shows of it (dry-run listing, progress, summary) is its `kind.presentation`.
 The session is the only writer of results.jsonl.
 """
 
@@ -154,11 +155,6 @@ def check_size(count: int, options: Options, suite_path: str = "") -> None:
     raise UsageError(f"{where}{count:,} cells, {limit}" + (" (not listed)" if options.dry_run else ""))
 
 
-def dry_run_line(cell: Any, reason: str | None, extra: str = "") -> str:
-    """One cell of a dry-run listing: its hash and label, and why it would be skipped."""
-    return f"{cell.config_hash}  {cell.label()}{extra}" + (f"  [skip: {reason}]" if reason else "")
-
-
 def _utc() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -229,7 +225,7 @@ def run(kind: Kind, suite: Suite, options: Options) -> int:
         groups = groups_of([c for c in cells if why(c) is None])
         executor.check_fits(groups)  # a group no Ray node can hold: refused now, by a dry run too
         if options.dry_run:
-            *listed, total = kind.dry_run(cells, why)
+            *listed, total = kind.presentation.dry_run(cells, why)
             if len(listed) > DRY_RUN_LINES:  # a listing no one reads: the first ones, then the total
                 listed = [*listed[: DRY_RUN_LINES // 2],
                           f"... {len(listed) - DRY_RUN_LINES // 2:,} more cells not listed"]  # fmt: skip
@@ -279,7 +275,8 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
     reasons = {id(c): why(c) for c in todo}
     runnable = [c for c in todo if reasons[id(c)] is None]
     # skips take no time: only what will be measured counts towards the ETA, or it would race to 0 s
-    total = sum(kind.estimate(c) for c in runnable) + sum(kind.one_time_s(i) for i in {c.impl for c in runnable})
+    shown = kind.presentation
+    total = sum(map(kind.estimate, runnable)) + sum(map(shown.one_time_s, {c.impl for c in runnable}))
     lanes = executor.lanes(groups_of(runnable))  # groups measured at once: the whole estimate and each group's share
     bar = progress.Progress(len(todo), total / lanes, quiet=options.quiet)
     executor.attach(bar)
@@ -312,12 +309,12 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
                     records = write(kind.skip_records(cell, replies.reason, run_id), executor.node_of(cell))
                 else:
                     records = write(kind.records(cell, replies, run_id), executor.node_of(cell))
-                outcome = escape.terminal(kind.outcome(cell, records))
+                outcome = escape.terminal(shown.outcome(cell, records))
                 group = group_of[id(cell)]
                 unfinished[id(group)] -= 1
                 new = {cell.impl} - impls
                 impls |= new
-                spent = (kind.estimate(cell) + sum(map(kind.one_time_s, new))) / lanes
+                spent = (kind.estimate(cell) + sum(map(shown.one_time_s, new))) / lanes
                 # the pace is known where a group has finished whole (its cells may come one by one)
                 bar.advance(f"{cell.label()}{outcome}", spent, settles=unfinished[id(group)] == 0)
     finally:
@@ -334,12 +331,12 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
     bar.finish()
     pyperfio.write(run_dir, records)
     if not options.quiet:
-        print(kind.summary(records))
+        print(shown.summary(records))
     print(status_line(records))
     if not options.shard:
         link_latest(run_dir, options.run_name or suite.name)
     print(f"run dir: {escape.terminal(run_dir)}")
-    for line in kind.epilogue(run_dir):
+    for line in shown.epilogue(run_dir):
         print(line)
     return 0
 

@@ -11,19 +11,18 @@ loses at most the group in flight (--resume finishes it).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from .. import results
 from ..errors import UsageError
 from ..measure import gpu, machine
+from ..measure.reply import PhaseResult, Reply
 from ..results import noise
 from ..results.record import Identity, Record, SpeedMetrics, TimeStats, make
 from ..suite import CLOCK_UNITS, COUNT_LOOPS, Cell, Suite, Timing, stable_hash
 from . import progress, terminal
-from .kind import BaseKind, Request
-from .session import dry_run_line
+from .kind import BaseKind, Presentation, Request
 
 # Under callgrind a call runs about this many times slower, and each worker first imports torch there.
 CALLGRIND_SLOWDOWN, CALLGRIND_START_S = 60.0, 90.0
@@ -153,11 +152,63 @@ def group_name(cell: Cell) -> str:
     return f"{rest} +{modes}" if modes else rest
 
 
+def combine(entries: list[PhaseResult], replies: list[Reply], compiled: bool) -> tuple[TimeStats, int, SpeedMetrics]:
+    """How the ok results of one phase from every worker process make one record: the values' statistics, peak
+    memory and the measured metrics, one rule for each, here only (roofline() adds the derived ones)."""
+    paired = all(e.rounds is not None for e in entries)  # taken in interleaved rounds, not counted whole
+    stats = TimeStats.from_values([e.values or [] for e in entries], entries[0].loops or 1,
+                                  [e.rounds or [] for e in entries] if paired else None,
+                                  [i if r.process is None else r.process for i, r in enumerate(replies)])  # fmt: skip
+    host = None
+    if all(e.host_values is not None for e in entries):  # event-timed (CUDA): the host's issue time beside
+        host = TimeStats.from_values([e.host_values or [] for e in entries], entries[0].loops or 1)
+    positions = [p for e in entries for p in e.positions or []]  # each value's place in its round
+    seen = [e.sm_clock_mhz for e in entries if e.sm_clock_mhz]
+    clocks = {"min": min(c["min"] for c in seen), "max": max(c["max"] for c in seen)} if seen else None
+    metrics = SpeedMetrics(
+        flops_counted_matmul=entries[0].flops_counted,  # the first process counts
+        first_call_s=[e.first_call_s for e in entries],  # one per process
+        first_forward_s=[r.first_forward_s for r in replies],
+        compiled=[r.compiled for r in replies] if compiled else None,
+        host_time_s=asdict(host) if host else None,
+        launch_bound=host.median >= stats.median if host else None,
+        sm_clock_mhz=clocks,  # the lowest clock any process saw, the device's maximum
+        throttled=gpu.throttled(clocks["min"], clocks["max"]) if clocks else None,
+        interleaved={"seed": [r.seed for r in replies], "position": positions} if paired else None,
+    )
+    peak = max(e.peak_mem_bytes for e in entries if e.peak_mem_bytes is not None)  # the first process measures
+    return stats, peak, metrics
+
+
+class SpeedPresentation(Presentation):
+    """What a speed run shows: the workers' start and one-time costs in its estimates, the table of medians."""
+
+    kind: SpeedKind
+
+    def start_s(self) -> float:
+        """Each worker process starting (under callgrind: importing torch there)."""
+        return self.kind.t.processes * (CALLGRIND_START_S if self.kind.under else 4.0)
+
+    def one_time_s(self, impl: str) -> float:
+        """Each worker's correctness check and first calls of an implementation (ONE_TIME_S a worker; how it was
+        measured: docs/methodology.md, "Progress")."""
+        return self.kind.t.processes * ONE_TIME_S * (CALLGRIND_SLOWDOWN if self.kind.under else 1.0)
+
+    def planned(self, cells: list[Cell]) -> str:
+        """Cells, phases and processes."""
+        return f"{len(cells)} cells x {len(self.kind.phases)} phases, {self.kind.t.processes} processes"
+
+    def summary(self, records: list[Record]) -> str:
+        """The terminal table of medians."""
+        return terminal.table(records)
+
+
 class SpeedKind(BaseKind):
     """Time the phases of a speed suite's cells."""
 
     name = "speed"
     handler = "kanbench.measure.worker:handle"
+    presents = SpeedPresentation
 
     def __init__(self, suite: Suite, timing: Timing, cells: list[Cell], phases: tuple[str, ...], smoke: bool):
         self.suite, self.t, self.phases, self.smoke = suite, timing, phases, smoke
@@ -192,11 +243,6 @@ class SpeedKind(BaseKind):
             per_phase = (t.values + 4) * max(t.min_time, call) + (t.warmup + t.values) * call + 0.02
         return t.processes * (len(self.phases) * per_phase * 1.5 + 0.1)
 
-    def one_time_s(self, impl: str) -> float:
-        """Each worker's correctness check and first calls of an implementation (ONE_TIME_S a worker; how it was
-        measured: docs/methodology.md, "Progress")."""
-        return self.t.processes * ONE_TIME_S * (CALLGRIND_SLOWDOWN if self.under else 1.0)
-
     def settings(self) -> dict:
         """The effective timing, stored in environment.json and checked on --resume."""
         return {"timing": asdict(self.t), "phases": list(self.phases), "smoke": self.smoke}
@@ -227,56 +273,32 @@ class SpeedKind(BaseKind):
             out.append(Request(slot, tuple(order), payload, self.t.cell_timeout_s * len(order), label))
         return out
 
-    def records(self, cell: Cell, replies: list[dict], run_id: str) -> list[Record]:
+    def records(self, cell: Cell, replies: list[Reply], run_id: str) -> list[Record]:
         """One Record per phase from the replies of every worker process (each this cell's part of a group reply,
-        with the process's "process" and "seed")."""
+        with the process's number and seed)."""
         ident = identity(cell, self.suite)
         for reply in replies:
-            if "reference" in reply and self.run_dir is not None:
-                noise.append(self.run_dir, reply["reference"])
-        failed = next((r for r in replies if r["status"] != "ok"), None)
+            if reply.reference is not None and self.run_dir is not None:
+                noise.append(self.run_dir, reply.reference)
+        failed = next((r for r in replies if r.status != "ok"), None)
         flops = flop_breakdown(cell)
         notes = record_notes(cell.spec, dict(cell.options))
-        unit = CLOCK_UNITS[self.t.clock]
+        unit, counts = CLOCK_UNITS[self.t.clock], replies[0].counts
         records = []
         for phase in self.phases:
-            if failed:
-                record = make(ident, run_id, phase, failed["status"], failed["reason"], counts=replies[0], unit=unit)
-                records.append(record)
-                continue
-            entries = [r["phases"].get(phase) or {"status": "error", "reason": "no result"} for r in replies]
-            bad = next((e for e in entries if e["status"] != "ok"), None)
+            entries = [r.phases.get(phase) or PhaseResult("error", "no result") for r in replies]
+            bad = failed or next((e for e in entries if e.status != "ok"), None)
             if bad:
-                records.append(make(ident, run_id, phase, bad["status"], bad["reason"], counts=replies[0], unit=unit))
+                records.append(make(ident, run_id, phase, bad.status, bad.reason, counts=counts, unit=unit))
                 continue
-            record = make(ident, run_id, phase, counts=replies[0], unit=unit)
-            paired = all("rounds" in e for e in entries)
-            stats = TimeStats.from_values([e["values"] for e in entries], entries[0]["loops"],
-                                          [e["rounds"] for e in entries] if paired else None,
-                                          [r.get("process", i) for i, r in enumerate(replies)])  # fmt: skip
+            record = make(ident, run_id, phase, counts=counts, unit=unit)
+            stats, record.peak_mem_bytes, metrics = combine(entries, replies, cell.compile)
             if record.unit == "instructions":
                 record.instructions = asdict(stats)
             else:
                 record.time_s = asdict(stats)
-            record.peak_mem_bytes = max(e["peak_mem_bytes"] for e in entries if "peak_mem_bytes" in e)
-            metrics = SpeedMetrics(
-                flops_counted_matmul=entries[0].get("flops_counted"),
-                first_call_s=[e.get("first_call_s") for e in entries],
-                first_forward_s=[r.get("first_forward_s") for r in replies],
-                compiled=[r.get("compiled") for r in replies] if cell.compile else None,
-            )
-            if paired:
+            if metrics.interleaved is not None:
                 record.group = f"{cell.group_hash}-{self.session_tag}"
-                metrics.interleaved = {"seed": [r.get("seed") for r in replies],
-                                       "position": [p for e in entries for p in e.get("positions", [])]}  # fmt: skip
-            if all("host_values" in e for e in entries):  # event-timed (CUDA): the host's issue time beside
-                host = TimeStats.from_values([e["host_values"] for e in entries], entries[0]["loops"])
-                metrics.host_time_s = asdict(host)
-                metrics.launch_bound = host.median >= stats.median
-            seen = [e["sm_clock_mhz"] for e in entries if "sm_clock_mhz" in e]
-            if seen:
-                metrics.sm_clock_mhz = {"min": min(c["min"] for c in seen), "max": max(c["max"] for c in seen)}
-                metrics.throttled = gpu.throttled(metrics.sm_clock_mhz["min"], metrics.sm_clock_mhz["max"])
             if flops is not None:
                 record.flops = phase_flops(flops, phase, record.params or 0, metrics.flops_counted_matmul)
             if record.flops is not None and record.time_s:
@@ -291,18 +313,3 @@ class SpeedKind(BaseKind):
         ident = identity(cell, self.suite)
         unit = CLOCK_UNITS[self.t.clock]
         return [make(ident, run_id, phase, "skipped", reason, unit=unit) for phase in self.phases]
-
-    def dry_run(self, cells: list[Cell], why: Callable[[Cell], str | None]) -> list[str]:
-        """One line per cell, then the count and an estimated time."""
-        runnable = [c for c in cells if why(c) is None]
-        lines = [dry_run_line(c, why(c)) for c in cells]
-        start = CALLGRIND_START_S if self.under else 4.0
-        total = self.t.processes * start + sum(self.estimate(c) for c in runnable)
-        total += sum(self.one_time_s(impl) for impl in {c.impl for c in runnable})
-        lines.append(f"{len(cells)} cells x {len(self.phases)} phases, {self.t.processes} processes: "
-                     f"about {progress.duration(total)}")  # fmt: skip
-        return lines
-
-    def summary(self, records: list[Record]) -> str:
-        """The terminal table of medians."""
-        return terminal.table(records)
