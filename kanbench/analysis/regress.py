@@ -306,23 +306,20 @@ def _decide(result: GateResult, comp: compare.Comparison, confirmed: list) -> Ga
     return result
 
 
-def _conclude(
-    result: GateResult, comp, sides: list, base_frame, confirm: bool, rounds: int, out: Path, runner: Runner,
-    extra: list, settings: GateSettings, log, start: float,
-) -> GateResult:  # fmt: skip
+def _conclude(result: GateResult, comp, sides: list, base_frame, g: _Gate, out: Path) -> GateResult:
     """Confirm flagged cells by re-measuring them (unless confirm is off), decide, write the outputs."""
     confirmed: list = []
-    if confirm and len(comp.regressions()):
+    if g.confirm and len(comp.regressions()):
         try:
             result.confirmation, confirmed = _confirm(
-                comp, sides, base_frame, rounds, out, runner, extra, settings, log
+                comp, sides, base_frame, g.rounds, out, g.runner, g.extra, g.settings, g.log
             )
         except _RunFailed as exc:
             raise UsageError(f"the confirmation re-measure failed: {exc.describe()}") from None
-    elif not confirm:
+    elif not g.confirm:
         confirmed = [tuple(k) for k in comp.regressions()[compare.KEY].itertuples(index=False)]
     result = _decide(result, comp, confirmed)
-    result.seconds = time.perf_counter() - start
+    result.seconds = time.perf_counter() - g.start
     write_outputs(result, out)
     return result
 
@@ -357,6 +354,24 @@ def gate_clock(suite_path: Path, log=_log, which: Callable[[str], str | None] | 
     return GateClock(False, ("--clock", "thread"), "thread")
 
 
+@dataclass
+class _Gate:
+    """What both gates hold once their arguments are read: the clock, the rounds, how and where runs go."""
+
+    start: float
+    repo: Path
+    suite_path: Path
+    clock: GateClock
+    rounds: int
+    confirm: bool
+    settings: GateSettings
+    extra: list
+    out: Path | None
+    runner: Runner
+    cand_slowdown: str | None
+    log: Callable[[str], None]
+
+
 def run_gate(
     repo: Path,
     suite: str | Path = DEFAULT_SUITE,
@@ -369,23 +384,36 @@ def run_gate(
     cand_slowdown: str | None = None,
     confirm: bool = True,
     log=_log,
+    baseline: Path | None = None,
 ) -> GateResult:
-    """The interleaved gate of the working tree at repo against the git ref `against` (see the module doc)."""
+    """The interleaved gate of the working tree at repo against the git ref `against` (see the module doc), or,
+    given baseline, against that stored run."""
     start = time.perf_counter()
-    settings, extra = settings or GateSettings(relative=False), list(extra or [])
     repo = Path(repo).resolve()
     suite_path = _suite_in(repo, suite)
     clock = gate_clock(suite_path, log)
-    extra += clock.extra
-    rounds = rounds or (1 if clock.counts else DEFAULT_ROUNDS)
-    confirm = confirm and not clock.counts
+    g = _Gate(start, repo, suite_path, clock, rounds or (1 if clock.counts else DEFAULT_ROUNDS),
+              confirm and not clock.counts, settings or GateSettings(relative=False), [*(extra or []), *clock.extra],
+              out, runner, cand_slowdown, log)  # fmt: skip
+    return _against_baseline(g, Path(baseline)) if baseline is not None else _against_ref(g, against)
+
+
+def run_baseline_gate(repo: Path, baseline: Path, **options) -> GateResult:
+    """The working tree against a stored run (for a dedicated machine whose noise the stored run shares)."""
+    return run_gate(repo, baseline=baseline, **options)
+
+
+def _against_ref(g: _Gate, against: str | None) -> GateResult:
+    """run_gate against a git ref: REF exported to a temporary tree, both sides measured in interleaved rounds."""
+    start, repo, suite_path, clock, rounds = g.start, g.repo, g.suite_path, g.clock, g.rounds
+    settings, extra, runner, log = g.settings, g.extra, g.runner, g.log
     unavailable: RefUnavailable | None = None
     try:
         resolved = resolve_ref(repo, against)  # a REF that does not exist is a UsageError, before --out exists
     except RefUnavailable as exc:
         resolved, unavailable = ("", ""), exc
-    out = _out_dir(repo, out)
-    base_env, cand_env = _envs(cand_slowdown)
+    out = _out_dir(repo, g.out)
+    base_env, cand_env = _envs(g.cand_slowdown)
     with tempfile.TemporaryDirectory(prefix="kanbench-ref-") as tmp:
         ref_tree = Path(tmp) / "tree"
         try:
@@ -425,7 +453,7 @@ def run_gate(
         except UsageError as exc:
             return _skipped(f"REF's runs cannot be compared with the working tree's: {exc}", out, start, log,
                             against_text)  # fmt: skip
-        return _conclude(result, comp, [base, cand], None, confirm, rounds, out, runner, extra, settings, log, start)
+        return _conclude(result, comp, [base, cand], None, g, out)
 
 
 def _timing_table(path: Path) -> dict | None:
@@ -466,42 +494,22 @@ def _probe_base(
     raise RefUnavailable("REF's kanbench cannot run the suite: " + "\n".join(failures))
 
 
-def run_baseline_gate(
-    repo: Path,
-    baseline: Path,
-    suite: str | Path = DEFAULT_SUITE,
-    rounds: int | None = None,
-    settings: GateSettings | None = None,
-    out: Path | None = None,
-    runner: Runner = subprocess_runner,
-    extra: list | None = None,
-    cand_slowdown: str | None = None,
-    confirm: bool = True,
-    log=_log,
-) -> GateResult:
-    """The working tree against a stored run (for a dedicated machine whose noise the stored run shares)."""
-    start = time.perf_counter()
-    settings, extra = settings or GateSettings(relative=False), list(extra or [])
-    repo = Path(repo).resolve()
-    suite_path = _suite_in(repo, suite)
-    clock = gate_clock(suite_path, log)
-    extra += clock.extra
-    rounds = rounds or (1 if clock.counts else DEFAULT_ROUNDS)
-    confirm = confirm and not clock.counts
+def _against_baseline(g: _Gate, baseline: Path) -> GateResult:
+    """run_gate against a stored run: only the working tree is measured."""
     base_frame = compare.load_side(baseline)  # before --out exists: a bad baseline leaves nothing behind
-    check_baseline(base_frame, baseline, suite_path, clock)  # before measuring: a wrong one costs no rounds
-    out = _out_dir(repo, out)
-    _, cand_env = _envs(cand_slowdown)
-    cand = Side("cand", repo, suite_path, cand_env)
+    check_baseline(base_frame, baseline, g.suite_path, g.clock)  # before measuring: a wrong one costs no rounds
+    out = _out_dir(g.repo, g.out)
+    _, cand_env = _envs(g.cand_slowdown)
+    cand = Side("cand", g.repo, g.suite_path, cand_env)
     result = GateResult("pass", against=f"baseline {baseline}")
     try:
-        runs = measure_rounds([cand], rounds, out, runner, extra, log)
+        runs = measure_rounds([cand], g.rounds, out, g.runner, g.extra, g.log)
     except _RunFailed as exc:
         raise UsageError(f"the working tree's kanbench run failed: {exc.describe()}") from None
-    comp = compare.compare_runs(base_frame, _pooled(runs["cand"]), settings)
+    comp = compare.compare_runs(base_frame, _pooled(runs["cand"]), g.settings)
     notes = _baseline_notes(base_frame, runs["cand"][0])
     comp.notes.extend(notes)
-    return _conclude(result, comp, [cand], base_frame, confirm, rounds, out, runner, extra, settings, log, start)
+    return _conclude(result, comp, [cand], base_frame, g, out)
 
 
 def check_baseline(base_frame, baseline: Path, suite_path: Path, clock: GateClock) -> None:

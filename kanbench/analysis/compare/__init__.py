@@ -29,7 +29,7 @@ from .cells import (
     IDENTITY,
     KEY,
     LABEL_FIELDS,
-    Cell,
+    PooledCell,
     cell_label,
     distinguishing_fields,
     load_side,
@@ -71,7 +71,7 @@ from .stats import bootstrap_ratios, estimate, estimator_quantile, mann_whitney_
 
 __all__ = [
     "DEFAULT_ESTIMATOR", "DEFAULT_RESAMPLES", "ENV_FIELDS", "EXIT_OK", "EXIT_REGRESSION", "IDENTITY", "KEY",
-    "LABEL_FIELDS", "MAX_MD_ROWS", "MEM_GATED_PHASES", "MEM_SLACK_BYTES", "VERDICTS", "Cell", "Comparison",
+    "LABEL_FIELDS", "MAX_MD_ROWS", "MEM_GATED_PHASES", "MEM_SLACK_BYTES", "VERDICTS", "PooledCell", "Comparison",
     "GateSettings", "add_gate_arguments", "bootstrap_ratios", "cell_label", "command", "compare_deterministic",
     "compare_frames", "compare_runs", "configure_parser", "distinguishing_fields", "environment_notes", "estimate",
     "estimator_quantile", "fmt_change", "fmt_quantity", "gate_rule", "load_side", "mann_whitney_p", "ok_cells",

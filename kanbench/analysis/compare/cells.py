@@ -51,7 +51,7 @@ def run_label(frame, fallback: str) -> str:
 
 
 @dataclass
-class Cell:
+class PooledCell:
     """The pooled measurements of one (config_hash, phase) on one side."""
 
     identity: dict
@@ -67,7 +67,7 @@ class Cell:
         return [v for g in self.groups for v in g]
 
 
-def ok_cells(frame, side: str) -> dict[tuple[str, str], Cell]:
+def ok_cells(frame, side: str) -> dict[tuple[str, str], PooledCell]:
     """Timed ok records pooled by (config_hash, phase); malformed ones raise ResultsError naming the record."""
     from .stats import process_groups
 
@@ -76,7 +76,7 @@ def ok_cells(frame, side: str) -> dict[tuple[str, str], Cell]:
     missing = [c for c in ("config_hash", "phase", "impl", "status") if c not in frame.columns]
     if missing:
         raise ResultsError(f"{side} run lacks column(s) {', '.join(missing)}: not a frame from kanbench.results.load")
-    cells: dict[tuple[str, str], Cell] = {}
+    cells: dict[tuple[str, str], PooledCell] = {}
     scalars = scalar_metrics("speed")
     for row in frame.to_dict("records"):
         if row["status"] != "ok" or row["phase"] in ("accuracy", "profile"):
@@ -92,7 +92,7 @@ def ok_cells(frame, side: str) -> dict[tuple[str, str], Cell]:
         key = (row["config_hash"], row["phase"])
         if "widths_label" not in row and isinstance(row.get("widths"), list):
             row["widths_label"] = "x".join(map(str, row["widths"]))
-        cell = cells.setdefault(key, Cell({k: row.get(k) for k in IDENTITY}, unit))
+        cell = cells.setdefault(key, PooledCell({k: row.get(k) for k in IDENTITY}, unit))
         if cell.unit != unit:
             raise ResultsError(f"{where}: measured in {unit} where another round of the cell measured {cell.unit}")
         cell.groups.extend(process_groups(values, row.get(f"{prefix}_process_medians")))
