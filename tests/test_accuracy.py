@@ -16,6 +16,7 @@ from torch import nn
 from kanbench import results
 from kanbench.errors import UsageError
 from kanbench.measure import training
+from kanbench.results import seeds
 from kanbench.run import accuracy
 from kanbench.suite import parse, shard
 
@@ -249,6 +250,40 @@ def test_aggregate_gives_mean_and_sample_std_over_seeds_and_counts_divergence():
     assert agg.loc["mlp", "final_test_mean"] == 0.5 and math.isnan(agg.loc["mlp", "final_test_std"])
     assert agg.loc["fastkan", "epoch_time_s_mean"] == 2.0
     assert "fastkan" in accuracy.format_table(agg.reset_index())
+
+
+def test_the_statistics_over_seeds_use_the_finite_values_and_need_two_for_a_spread():
+    over = seeds.spread([0.9, math.nan, None, math.inf, "0.5", np.float32(0.92), 0.94])
+    assert over.n == 3 and over.mean == pytest.approx(0.92) and over.std == pytest.approx(0.02) == over.bar
+    one = seeds.spread([0.5])
+    assert one.mean == 0.5 and math.isnan(one.std) and one.bar == 0.0  # a sample std needs two seeds
+    none = seeds.spread([math.nan])
+    assert none.n == 0 and math.isnan(none.mean) and math.isnan(none.std)
+    assert seeds.text(0.97, 0.001, "test_accuracy") == "97 ± 0.1 %" and seeds.text(0.5, math.nan, "test_rmse") == "0.5"
+    assert seeds.text(math.nan, math.nan, "test_accuracy") == "n/a"
+
+
+def test_the_terminal_summary_and_the_report_read_the_same_models():
+    """kanbench.results.seeds groups and summarizes for both; the report groups by (dataset, impl, widths) alone."""
+    from kanbench.report import _accuracy_table
+
+    rows = [{
+        "phase": "accuracy", "status": "ok", "impl": "fastkan", "widths": [2, 5, 1], "widths_label": "2x5x1",
+        "grid_size": 3, "spline_order": 3, "device": "cpu", "dtype": "float32", "params": 10,
+        "metric_dataset": "f_xy", "metric_metric": "test_rmse", "metric_final_test": v, "metric_best_val": v,
+        "metric_test_at_best_val": v, "metric_diverged": v != v, "metric_epochs": 3, "metric_train_time_s": 1.5,
+        "metric_seed": seed,
+    } for seed, v in enumerate([0.01, 0.03, math.nan])]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    ((key, records),) = seeds.models(frame, ("metric_dataset", "impl", "widths_label"))
+    final = seeds.over(records, "final_test")
+    assert key == ("f_xy", "fastkan", "2x5x1") and len(records) == 3 and final.n == 2
+    assert seeds.metric_of(records) == "test_rmse" and seeds.models(frame[frame["status"] == "error"], ["impl"]) == []
+    agg = accuracy.aggregate(frame).iloc[0]
+    assert (agg["final_test_mean"], agg["final_test_std"], agg["seeds"]) == (final.mean, final.std, 3)
+    assert agg["diverged"] == 1 and agg["epoch_time_s_mean"] == 0.5
+    (row,) = _accuracy_table(frame)
+    assert row == ("f_xy", "fastkan", "2x5x1", "test_rmse", "0.02 ± 0.014", "0.01", 2, "3", "1.5 s")
 
 
 # ---- end to end -------------------------------------------------------------------------------------------------

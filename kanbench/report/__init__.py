@@ -20,7 +20,7 @@ import pandas as pd
 
 from .. import results
 from ..errors import UsageError
-from ..results import ResultsError, noise
+from ..results import ResultsError, noise, seeds
 from . import answer, claims, data, figures, page, summary
 from .comparison import compare_runs, comparison_figure
 from .page import read_embedded
@@ -36,26 +36,17 @@ def _counts(frame: pd.DataFrame) -> dict[str, int]:
 
 
 def _accuracy_table(df: pd.DataFrame) -> list[tuple]:
-    acc = df[(df["phase"] == "accuracy") & (df["status"] == "ok")]
-    if acc.empty or "metric_final_test" not in acc:
-        return []
     rows = []
-    for (dataset, impl, widths), g in acc.groupby(["metric_dataset", "impl", "widths_label"], sort=False, dropna=False):
-        metric = str(g["metric_metric"].dropna().iloc[0]) if g["metric_metric"].notna().any() else ""
-        final = [float(v) for v in g["metric_final_test"].dropna()]
-        if not final:
-            continue
-        entry = summary.accuracy_entry(str(dataset), metric, final)
-        best = g["metric_best_val"].dropna() if "metric_best_val" in g else []
-        scale = 100.0 if "accuracy" in metric else 1.0
-        best_text = f"{max(best) * scale:.4g}" if len(best) and "accuracy" in metric else (
-            f"{min(best) * scale:.4g}" if len(best) else "—")  # fmt: skip
-        epochs = sorted({int(v) for v in g["metric_epochs"].dropna()}) if "metric_epochs" in g else []
-        times = [float(v) for v in g["metric_train_time_s"].dropna()] if "metric_train_time_s" in g else []
-        rows.append((
-            dataset, impl, widths, metric, entry.text, best_text, len(final),
-            ", ".join(map(str, epochs)) or "—", summary.fmt_time(sum(times) / len(times)) if times else "—",
-        ))  # fmt: skip
+    for key, g in seeds.models(df, ("metric_dataset", "impl", "widths_label")):
+        final, times, metric = seeds.over(g, "final_test"), seeds.over(g, "train_time_s"), seeds.metric_of(g)
+        best, scale = seeds.over(g, "best_val").values, 100.0 if "accuracy" in metric else 1.0
+        if final.n:
+            rows.append((
+                *key, metric, seeds.text(final.mean, final.bar, metric),
+                f"{(max if scale == 100 else min)(best) * scale:.4g}" if best else "—", final.n,
+                ", ".join(map(str, sorted({int(e) for e in seeds.over(g, "epochs").values}))) or "—",
+                summary.fmt_time(times.mean) if times.n else "—",
+            ))  # fmt: skip
     rows.sort(key=lambda r: (str(r[0]), data.impl_rank(r[1]), str(r[2])))
     return rows
 

@@ -12,10 +12,11 @@ from typing import Any, get_args, get_origin, get_type_hints
 import pandas as pd
 
 from ..analysis import judge
+from ..results import seeds
 from ..suite import tomllib
 from .answer import in_config, process_spread, sample
 from .data import timing_rows
-from .summary import accuracy_entry, fmt_ratio, fmt_time
+from .summary import fmt_ratio, fmt_time
 
 CLAIMS_FILE = Path(__file__).with_name("claims.toml")
 
@@ -276,11 +277,8 @@ def _accuracy_block(claims: list[AccuracyClaim], df: pd.DataFrame) -> Block:
         label = "x".join(map(str, claim.widths))
         mine = acc[(acc["impl"] == claim.impl) & (acc["widths_label"] == label)]
         mine = mine[mine["metric_dataset"].astype(str).str.lower() == claim.dataset]
-        cells = []
-        for column in ("metric_best_val", "metric_final_test"):
-            values = [float(v) for v in mine[column].dropna()] if column in mine else []
-            entry = accuracy_entry(claim.dataset, "test_accuracy", values) if values else None
-            cells.append(f"{entry.text} ({len(values)} seed{'s' if len(values) != 1 else ''})" if entry else "—")
+        cells = [f"{seeds.text(o.mean, o.bar, 'test_accuracy')} ({o.n} seed{'s' if o.n != 1 else ''})" if o.n else "—"
+                 for o in (seeds.over(mine, "best_val"), seeds.over(mine, "final_test"))]  # fmt: skip
         epochs = sorted({int(e) for e in mine["metric_epochs"].dropna()}) if "metric_epochs" in mine else []
         measured = measured or not mine.empty
         published = claim.value + (f" after {claim.epochs} epochs" if claim.epochs else "")

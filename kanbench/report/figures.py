@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from ..results import peak_for
+from ..results import peak_for, seeds
 from ..text import escape
 from . import ticks
 from .data import REFERENCES, impl_rank, ordered_impls, registered, timing_rows
@@ -383,11 +383,6 @@ def _dataset_grid(groups: list[pd.DataFrame], datasets: list[str], x_title: str,
     return fig
 
 
-def _metric(group: pd.DataFrame, default: str = "") -> str:
-    """The metric a dataset's records measured (test_accuracy, rmse, ...): the first one recorded."""
-    return str(group["metric_metric"].dropna().iloc[0]) if group["metric_metric"].notna().any() else default
-
-
 def _several_widths(group: pd.DataFrame) -> bool:
     """Whether an implementation was trained at more than one widths here, so its label needs them."""
     return group.groupby("impl")["widths_label"].nunique().max() > 1
@@ -395,14 +390,13 @@ def _several_widths(group: pd.DataFrame) -> bool:
 
 def log_metric(group: pd.DataFrame) -> bool:
     """Whether a dataset's metric is an error (RMSE, loss) whose positive values span a decade or more."""
-    metric = _metric(group)
-    values = pd.to_numeric(group.get("metric_final_test", pd.Series(dtype=float)), errors="coerce").dropna()
-    values = values[values > 0]
-    return ("rmse" in metric or "loss" in metric) and len(values) > 1 and values.max() >= 10 * values.min()
+    metric = seeds.metric_of(group)
+    values = [v for v in seeds.over(group, "final_test").values if v > 0]
+    return ("rmse" in metric or "loss" in metric) and len(values) > 1 and max(values) >= 10 * min(values)
 
 
 def _y_title(group: pd.DataFrame) -> str:
-    metric = _metric(group, "metric")
+    metric = seeds.metric_of(group) or "metric"
     return esc(metric) + (" (%)" if "accuracy" in metric else "")
 
 
@@ -410,28 +404,27 @@ def _final_figure(groups: list[pd.DataFrame], datasets: list[str], palette: dict
     fig = _dataset_grid(groups, datasets, "implementation")
     shown: set[str] = set()
     for j, group in enumerate(groups):
-        multi, (scale, _) = _several_widths(group), _metric_scale(_metric(group))
+        multi, (scale, _) = _several_widths(group), _metric_scale(seeds.metric_of(group))
         for impl in ordered_impls(group["impl"]):
             mine = group[group["impl"] == impl]
             for _, s in mine.groupby("widths_label", sort=False):
                 label = esc(_model_label(s.iloc[0], multi))
                 values = [float(v) * scale for v in s["metric_final_test"]]
-                seeds = list(s["metric_seed"])
                 fig.add_trace(
                     go.Scatter(
                         x=[label] * len(values), y=values, mode="markers", name=esc(impl), legendgroup=esc(impl),
                         showlegend=False, marker=dict(color=palette[impl], size=7, opacity=0.55), hoverinfo="text",
-                        text=[f"{label} seed {esc(sd)}: {v:.4g}" for sd, v in zip(seeds, values)],
+                        text=[f"{label} seed {esc(sd)}: {v:.4g}" for sd, v in zip(s["metric_seed"], values)],
                     ),
                     row=1, col=j + 1,
                 )  # fmt: skip
-                mean, std = sum(values) / len(values), _std(values)
+                over = seeds.spread(values)
                 fig.add_trace(
                     go.Scatter(
-                        x=[label], y=[mean], mode="markers", **_legend(impl, shown),
-                        error_y=dict(type="data", array=[std], thickness=2),
+                        x=[label], y=[over.mean], mode="markers", **_legend(impl, shown),
+                        error_y=dict(type="data", array=[over.bar], thickness=2),
                         marker=dict(color=palette[impl], size=12, symbol="diamond"), hoverinfo="text",
-                        text=[f"{label}: mean {mean:.4g} ± {std:.2g} over {len(values)} seed(s)"],
+                        text=[f"{label}: mean {over.mean:.4g} ± {over.bar:.2g} over {over.n} seed(s)"],
                     ),
                     row=1, col=j + 1,
                 )  # fmt: skip
@@ -459,7 +452,7 @@ def _curves_figure(groups: list[pd.DataFrame], datasets: list[str], palette: dic
     shown: set[str] = set()
     which: set[str] = set()
     for j, group in enumerate(groups):
-        multi, (scale, _) = _several_widths(group), _metric_scale(_metric(group))
+        multi, (scale, _) = _several_widths(group), _metric_scale(seeds.metric_of(group))
         for impl in ordered_impls(group["impl"]):
             for _, s in group[group["impl"] == impl].groupby("widths_label", sort=False):
                 curves = [c for c in (_curve_of(m) for m in s["metrics"]) if c]
@@ -472,24 +465,15 @@ def _curves_figure(groups: list[pd.DataFrame], datasets: list[str], palette: dic
                         if y is not None and math.isfinite(y):
                             by_epoch.setdefault(e, []).append(float(y) * scale)
                 xs = sorted(by_epoch)
-                means = [sum(by_epoch[e]) / len(by_epoch[e]) for e in xs]
-                stds = [_std(by_epoch[e]) for e in xs]
+                over = [seeds.spread(by_epoch[e]) for e in xs]
                 label = esc(_model_label(s.iloc[0], multi))
-                text = [f"{label} epoch {e}: {m:.4g} ± {sd:.2g} ({len(by_epoch[e])} seed(s))"
-                        for e, m, sd in zip(xs, means, stds)]  # fmt: skip
-                fig.add_trace(_line(impl, palette, shown, x=xs, y=means, error_y=dict(type="data", array=stds,
-                              thickness=1), hoverinfo="text", text=text), row=1, col=j + 1)  # fmt: skip
+                text = [f"{label} epoch {e}: {o.mean:.4g} ± {o.bar:.2g} ({o.n} seed(s))" for e, o in zip(xs, over)]
+                fig.add_trace(_line(impl, palette, shown, x=xs, y=[o.mean for o in over], error_y=dict(type="data",
+                              array=[o.bar for o in over], thickness=1), hoverinfo="text", text=text),
+                              row=1, col=j + 1)  # fmt: skip
     ticks.apply(fig, "plain")
     caption = f"Mean over seeds of the {'/'.join(sorted(which))} metric after each epoch, ± one standard deviation."
     return Figure("learning-curves", title, fig, caption)
-
-
-def _std(values: list[float]) -> float:
-    n = len(values)
-    if n < 2:
-        return 0.0
-    m = sum(values) / n
-    return math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
 
 
 def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> list[int]:
@@ -513,26 +497,25 @@ def _pareto_figure(groups: list[pd.DataFrame], datasets: list[str], palette: dic
     fig = _dataset_grid(groups, datasets, "training time, s (log)", log_x=True)
     shown: set[str] = set()
     for j, group in enumerate(groups):
-        metric = _metric(group)
+        metric = seeds.metric_of(group)
         scale, _ = _metric_scale(metric)
         higher = "rmse" not in metric and "loss" not in metric
         multi = _several_widths(group)
         points, labels, impls = [], [], []
         for (impl, _), s in group.groupby(["impl", "widths_label"], sort=False):
             s = s[s["metric_train_time_s"].notna()]
-            if s.empty:
+            t, y = seeds.over(s, "train_time_s"), seeds.spread(float(v) * scale for v in s["metric_final_test"])
+            if not t.n:
                 continue
-            t = [float(v) for v in s["metric_train_time_s"]]
-            y = [float(v) * scale for v in s["metric_final_test"]]
-            points.append((sum(t) / len(t), sum(y) / len(y)))
+            points.append((t.mean, y.mean))
             labels.append(esc(_model_label(s.iloc[0], multi)))
             impls.append(impl)
             fig.add_trace(
                 go.Scatter(
                     x=[points[-1][0]], y=[points[-1][1]], mode="markers+text", text=[labels[-1]],
                     textposition="top center", **_legend(impl, shown), marker=dict(color=palette[impl], size=11),
-                    error_x=dict(type="data", array=[_std(t)], thickness=1),
-                    error_y=dict(type="data", array=[_std(y)], thickness=1),
+                    error_x=dict(type="data", array=[t.bar], thickness=1),
+                    error_y=dict(type="data", array=[y.bar], thickness=1),
                     hovertext=[f"{labels[-1]}: {points[-1][1]:.4g} in {points[-1][0]:.3g} s"], hoverinfo="text",
                 ),
                 row=1, col=j + 1,

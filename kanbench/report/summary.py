@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..analysis import judge
 from ..analysis.judge import Sample
+from ..results import seeds
 from ..results.record import PHASES
 from ..text import units
 from .answer import process_spread, sample
@@ -110,30 +111,15 @@ def _ratios(refs: References, row, column: str, value: float) -> dict:
 
 
 def accuracy_by_model(df: pd.DataFrame) -> dict[tuple, list[Entry]]:
-    """Final test metric over seeds per (impl, widths_label, grid_size), one entry per dataset."""
-    acc = df[(df["phase"] == "accuracy") & (df["status"] == "ok")]
-    if acc.empty or "metric_final_test" not in acc:
-        return {}
+    """Final test metric over seeds per (impl, widths_label, grid_size), one entry per dataset: mean ± std."""
     out: dict[tuple, list[Entry]] = {}
-    keys = ["impl", "widths_label", "grid_size", "metric_dataset"]
-    for (impl, widths, grid, dataset), group in acc.groupby(keys, dropna=False, sort=True):
-        values = [float(v) for v in group["metric_final_test"].dropna()]
-        if values:
-            metric = str(group["metric_metric"].dropna().iloc[0]) if group["metric_metric"].notna().any() else ""
-            out.setdefault((impl, widths, grid), []).append(accuracy_entry(str(dataset), metric, values))
+    for key, g in seeds.models(df, ("impl", "widths_label", "grid_size", "metric_dataset"), sort=True):
+        final, metric, dataset = seeds.over(g, "final_test"), seeds.metric_of(g), str(key[3])
+        if final.n:
+            out.setdefault(key[:3], []).append(Entry(
+                final.mean, seeds.text(final.mean, final.bar, metric), lower_is_better="accuracy" not in metric,
+                note=f"{dataset} · {final.n} seed{'s' if final.n != 1 else ''}", tag=dataset))  # fmt: skip
     return out
-
-
-def accuracy_entry(dataset: str, metric: str, values: list[float]) -> Entry:
-    """Mean ± standard deviation over seeds, as a percentage for accuracies."""
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    percent = "accuracy" in metric
-    scale, unit = (100.0, " %") if percent else (1.0, "")
-    text = f"{mean * scale:.4g} ± {std * scale:.2g}{unit}"
-    note = f"{dataset} · {n} seed{'s' if n != 1 else ''}"
-    return Entry(mean, text, lower_is_better=not percent, note=note, tag=dataset)
 
 
 def summary_tables(df: pd.DataFrame) -> list[SummaryTable]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..measure import datasets
 from ..measure.reply import Reply
+from ..results import seeds
 from ..results.record import Identity, Record, make
 from ..suite import BOUNDS, Checker, Suite, stable_hash, tomllib
 from . import progress
@@ -487,8 +488,8 @@ def aggregate(frame):
     """Mean and sample standard deviation over seeds of every (dataset, implementation, shape) of `ok` records.
 
     Takes kanbench.results.load(run) (or the report's combined frame). Statistics are over the seeds whose value is
-    finite; `seeds` counts every ok record, `diverged` those whose training loss became non-finite. The std of a
-    single seed is NaN.
+    finite (kanbench.results.seeds); `seeds` counts every ok record, `diverged` those whose training loss became
+    non-finite. The std of a single seed is NaN.
     """
     import pandas as pd
 
@@ -497,23 +498,15 @@ def aggregate(frame):
                "train_time_s_mean", "epoch_time_s_mean"]  # fmt: skip
     if frame is None or len(frame) == 0 or "metric_final_test" not in frame:
         return pd.DataFrame(columns=columns)
-    acc = frame[(frame["phase"] == "accuracy") & (frame["status"] == "ok")].copy()
-    acc["widths"] = ["x".join(map(str, w)) for w in acc["widths"]]
-    acc = acc.rename(columns={"metric_dataset": "dataset", "metric_metric": "metric"})
+    frame = frame.assign(widths=["x".join(map(str, w)) for w in frame["widths"]])
     rows = []
-    for key, group in acc.groupby(list(AGGREGATE_KEYS), sort=False, dropna=False):
-        row = dict(zip(AGGREGATE_KEYS, key))
-        row["params"] = group["params"].iloc[0]
-        row["seeds"] = len(group)
-        row["diverged"] = int(group["metric_diverged"].fillna(False).astype(bool).sum())
+    for key, g in seeds.models(frame, ("metric_dataset", "metric_metric", *AGGREGATE_KEYS[2:])):
+        row = {**dict(zip(AGGREGATE_KEYS, key)), "params": g["params"].iloc[0], "seeds": len(g),
+               "diverged": int(g["metric_diverged"].fillna(False).astype(bool).sum()),
+               "epochs": int(g["metric_epochs"].max()), "train_time_s_mean": seeds.over(g, "train_time_s").mean,
+               "epoch_time_s_mean": seeds.spread(g["metric_train_time_s"] / g["metric_epochs"]).mean}  # fmt: skip
         for name in ("final_test", "test_at_best_val", "best_val"):
-            values = pd.to_numeric(group[f"metric_{name}"], errors="coerce")
-            values = values[values.map(math.isfinite)]
-            row[f"{name}_mean"] = values.mean() if len(values) else math.nan
-            row[f"{name}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
-        row["epochs"] = int(group["metric_epochs"].max())
-        row["train_time_s_mean"] = float(group["metric_train_time_s"].mean())
-        row["epoch_time_s_mean"] = float((group["metric_train_time_s"] / group["metric_epochs"]).mean())
+            row[f"{name}_mean"], row[f"{name}_std"] = seeds.over(g, name).mean, seeds.over(g, name).std
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
@@ -526,18 +519,10 @@ def format_table(agg) -> str:
         return "no ok accuracy records"
     rows = []
     for _, r in agg.iterrows():
-        scale, unit = (100.0, " %") if r["metric"] == "test_accuracy" else (1.0, "")
-
-        def fmt(mean, std, scale=scale, unit=unit):
-            if not math.isfinite(mean):
-                return "n/a"
-            spread = f" ± {std * scale:.2g}" if math.isfinite(std) else ""
-            return f"{mean * scale:.4g}{spread}{unit}"
-
-        seeds = f"{r['seeds']}" + (f" ({r['diverged']} div)" if r["diverged"] else "")
-        final = fmt(r["final_test_mean"], r["final_test_std"])
-        at_best = fmt(r["test_at_best_val_mean"], r["test_at_best_val_std"])
-        row = [r["dataset"], r["impl"], r["widths"], str(int(r["params"] or 0)), seeds, final, at_best]
+        runs = f"{r['seeds']}" + (f" ({r['diverged']} div)" if r["diverged"] else "")
+        final = seeds.text(r["final_test_mean"], r["final_test_std"], r["metric"])
+        at_best = seeds.text(r["test_at_best_val_mean"], r["test_at_best_val_std"], r["metric"])
+        row = [r["dataset"], r["impl"], r["widths"], str(int(r["params"] or 0)), runs, final, at_best]
         rows.append([*row, f"{r['epoch_time_s_mean']:.2f}"])
     header = ["dataset", "impl", "widths", "params", "seeds", "final test", "test@best val", "s/epoch"]
     return table.render(header, rows, align="lllrrllr")
