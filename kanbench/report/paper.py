@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UsageError
+from ..results import seeds
 from ..text import escape, units
 from . import data
 
@@ -52,22 +53,15 @@ class Table:
 
 def _accuracy(df: pd.DataFrame) -> dict[tuple, dict[str, tuple[float, float, int, str, int]]]:
     """{(impl, widths_label, grid_size): {dataset: (mean, sd, seeds, metric, diverged)}} of the final test metric."""
-    acc = df[(df["phase"] == "accuracy") & (df["status"] == "ok")]
-    if acc.empty or "metric_final_test" not in acc:
-        return {}
     out: dict[tuple, dict[str, tuple[float, float, int, str, int]]] = {}
-    for (impl, widths, grid, dataset), group in acc.groupby(
-        ["impl", "widths_label", "grid_size", "metric_dataset"], dropna=False, sort=True
-    ):
-        values = [float(v) for v in group["metric_final_test"].dropna()]
-        if not values:
+    keys = ("impl", "widths_label", "grid_size", "metric_dataset")
+    for (impl, widths, grid, dataset), group in seeds.models(df, keys, sort=True):
+        final = seeds.over(group, "final_test")
+        if not final.n:
             continue
-        n = len(values)
-        mean = sum(values) / n
-        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-        metric = str(group["metric_metric"].dropna().iloc[0]) if group["metric_metric"].notna().any() else ""
         diverged = int(group["metric_diverged"].fillna(False).astype(bool).sum()) if "metric_diverged" in group else 0
-        out.setdefault((impl, widths, int(grid)), {})[str(dataset)] = (mean, sd, n, metric, diverged)
+        out.setdefault((impl, widths, int(grid)), {})[str(dataset)] = (final.mean, final.bar, final.n,
+                                                                       seeds.metric_of(group), diverged)  # fmt: skip
     return out
 
 
