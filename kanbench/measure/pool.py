@@ -73,9 +73,7 @@ def serve(conn, threads: int, target: str) -> None:
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}"
             reply = {"status": "error", "reason": reason, "phases": {}, "restart": sticky_device_error(exc)}
-        if is_dataclass(reply) and not isinstance(
-            reply, type
-        ):  # a typed reply (measure.reply) goes as plain data
+        if is_dataclass(reply) and not isinstance(reply, type):  # a typed reply (measure.reply) goes as plain data
             reply = asdict(reply)
         conn.send(reply)
         if reply.get("restart"):
