@@ -26,7 +26,7 @@ import numpy as np
 MIN_EFFECT = 0.10  # the smallest gap the judge calls: 10%, with CONFIDENCE (docs/methodology.md: how it was chosen)
 CONFIDENCE = 0.95  # of the paired bootstrap interval
 RESAMPLES = 2000
-MIN_PAIRS = 8  # fewer common (process, round) keys: judged unpaired (3 pairs resolved 15-20% of equal timings)
+MIN_PAIRS = 8  # fewer common (process, round) keys: judged unpaired (docs/methodology.md, "The one judge")
 PAIRED, UNPAIRED = "paired", "unpaired"
 
 

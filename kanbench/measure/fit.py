@@ -182,9 +182,8 @@ def predict(measure: Measure, budget: int, say: Callable[[str], None], batches: 
         points.append((b, peak))
     found.small = found.line = fit_line(points)
     predicted = found.line.largest(budget)
-    # The small batches' slope need not hold near the answer (measured: AdamW's step is the peak until activations
-    # overtake it, 2-4x off at 64 MiB): fit again at a half and three quarters of the prediction, until the
-    # prediction stays where those probes expected it.
+    # The small batches' slope need not hold near the answer (docs/methodology.md, "The batch that fits"): fit again
+    # at a half and three quarters of the prediction, until the prediction stays where those probes expected it.
     for _ in range(REFINE_ROUNDS):
         half, three_quarters = predicted // 2, predicted * 3 // 4
         if half <= batches[-1]:

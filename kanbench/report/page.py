@@ -337,7 +337,7 @@ def _device_text(info: RunInfo) -> str:
     env = info.environment
     parts = []
     for d in info.devices:
-        if d.startswith("cuda"):  # environment["gpu"] since 2026-12-02, cuda.devices before
+        if d.startswith("cuda"):  # environment["gpu"] in newer runs, cuda.devices in older ones
             names = [n for n in [_env_get(env, "gpu", "name", default="")] if n]
             names = names or _env_get(env, "cuda", "devices", default=[])
             driver = _env_get(env, "gpu", "driver_version", default="")

@@ -1,11 +1,9 @@
 """Judging two runs on a noisy machine: each implementation against the others measured in the same runs.
 
-Between two back-to-back runs of one commit on a shared 2-core VM, single cells moved by 20% and more (the spread
-of log(p10 ratio) over a pair's cells was 0.13 to 0.25) and whole runs by up to 10%, while an implementation's
-cells, once the run's own shift is taken out, moved together by far less (docs/methodology.md, "Comparing two
-runs"). A per-cell test over the raw values cannot see that: it treats the values of one run as independent
-draws, when most of the difference between two runs is shared by a whole run or a whole cell. So, with at least
-MIN_IMPLS implementations and MIN_CELLS cells of seconds:
+Between two runs of one commit on a shared machine, single cells and whole runs move far more than an
+implementation's cells once the run's own shift is taken out (docs/methodology.md, "Comparing two runs"). A
+per-cell test over the raw values treats the values of one run as independent draws, when most of the difference
+is shared by a whole run or a whole cell. So, with at least MIN_IMPLS implementations and MIN_CELLS cells of seconds:
 
 - the run's shift: the median, over implementations, of each one's mean log ratio (candidate over base);
 - the spread: 1.4826 x the median absolute deviation of every cell's log ratio less the shift (this comparison's
@@ -21,8 +19,8 @@ the same moments in each run, candidate over base (kanbench.analysis.judge.betwe
 runs), centred on its group's median ratio. A burst of interference that slowed one cell in one run slowed its
 group's other cells in the same moments and cancels, and so does a machine slower as a whole; such a row is not
 moved by the run shift again, and it must clear the threshold itself by Z_CELL_PAIRED spreads (an
-implementation: its mean by Z_IMPL_PAIRED standard errors), not merely exceed it: paired spreads are small (0.02-0.04
-in log here), while an implementation's cost against its group moved by up to 11% between two runs of one commit.
+implementation: its mean by Z_IMPL_PAIRED standard errors), not merely exceed it: paired spreads are small, while an
+implementation's cost against its group moves by several percent between two runs of one commit (same section).
 Cells without pairing keep their raw p10 ratio, judged against the runs' shift as before; every row says which rule
 gave it.
 
