@@ -345,7 +345,7 @@ class Progress:
             self.stream.flush()
 
 
-def summary(found: Fit, budget: int) -> str:
+def summary(found: Fit) -> str:
     """One implementation's answer in a line."""
     if found.error and not found.predicted:
         return f"{found.impl}: {found.error}"
@@ -434,7 +434,7 @@ def command(args: argparse.Namespace) -> int:
             found = Fit("", error=f"{type(exc).__name__}: {exc}")
         found.impl = name
         fits.append(found)
-        progress.line(summary(found, budget))  # a long run keeps each answer as it comes
+        progress.line(summary(found))  # a long run keeps each answer as it comes
     progress.done()
     print(render(fits, budget, args.bisect))
     for f in fits:
