@@ -72,15 +72,18 @@ class GateSettings:
         return estimator_quantile(self.estimator)
 
 
+def beyond(ratio: float, threshold: float) -> str:
+    """regression above 1 + threshold, improvement below its inverse, else no change."""
+    return "regression" if ratio > 1 + threshold else "improvement" if ratio < 1 / (1 + threshold) else "no change"
+
+
 def cell_verdict(ratio: float, ci_low: float, ci_high: float, p_value: float, threshold: float, alpha: float) -> str:
     """regression / improvement beyond the threshold and significant; no change within it; else not significant."""
-    slower, faster = ratio > 1 + threshold, ratio < 1 / (1 + threshold)
-    if not (slower or faster):
-        return "no change"
-    interval_excludes_one = ci_low > 1 if slower else ci_high < 1
-    if p_value < alpha and interval_excludes_one:
-        return "regression" if slower else "improvement"
-    return "not significant"
+    result = beyond(ratio, threshold)
+    if result == "no change":
+        return result
+    interval_excludes_one = ci_low > 1 if result == "regression" else ci_high < 1
+    return result if p_value < alpha and interval_excludes_one else "not significant"
 
 
 LATENCY_COLUMNS = (
@@ -157,12 +160,7 @@ def count_row(base: list[float], cand: list[float], threshold: float) -> dict:
 
     base_median, cand_median = float(np.median(base)), float(np.median(cand))
     ratio = cand_median / base_median
-    if ratio > 1 + threshold:
-        result = "regression"
-    elif ratio < 1 / (1 + threshold):
-        result = "improvement"
-    else:
-        result = "no change"
+    result = beyond(ratio, threshold)
     return {
         "unit": "instructions", "estimator": "median", "base_n": len(base), "cand_n": len(cand),
         "base_processes": 1, "cand_processes": 1, "base_median": base_median, "cand_median": cand_median,
@@ -177,13 +175,7 @@ def _deterministic_verdict(
     if base is None or cand is None:
         return None, "not measured"
     ratio = cand / base if base else (1.0 if cand == 0 else math.inf)
-    if abs(cand - base) <= slack:
-        return ratio, "no change"
-    if ratio > 1 + threshold:
-        return ratio, "regression"
-    if ratio < 1 / (1 + threshold):
-        return ratio, "improvement"
-    return ratio, "no change"
+    return ratio, "no change" if abs(cand - base) <= slack else beyond(ratio, threshold)
 
 
 def compare_deterministic(base, cand, settings: GateSettings | None = None):

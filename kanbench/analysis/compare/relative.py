@@ -43,7 +43,7 @@ MIN_CELLS = 8  # a spread from fewer cells says little
 Z_IMPL = 3.0  # an implementation's mean shift, in standard errors (unpaired cells; paired: Z_IMPL_PAIRED)
 Z_CELL = 6.0  # a single cell's shift, in spreads of this comparison's cells (unpaired cells)
 # paired cells (compared with the threshold itself, not with 0): an implementation's mean beyond 1 + threshold by
-# this many standard errors, a cell by this many spreads (docs/methodology.md: chosen on one sequence of runs)
+# this many standard errors, a cell by this many spreads (docs/methodology.md, "Comparing two runs")
 Z_IMPL_PAIRED, Z_CELL_PAIRED = 2.0, 4.0
 MIN_SPREAD = 0.005  # identical synthetic runs have no spread: never divide by zero
 
@@ -72,10 +72,13 @@ def run_shift(latency) -> RunShift | None:
     if len(logs) < MIN_IMPLS or len(rows) < MIN_CELLS:
         return None
     shift = statistics.median([sum(v) / len(v) for v in logs.values()])
-    residuals = [x - shift for v in logs.values() for x in v]
+    return RunShift(math.exp(shift), _spread([x - shift for v in logs.values() for x in v]), len(logs), len(rows))
+
+
+def _spread(residuals: list[float]) -> float:
+    """1.4826 x the median absolute deviation of the residuals (a robust standard deviation), at least MIN_SPREAD."""
     centre = statistics.median(residuals)
-    spread = max(1.4826 * statistics.median([abs(x - centre) for x in residuals]), MIN_SPREAD)
-    return RunShift(math.exp(shift), spread, len(logs), len(rows))
+    return max(1.4826 * statistics.median([abs(x - centre) for x in residuals]), MIN_SPREAD)
 
 
 def shift_note(found: RunShift | None, threshold: float) -> str | None:
@@ -180,9 +183,7 @@ def judge_latency(latency, threshold: float):
     log_shift, limit = math.log(found.shift), math.log(1 + threshold)
     out = latency.copy()
     timed = [r for r in out.to_dict("records") if r.get("unit", "s") == "s"]
-    residuals = [_residual(r, log_shift)[0] for r in timed]
-    centre = statistics.median(residuals)
-    spread = max(1.4826 * statistics.median([abs(x - centre) for x in residuals]), MIN_SPREAD)
+    spread = _spread([_residual(r, log_shift)[0] for r in timed])
     found = RunShift(found.shift, spread, found.impls, found.cells)
     relative: list[float] = []
     z: list[float] = []
