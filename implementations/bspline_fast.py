@@ -5,12 +5,12 @@ ceil((k + 1) / 2) truncated powers of |w - (k + 1) / 2|: the (G + k)-basis row o
 elementwise passes and no recursion, and its derivative is as short (a custom autograd Function, so autograd keeps
 x, not the passes). For k = 1, whose bases have kinks at the knots, each input's span is found and its k + 1
 non-zero bases evaluated as polynomials of the local coordinate, which settles the one-sided slopes exactly as
-bspline's half-open intervals do. Measured on CPU, the dense closed form beat that local evaluation (with its
-scatter) at every G from 5 to 50 (docs/methodology.md, "Fast B-splines").
+bspline's half-open intervals do. Elsewhere the dense closed form is faster than that local evaluation with its
+scatter (docs/methodology.md, "Fast B-splines").
 
 Memory layout: `spline_weight` has bspline's shape (out, in, G + k) over (out, G + k, in) storage, so that the
-scaler product C * s (a broadcast along G + k otherwise, 3-5x slower) and the basis are contiguous along `in`;
-values, names and state_dict are bspline's.
+scaler product C * s (a slower broadcast along G + k otherwise) and the basis are contiguous along `in`; values,
+names and state_dict are bspline's.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from .iso import IsoFamily
 WAVELETS = ("mexican_hat", "morlet", "dog")
 MEXICAN_HAT = 2 / (math.sqrt(3) * math.pi**0.25)
 MORLET_OMEGA = 5.0
-CHUNK_ELEMENTS = 1 << 17  # 512 KiB of float32 per block of u: about one core's L2 here (measured: docs/methodology.md)
+CHUNK_ELEMENTS = 1 << 17  # 512 KiB of float32 per block of u: about one core's L2 (docs/methodology.md, "The zoo")
 CHUNK_ELEMENTS_GPU = 1 << 26
 ORIGINAL = {"iso_to": None, "batch_norm": True}  # Wav-KAN's code as published (wavKAN.py trains [784, 32, 10])
 

@@ -13,7 +13,7 @@ import kanbench
 
 from .errors import Terminated, UsageError
 from .results import ResultsError
-from .text import escape
+from .text import escape, table
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
 EXIT_TERMINATED = 128 + signal.SIGTERM  # what a shell reports for a process SIGTERM ended (the local executor's)
@@ -28,10 +28,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         ok, why = adapter.available()
         params = adapter.param_count([784, 64, 10], 5, 3)
         rows.append((name, adapter.family, "yes" if ok else "no", f"{params:,}", adapter.description if ok else why))
-    header = ("name", "family", "available", "params[784,64,10]", "description")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
-    for row in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+    print(table.render(["name", "family", "available", "params[784,64,10]", "description"], rows))
     print("\ndefaults: grid_size G=5, spline_order k=3 -> G + k = 8 basis functions per edge for every KAN")
     return EXIT_OK
 

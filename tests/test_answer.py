@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from kanbench.analysis import judge
 from kanbench.report import answer
 from kanbench.results.noise import Noise
 
@@ -94,7 +95,7 @@ def test_a_gap_within_the_runs_process_spread_is_not_resolved():
     rows = pd.DataFrame([row("bspline-fast", 1.0, processes=[0.9, 1.17]), row("fastkan", 1.2, processes=[1.1, 1.43]),
                          row("rswaf", 1.9, processes=[1.7, 2.21]), row("mlp", 3.3, processes=[3.0, 3.9])])  # fmt: skip
     found = answer.build(rows)
-    assert found.margin == pytest.approx(0.3) and answer.threshold(found.margin) == pytest.approx(1.69)
+    assert found.margin == pytest.approx(0.3) and judge.threshold(found.margin) == pytest.approx(1.69)
     # 1.2x within 30%; 1.58x beyond one spread but within two; 1.74x beyond both
     assert [r.resolved for r in found.ranks["forward"]] == [False, False, True, None]
     assert found.verdict == ["forward: indistinguishable (ratio 0.83) [unpaired]"]

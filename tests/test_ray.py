@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,15 @@ def test_without_ray_the_run_exits_2_saying_how_to_install_it(suite, tmp_path, m
     assert "pip install 'kanbench[ray]'" in capsys.readouterr().err
 
 
+def wait_for_nodes(ray, count: int, timeout_s: float = 60.0) -> None:
+    """Block until the cluster shows count live nodes (simulated nodes join a moment after they start)."""
+    deadline = time.monotonic() + timeout_s
+    while sum(bool(n.get("Alive")) for n in ray.nodes()) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Ray shows fewer than {count} live nodes after {timeout_s:g} s")
+        time.sleep(0.2)
+
+
 @needs_ray
 def test_a_local_ray_measures_the_same_records_as_the_local_executor(suite, tmp_path, capsys):
     local, on_ray = tmp_path / "local", tmp_path / "ray"
@@ -98,7 +108,7 @@ def test_groups_follow_the_clusters_resources_and_a_gpu_that_is_not_there_is_a_s
     gpu_node = cluster.add_node(num_cpus=1, num_gpus=1)  # declares a GPU this machine does not have
     try:
         ray.init(address=cluster.address, include_dashboard=False, logging_level="WARNING")
-        ray_executor.wait_for_nodes(ray, 2)
+        wait_for_nodes(ray, 2)
         out = tmp_path / "run"
         assert cli.main(["run", str(suite), "--out", str(out), "--smoke", "--quiet", "--executor", "ray",
                          "--address", cluster.address]) == 0  # fmt: skip

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MIN_EFFECT = 0.10  # the smallest gap the judge calls: 10%, with CONFIDENCE (docs/methodology.md: how it was chosen)
+MIN_EFFECT = 0.10  # the smallest gap the judge calls, with CONFIDENCE (docs/methodology.md, "The one judge")
 CONFIDENCE = 0.95  # of the paired bootstrap interval
 RESAMPLES = 2000
-MIN_PAIRS = 8  # fewer common (process, round) keys: judged unpaired (3 pairs resolved 15-20% of equal timings)
+MIN_PAIRS = 8  # fewer common (process, round) keys: judged unpaired (docs/methodology.md, "The one judge")
 PAIRED, UNPAIRED = "paired", "unpaired"
 
 

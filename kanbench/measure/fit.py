@@ -182,9 +182,8 @@ def predict(measure: Measure, budget: int, say: Callable[[str], None], batches: 
         points.append((b, peak))
     found.small = found.line = fit_line(points)
     predicted = found.line.largest(budget)
-    # The small batches' slope need not hold near the answer (measured: AdamW's step is the peak until activations
-    # overtake it, 2-4x off at 64 MiB): fit again at a half and three quarters of the prediction, until the
-    # prediction stays where those probes expected it.
+    # The small batches' slope need not hold near the answer (docs/methodology.md, "The batch that fits"): fit again
+    # at a half and three quarters of the prediction, until the prediction stays where those probes expected it.
     for _ in range(REFINE_ROUNDS):
         half, three_quarters = predicted // 2, predicted * 3 // 4
         if half <= batches[-1]:
@@ -346,7 +345,7 @@ class Progress:
             self.stream.flush()
 
 
-def summary(found: Fit, budget: int) -> str:
+def summary(found: Fit) -> str:
     """One implementation's answer in a line."""
     if found.error and not found.predicted:
         return f"{found.impl}: {found.error}"
@@ -435,7 +434,7 @@ def command(args: argparse.Namespace) -> int:
             found = Fit("", error=f"{type(exc).__name__}: {exc}")
         found.impl = name
         fits.append(found)
-        progress.line(summary(found, budget))  # a long run keeps each answer as it comes
+        progress.line(summary(found))  # a long run keeps each answer as it comes
     progress.done()
     print(render(fits, budget, args.bisect))
     for f in fits:

@@ -111,8 +111,8 @@ def measure(
             probe = timing.loop_timer(lambda: torch.mm(small, small), sync)
             probe(1)
             n = gemm_size(probe(1) / (2 * 256**3), default_n)
-        # the best of three sizes: a slow dtype's kernels can run smaller products faster (float16 on a CPU
-        # without it: 3.8 GFLOP/s at 128^2 against 0.9 at 1024^2 here), and a ceiling must bound them all
+        # the best of three sizes: a slow dtype's kernels can run smaller products faster (float16 on a CPU:
+        # docs/methodology.md, "FLOPs and the roofline"), and a ceiling must bound them all
         sizes = sorted({n, max(256, n // 2), max(256, n // 4)})
         best = max(gemm_rate(size, dev, kind, sync) for size in sizes)
         src = torch.ones(nbytes // 4, device=dev)

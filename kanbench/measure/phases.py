@@ -59,11 +59,6 @@ def forward_call(w: Workload) -> Callable[[], torch.Tensor]:
     return amp_forward
 
 
-def inference_call(w: Workload) -> Callable[[], torch.Tensor]:
-    """One forward; phase_run times it inside one torch.inference_mode() region around the whole loop."""
-    return forward_call(w)
-
-
 def train_step_call(w: Workload) -> Callable[[], object]:
     """zero_grad(set_to_none=True), forward, MSE loss, backward, optimizer step."""
     # None (a model without trainable parameters) fails on the first call: train_step is then an error
@@ -177,7 +172,8 @@ def cache_flusher(device: torch.device, nbytes: int | None = None) -> Callable[[
     return flush
 
 
-CALLS = {"forward": forward_call, "forward_inference": inference_call, "train_step": train_step_call}
+# forward_inference is one forward too, run inside torch.inference_mode() (_run, captured, measure_once)
+CALLS = {"forward": forward_call, "forward_inference": forward_call, "train_step": train_step_call}
 
 
 def phase_run(phase: str, w: Workload, slowdown: float = 1.0, graphs: bool = False) -> Callable[[int], float]:

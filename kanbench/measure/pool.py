@@ -91,11 +91,11 @@ def _death(exitcode: int | None) -> str:
 
 
 VALGRIND_HINT = "install valgrind (Debian/Ubuntu: apt-get install valgrind) or use another [timing].clock"
-# Instrumentation starts off (torch imports in ~20 s instead of ~80 s); kanbench.measure.timing.callgrind_clock switches
+# Instrumentation starts off (torch imports several times faster); kanbench.measure.timing.callgrind_clock switches
 # it on before the first count.
 CALLGRIND_OPTIONS = ("--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no", "--dump-line=no")
-# valgrind runs AVX2/FMA code 30-60x slower than SSE code (a 64x100x800 matmul: 343 ms vs 5.5 ms), so workers under
-# callgrind use torch's and MKL's SSE kernels: counts are of that code path (docs/methodology.md says what it misses).
+# valgrind runs AVX2/FMA code far slower than SSE code, so workers under callgrind use torch's and MKL's SSE kernels:
+# counts are of that code path (docs/methodology.md, "Instruction counts", says what it misses).
 CALLGRIND_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}
 
 

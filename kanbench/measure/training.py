@@ -24,7 +24,7 @@ import implementations
 from ..results.record import AccuracyMetrics
 from . import datasets
 from .reply import Reply
-from .worker import spec_of
+from .worker import model_counts, spec_of
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 PROJECTION_STEPS = 10  # training steps timed before projecting the whole run against max_run_s
@@ -141,12 +141,7 @@ def train(request: dict, log=None) -> dict:
     seed = cell["seed"]
     model = build_model(spec_of(cell), cell["widths"], cell["grid_size"], cell["spline_order"], cell["options"], seed)
     model = model.to(device=device, dtype=dtype).train()
-    result: dict = {
-        "status": "ok", "reason": None,
-        "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "params_total": sum(p.numel() for p in model.parameters()),
-        "num_basis": getattr(model.layers[0], "num_basis", 0) if hasattr(model, "layers") else 0,
-    }  # fmt: skip
+    result: dict = {"status": "ok", "reason": None, **model_counts(model)}
     optimizer = make_optimizer(model.parameters(), recipe)
     scheduler = (
         torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=recipe["gamma"])

@@ -38,6 +38,13 @@ def spec_of(cell: dict) -> str:
     return cell.get("source") or cell["impl"]
 
 
+def model_counts(model: torch.nn.Module) -> dict:
+    """A built model's trainable and total parameters and its first layer's bases per edge (0: none)."""
+    return {"params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "params_total": sum(p.numel() for p in model.parameters()),
+            "num_basis": getattr(model.layers[0], "num_basis", 0) if hasattr(model, "layers") else 0}  # fmt: skip
+
+
 def build_workload(cell: dict, config_hash: str, clock: str = "wall") -> tuple[phases.Workload, dict]:
     """The model, inputs, target, output gradient and optimizer of a cell, plus its parameter counts."""
     adapter = implementations.get(spec_of(cell))
@@ -58,12 +65,7 @@ def build_workload(cell: dict, config_hash: str, clock: str = "wall") -> tuple[p
     modes = cell.get("modes", {})
     graphs = bool(modes.get("cuda_graphs")) and device.type == "cuda"  # a captured step needs its state on device
     optimizer = torch.optim.AdamW(trainable, lr=1e-3, capturable=graphs) if trainable else None  # None: an error
-    counts = {
-        "family": adapter.family,
-        "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "params_total": sum(p.numel() for p in model.parameters()),
-        "num_basis": getattr(model.layers[0], "num_basis", 0) if hasattr(model, "layers") else 0,
-    }
+    counts = {"family": adapter.family, **model_counts(model)}
     sync, tick = timing.synchronizer(device), timing.make_clock(clock)
     split = timing.split_for(device) if clock == "wall" else None  # CUDA: device time from events
     workload = phases.Workload(model, x, target, grad_out, optimizer, sync, tick, split)
@@ -220,7 +222,7 @@ def measure_group(
     then values taken in interleaved rounds (timing.measure_rounds, order from seed), and in the first process
     peak memory and FLOPs. cells: {"cell", "config_hash", "max_call_s"} each. One result per cell, as measure_cell.
 
-    The instruction clock keeps the old order: each phase's counts taken whole, phase after phase.
+    The instruction clock takes no rounds: each phase's counts are taken whole, phase after phase.
     """
     clock = t.get("clock", "wall")
     results: list[dict] = []

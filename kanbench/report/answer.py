@@ -104,9 +104,6 @@ def choose(rows: pd.DataFrame) -> dict | None:
     return {k: v.item() if hasattr(v, "item") else v for k, v in found.items()}  # numpy scalars as Python's
 
 
-threshold = judge.threshold
-
-
 def process_spread(rows: pd.DataFrame) -> float:
     """SPREAD_QUANTILE of (slowest / fastest process median - 1) over timings measured in several processes."""
     medians = [m for m in rows.get("time_process_medians", pd.Series(dtype=object)) if isinstance(m, list)]
@@ -270,7 +267,8 @@ def trust(found: Answer, environments: Environments) -> str:
         text += (
             f" Unpaired gaps: in 9 of 10 timings the worker processes disagreed by {found.margin:.0%} or less (the "
             "90th percentile of slowest over fastest process median): such a gap counts as resolved only if it "
-            f"survives both sides moving against each other by that much, a ratio beyond {threshold(found.margin):.2f}."
+            "survives both sides moving against each other by that much, a ratio beyond "
+            f"{judge.threshold(found.margin):.2f}."
         )
     notes = together(found, environments)
     if notes:
@@ -319,7 +317,7 @@ def to_json(found: Answer, environments: Environments) -> dict:
         "config": found.config, "rule": RULE, "phases": phases, "verdict": found.verdict,
         "gaps": len(gaps), "resolved": sum(g.a_faster for g in gaps), "resolvable": found.resolvable,
         "min_effect": judge.MIN_EFFECT, "confidence": judge.CONFIDENCE, "unpaired_margin": found.margin,
-        "unpaired_threshold": threshold(found.margin) if any(g.rule == judge.UNPAIRED for g in gaps) else None,
+        "unpaired_threshold": judge.threshold(found.margin) if any(g.rule == judge.UNPAIRED for g in gaps) else None,
         "runs": list(found.runs), "not_together": together(found, environments),
         "trust": trust(found, environments),
     }  # fmt: skip

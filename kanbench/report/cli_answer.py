@@ -8,26 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-from typing import Any
 
 from ..errors import UsageError
 from ..results import noise
 from ..text import escape
 from . import answer, data
-
-
-def plain(value: Any) -> Any:
-    """value as strict JSON: numpy scalars as Python's, non-finite numbers as null."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +34,7 @@ def command(args: argparse.Namespace) -> int:
         raise UsageError(f"{escape.terminal(', '.join(args.runs))}: no ok timed record to rank: {why}")
     environments = [r.environment for r in runs]
     if args.format == "json":
-        print(json.dumps(plain(answer.to_json(found, environments)), indent=2, allow_nan=False))
+        print(json.dumps(escape.json_ready(answer.to_json(found, environments)), indent=2, allow_nan=False))
     else:
         print(answer.to_text(found, environments))
     return 0

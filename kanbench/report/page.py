@@ -127,17 +127,6 @@ def script_json(text: str) -> str:
     return escape.json_text(text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"))
 
 
-def json_ready(value):
-    """A copy with non-finite floats as null, since JSON.parse rejects NaN and Infinity."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    return value
-
-
 def _sha256(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
@@ -337,7 +326,7 @@ def _device_text(info: RunInfo) -> str:
     env = info.environment
     parts = []
     for d in info.devices:
-        if d.startswith("cuda"):  # environment["gpu"] since 2026-12-02, cuda.devices before
+        if d.startswith("cuda"):  # environment["gpu"] in newer runs, cuda.devices in older ones
             names = [n for n in [_env_get(env, "gpu", "name", default="")] if n]
             names = names or _env_get(env, "cuda", "devices", default=[])
             driver = _env_get(env, "gpu", "driver_version", default="")
@@ -746,7 +735,7 @@ def embedded_data(page: Page) -> str:
             {"name": r.name, "path": r.path, "environment": r.environment, **pack_records(r.records)} for r in page.runs
         ],
     }
-    return script_json(json.dumps(json_ready(data), separators=(",", ":"), ensure_ascii=False))
+    return script_json(json.dumps(escape.json_ready(data), separators=(",", ":"), ensure_ascii=False))
 
 
 def read_embedded(html_text: str) -> dict:

@@ -5,9 +5,8 @@ group than during another. So each worker process of a speed run times the same 
 on 256 x 256 float32, on the group's device, with the run's threads) right before it measures a group, and the
 run keeps every such measurement in reference.jsonl: how far its medians drift between groups, and how much its
 values scatter within one measurement, is the machine's noise during this run, measured rather than inferred from
-load averages. The report's answer reads it. (Dividing cells by it does not make two runs more comparable here:
-a cell's ratio between two runs correlated with its group's reference ratio by 0.26 only; kanbench compare judges
-implementations against each other instead, see compare/relative.py.)
+load averages. The report's answer reads it. It is no yardstick between two runs (docs/methodology.md, "The
+report's answer"): kanbench compare judges implementations against each other instead (compare/relative.py).
 
 No torch: the report reads reference files; kanbench.measure.workload times the workload in a worker.
 """
@@ -25,9 +24,9 @@ FILE = "reference.jsonl"
 REFERENCE = "tanh(x @ w), x and w 256 x 256 float32"
 SIZE = 256
 # The report's answer says a run cannot rank closely spaced implementations when the reference's own values, timed
-# back to back within a second, scattered by more than this (IQR over median): then so did every cell's. Between
-# groups the reference drifted by 9% to 47% on the shared 2-core VM (docs/methodology.md): that moves numbers
-# across configurations, not the order of implementations measured side by side in one group.
+# back to back within a second, scattered by more than this (IQR over median): then so did every cell's. Its drift
+# between groups moves numbers across configurations, not the order of implementations measured side by side in
+# one group (docs/methodology.md, "The report's answer").
 MAX_WITHIN = 0.10
 
 

@@ -46,9 +46,8 @@ class Progress:
     def pace(self) -> float:
         """Real seconds per estimated second: the finished groups' pace (a part of a group says nothing: a speed
         group's cells finish together, in its last process), leaving out the first group once another has
-        finished (it carries each worker's one-time costs: 1.35x its estimate on quick.toml here, against
-        0.83-1.05x for later groups), shrunk towards 1 by PRIOR_SHARE of the whole estimate, so one slow early
-        group cannot swing the ETA (on default.toml here the second group alone said +32%)."""
+        finished (it carries each worker's one-time costs), shrunk towards 1 by PRIOR_SHARE of the whole estimate,
+        so one slow early group cannot swing the ETA (docs/methodology.md, "Progress")."""
         marks = [(0.0, 0.0), *self.settles]
         first, last = (marks[1], marks[-1]) if len(marks) > 2 else (marks[0], marks[-1])
         real, done = last[0] - first[0], last[1] - first[1]

@@ -20,7 +20,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -369,12 +368,3 @@ class RayExecutor:
         if self.started and self.ray.is_initialized():
             self.ray.shutdown()
         self._untrap_sigterm()
-
-
-def wait_for_nodes(ray: Any, count: int, timeout_s: float = 60.0) -> None:
-    """Block until the cluster shows count live nodes (tests start simulated nodes that join a moment later)."""
-    deadline = time.monotonic() + timeout_s
-    while sum(bool(n.get("Alive")) for n in ray.nodes()) < count:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Ray shows fewer than {count} live nodes after {timeout_s:g} s")
-        time.sleep(0.2)

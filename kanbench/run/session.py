@@ -73,7 +73,7 @@ class Options:
     address: str | None = None  # --executor ray: the cluster to join (None: start a local Ray)
 
 
-def availability(cells: list[Any], gpus: str | None = None) -> Callable[[Any], str | None]:
+def availability(gpus: str | None = None) -> Callable[[Any], str | None]:
     """A function giving why a cell cannot run on this machine, or None; asks torch and each adapter once.
 
     gpus: an executor's own answer for cuda cells ("" where it has GPUs, else why not) instead of this machine's.
@@ -221,7 +221,7 @@ def run(kind: Kind, suite: Suite, options: Options) -> int:
     check_size(len(cells), options)
     executor = make_executor(kind, options)  # before any file is written: a refused executor leaves nothing
     try:
-        why = availability(cells, executor.gpus())
+        why = availability(executor.gpus())
         groups = groups_of([c for c in cells if why(c) is None])
         executor.check_fits(groups)  # a group no Ray node can hold: refused now, by a dry run too
         if options.dry_run:
@@ -271,7 +271,7 @@ def _measure(kind: Kind, suite: Suite, options: Options, cells: list[Any], run_d
     results.write_environment(run_dir, environment)  # now, so a killed run can still be loaded and reported
 
     todo = [c for c in cells if any(k not in done for k in kind.keys(c))]
-    why = availability(todo, executor.gpus())
+    why = availability(executor.gpus())
     reasons = {id(c): why(c) for c in todo}
     runnable = [c for c in todo if reasons[id(c)] is None]
     # skips take no time: only what will be measured counts towards the ETA, or it would race to 0 s

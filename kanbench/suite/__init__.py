@@ -288,10 +288,7 @@ class Checker:
         value = data.get(key, {})
         if not isinstance(value, dict):
             self.fail(f"[{key}]", f"must be a table, got {type(value).__name__}")
-        unknown = sorted(set(value) - set(allowed))
-        if unknown:
-            self.fail(f"[{key}].{unknown[0]}", f"unknown key; allowed: {', '.join(allowed)}")
-        return value
+        return self.entries(value, f"[{key}]", allowed)
 
     def number(self, value, key: str, kind: type, minimum: float, strict: bool = False, maximum: float | None = None):
         ok_type = isinstance(value, kind) or (kind is float and isinstance(value, int))
@@ -466,9 +463,7 @@ def parse(text: str, path: str = "<suite>") -> Suite:
                    f"got {name!r}")  # fmt: skip
     if len(name) > MAX_NAME:
         check.fail("[suite].name", f"must be at most {MAX_NAME} characters (it names run directories), got {len(name)}")
-    kind = head.get("kind", "speed")
-    if kind not in KINDS:
-        check.fail("[suite].kind", f"{kind!r} is not allowed; allowed: {', '.join(KINDS)}")
+    kind = check.choice(head.get("kind", "speed"), "[suite].kind", KINDS)
     written = check.string_list(head.get("implementations"), "[suite].implementations")
     impls, sources, named = [], {}, {}  # named: as written -> the adapter's own name
     for i, spec in enumerate(written):

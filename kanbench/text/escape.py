@@ -1,4 +1,4 @@
-"""Strings from a run, made safe for where they are shown. No torch here.
+"""Strings and values from a run, made safe for where they are shown (terminal, Markdown, HTML, JSON). No torch here.
 
 Records carry text that kanbench did not write: error reasons from an implementation's code, suite and
 implementation names. On a terminal an ESC, BEL or CR in them would move the cursor or rewrite the line; in a
@@ -8,6 +8,7 @@ pull-request comment, Markdown or raw HTML would forge the verdict. Every such s
 from __future__ import annotations
 
 import html as _html
+import math
 import re
 
 # Unicode's bidirectional formatting characters (embeddings, overrides, isolates, marks) and line separators: an
@@ -57,3 +58,15 @@ def json_text(text: str) -> str:
     """JSON text with bidi formatting characters and line separators written as \\uXXXX escapes (they can only
     stand inside its strings, which decode the same), so no file kanbench writes holds one raw."""
     return _BIDI_ONLY.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
+def json_ready(value: object) -> object:
+    """value as strict JSON (JSON.parse rejects NaN and Infinity): numpy scalars as Python's, non-finite numbers as
+    null, keys as strings."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    return None if isinstance(value, float) and not math.isfinite(value) else value

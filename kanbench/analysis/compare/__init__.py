@@ -25,56 +25,15 @@ cli (`kanbench compare`). Every threshold and test option lives in one GateSetti
 
 from __future__ import annotations
 
-from .cells import (
-    IDENTITY,
-    KEY,
-    LABEL_FIELDS,
-    PooledCell,
-    cell_label,
-    distinguishing_fields,
-    load_side,
-    ok_cells,
-    shared_label,
-)
+from .cells import KEY, cell_label, distinguishing_fields, load_side, shared_label
 from .cli import add_gate_arguments, command, configure_parser, settings_from_args
-from .gates import (
-    DEFAULT_ESTIMATOR,
-    DEFAULT_RESAMPLES,
-    ENV_FIELDS,
-    EXIT_OK,
-    EXIT_REGRESSION,
-    MEM_GATED_PHASES,
-    MEM_SLACK_BYTES,
-    VERDICTS,
-    Comparison,
-    GateSettings,
-    cell_verdict,
-    compare_deterministic,
-    compare_frames,
-    compare_metrics,
-    compare_runs,
-    environment_notes,
-    status_changes,
-)
-from .render import (
-    MAX_MD_ROWS,
-    fmt_change,
-    fmt_quantity,
-    gate_rule,
-    render,
-    summary_line,
-    to_json,
-    to_markdown,
-    to_table,
-)
-from .stats import bootstrap_ratios, estimate, estimator_quantile, mann_whitney_p, process_groups
+from .gates import Comparison, GateSettings, compare_deterministic, compare_frames, compare_metrics, compare_runs
+from .render import fmt_change, gate_rule, render, to_json
+from .stats import estimator_quantile, process_groups
 
 __all__ = [
-    "DEFAULT_ESTIMATOR", "DEFAULT_RESAMPLES", "ENV_FIELDS", "EXIT_OK", "EXIT_REGRESSION", "IDENTITY", "KEY",
-    "LABEL_FIELDS", "MAX_MD_ROWS", "MEM_GATED_PHASES", "MEM_SLACK_BYTES", "VERDICTS", "PooledCell", "Comparison",
-    "GateSettings", "add_gate_arguments", "bootstrap_ratios", "cell_label", "command", "compare_deterministic",
-    "compare_frames", "compare_runs", "configure_parser", "distinguishing_fields", "environment_notes", "estimate",
-    "estimator_quantile", "fmt_change", "fmt_quantity", "gate_rule", "load_side", "mann_whitney_p", "ok_cells",
-    "process_groups", "render", "settings_from_args", "shared_label", "status_changes", "summary_line", "to_json",
-    "to_markdown", "to_table", "cell_verdict", "compare_metrics",
+    "KEY", "Comparison", "GateSettings", "add_gate_arguments", "cell_label", "command", "compare_deterministic",
+    "compare_frames", "compare_metrics", "compare_runs", "configure_parser", "distinguishing_fields",
+    "estimator_quantile", "fmt_change", "gate_rule", "load_side", "process_groups", "render", "settings_from_args",
+    "shared_label", "to_json",
 ]  # fmt: skip

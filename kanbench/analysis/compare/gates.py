@@ -20,9 +20,8 @@ VERDICTS = ("regression", "improvement", "no change", "not significant")
 DEFAULT_ESTIMATOR = "p10"
 DEFAULT_RESAMPLES = 2000
 MEM_SLACK_BYTES = 0
-# Phases whose peak allocator bytes the memory gate checks. Peaks of backward and train_step, measured on CPU from
-# the profiler's allocation events, differed between runs of the same code by up to 73% on the shared CI machine
-# (forward peaks never did), so they are reported but not gated unless asked for (--mem-phases).
+# Phases whose peak allocator bytes the memory gate checks: backward and train_step peaks vary between runs of the
+# same code on CPU (docs/methodology.md, "Comparing two runs"), so they are gated only when asked (--mem-phases).
 MEM_GATED_PHASES = ("forward", "forward_inference")
 # Environment fields whose difference makes a latency comparison doubtful; named in the notes.
 ENV_FIELDS = ("cpu_model", "cpu_count", "cpu_affinity", "torch", "python", "torch_threads", "os")
@@ -73,15 +72,18 @@ class GateSettings:
         return estimator_quantile(self.estimator)
 
 
+def beyond(ratio: float, threshold: float) -> str:
+    """regression above 1 + threshold, improvement below its inverse, else no change."""
+    return "regression" if ratio > 1 + threshold else "improvement" if ratio < 1 / (1 + threshold) else "no change"
+
+
 def cell_verdict(ratio: float, ci_low: float, ci_high: float, p_value: float, threshold: float, alpha: float) -> str:
     """regression / improvement beyond the threshold and significant; no change within it; else not significant."""
-    slower, faster = ratio > 1 + threshold, ratio < 1 / (1 + threshold)
-    if not (slower or faster):
-        return "no change"
-    interval_excludes_one = ci_low > 1 if slower else ci_high < 1
-    if p_value < alpha and interval_excludes_one:
-        return "regression" if slower else "improvement"
-    return "not significant"
+    result = beyond(ratio, threshold)
+    if result == "no change":
+        return result
+    interval_excludes_one = ci_low > 1 if result == "regression" else ci_high < 1
+    return result if p_value < alpha and interval_excludes_one else "not significant"
 
 
 LATENCY_COLUMNS = (
@@ -158,12 +160,7 @@ def count_row(base: list[float], cand: list[float], threshold: float) -> dict:
 
     base_median, cand_median = float(np.median(base)), float(np.median(cand))
     ratio = cand_median / base_median
-    if ratio > 1 + threshold:
-        result = "regression"
-    elif ratio < 1 / (1 + threshold):
-        result = "improvement"
-    else:
-        result = "no change"
+    result = beyond(ratio, threshold)
     return {
         "unit": "instructions", "estimator": "median", "base_n": len(base), "cand_n": len(cand),
         "base_processes": 1, "cand_processes": 1, "base_median": base_median, "cand_median": cand_median,
@@ -178,13 +175,7 @@ def _deterministic_verdict(
     if base is None or cand is None:
         return None, "not measured"
     ratio = cand / base if base else (1.0 if cand == 0 else math.inf)
-    if abs(cand - base) <= slack:
-        return ratio, "no change"
-    if ratio > 1 + threshold:
-        return ratio, "regression"
-    if ratio < 1 / (1 + threshold):
-        return ratio, "improvement"
-    return ratio, "no change"
+    return ratio, "no change" if abs(cand - base) <= slack else beyond(ratio, threshold)
 
 
 def compare_deterministic(base, cand, settings: GateSettings | None = None):

@@ -1,11 +1,9 @@
 """Judging two runs on a noisy machine: each implementation against the others measured in the same runs.
 
-Between two back-to-back runs of one commit on a shared 2-core VM, single cells moved by 20% and more (the spread
-of log(p10 ratio) over a pair's cells was 0.13 to 0.25) and whole runs by up to 10%, while an implementation's
-cells, once the run's own shift is taken out, moved together by far less (docs/methodology.md, "Comparing two
-runs"). A per-cell test over the raw values cannot see that: it treats the values of one run as independent
-draws, when most of the difference between two runs is shared by a whole run or a whole cell. So, with at least
-MIN_IMPLS implementations and MIN_CELLS cells of seconds:
+Between two runs of one commit on a shared machine, single cells and whole runs move far more than an
+implementation's cells once the run's own shift is taken out (docs/methodology.md, "Comparing two runs"). A
+per-cell test over the raw values treats the values of one run as independent draws, when most of the difference
+is shared by a whole run or a whole cell. So, with at least MIN_IMPLS implementations and MIN_CELLS cells of seconds:
 
 - the run's shift: the median, over implementations, of each one's mean log ratio (candidate over base);
 - the spread: 1.4826 x the median absolute deviation of every cell's log ratio less the shift (this comparison's
@@ -21,8 +19,8 @@ the same moments in each run, candidate over base (kanbench.analysis.judge.betwe
 runs), centred on its group's median ratio. A burst of interference that slowed one cell in one run slowed its
 group's other cells in the same moments and cancels, and so does a machine slower as a whole; such a row is not
 moved by the run shift again, and it must clear the threshold itself by Z_CELL_PAIRED spreads (an
-implementation: its mean by Z_IMPL_PAIRED standard errors), not merely exceed it: paired spreads are small (0.02-0.04
-in log here), while an implementation's cost against its group moved by up to 11% between two runs of one commit.
+implementation: its mean by Z_IMPL_PAIRED standard errors), not merely exceed it: paired spreads are small, while an
+implementation's cost against its group moves by several percent between two runs of one commit (same section).
 Cells without pairing keep their raw p10 ratio, judged against the runs' shift as before; every row says which rule
 gave it.
 
@@ -45,7 +43,7 @@ MIN_CELLS = 8  # a spread from fewer cells says little
 Z_IMPL = 3.0  # an implementation's mean shift, in standard errors (unpaired cells; paired: Z_IMPL_PAIRED)
 Z_CELL = 6.0  # a single cell's shift, in spreads of this comparison's cells (unpaired cells)
 # paired cells (compared with the threshold itself, not with 0): an implementation's mean beyond 1 + threshold by
-# this many standard errors, a cell by this many spreads (docs/methodology.md: chosen on one sequence of runs)
+# this many standard errors, a cell by this many spreads (docs/methodology.md, "Comparing two runs")
 Z_IMPL_PAIRED, Z_CELL_PAIRED = 2.0, 4.0
 MIN_SPREAD = 0.005  # identical synthetic runs have no spread: never divide by zero
 
@@ -74,10 +72,13 @@ def run_shift(latency) -> RunShift | None:
     if len(logs) < MIN_IMPLS or len(rows) < MIN_CELLS:
         return None
     shift = statistics.median([sum(v) / len(v) for v in logs.values()])
-    residuals = [x - shift for v in logs.values() for x in v]
+    return RunShift(math.exp(shift), _spread([x - shift for v in logs.values() for x in v]), len(logs), len(rows))
+
+
+def _spread(residuals: list[float]) -> float:
+    """1.4826 x the median absolute deviation of the residuals (a robust standard deviation), at least MIN_SPREAD."""
     centre = statistics.median(residuals)
-    spread = max(1.4826 * statistics.median([abs(x - centre) for x in residuals]), MIN_SPREAD)
-    return RunShift(math.exp(shift), spread, len(logs), len(rows))
+    return max(1.4826 * statistics.median([abs(x - centre) for x in residuals]), MIN_SPREAD)
 
 
 def shift_note(found: RunShift | None, threshold: float) -> str | None:
@@ -182,9 +183,7 @@ def judge_latency(latency, threshold: float):
     log_shift, limit = math.log(found.shift), math.log(1 + threshold)
     out = latency.copy()
     timed = [r for r in out.to_dict("records") if r.get("unit", "s") == "s"]
-    residuals = [_residual(r, log_shift)[0] for r in timed]
-    centre = statistics.median(residuals)
-    spread = max(1.4826 * statistics.median([abs(x - centre) for x in residuals]), MIN_SPREAD)
+    spread = _spread([_residual(r, log_shift)[0] for r in timed])
     found = RunShift(found.shift, spread, found.impls, found.cells)
     relative: list[float] = []
     z: list[float] = []
