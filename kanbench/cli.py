@@ -27,7 +27,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         adapter = implementations.get(name)
         ok, why = adapter.available()
         params = adapter.param_count([784, 64, 10], 5, 3)
-        rows.append((name, adapter.family, "yes" if ok else "no", f"{params:,}", adapter.description if ok else why))
+        rows.append([name, adapter.family, "yes" if ok else "no", f"{params:,}", adapter.description if ok else why])
     print(table.render(["name", "family", "available", "params[784,64,10]", "description"], rows))
     print("\ndefaults: grid_size G=5, spline_order k=3 -> G + k = 8 basis functions per edge for every KAN")
     return EXIT_OK

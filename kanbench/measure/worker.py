@@ -40,9 +40,10 @@ def spec_of(cell: dict) -> str:
 
 def model_counts(model: torch.nn.Module) -> dict:
     """A built model's trainable and total parameters and its first layer's bases per edge (0: none)."""
+    layers = getattr(model, "layers", None)
     return {"params": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "params_total": sum(p.numel() for p in model.parameters()),
-            "num_basis": getattr(model.layers[0], "num_basis", 0) if hasattr(model, "layers") else 0}  # fmt: skip
+            "num_basis": getattr(layers[0], "num_basis", 0) if layers is not None else 0}  # fmt: skip
 
 
 def build_workload(cell: dict, config_hash: str, clock: str = "wall") -> tuple[phases.Workload, dict]:

@@ -28,7 +28,7 @@ from ..measure import datasets
 from ..measure.reply import Reply
 from ..results import seeds
 from ..results.record import Identity, Record, make
-from ..suite import BOUNDS, Checker, Suite, stable_hash, tomllib
+from ..suite import BOUNDS, Checker, Planned, Suite, tomllib
 from . import progress
 from .kind import BaseKind, Presentation, Request
 
@@ -54,11 +54,11 @@ DATA_KEYS = ("widths", "normalize", "implementations", "n_train", "n_val", "n_te
 FUNCTION_SIZE_DEFAULT = 1000
 SMOKE_EPOCHS, SMOKE_SUBSET = 1, 256
 UNHASHED_RECIPE = ("max_run_s", "eval_batch_size")  # bounds and batching of evaluation, not the result
-EFFECTIVE_FLOP_S = 4e9  # 1 thread, busy 2-core VM (measured); only for estimates, the bar rescales by real pace
+EFFECTIVE_FLOP_S = 4e9  # for estimates only, the bar rescales by real pace (docs/methodology.md, "Progress")
 
 
 @dataclass(frozen=True)
-class TrainCell:
+class TrainCell(Planned):
     """One training run: an implementation on a dataset at one shape and seed, with its recipe."""
 
     impl: str
@@ -75,11 +75,6 @@ class TrainCell:
     source: str = ""  # how the suite named impl when that is not the adapter's own name ("module:factory")
 
     @property
-    def spec(self) -> str:
-        """What implementations.get loads: the suite's "module:factory", else the adapter's name."""
-        return self.source or self.impl
-
-    @property
     def key(self) -> dict:
         """Everything that defines the run's result, as plain JSON types (no machine-specific paths)."""
         return {
@@ -89,11 +84,6 @@ class TrainCell:
             "recipe": {k: v for k, v in self.recipe if k not in UNHASHED_RECIPE},
             "data": {k: v for k, v in self.data if k != "data_dir"},
         }  # fmt: skip
-
-    @property
-    def config_hash(self) -> str:
-        """Stable across runs, machines and suites."""
-        return stable_hash(self.key)
 
     @property
     def group_key(self) -> tuple:

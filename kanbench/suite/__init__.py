@@ -112,8 +112,29 @@ def stable_hash(key: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class Planned:
+    """What a planned cell of any kind derives the same way from its implementation and its key."""
+
+    impl: str
+    source: str
+
+    @property
+    def key(self) -> dict:
+        raise NotImplementedError
+
+    @property
+    def spec(self) -> str:
+        """What implementations.get loads: the suite's "module:factory", else the adapter's name."""
+        return self.source or self.impl
+
+    @property
+    def config_hash(self) -> str:
+        """Stable across runs, machines and suites: a hash of the cell's key."""
+        return stable_hash(self.key)
+
+
 @dataclass(frozen=True)
-class Cell:
+class Cell(Planned):
     """One point of a sweep: an implementation at one shape, device and dtype."""
 
     impl: str
@@ -130,11 +151,6 @@ class Cell:
     modes: tuple[tuple[str, object], ...] = ()  # the suite's non-default [timing] modes (Timing.modes)
 
     @property
-    def spec(self) -> str:
-        """What implementations.get loads: the suite's "module:factory", else the adapter's name."""
-        return self.source or self.impl
-
-    @property
     def key(self) -> dict:
         """Everything that defines the cell, as plain JSON types (how the suite named the adapter is not)."""
         data = asdict(self)
@@ -149,11 +165,6 @@ class Cell:
         if not self.modes:
             del data["modes"]
         return data
-
-    @property
-    def config_hash(self) -> str:
-        """Stable across runs, machines and suites: a hash of the cell's key."""
-        return stable_hash(self.key)
 
     @property
     def group_key(self) -> tuple:
