@@ -27,6 +27,7 @@ candidate inherits it from the environment, or gets it from --inject-slowdown.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import subprocess
@@ -636,14 +637,7 @@ def write_outputs(result: GateResult, out: Path) -> None:
 # --- command line -----------------------------------------------------------------------------------------------
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+_positive = compare.cli.number_arg(int, 1, math.inf, "3")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

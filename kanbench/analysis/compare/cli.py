@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .cells import load_side
 from .gates import COUNT_THRESHOLD, DEFAULT_ESTIMATOR, MEM_GATED_PHASES, MEM_SLACK_BYTES, GateSettings, compare_runs
 from .render import render
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number such as 0.10, got {text!r}") from None
-    if not 0 <= value < 10:
-        raise argparse.ArgumentTypeError(f"expected a fraction >= 0 such as 0.10 (10%), got {text!r}")
-    return value
+def number_arg(kind: type, low: float, high: float, example: str, low_open: bool = False) -> Callable[[str], Any]:
+    """An argparse type: a number of kind (int or float) in [low, high), or (low, high) when low_open."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number such as {example}, got {text!r}") from None
+        if not ((low < value) if low_open else (low <= value)) or not value < high:  # refuses nan too
+            span = f"{'(' if low_open else '['}{low}, {high})"
+            raise argparse.ArgumentTypeError(f"expected a number in {span} such as {example}, got {text!r}")
+        return value
+
+    return parse
+
+
+_fraction = number_arg(float, 0, 10, "0.10 (10%)")
+_alpha = number_arg(float, 0, 1, "0.01", low_open=True)
 
 
 def _phases(text: str) -> tuple[str, ...]:
@@ -29,16 +41,6 @@ def _phases(text: str) -> tuple[str, ...]:
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown phase(s) {', '.join(unknown)}; known: {', '.join(PHASES)}")
     return names
-
-
-def _alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number such as 0.01, got {text!r}") from None
-    if not 0 < value < 1:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"alpha must lie in (0, 1), e.g. 0.01, got {text!r}")
-    return value
 
 
 def add_gate_arguments(parser: argparse.ArgumentParser, relative: bool = True) -> None:
