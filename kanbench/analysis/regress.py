@@ -637,7 +637,7 @@ def write_outputs(result: GateResult, out: Path) -> None:
 # --- command line -----------------------------------------------------------------------------------------------
 
 
-_positive = compare.cli.number_arg(int, 1, math.inf, "3")
+_positive = compare.number_arg(int, 1, math.inf, "3")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

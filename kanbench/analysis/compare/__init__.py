@@ -26,7 +26,7 @@ cli (`kanbench compare`). Every threshold and test option lives in one GateSetti
 from __future__ import annotations
 
 from .cells import KEY, cell_label, distinguishing_fields, load_side, shared_label
-from .cli import add_gate_arguments, command, configure_parser, settings_from_args
+from .command import add_gate_arguments, command, configure_parser, number_arg, settings_from_args
 from .gates import Comparison, GateSettings, compare_deterministic, compare_frames, compare_metrics, compare_runs
 from .render import fmt_change, gate_rule, render, to_json
 from .stats import estimator_quantile, process_groups
@@ -34,6 +34,6 @@ from .stats import estimator_quantile, process_groups
 __all__ = [
     "KEY", "Comparison", "GateSettings", "add_gate_arguments", "cell_label", "command", "compare_deterministic",
     "compare_frames", "compare_metrics", "compare_runs", "configure_parser", "distinguishing_fields",
-    "estimator_quantile", "fmt_change", "gate_rule", "load_side", "process_groups", "render", "settings_from_args",
-    "shared_label", "to_json",
+    "estimator_quantile", "fmt_change", "gate_rule", "load_side", "number_arg", "process_groups", "render",
+    "settings_from_args", "shared_label", "to_json",
 ]  # fmt: skip
