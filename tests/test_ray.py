@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,10 +47,21 @@ def suite(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def no_ray_left():
+def no_ray_left(request):
     yield
-    if ray is not None and ray.is_initialized():
+    if ray is not None and ray.is_initialized() and "local_ray" not in request.fixturenames:
         ray.shutdown()
+
+
+@pytest.fixture(scope="class")
+def local_ray():
+    """One local Ray, as --executor ray starts alone, that the pool handlers of tests/ import in its workers."""
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(
+        num_cpus=2, include_dashboard=False, logging_level="WARNING", runtime_env={"env_vars": {"PYTHONPATH": path}}
+    )
+    yield ray
+    ray.shutdown()
 
 
 def keys(run: Path) -> set[tuple[str, str, str]]:
@@ -72,32 +84,73 @@ def wait_for_nodes(ray, count: int, timeout_s: float = 60.0) -> None:
 
 
 @needs_ray
-def test_a_local_ray_measures_the_same_records_as_the_local_executor(suite, tmp_path, capsys):
-    local, on_ray = tmp_path / "local", tmp_path / "ray"
-    assert cli.main(["run", str(suite), "--out", str(local), "--smoke", "--quiet"]) == 0
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")  # what --executor ray starts alone
-    assert cli.main(["run", str(suite), "--out", str(on_ray), "--smoke", "--quiet", "--executor", "ray"]) == 0
-    assert keys(on_ray) == keys(local)  # the cuda cells: skipped in both, the cluster has no GPU
-    skipped = [r for r in results.read_records(on_ray) if r.status == "skipped"]
-    assert skipped and all(r.reason == ray_executor.NO_GPU for r in skipped)
-    measured = [r for r in results.read_records(on_ray) if r.status == "ok"]
-    node = ray.get_runtime_context().get_node_id()
-    assert measured and all(r.node and r.node["node_id"] == node for r in measured)
-    assert all(r.node is None for r in results.read_records(local))
-    env = results.read_environment(on_ray)
-    assert list(env["nodes"]) == [node] and env["nodes"][node]["cpu_model"]
-    frame = results.load(on_ray)
-    assert set(frame.loc[frame.status == "ok", "node_id"]) == {node}
+@pytest.mark.usefixtures("local_ray")
+class TestOnOneLocalRay:
+    """Tests that need only a local Ray share one: starting and stopping one takes seconds."""
 
+    def test_a_local_ray_measures_the_same_records_as_the_local_executor(self, suite, tmp_path, capsys):
+        local, on_ray = tmp_path / "local", tmp_path / "ray"
+        assert cli.main(["run", str(suite), "--out", str(local), "--smoke", "--quiet"]) == 0
+        assert cli.main(["run", str(suite), "--out", str(on_ray), "--smoke", "--quiet", "--executor", "ray"]) == 0
+        assert keys(on_ray) == keys(local)  # the cuda cells: skipped in both, the cluster has no GPU
+        skipped = [r for r in results.read_records(on_ray) if r.status == "skipped"]
+        assert skipped and all(r.reason == ray_executor.NO_GPU for r in skipped)
+        measured = [r for r in results.read_records(on_ray) if r.status == "ok"]
+        node = ray.get_runtime_context().get_node_id()
+        assert measured and all(r.node and r.node["node_id"] == node for r in measured)
+        assert all(r.node is None for r in results.read_records(local))
+        env = results.read_environment(on_ray)
+        assert list(env["nodes"]) == [node] and env["nodes"][node]["cpu_model"]
+        frame = results.load(on_ray)
+        assert set(frame.loc[frame.status == "ok", "node_id"]) == {node}
 
-@needs_ray
-def test_a_dry_run_shows_the_cluster_and_where_the_groups_go(suite, capsys):
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    assert cli.main(["run", str(suite), "--dry-run", "--executor", "ray"]) == 0
-    out = capsys.readouterr().out
-    assert "Ray cluster: 1 node(s), 2 CPUs, 0 GPUs" in out
-    assert "group 4x3 G5 k3 b2 cpu float32 (2 cells): one task, 1 cpus" in out
-    assert "2 group task(s), up to 2 at once" in out
+    def test_a_dry_run_shows_the_cluster_and_where_the_groups_go(self, suite, capsys):
+        assert cli.main(["run", str(suite), "--dry-run", "--executor", "ray"]) == 0
+        out = capsys.readouterr().out
+        assert "Ray cluster: 1 node(s), 2 CPUs, 0 GPUs" in out
+        assert "group 4x3 G5 k3 b2 cpu float32 (2 cells): one task, 1 cpus" in out
+        assert "2 group task(s), up to 2 at once" in out
+
+    def test_a_task_whose_worker_dies_is_retried_and_each_cell_comes_back_once(self, tmp_path):
+        class Kind(BaseKind):
+            handler, processes, threads, under = "pool_handlers:kill_parent_once", 1, 1, None
+
+            def requests(self, group, index):
+                return [Request(0, c, {"marker": str(tmp_path / "killed"), "cell": c.label()}, 60.0, c.label())
+                        for c in group]  # fmt: skip
+
+        class Cell:
+            def __init__(self, name):
+                self.name, self.device = name, "cpu"
+
+            def label(self):
+                return f"{self.name} 4x3 cpu"
+
+        executor = ray_executor.RayExecutor(Kind())
+        executor.attach(progress.Progress(2, 1.0, quiet=True, stream=io.StringIO()))
+        cells = [Cell("a"), Cell("b")]
+        out = list(executor.run([cells]))
+        assert (tmp_path / "killed").exists()  # the first attempt's worker killed its task's process
+        assert [c.name for c, _ in out] == ["a", "b"]  # each cell once, from the retried task
+        assert all(replies[0].status == "ok" for _, replies in out)
+
+    def test_a_task_that_keeps_dying_becomes_error_records_saying_why(self, tmp_path):
+        class Kind(BaseKind):
+            handler, processes, threads, under = "pool_handlers:kill_parent_always", 1, 1, None
+
+            def requests(self, group, index):
+                return [Request(0, c, {"cell": c.label()}, 60.0, c.label()) for c in group]
+
+        class Cell:
+            device = "cpu"
+
+            def label(self):
+                return "a 4x3 cpu"
+
+        executor = ray_executor.RayExecutor(Kind())
+        (cell, replies), *rest = list(executor.run([[Cell()]]))
+        assert not rest and replies[0].status == "error"
+        assert f"its process or node died {ray_executor.MAX_RETRIES + 1} times" in replies[0].reason
 
 
 @needs_ray
@@ -122,33 +175,6 @@ def test_groups_follow_the_clusters_resources_and_a_gpu_that_is_not_there_is_a_s
     finally:
         ray.shutdown()
         cluster.shutdown()
-
-
-@needs_ray
-def test_a_task_whose_worker_dies_is_retried_and_each_cell_comes_back_once(tmp_path):
-    class Kind(BaseKind):
-        handler, processes, threads, under = "pool_handlers:kill_parent_once", 1, 1, None
-
-        def requests(self, group, index):
-            return [Request(0, c, {"marker": str(tmp_path / "killed"), "cell": c.label()}, 60.0, c.label())
-                    for c in group]  # fmt: skip
-
-    class Cell:
-        def __init__(self, name):
-            self.name, self.device = name, "cpu"
-
-        def label(self):
-            return f"{self.name} 4x3 cpu"
-
-    ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING",
-             runtime_env={"env_vars": {"PYTHONPATH": str(TESTS)}})  # fmt: skip
-    executor = ray_executor.RayExecutor(Kind())
-    executor.attach(progress.Progress(2, 1.0, quiet=True, stream=io.StringIO()))
-    cells = [Cell("a"), Cell("b")]
-    out = list(executor.run([cells]))
-    assert (tmp_path / "killed").exists()  # the first attempt's worker killed its task's process
-    assert [c.name for c, _ in out] == ["a", "b"]  # each cell once, from the retried task
-    assert all(replies[0].status == "ok" for _, replies in out)
 
 
 @needs_ray
@@ -245,28 +271,6 @@ def test_a_tasks_gpu_is_named_by_uuid_without_touching_cuda(monkeypatch):
     assert "no GPU index or UUID" in ray_executor.gpu_uuid("")
     monkeypatch.setitem(sys.modules, "pynvml", None)
     assert "nvidia-ml-py is not installed" in ray_executor.gpu_uuid("3")
-
-
-@needs_ray
-def test_a_task_that_keeps_dying_becomes_error_records_saying_why(tmp_path):
-    class Kind(BaseKind):
-        handler, processes, threads, under = "pool_handlers:kill_parent_always", 1, 1, None
-
-        def requests(self, group, index):
-            return [Request(0, c, {"cell": c.label()}, 60.0, c.label()) for c in group]
-
-    class Cell:
-        device = "cpu"
-
-        def label(self):
-            return "a 4x3 cpu"
-
-    ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING",
-             runtime_env={"env_vars": {"PYTHONPATH": str(TESTS)}})  # fmt: skip
-    executor = ray_executor.RayExecutor(Kind())
-    (cell, replies), *rest = list(executor.run([[Cell()]]))
-    assert not rest and replies[0].status == "error"
-    assert f"its process or node died {ray_executor.MAX_RETRIES + 1} times" in replies[0].reason
 
 
 class FakeRay:

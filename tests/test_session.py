@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, SMALL_SUITE, kanbench, write_suite
@@ -59,19 +60,25 @@ def test_only_selects_cells_and_phases(tmp_path, capsys):
         assert needle in capsys.readouterr().err
 
 
-def test_only_runs_just_those_records(tmp_path):
-    out = tmp_path / "run"
-    proc = kanbench("run", str(write_suite(tmp_path)), "--smoke", "--quiet", "--out", str(out),
-                    "--only", "impl=mlp,phase=forward")  # fmt: skip
+@pytest.fixture(scope="module")
+def only_run(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """(suite, run, process) of one `run --smoke --only impl=mlp,phase=forward`, read by the tests that need one."""
+    where = tmp_path_factory.mktemp("only")
+    suite, out = write_suite(where), where / "run"
+    proc = kanbench("run", str(suite), "--smoke", "--quiet", "--out", str(out), "--only", "impl=mlp,phase=forward")
+    return suite, out, proc
+
+
+def test_only_runs_just_those_records(only_run):
+    _, out, proc = only_run
     assert proc.returncode == 0, proc.stderr
     records = results.read_records(out)
     assert [(r.impl, r.phase, r.status) for r in records] == [("mlp", "forward", "ok")]
     assert "1 records: 1 ok, 0 skipped, 0 error" in proc.stdout
 
 
-def test_resume_refuses_other_settings(tmp_path, capsys):
-    suite, out = write_suite(tmp_path), tmp_path / "run"
-    proc = kanbench("run", str(suite), "--smoke", "--quiet", "--out", str(out), "--only", "impl=mlp,phase=forward")
+def test_resume_refuses_other_settings(only_run, capsys):
+    suite, out, proc = only_run
     assert proc.returncode == 0, proc.stderr
     env_before = json.loads((out / "environment.json").read_text())
     assert cli.main(["run", str(suite), "--resume", "--quiet", "--out", str(out), "--only", "impl=mlp"]) == 2
