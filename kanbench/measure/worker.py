@@ -5,19 +5,23 @@ from __future__ import annotations
 import functools
 import gc
 import hashlib
+import time
 from dataclasses import dataclass, replace
 
 import torch
 
 import implementations
 
+from ..results import noise
 from ..suite import COUNT_LOOPS
-from . import checks, compilation, gpu, memory, phases, timing, workload
+from . import checks, compilation, gpu, memory, phases, timing
 from .pool import sticky_device_error
 from .reply import Reply
 
 # cold cells flush the cache before every call, un-timed: a value of at most this many calls bounds the wall time
 COLD_MAX_LOOPS = 32
+# the reference workload's warmup, min_time and values: fixed, not the suite's, so runs of different suites compare
+REFERENCE_TIMING = (3, 0.01, 5)
 STICKY_NOTE = " (a sticky CUDA error: this worker process is replaced before the next cell)"
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -319,13 +323,29 @@ def measure_counts(run, t: dict) -> timing.Measurement:
         gc.enable()
 
 
+def time_reference(device_name: str) -> dict:
+    """Time the reference workload (results/noise.py) in this process, seconds per call: values, loops, when (UTC)."""
+    device = torch.device(device_name)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(noise.SIZE, noise.SIZE, generator=gen).to(device)
+    w = torch.randn(noise.SIZE, noise.SIZE, generator=gen).div_(noise.SIZE**0.5).to(device)
+
+    def call() -> torch.Tensor:
+        return torch.tanh(x @ w)
+
+    with torch.no_grad():
+        run = timing.loop_timer(call, timing.synchronizer(device))
+        m = timing.measure(run, *REFERENCE_TIMING)
+    return {"values": m.values, "loops": m.loops, "utc": time.time()}
+
+
 def handle(request: dict) -> Reply:
     """Timing worker handler (kanbench.measure.pool): measure one group as the speed kind's request describes, after the
     reference workload when the request asks for it. Replies with one Reply per cell, the process and its seed."""
     ref, measured = request.get("reference"), None
     if ref:
         try:
-            measured = {**ref, **workload.measure(ref["device"])}
+            measured = {**ref, **time_reference(ref["device"])}
         except Exception as exc:  # the reference describes the machine: never lose the cell over it
             measured = {**ref, "error": f"{type(exc).__name__}: {exc}"}
     seed = request.get("seed")

@@ -8,7 +8,7 @@ values scatter within one measurement, is the machine's noise during this run, m
 load averages. The report's answer reads it. It is no yardstick between two runs (docs/methodology.md, "The
 report's answer"): kanbench compare judges implementations against each other instead (compare/relative.py).
 
-No torch: the report reads reference files; kanbench.measure.workload times the workload in a worker.
+No torch: the report reads reference files; kanbench.measure.worker.time_reference times the workload.
 """
 
 from __future__ import annotations
