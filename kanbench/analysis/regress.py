@@ -672,7 +672,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--out", help="directory for the runs and comparison.md/json (default results/runs/<UTC time>-regress)"
     )
     parser.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="output format")
-    # fmt: skip
 
 
 def command(args: argparse.Namespace) -> int:

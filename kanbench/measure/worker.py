@@ -222,7 +222,7 @@ def _setup(index: int, cell: dict, name: str, w: phases.Workload, t: dict, resul
 
 def measure_group(
     cells: list[dict], phase_names: list[str], t: dict, first: bool, seed: int | None = None
-) -> list[dict]:  # fmt: skip
+) -> list[dict]:
     """Every phase of every cell of a group in this process: each (cell, phase) checked, warmed up and calibrated,
     then values taken in interleaved rounds (timing.measure_rounds, order from seed), and in the first process
     peak memory and FLOPs. cells: {"cell", "config_hash", "max_call_s"} each. One result per cell, as measure_cell.

@@ -37,10 +37,9 @@ class Figure:
     empty_reason: str = ""
 
 
-def esc(value) -> str:
-    """Text for a plotly label: HTML-escaped, so a name like <b> prints as written, and NUL, controls and bidi
-    formatting shown escaped (plotly's subset of HTML has no <bdi>)."""
-    return escape.html(value)
+# a plotly label: HTML-escaped, so a name like <b> prints as written, and NUL, controls and bidi formatting shown
+# escaped (plotly's subset of HTML has no <bdi>)
+esc = escape.html
 
 
 def colors(impls) -> dict[str, str]:
@@ -169,7 +168,7 @@ def scaling_figure(df: pd.DataFrame, axis: str) -> Figure:
             f"<br>median {fmt_time(r.time_median)}, IQR {fmt_time(r.time_iqr)}, n={_int(r.time_n)}"
             + (" · noisy" if r.noisy else "")
             for r in s.itertuples()
-        ]  # fmt: skip
+        ]
         error = dict(type="data", symmetric=False, array=list(s["time_q3"] - s["time_median"]),
                      arrayminus=list(s["time_median"] - s["time_q1"]), thickness=1)  # fmt: skip
         fig.add_trace(_line(impl, palette, shown, x=list(s[x_col]), y=list(s["time_median"].astype(float)),

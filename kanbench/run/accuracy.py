@@ -127,7 +127,7 @@ def _recipe(raw: dict, base: dict, where: str, check: Checker) -> dict:
     if "gamma" in given:
         r["gamma"] = check.number(given["gamma"], f"{where}.gamma", float, 0, strict=True, maximum=1)
     if "momentum" in given:
-        r["momentum"] = check.number(given["momentum"], f"{where}.momentum", float, 0, maximum=1)  # fmt: skip
+        r["momentum"] = check.number(given["momentum"], f"{where}.momentum", float, 0, maximum=1)
     return r
 
 

@@ -345,7 +345,7 @@ def provenance_notes(benv: dict, cenv: dict) -> list[str]:
             f"the runs started {abs(c0 - b0) / 3600:.1f} hours apart: the machine may have changed between "
             "them; for an A/B of two commits measured interleaved, use kanbench regress"
         )
-    return notes  # fmt: skip
+    return notes
 
 
 @dataclass
