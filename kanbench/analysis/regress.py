@@ -204,10 +204,8 @@ def only_spec(failing) -> str:
 
 def knows_only(tree: Path) -> bool:
     """Whether the tree's `kanbench run` takes --only (a REF from before it had none is re-measured whole)."""
-    for path in (tree / "kanbench" / "run" / "__init__.py", tree / "kanbench" / "run.py"):  # today's layout, older
-        if path.exists():
-            return '"--only"' in path.read_text(encoding="utf-8", errors="replace")
-    return False
+    paths = (tree / "kanbench" / "run" / "__init__.py", tree / "kanbench" / "run.py")  # today's layout, the flat one
+    return any(p.exists() and '"--only"' in p.read_text(encoding="utf-8", errors="replace") for p in paths)
 
 
 # --- the gate ---------------------------------------------------------------------------------------------------
