@@ -16,7 +16,7 @@ import kanbench
 
 from ..analysis.compare import Comparison, gate_rule
 from ..analysis.compare.gates import short_commit
-from ..results.record import PHASES
+from ..results.record import PHASES, is_number
 from ..text import escape
 from .answer import RULE, Answer, Rank, fmt_config, trust
 from .claims import Block as ClaimBlock
@@ -576,10 +576,10 @@ def _cells_html(comp: Comparison) -> str:
     shown: list[tuple[list[str], str]] = []  # (cells, class) of each row
     quiet: list[tuple[list[str], str]] = []
     for r in sorted_cells(comp).itertuples():
-        interval = f"{r.ci_low:.3g}–{r.ci_high:.3g}" if _finite(r.ci_low) and _finite(r.ci_high) else "—"
+        interval = f"{r.ci_low:.3g}–{r.ci_high:.3g}" if is_number(r.ci_low) and is_number(r.ci_high) else "—"
         cells = [e(r.verdict), named(r.label), *map(_num, (per_call(r.base_median, r.unit),
                  per_call(r.cand_median, r.unit), fmt_ratio(r.ratio), interval,
-                 f"{r.p_value:.2g}" if _finite(r.p_value) else "—"))]  # fmt: skip
+                 f"{r.p_value:.2g}" if is_number(r.p_value) else "—"))]  # fmt: skip
         (quiet if r.verdict == "no change" else shown).append((cells, _marked(r.verdict)))
     shared = f" Every cell: {e(comp.shared)}." if comp.shared else ""
     how = ("the range of the values' ratios; counts repeat, so no test" if counted(comp) else
@@ -590,10 +590,6 @@ def _cells_html(comp: Comparison) -> str:
     if quiet:
         out.append(_details(f"{len(quiet)} cell(s) with no change", _table(header, [c for c, _ in quiet])))
     return "".join(out)
-
-
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def notes_section(page: Page) -> str:
@@ -669,7 +665,7 @@ def _flagged(frame, column: str, title: str, empty: str, explain: str, headers: 
 
 
 def _clock_text(low, high) -> str:
-    if _finite(low) and _finite(high) and high:
+    if is_number(low) and is_number(high) and high:
         return f"{low:.0f} of {high:.0f} MHz ({low / high:.0%})"
     return "—"
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import noise
-from .record import Record
+from .record import Record, is_number
 
 RESULTS = "results.jsonl"
 ENVIRONMENT = "environment.json"
@@ -182,11 +182,7 @@ def _is_count(value: object) -> bool:
 
 def _is_load(value: object) -> bool:
     """Three finite load averages >= 0 (1, 5 and 15 minutes), as os.getloadavg gives them."""
-    return (
-        isinstance(value, list)
-        and len(value) == 3
-        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0 for x in value)
-    )
+    return isinstance(value, list) and len(value) == 3 and all(is_number(x) and x >= 0 for x in value)
 
 
 # The environment.json fields that kanbench reads back (report, compare, regress, merge): (path, allowed?, what is

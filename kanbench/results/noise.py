@@ -14,11 +14,12 @@ No torch: the report reads reference files; kanbench.measure.worker.time_referen
 from __future__ import annotations
 
 import json
-import math
 import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+
+from .record import is_number
 
 FILE = "reference.jsonl"
 REFERENCE = "tanh(x @ w), x and w 256 x 256 float32"
@@ -58,12 +59,7 @@ def read(run_dir: str | os.PathLike) -> list[dict]:
         if not isinstance(entry, dict) or not isinstance(entry.get("device", "cpu"), str):
             continue
         values = entry.get("values")
-        finite = (
-            isinstance(values, list)
-            and values
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf for v in values)
-        )
-        if finite:
+        if isinstance(values, list) and values and all(is_number(v) and v > 0 for v in values):
             out.append(entry)
     return out
 

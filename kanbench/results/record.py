@@ -416,7 +416,8 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> TypeGuard[float]:
+def is_number(value: object) -> TypeGuard[float]:
+    """A finite int or float (a bool is not a number here)."""
     return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
 
 
@@ -430,7 +431,7 @@ def _widths(value: object) -> str | None:
 
 
 def _rate(value: object) -> str | None:
-    return None if _is_number(value) and value >= 0 else "must be a finite number >= 0"
+    return None if is_number(value) and value >= 0 else "must be a finite number >= 0"
 
 
 def _choice(allowed: tuple[str, ...]) -> Callable[[object], str | None]:
@@ -442,14 +443,14 @@ def time_problem(time_s: object) -> str | None:
     if not isinstance(time_s, dict):
         return "must be an object of seconds per call"
     for key in ("median", "mean", "stdev", "iqr", "min", "max"):
-        if not (_is_number(time_s.get(key)) and time_s[key] >= 0):
+        if not (is_number(time_s.get(key)) and time_s[key] >= 0):
             return f"{key} must be a finite number >= 0"
     for key in ("n", "loops"):
         if not (_is_int(time_s.get(key)) and time_s[key] >= 1):
             return f"{key} must be an int >= 1"
     for key in ("values", "process_medians"):
         values = time_s.get(key, [])
-        if not isinstance(values, list) or not all(_is_number(v) and v >= 0 for v in values):
+        if not isinstance(values, list) or not all(is_number(v) and v >= 0 for v in values):
             return f"{key} must be a list of finite numbers >= 0"
     if not time_s.get("values"):
         return "values must hold at least one value"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ...errors import UsageError
+from ...results.record import is_number
 from . import relative
 from .cells import IDENTITY, KEY, cell_label, distinguishing_fields, ok_cells, run_label, shared_label
 from .relative import RunShift
@@ -227,21 +228,17 @@ def compare_metrics(base, cand):
             continue
         for name in dict.fromkeys([*b.metrics, *c.metrics]):
             bval, cval = _pooled(b.metrics.get(name, [])), _pooled(c.metrics.get(name, []))
-            ratio = cval / bval if _is_number(bval) and _is_number(cval) and bval else None
+            ratio = cval / bval if is_number(bval) and is_number(cval) and bval else None
             rows.append({**c.identity, "metric": name, "base": bval, "cand": cval, "ratio": ratio})
     # object columns: an int metric stays an int beside a float one
     return pd.DataFrame(rows, columns=[*IDENTITY, "metric", "base", "cand", "ratio"], dtype=object)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _pooled(values: list):
     """One side's value of a metric over its rounds: the one they agree on, else the median number, else None."""
     if len(set(values)) == 1:
         return values[0]
-    return statistics.median(values) if values and all(map(_is_number, values)) else None
+    return statistics.median(values) if values and all(map(is_number, values)) else None
 
 
 def status_changes(base, cand):
