@@ -321,10 +321,8 @@ def estimate_seconds(cell: TrainCell) -> float:
     evaluations = 20 if recipe["optimizer"] == "lbfgs" else 1  # torch's LBFGS step: up to 20 closure calls
     flop = recipe["epochs"] * per_sample * (3 * n_train * evaluations + n_val + n_test)
     rate = EFFECTIVE_FLOP_S * (20 if cell.device == "cuda" else 1)
-    estimate = (
-        flop / rate + steps * evaluations * 3e-4 + 1.0
-    )  # + per-step overhead of small batches + model and data setup
-    return min(estimate, recipe["max_run_s"] * 1.1 + 5)
+    # the FLOPs at the effective rate, + per-step overhead of small batches + model and data setup
+    return min(flop / rate + steps * evaluations * 3e-4 + 1.0, recipe["max_run_s"] * 1.1 + 5)
 
 
 def check_datasets(cells: list[TrainCell]) -> None:
@@ -336,11 +334,7 @@ def check_datasets(cells: list[TrainCell]) -> None:
         if key in done:
             continue
         done.add(key)
-        datasets.load(
-            cell.dataset, data_dir=spec.get("data_dir"), data_seed=spec["data_seed"],
-            n_train=spec["n_train"], n_val=spec["n_val"], n_test=spec["n_test"],
-            validate_on=spec.get("validate_on", "val"),
-        )  # fmt: skip
+        datasets.load_spec(spec)
 
 
 def request_of(cell: TrainCell, verbose: bool) -> dict:
