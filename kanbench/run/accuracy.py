@@ -352,11 +352,10 @@ def identity(cell: TrainCell, suite_name: str) -> Identity:
     import implementations
 
     info = implementations.info(cell.spec)
-    family = info.family
     data = {k: v for k, v in cell.data if k != "data_dir"}
     recipe = dict(cell.recipe)
     return Identity(
-        suite=suite_name, impl=cell.impl, family=family, device=cell.device, dtype=cell.dtype,
+        suite=suite_name, impl=cell.impl, family=info.family, device=cell.device, dtype=cell.dtype,
         batch_size=recipe["batch_size"], widths=cell.widths, grid_size=cell.grid_size,
         spline_order=cell.spline_order, num_basis=cell.grid_size + cell.spline_order if info.has_basis else 0,
         options={**dict(cell.options), "recipe": recipe, "data": data}, config_hash=cell.config_hash,
