@@ -426,7 +426,7 @@ def test_regress_takes_the_same_settings_object(tmp_path):
     assert result.status == "pass" and result.comparison.settings is loose and len(runner.calls) == 2
     base_run = tmp_path / "baseline"
     FakeRunner(repo)(tmp_path / "elsewhere", repo / "suites" / "ci.toml", base_run, {}, [])
-    result = regress.run_baseline_gate(repo, base_run, rounds=1, settings=loose, out=tmp_path / "out2",
+    result = regress.run_gate(repo, baseline=base_run, rounds=1, settings=loose, out=tmp_path / "out2",
                                        runner=FakeRunner(repo, slow={"bspline": 1.3}), log=quiet)  # fmt: skip
     assert result.status == "pass" and result.comparison.settings is loose
 
@@ -684,10 +684,10 @@ def test_baseline_mode(tmp_path):
     baseline = tmp_path / "baseline"
     FakeRunner(repo)(tmp_path / "elsewhere", repo / "suites" / "ci.toml", baseline, {}, [])
     runner = FakeRunner(repo, slow={"fastkan": 1.3})
-    result = regress.run_baseline_gate(repo, baseline, rounds=2, out=tmp_path / "out", runner=runner, log=quiet)
+    result = regress.run_gate(repo, baseline=baseline, rounds=2, out=tmp_path / "out", runner=runner, log=quiet)
     assert [s for s, _ in runner.calls] == ["cand"] * 4  # two rounds, then two to confirm
     assert result.status == "fail" and {h for h, _ in result.confirmed} == {"fastkan-b8", "fastkan-b64"}
-    ok = regress.run_baseline_gate(repo, baseline, rounds=1, out=tmp_path / "out2", runner=FakeRunner(repo), log=quiet)
+    ok = regress.run_gate(repo, baseline=baseline, rounds=1, out=tmp_path / "out2", runner=FakeRunner(repo), log=quiet)
     assert ok.status == "pass"
 
 
@@ -883,16 +883,16 @@ def test_regress_refuses_a_baseline_of_another_suite_or_clock_before_measuring(t
     other = write_run(tmp_path / "other", [record("bspline", procs(1e-3), suite="quick")])
     runner = FakeRunner(repo)
     with pytest.raises(UsageError, match=r"--baseline .*other: ran suite quick, not ci \("):
-        regress.run_baseline_gate(repo, other, out=tmp_path / "o1", runner=runner, log=quiet)
+        regress.run_gate(repo, baseline=other, out=tmp_path / "o1", runner=runner, log=quiet)
     timed = record("bspline", procs(1e-3))
     counts = dataclasses.replace(timed, unit="instructions", instructions=timed.time_s, time_s=None)
     counted = write_run(tmp_path / "counted", [counts])
     with pytest.raises(UsageError, match="measured with the instructions clock, and this gate measures with the wall"):
-        regress.run_baseline_gate(repo, counted, out=tmp_path / "o2", runner=runner, log=quiet)
+        regress.run_gate(repo, baseline=counted, out=tmp_path / "o2", runner=runner, log=quiet)
     env = {"cpu_model": "synthetic", "run": {"timing": {"clock": "thread"}}}
     thread = write_run(tmp_path / "thread", [timed], env)
     with pytest.raises(UsageError, match="measured with the thread clock, and this gate measures with the wall"):
-        regress.run_baseline_gate(repo, thread, out=tmp_path / "o3", runner=runner, log=quiet)
+        regress.run_gate(repo, baseline=thread, out=tmp_path / "o3", runner=runner, log=quiet)
     assert runner.calls == [] and not any((tmp_path / o).exists() for o in ("o1", "o2", "o3"))
 
 

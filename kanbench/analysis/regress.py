@@ -386,7 +386,7 @@ def run_gate(
     baseline: Path | None = None,
 ) -> GateResult:
     """The interleaved gate of the working tree at repo against the git ref `against` (see the module doc), or,
-    given baseline, against that stored run."""
+    given baseline, against that stored run (for a dedicated machine whose noise the stored run shares)."""
     start = time.perf_counter()
     repo = Path(repo).resolve()
     suite_path = _suite_in(repo, suite)
@@ -395,11 +395,6 @@ def run_gate(
               confirm and not clock.counts, settings or GateSettings(relative=False), [*(extra or []), *clock.extra],
               out, runner, cand_slowdown, log)  # fmt: skip
     return _against_baseline(g, Path(baseline)) if baseline is not None else _against_ref(g, against)
-
-
-def run_baseline_gate(repo: Path, baseline: Path, **options) -> GateResult:
-    """The working tree against a stored run (for a dedicated machine whose noise the stored run shares)."""
-    return run_gate(repo, baseline=baseline, **options)
 
 
 def _against_ref(g: _Gate, against: str | None) -> GateResult:
@@ -506,8 +501,7 @@ def _against_baseline(g: _Gate, baseline: Path) -> GateResult:
     except _RunFailed as exc:
         raise UsageError(f"the working tree's kanbench run failed: {exc.describe()}") from None
     comp = compare.compare_runs(base_frame, _pooled(runs["cand"]), g.settings)
-    notes = _baseline_notes(base_frame, runs["cand"][0])
-    comp.notes.extend(notes)
+    comp.notes.extend(_baseline_notes(base_frame, runs["cand"][0]))
     return _conclude(result, comp, [cand], base_frame, g, out)
 
 
@@ -694,9 +688,7 @@ def command(args: argparse.Namespace) -> int:
     for flag, value in (("--baseline", args.baseline), ("--out", args.out)):
         if value is not None and not value.strip():  # an unset variable: never quietly the default
             raise UsageError(f"{flag} {value!r}: an empty path (an unset variable?); give a directory")
-    if args.baseline is not None:
-        result = run_baseline_gate(repo, Path(args.baseline), **common)
-    else:
-        result = run_gate(repo, against=args.against, **common)
+    baseline = Path(args.baseline) if args.baseline is not None else None
+    result = run_gate(repo, against=args.against, baseline=baseline, **common)
     sys.stdout.write(render(result, args.format))
     return result.exit_code

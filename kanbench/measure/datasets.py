@@ -575,3 +575,9 @@ def load(
     else:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(SPECS)}")
     return merge_validation(data) if validate_on == "test" else data
+
+
+def load_spec(spec: dict) -> Dataset:
+    """load() of a dataset spec as the accuracy plan resolves it ([datasets.NAME]: name, sizes, data_seed, ...)."""
+    sizes = {key: spec[key] for key in ("data_seed", "n_train", "n_val", "n_test")}
+    return load(spec["name"], data_dir=spec.get("data_dir"), validate_on=spec.get("validate_on", "val"), **sizes)

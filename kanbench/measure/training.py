@@ -88,11 +88,7 @@ def dataset_for(spec: dict) -> datasets.Dataset:
     key = repr(sorted(spec.items()))
     if key not in _loaded:
         _loaded.clear()  # one dataset at a time bounds the worker's memory
-        _loaded[key] = datasets.load(
-            spec["name"], data_dir=spec.get("data_dir"), data_seed=spec["data_seed"],
-            n_train=spec["n_train"], n_val=spec["n_val"], n_test=spec["n_test"],
-            validate_on=spec.get("validate_on", "val"),
-        )  # fmt: skip
+        _loaded[key] = datasets.load_spec(spec)
     return _loaded[key]
 
 
@@ -165,20 +161,18 @@ def train(request: dict, log=None) -> dict:
         for first in range(0, n, batch):
             index = order[first : first + batch]
             xb, yb = x_tr[index], y_tr[index]
-            if recipe["optimizer"] == "lbfgs":
 
-                def closure(xb=xb, yb=yb):
-                    optimizer.zero_grad(set_to_none=True)
-                    loss = loss_of(model(xb), yb, task)
-                    loss.backward()
-                    return loss
-
-                # LBFGS.step returns the closure's first loss, a Tensor (Optimizer.step's stub says float | None)
-                loss = cast(torch.Tensor, optimizer.step(closure))
-            else:
+            def closure(xb=xb, yb=yb):
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_of(model(xb), yb, task)
                 loss.backward()
+                return loss
+
+            if recipe["optimizer"] == "lbfgs":
+                # LBFGS.step returns the closure's first loss, a Tensor (Optimizer.step's stub says float | None)
+                loss = cast(torch.Tensor, optimizer.step(closure))
+            else:
+                loss = closure()
                 optimizer.step()
             loss_sum += loss.detach().double() * len(index)  # per-sample mean over the epoch, not a mean of batches
             steps += 1

@@ -331,10 +331,7 @@ def to_text(found: Answer, environments: Environments) -> str:
         lines.append(f"  {phase}:")
         for i, r in enumerate(ranked):
             iso = f"{r.vs_iso:6.2f}x mlp-iso" if r.vs_iso is not None else " " * 14
-            mark = ""
-            if r.gap is not None:
-                sign = "<" if r.resolved else "~"
-                mark = f"  {sign} next x{r.gap.ratio:.2f} ({r.gap.rule})"
+            mark = f"  {'<' if r.resolved else '~'} next x{r.gap.ratio:.2f} ({r.gap.rule})" if r.gap is not None else ""
             lines.append(f"    {i + 1:2d}. {escape.terminal(r.impl):<24} {fmt_time(r.median):>9}  {iso}{mark}")
     lines.append("  bspline-fast vs fastkan: " + escape.terminal("; ".join(found.verdict)))
     lines.append("  " + escape.terminal(trust(found, environments)))

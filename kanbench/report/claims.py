@@ -160,13 +160,8 @@ def _timing_of(rows: pd.DataFrame, impl: str, phase: str, widths: tuple, batch: 
         sel = sel[sel["batch_size"] == batch]
     if (sel["dtype"] == "float32").any():
         sel = sel[sel["dtype"] == "float32"]  # the published figures are float32
-    medians = []
-    for p in phase.split("+"):
-        hit = sel[sel["phase"] == p]
-        if hit.empty:
-            return None
-        medians.append(float(hit["time_median"].iloc[-1]))
-    return sum(medians)
+    hits = [sel[sel["phase"] == p] for p in phase.split("+")]  # "forward+backward": the sum of the two
+    return None if any(hit.empty for hit in hits) else sum(float(hit["time_median"].iloc[-1]) for hit in hits)
 
 
 def speedup(reference_s: float, seconds: float) -> str:
@@ -210,8 +205,7 @@ def _time_block(claim: TimeClaim, rows: pd.DataFrame, devices: list[str]) -> Blo
         table.append([t.label, f"{t.impl} {shape}", t.phase.replace("+", " + "), published, *ours])
     where = f", batch {claim.batch_size}" if claim.batch_size else ""
     header = ["published as", "ours", "phase", f"published ({claim.device})", *[f"ours ({d})" for d in devices]]
-    meta = _meta(claim)
-    meta.append(("ratios", "each time against the first row of the same phase"))
+    meta = [*_meta(claim), ("ratios", "each time against the first row of the same phase")]
     return Block(claim.subject + where, meta, header, table, measured)
 
 

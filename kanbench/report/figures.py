@@ -16,7 +16,7 @@ from ..results import peak_for, seeds
 from ..text import escape
 from . import ticks
 from .data import REFERENCES, impl_rank, ordered_impls, registered, timing_rows
-from .summary import fmt_bytes, fmt_time, phases_in, speed_phases
+from .summary import fmt_bytes, fmt_time, phases_in
 
 # Registered implementations bring their colour (implementations.info); the rest get one of these, by name.
 PALETTE = ["#d62728", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31"]
@@ -157,7 +157,7 @@ def scaling_figure(df: pd.DataFrame, axis: str) -> Figure:
     if rows[x_col].nunique() < 2:
         reason = f"no two cells differ in {axis} alone (each {axis} was measured with other settings)"
         return Figure(f"time-vs-{axis}", title, None, empty_reason=reason)
-    phases, devices = _facets(rows, speed_phases(rows))
+    phases, devices = _facets(rows, phases_in(rows))
     fig = _grid(devices, phases, x_title, "time per call", "time")
     if axis != "width":
         _ticks(fig, rows[x_col])
@@ -234,7 +234,7 @@ def flops_figure(df: pd.DataFrame, environments: dict[str, dict | None]) -> Figu
     if rows.empty:
         return Figure("flops-vs-batch", title, None, empty_reason="no record carries flop_per_s")
     rows, held = _slice(rows, "batch_size", ("widths_label", "grid_size", "spline_order", "dtype"))
-    phases, devices = _facets(rows, speed_phases(rows))
+    phases, devices = _facets(rows, phases_in(rows))
     fig = _grid(devices, phases, "batch size", "achieved FLOP/s", "flops")
     _ticks(fig, rows["batch_size"])
     palette = colors(df["impl"])

@@ -84,19 +84,17 @@ def entries(df: pd.DataFrame, phase: str | None) -> pd.DataFrame:
     speed = speed[speed["phase"] == phase] if phase is not None else speed.iloc[0:0]
     refs = data.References(df)
     config = list(data.CONFIG_COLUMNS)
-    if speed.empty:  # accuracy runs alone: one row per trained model, its configuration the training's
+    timed = not speed.empty
+    base = speed
+    if not timed:  # accuracy runs alone: one row per trained model, its configuration the training's
         base = df[(df["phase"] == "accuracy") & (df["status"] == "ok")].drop_duplicates(["impl", *config])
-    else:
-        base = speed
     rows = []
     for row in base.to_dict("records"):
         out = {c: row[c] for c in config}
-        out.update(impl=row["impl"], family=row["family"], phase=phase if not speed.empty else None)
+        out.update(impl=row["impl"], family=row["family"], phase=phase if timed else None)
         out["params"] = int(row["params"]) if row.get("params") is not None else None
-        timed = not speed.empty
-        out["time_median_s"] = float(row["time_median"]) if timed else math.nan
-        out["time_q1_s"] = float(row["time_q1"]) if timed else math.nan
-        out["time_q3_s"] = float(row["time_q3"]) if timed else math.nan
+        for stat in ("time_median", "time_q1", "time_q3"):
+            out[f"{stat}_s"] = float(row[stat]) if timed else math.nan
         for ref in data.REFERENCES:
             base_time = refs.value(ref, row, "time_median") if timed and row["impl"] != ref else None
             out[f"ratio_{ref.replace('-', '_')}"] = out["time_median_s"] / base_time if base_time else math.nan
@@ -146,10 +144,8 @@ def _axis_order(values: list) -> list:
 def tables(frame: pd.DataFrame, phase: str | None, axis: str | None) -> list[Table]:
     """The tables to print: one per configuration, the axis (if any) kept inside each table."""
     config = [c for c in data.CONFIG_COLUMNS if axis is None or c != KEYS[axis]]
-    out = []
-    for key, group in frame.groupby(config, sort=False, dropna=False):
-        out.append(Table(dict(zip(config, key)), phase, axis, group.reset_index(drop=True)))
-    return out
+    groups = frame.groupby(config, sort=False, dropna=False)
+    return [Table(dict(zip(config, key)), phase, axis, group.reset_index(drop=True)) for key, group in groups]
 
 
 # ---------------------------------------------------------------------------------------------------------- text

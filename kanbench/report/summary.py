@@ -75,11 +75,6 @@ def config_title(key: tuple) -> str:
     )
 
 
-def speed_phases(df: pd.DataFrame) -> list[str]:
-    """Speed phases with a timing, in the schema's order (unknown ones last)."""
-    return phases_in(timing_rows(df))
-
-
 def phases_in(rows: pd.DataFrame) -> list[str]:
     """The phases of these rows, in the schema's order (unknown ones last)."""
     present = set(rows["phase"])

@@ -34,11 +34,9 @@ def new_run_dir(root: str | os.PathLike, suite_name: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for n in range(1000):
         path = root / (f"{stamp}-{suite_name}" + (f"-{n}" if n else ""))
-        try:
+        with contextlib.suppress(FileExistsError):
             path.mkdir()
             return path
-        except FileExistsError:
-            continue
     raise ResultsError(f"could not create a new run directory under {root}")
 
 

@@ -151,8 +151,7 @@ def _write(staging: Path, run_id: str, inputs: list[Input], problems: list[str])
 
     (staging / results.SUITE).write_text(inputs[0].suite_text, encoding="utf-8")
     merged_env = dict(inputs[0].environment)
-    run = dict(merged_env.get("run", {}), shard=None, complete=not problems)
-    merged_env["run"] = run
+    merged_env["run"] = dict(merged_env.get("run", {}), shard=None, complete=not problems)
     merged_env["merged_from"] = [{"run": str(i.path), "environment": i.environment} for i in inputs]
     if problems:
         merged_env["merge_gaps"] = problems
@@ -160,12 +159,10 @@ def _write(staging: Path, run_id: str, inputs: list[Input], problems: list[str])
     planned = {k: v for i in inputs for k, v in (i.planned or {}).items()}
     if planned:
         results.write_json(staging / results.PLANNED, {"records": [[*k, v] for k, v in planned.items()]})
-    merged = []
-    for item in inputs:
-        for r in item.records:
-            r.run_id = run_id
-            results.append(staging, r)
-            merged.append(r)
+    merged = [r for item in inputs for r in item.records]
+    for r in merged:
+        r.run_id = run_id
+        results.append(staging, r)
     for item in inputs:
         for entry in noise.read(item.path):
             noise.append(staging, entry)

@@ -321,10 +321,8 @@ def estimate_seconds(cell: TrainCell) -> float:
     evaluations = 20 if recipe["optimizer"] == "lbfgs" else 1  # torch's LBFGS step: up to 20 closure calls
     flop = recipe["epochs"] * per_sample * (3 * n_train * evaluations + n_val + n_test)
     rate = EFFECTIVE_FLOP_S * (20 if cell.device == "cuda" else 1)
-    estimate = (
-        flop / rate + steps * evaluations * 3e-4 + 1.0
-    )  # + per-step overhead of small batches + model and data setup
-    return min(estimate, recipe["max_run_s"] * 1.1 + 5)
+    # the FLOPs at the effective rate, + per-step overhead of small batches + model and data setup
+    return min(flop / rate + steps * evaluations * 3e-4 + 1.0, recipe["max_run_s"] * 1.1 + 5)
 
 
 def check_datasets(cells: list[TrainCell]) -> None:
@@ -336,11 +334,7 @@ def check_datasets(cells: list[TrainCell]) -> None:
         if key in done:
             continue
         done.add(key)
-        datasets.load(
-            cell.dataset, data_dir=spec.get("data_dir"), data_seed=spec["data_seed"],
-            n_train=spec["n_train"], n_val=spec["n_val"], n_test=spec["n_test"],
-            validate_on=spec.get("validate_on", "val"),
-        )  # fmt: skip
+        datasets.load_spec(spec)
 
 
 def request_of(cell: TrainCell, verbose: bool) -> dict:
@@ -358,11 +352,10 @@ def identity(cell: TrainCell, suite_name: str) -> Identity:
     import implementations
 
     info = implementations.info(cell.spec)
-    family = info.family
     data = {k: v for k, v in cell.data if k != "data_dir"}
     recipe = dict(cell.recipe)
     return Identity(
-        suite=suite_name, impl=cell.impl, family=family, device=cell.device, dtype=cell.dtype,
+        suite=suite_name, impl=cell.impl, family=info.family, device=cell.device, dtype=cell.dtype,
         batch_size=recipe["batch_size"], widths=cell.widths, grid_size=cell.grid_size,
         spline_order=cell.spline_order, num_basis=cell.grid_size + cell.spline_order if info.has_basis else 0,
         options={**dict(cell.options), "recipe": recipe, "data": data}, config_hash=cell.config_hash,

@@ -45,11 +45,10 @@ def identity(cell: Cell, suite: Suite) -> Identity:
     import implementations
 
     info = implementations.info(cell.spec)
-    family = info.family
     options = {**dict(cell.options), **({"compile": True} if cell.compile else {}),
                **({"precision": cell.precision} if cell.precision != "pure" else {}), **dict(cell.modes)}  # fmt: skip
     return Identity(
-        suite=suite.name, impl=cell.impl, family=family, device=cell.device, dtype=cell.dtype,
+        suite=suite.name, impl=cell.impl, family=info.family, device=cell.device, dtype=cell.dtype,
         batch_size=cell.batch_size, widths=cell.widths, grid_size=cell.grid_size, spline_order=cell.spline_order,
         num_basis=cell.grid_size + cell.spline_order if info.has_basis else 0, options=options,
         config_hash=cell.config_hash,
