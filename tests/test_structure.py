@@ -12,6 +12,7 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 from kanbench.results.record import Record
@@ -236,3 +237,15 @@ def test_files_beside_the_code_ship_in_the_wheel():
     for path in data:
         package = ".".join(path.parent.relative_to(ROOT).parts)
         assert any(fnmatch(path.name, pattern) for pattern in shipped.get(package, [])), path
+
+
+def test_the_gpu_acceptance_scripts_names_still_import():
+    """../shared/gpu-check imports env, memory and timing from kanbench: they are the measure folder's modules."""
+    from kanbench import env, memory, timing
+    from kanbench.measure import env as env_
+    from kanbench.measure import memory as memory_
+    from kanbench.measure import timing as timing_
+
+    assert (env, memory, timing) == (env_, memory_, timing_)
+    with pytest.raises(ImportError, match="speed"):  # only those three: the rest moved for good
+        from kanbench import speed  # noqa: F401
